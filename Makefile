@@ -1,0 +1,57 @@
+# redactd — `make run` and `make test` work on a fresh Debian 12 / Ubuntu machine.
+# Each installs only what is missing: apt packages (as root or through sudo), a virtualenv
+# in .venv, the package itself (editable) with its dev extra.
+
+SHELL      := /bin/bash
+PYTHON     ?= python3
+VENV       := .venv
+VPY        := $(VENV)/bin/python
+REDACTD    := $(VENV)/bin/redactd
+CONFIG     ?= etc/redactd.yaml
+# Debian packages the project needs at run time and in its tests.
+APT_PKGS   := ffmpeg libimage-exiftool-perl libgl1 libglib2.0-0 python3-venv systemd
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: run test deps venv lint bench clean layout
+
+run: venv layout
+	$(REDACTD) --config $(CONFIG) run
+
+test: venv
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+deps:
+	@missing=""; for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing apt packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "apt packages present: $(APT_PKGS)"; fi
+
+$(VENV)/.installed: pyproject.toml | deps
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "redactd needs Python >= 3.11 (found $$($(PYTHON) --version))"; exit 1; }
+	[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: deps $(VENV)/.installed
+
+# The local default layout that etc/redactd.yaml points at.
+layout:
+	mkdir -p var/inbox var/raw var/clean var/review var/failed var/state var/keys
+	chmod 700 var/raw var/state var/keys
+
+lint: venv
+	$(VENV)/bin/ruff check daemon tests bench
+	$(VENV)/bin/mypy
+
+bench: venv
+	$(VPY) bench/metadata.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache

@@ -1,0 +1,3 @@
+"""redactd: make raw video footage safe for AI training."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""Allow ``python -m redactd``."""
+
+from redactd.cli import main
+
+raise SystemExit(main())

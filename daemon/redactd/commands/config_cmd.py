@@ -1,0 +1,29 @@
+"""`redactd config check`: validate the daemon config and every policy it names."""
+
+from __future__ import annotations
+
+import argparse
+
+from redactd.commands._common import config_path
+from redactd.config import check_config
+from redactd.policy import policy_hash
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("config", help="check the configuration and policies")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = csub.add_parser("check", help="validate the config and every policy it references")
+    check.add_argument("--config", dest="sub_config", default=None, help="config file to check")
+    check.set_defaults(func=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    path = config_path(args)
+    cfg, policies = check_config(path)
+    print(f"{path}: OK ({len(cfg.inboxes)} inbox(es), {cfg.worker_count} worker(s))")
+    for pid, pol in sorted({**policies.redaction, **policies.retention}.items()):
+        print(f"  policy {pid} v{pol.version} ({pol.kind}, {policies.files[pid].name}) "
+              f"sha256:{policy_hash(pol)[:16]}")
+    for inbox in cfg.inboxes:
+        print(f"  inbox {inbox.name}: {inbox.path} -> {inbox.policy} (watch: {inbox.watch})")
+    return 0

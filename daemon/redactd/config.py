@@ -1,0 +1,143 @@
+"""The daemon's configuration file: its format, validation and loading."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from redactd.errors import ConfigError
+from redactd.policy import PolicySet
+from redactd.yamlfile import load_model
+
+_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1000, "KIB": 1024, "M": 1024**2, "MB": 1000**2, "MIB": 1024**2,
+          "G": 1024**3, "GB": 1000**3, "GIB": 1024**3, "T": 1024**4, "TB": 1000**4, "TIB": 1024**4}
+
+
+def parse_size(value: object) -> int:
+    """'50 GiB', '500MB', 1024 -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
+        if m and m.group(2).upper() in _UNITS:
+            return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    raise ValueError("expected a size such as 500 MiB, 50 GiB or a number of bytes")
+
+
+Size = Annotated[int, BeforeValidator(parse_size), Field(ge=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Inbox(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    path: Path
+    policy: str = Field(description="id of the redaction policy applied to files from this inbox")
+    watch: Literal["auto", "inotify", "poll"] = "auto"
+
+
+class Limits(_Strict):
+    max_file_size: Size = parse_size("50 GiB")
+    settle_seconds: float = Field(10.0, ge=0, description="size and mtime must be stable this long")
+    rescan_seconds: float = Field(300.0, ge=5, description="periodic full rescan of every inbox")
+    job_timeout_seconds: float = Field(6 * 3600, ge=10)
+    max_attempts: int = Field(3, ge=1, description="a job that crashes this often goes to failed")
+
+
+class Retention(_Strict):
+    policy: str = Field(description="id of the retention policy")
+    schedule: str = Field("17 * * * *", description="cron expression (minute hour day month weekday)")
+
+
+class Custody(_Strict):
+    directory: Path
+    signing_key: Path
+    passphrase_file: Path | None = None
+    checkpoint_minutes: float = Field(60.0, gt=0)
+    segment_max_bytes: Size = parse_size("64 MiB")
+
+
+class DaemonConfig(_Strict):
+    version: Literal[1]
+    inboxes: list[Inbox] = Field(min_length=1)
+    raw_store: Path
+    clean_dir: Path
+    review_dir: Path
+    failed_dir: Path
+    state_dir: Path
+    policies_dir: Path
+    custody: Custody
+    retention: Retention | None = None
+    workers: int = Field(0, ge=0, le=64, description="0 = half the CPU cores, at least 1")
+    limits: Limits = Limits()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _unique_inboxes(self) -> DaemonConfig:
+        names = [i.name for i in self.inboxes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"inbox names must be unique (got {names})")
+        return self
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or max(1, (os.cpu_count() or 2) // 2)
+
+
+def _absolute(cfg: DaemonConfig, base: Path) -> DaemonConfig:
+    """Resolve every relative path against the config file's directory."""
+
+    def fix(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p).resolve()
+
+    return cfg.model_copy(
+        update={
+            "inboxes": [i.model_copy(update={"path": fix(i.path)}) for i in cfg.inboxes],
+            "raw_store": fix(cfg.raw_store),
+            "clean_dir": fix(cfg.clean_dir),
+            "review_dir": fix(cfg.review_dir),
+            "failed_dir": fix(cfg.failed_dir),
+            "state_dir": fix(cfg.state_dir),
+            "policies_dir": fix(cfg.policies_dir),
+            "custody": cfg.custody.model_copy(
+                update={
+                    "directory": fix(cfg.custody.directory),
+                    "signing_key": fix(cfg.custody.signing_key),
+                    "passphrase_file": fix(cfg.custody.passphrase_file)
+                    if cfg.custody.passphrase_file
+                    else None,
+                }
+            ),
+        }
+    )
+
+
+DEFAULT_CONFIG = Path(os.environ.get("REDACTD_CONFIG", "/etc/redactd/redactd.yaml"))
+
+
+def load_config(path: Path) -> DaemonConfig:
+    cfg = load_model(path, DaemonConfig)
+    return _absolute(cfg, path.resolve().parent)
+
+
+def check_config(path: Path) -> tuple[DaemonConfig, PolicySet]:
+    """Load the config and every policy; make sure each reference resolves."""
+    cfg = load_config(path)
+    policies = PolicySet.load_dir(cfg.policies_dir)
+    for inbox in cfg.inboxes:
+        try:
+            policies.get_redaction(inbox.policy)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: inbox '{inbox.name}': {exc}") from None
+    if cfg.retention is not None:
+        try:
+            policies.get_retention(cfg.retention.policy)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: key 'retention.policy': {exc}") from None
+    return cfg, policies

@@ -1,0 +1,91 @@
+"""The one exception tree of redactd, with an exit code per error type.
+
+    RedactdError                      exit 1
+     ├── ConfigError                  exit 2   a config or policy file is wrong (no traceback)
+     ├── InputError                   exit 3   the input file is not something we can process
+     │    └── UnsupportedMediaError   exit 3   a real video, but not one this path can handle
+     ├── StageError                   exit 4   a pipeline stage failed
+     │    ├── ToolError               exit 4   an external program (ffmpeg, exiftool) failed
+     │    ├── EncodeError             exit 4
+     │    ├── DetectError             exit 4
+     │    ├── VerifyError             exit 5   the output still carries metadata: fail closed
+     │    └── ValidationFailed        exit 6   the second detector doubts the output
+     ├── CustodyError                 exit 7
+     │    ├── ChainBroken             exit 7
+     │    └── BadSignature            exit 7
+     └── RetentionError               exit 8
+
+Each error carries its own exit code; user errors (config, input) print one clear message,
+integrity errors (custody) are worth a traceback in the log.
+"""
+
+from __future__ import annotations
+
+
+class RedactdError(Exception):
+    """Base of every error redactd raises on purpose."""
+
+    exit_code = 1
+    #: Whether the CLI should show a traceback: only for errors that mean a bug or tampering.
+    traceback = False
+
+
+class ConfigError(RedactdError):
+    exit_code = 2
+
+
+class InputError(RedactdError):
+    exit_code = 3
+
+
+class UnsupportedMediaError(InputError):
+    pass
+
+
+class StageError(RedactdError):
+    exit_code = 4
+
+
+class ToolError(StageError):
+    """An external program failed; the message includes its captured stderr."""
+
+
+class EncodeError(StageError):
+    pass
+
+
+class DetectError(StageError):
+    pass
+
+
+class VerifyError(StageError):
+    """The output still carries something it must not: fail closed."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, findings: list[str] | None = None) -> None:
+        self.findings = list(findings or [])
+        if self.findings:
+            message = message + "\n" + "\n".join(f"  - {f}" for f in self.findings)
+        super().__init__(message)
+
+
+class ValidationFailed(StageError):
+    exit_code = 6
+
+
+class CustodyError(RedactdError):
+    exit_code = 7
+    traceback = True
+
+
+class ChainBroken(CustodyError):
+    pass
+
+
+class BadSignature(CustodyError):
+    pass
+
+
+class RetentionError(RedactdError):
+    exit_code = 8

@@ -1,0 +1,231 @@
+"""Redaction profiles and retention policies: their file format, validation and loading."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from redactd.errors import ConfigError
+from redactd.yamlfile import load_model, read_yaml
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- redaction profiles
+
+
+class Mode(str, Enum):
+    METADATA_ONLY = "metadata-only"  # lossless remux, no pixels touched
+    VISUAL = "visual"  # detect, track, obscure, re-encode
+
+
+class AudioMode(str, Enum):
+    DROP = "drop"
+    KEEP = "keep"
+    ANONYMIZE = "anonymize"  # pitch/formant shift
+
+
+class FaceDetection(_Strict):
+    enabled: bool = True
+    threshold: float = Field(0.35, gt=0, lt=1, description="CenterFace score threshold")
+    input_width: int = Field(640, ge=160, le=4096, description="frame width fed to the model")
+    tiles: int = Field(
+        1, ge=1, le=4, description="extra tiled pass: split the frame into N×N tiles at this input width"
+    )
+
+
+class TextDetection(_Strict):
+    enabled: bool = True
+    threshold: float = Field(0.5, gt=0, lt=1)
+    input_width: int = Field(960, ge=160, le=4096)
+
+
+class YoloDetection(_Strict):
+    weights: Path
+    classes: dict[int, Literal["face", "plate", "text", "person"]]
+    threshold: float = Field(0.4, gt=0, lt=1)
+    input_size: int = Field(640, ge=160, le=4096)
+
+
+class Detection(_Strict):
+    faces: FaceDetection = FaceDetection()
+    text: TextDetection = TextDetection()
+    yolo: YoloDetection | None = None
+    every_k_frames: int = Field(
+        1, ge=1, le=30, description="detect on every k-th frame and track in between (1 = every frame)"
+    )
+
+
+class Tracking(_Strict):
+    iou_threshold: float = Field(0.2, gt=0, lt=1)
+    max_gap: int = Field(15, ge=0, description="frames a track may miss and still be filled in")
+    extend_frames: int = Field(5, ge=0, description="frames to extend each track backwards and forwards")
+    hold_frames: int = Field(5, ge=0, description="frames to keep a box after the last detection")
+    pad: float = Field(0.2, ge=0, le=2, description="grow each box by this fraction of its size")
+    min_track_hits: int = Field(1, ge=1, description="detections a track needs before it is obscured")
+
+
+class Obscure(_Strict):
+    method: Literal["blur", "pixelate", "fill"] = "blur"
+    shape: Literal["ellipse", "rectangle"] = "ellipse"
+    # Strength scales with the box; below this many blocks across a box a face stays recognisable.
+    blocks_across: int = Field(8, ge=3, le=24, description="blur/pixelate resolution across the box")
+    fill_color: tuple[int, int, int] = (0, 0, 0)
+
+
+class Limits(_Strict):
+    max_fps: float | None = Field(None, gt=0, le=240)
+    max_height: int | None = Field(None, ge=144, le=4320)
+
+
+class Encode(_Strict):
+    codec: Literal["libx264", "libx265"] = "libx264"
+    crf: int = Field(20, ge=0, le=51)
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+    ] = "veryfast"
+
+
+class Output(_Strict):
+    naming: Literal["sha256", "job_id", "original"] = Field(
+        "sha256", description="'original' keeps the contributor's file name: personal data, opt-in only"
+    )
+    container: Literal["mp4", "mkv", "auto"] = "auto"
+
+
+class RedactionPolicy(_Strict):
+    kind: Literal["redaction"]
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    version: int = Field(ge=1)
+    description: str = ""
+    mode: Mode
+    audio: AudioMode = AudioMode.DROP
+    detect: Detection = Detection()
+    tracking: Tracking = Tracking()
+    obscure: Obscure = Obscure()
+    limits: Limits = Limits()
+    encode: Encode = Encode()
+    output: Output = Output()
+
+    @model_validator(mode="after")
+    def _metadata_only_has_no_visual_settings(self) -> RedactionPolicy:
+        if self.mode is Mode.METADATA_ONLY and self.audio is AudioMode.ANONYMIZE:
+            raise ValueError("audio 'anonymize' re-encodes audio: use mode 'visual' or audio drop/keep")
+        return self
+
+
+# --------------------------------------------------------------------------- retention policies
+
+
+class RetentionMatch(_Strict):
+    inbox: str | None = None
+    profile: str | None = None
+    extensions: list[str] | None = None
+    min_bytes: int | None = Field(None, ge=0)
+    max_bytes: int | None = Field(None, ge=0)
+
+
+class RetentionDurations(_Strict):
+    """Days each kind of item is kept; ``None`` keeps it forever."""
+
+    raw_after_published: float | None = Field(None, ge=0)
+    raw_after_failed: float | None = Field(None, ge=0)
+    review_items: float | None = Field(None, ge=0)
+    failed_items: float | None = Field(None, ge=0)
+    clean_outputs: float | None = Field(None, ge=0)
+
+
+class RetentionRule(_Strict):
+    name: str
+    match: RetentionMatch = RetentionMatch()
+    keep_days: RetentionDurations
+    count_from: Literal["ingested", "published"] = "published"
+
+
+class RetentionPolicy(_Strict):
+    kind: Literal["retention"]
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    version: int = Field(ge=1)
+    description: str = ""
+    require_published_before_raw_purge: bool = True
+    max_deletions_per_run: int = Field(100, ge=1)
+    dry_run: bool = False
+    rules: list[RetentionRule] = Field(min_length=1)
+
+
+Policy = RedactionPolicy | RetentionPolicy
+
+
+def policy_hash(policy: Policy) -> str:
+    """SHA-256 of the policy's canonical JSON form: what the custody log records."""
+    doc = policy.model_dump(mode="json")
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def load_policy(path: Path) -> Policy:
+    data, node = read_yaml(path)
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind == "redaction":
+        return load_model(path, RedactionPolicy, data, node)
+    if kind == "retention":
+        return load_model(path, RetentionPolicy, data, node)
+    raise ConfigError(f"{path}: key 'kind': expected 'redaction' or 'retention' (got {kind!r})")
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Every policy in a directory, by id."""
+
+    redaction: dict[str, RedactionPolicy] = field(default_factory=dict)
+    retention: dict[str, RetentionPolicy] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @classmethod
+    def load_dir(cls, directory: Path) -> PolicySet:
+        if not directory.is_dir():
+            raise ConfigError(f"{directory}: policies directory not found")
+        out = cls()
+        for path in sorted(directory.glob("*.y*ml")):
+            pol = load_policy(path)
+            table: dict[str, Any] = out.redaction if isinstance(pol, RedactionPolicy) else out.retention
+            if pol.id in out.files:
+                raise ConfigError(f"{path}: policy id '{pol.id}' already defined in {out.files[pol.id]}")
+            table[pol.id] = pol
+            out.files[pol.id] = path
+        return out
+
+    def get_redaction(self, pid: str) -> RedactionPolicy:
+        try:
+            return self.redaction[pid]
+        except KeyError:
+            known = ", ".join(sorted(self.redaction)) or "none"
+            raise ConfigError(f"unknown redaction policy '{pid}' (known: {known})") from None
+
+    def get_retention(self, pid: str) -> RetentionPolicy:
+        try:
+            return self.retention[pid]
+        except KeyError:
+            known = ", ".join(sorted(self.retention)) or "none"
+            raise ConfigError(f"unknown retention policy '{pid}' (known: {known})") from None
+
+
+def resolve_policy(ref: str, policies_dir: Path | None = None) -> RedactionPolicy:
+    """A redaction policy named by file path or by id (looked up in ``policies_dir``)."""
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        pol = load_policy(path)
+        if not isinstance(pol, RedactionPolicy):
+            raise ConfigError(f"{path}: is a {pol.kind} policy, a redaction policy is needed here")
+        return pol
+    if policies_dir is None:
+        raise ConfigError(f"policy '{ref}': not a file, and no policies directory to look it up in")
+    return PolicySet.load_dir(policies_dir).get_redaction(ref)
