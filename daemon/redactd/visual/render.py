@@ -24,6 +24,7 @@ from redactd.visual import sidecar
 from redactd.visual.codec import (
     Decoded,
     FramePlan,
+    VideoInfo,
     VideoReader,
     VideoWriter,
     fresh_copy,
@@ -191,10 +192,29 @@ def redact_video(
     if not src.is_file():
         raise InputError(f"{src}: input file not found")
     started = time.perf_counter()
-    logger = log.get_logger().bind(policy=policy.id, policy_version=policy.version)
     info = probe(src)
     plan = FramePlan.from_limits(info, policy.limits)
+    own_detector = detector is None
     detector = detector or build_detector(policy.detect)
+    try:
+        return _redact(src, dst, policy, progress, sidecar_path, detector, info, plan, started)
+    finally:
+        if own_detector:
+            detector.close()
+
+
+def _redact(
+    src: Path,
+    dst: Path,
+    policy: RedactionPolicy,
+    progress: Progress | None,
+    sidecar_path: Path | None,
+    detector: CompositeDetector,
+    info: VideoInfo,
+    plan: FramePlan,
+    started: float,
+) -> RedactResult:
+    logger = log.get_logger().bind(policy=policy.id, policy_version=policy.version)
     clock = _Clock()
     done = 0
     # Both passes count every frame; the expected count is an estimate until pass 1 has run.
@@ -255,7 +275,6 @@ def preview_frame(
     if info.duration_s and at_s > info.duration_s:
         raise InputError(f"{src.name}: --at {at_s:g}s is past the end ({info.duration_s:.2f}s)")
     plan = FramePlan.from_limits(info, policy.limits)
-    detector = detector or build_detector(policy.detect)
     with VideoReader(src, FramePlan(plan.width, plan.height, None, plan.frames)) as reader:
         if at_s > 0:
             try:
@@ -270,7 +289,14 @@ def preview_frame(
     if chosen is None:
         raise InputError(f"{src.name}: no frame at {at_s:g}s")
     image = to_bgr(chosen)
-    found = detector.detect(image)
+    if detector is not None:
+        found = detector.detect(image)
+    else:
+        owned = build_detector(policy.detect)
+        try:
+            found = owned.detect(image)
+        finally:
+            owned.close()
     canvas = image.copy()
     pad = policy.tracking.pad
     for box in found:
