@@ -127,6 +127,7 @@ class Decoded:
 
     index: int
     pts: int | None
+    time_base: Fraction
     frame: av.VideoFrame
 
 
@@ -197,6 +198,7 @@ class VideoReader:
     def items(self) -> Iterator[Decoded | av.Packet]:
         """Kept video frames (as `Decoded`) and, when audio is wanted, audio packets, in file order."""
         selector = _FrameSelector(self.plan.max_fps)
+        time_base = output_time_base(self)
         streams = [self.video] + ([self.audio] if self.audio is not None else [])
         index = 0
         try:
@@ -209,7 +211,7 @@ class VideoReader:
                     slot = selector.slot(frame.time)
                     if slot == -1:
                         continue
-                    yield Decoded(index, slot if slot is not None else frame.pts, self._fit(frame))
+                    yield Decoded(index, slot if slot is not None else frame.pts, time_base, self._fit(frame))
                     index += 1
         except av.error.FFmpegError as exc:
             raise InputError(f"{self.path.name}: decoding failed at frame {index} ({exc})") from exc

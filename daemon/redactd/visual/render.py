@@ -146,6 +146,7 @@ def render_pass(
                 start = time.perf_counter()
                 frame = fresh_copy(item.frame, fmt)
                 frame.pts = item.pts
+                frame.time_base = item.time_base
                 regions = regions_for(
                     [(b.box.x0, b.box.y0, b.box.x1, b.box.y1, b.box.label) for b in boxes[item.index]],
                     policy.obscure,
