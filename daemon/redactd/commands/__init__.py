@@ -1,6 +1,6 @@
 """CLI sub-commands: each module has ``register(subparsers)``; the order here is the help order."""
 
-from redactd.commands import config_cmd
+from redactd.commands import config_cmd, metadata_cmd
 from redactd.commands import visual_cmd
 
-COMMAND_MODULES = [config_cmd, visual_cmd]
+COMMAND_MODULES = [config_cmd, metadata_cmd, visual_cmd]
