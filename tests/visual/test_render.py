@@ -184,7 +184,7 @@ class TestRedactVideo:
         with pytest.raises(InputError):
             redact_video(cut, tmp_path / "out.mp4", policy, detector=detector)
         assert not (tmp_path / "out.mp4").exists()
-        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.mp4")]
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".redactd-")]
 
     def test_finds_a_30px_face_in_1080p_with_the_tiled_pass(self, tmp_path: Path, policy: RedactionPolicy) -> None:
         sprites = [synth.astronaut(30, 1500, 800, vx=-3), synth.lfw_face(11, 34, 300, 150, vy=2)]

@@ -25,6 +25,7 @@ import av.bitstream
 import numpy as np
 
 from redactd.errors import EncodeError, InputError, UnsupportedMediaError
+from redactd.fsutil import fsync_dir, fsync_file
 from redactd.policy import AudioMode, Encode, Limits
 
 T = TypeVar("T")
@@ -244,7 +245,8 @@ class VideoWriter:
         container_format: str = "mp4",
     ) -> None:
         self.dst = dst
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+        # Same temp naming as redactd.fsutil: watchers and junk filters skip ".redactd-*.tmp".
+        fd, tmp = tempfile.mkstemp(prefix=".redactd-", suffix=".tmp", dir=dst.parent)
         os.close(fd)
         self.tmp = Path(tmp)
         opts = {"movflags": "+faststart"} if container_format == "mp4" else {}
@@ -363,14 +365,10 @@ class VideoWriter:
         except av.error.FFmpegError as exc:
             self.abort()
             raise EncodeError(f"finishing the output failed: {exc}") from exc
-        with self.tmp.open("rb+") as fh:
-            os.fsync(fh.fileno())
+        os.chmod(self.tmp, 0o644)
+        fsync_file(self.tmp)
         os.replace(self.tmp, self.dst)
-        dir_fd = os.open(self.dst.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(self.dst.parent)
         self._committed = True
 
     def abort(self) -> None:
