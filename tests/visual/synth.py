@@ -42,7 +42,7 @@ class Sprite:
     vy: float = 0.0
 
     def at(self, i: int) -> tuple[int, int]:
-        return int(round(self.x + self.vx * i)), int(round(self.y + self.vy * i))
+        return round(self.x + self.vx * i), round(self.y + self.vy * i)
 
 
 @lru_cache(maxsize=1)
@@ -62,7 +62,7 @@ def astronaut(face_width: int, x: float, y: float, vx: float = 0.0, vy: float = 
     img = _astronaut()
     k = face_width / (_ASTRONAUT_FACE[2] - _ASTRONAUT_FACE[0])
     scaled = cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
-    face = tuple(int(round(v * k)) for v in _ASTRONAUT_FACE)
+    face = tuple(round(v * k) for v in _ASTRONAUT_FACE)
     return Sprite(scaled, face, x, y, vx, vy)  # type: ignore[arg-type]
 
 

@@ -88,8 +88,7 @@ class TestOutputFile:
     def test_carries_no_metadata_sei_or_extra_streams(self, tmp_path: Path, policy: RedactionPolicy,
                                                       detector: CompositeDetector) -> None:
         clip = small_clip(tmp_path / "in.mp4", audio_hz=440.0)
-        with av.open(str(clip.path)) as c:
-            assert 6 in h264_nal_types(clip.path)  # x264 put its SEI banner in the input...
+        assert 6 in h264_nal_types(clip.path)  # x264 put its SEI banner in the input...
         tagged = tmp_path / "tagged.mp4"
         with av.open(str(clip.path)) as src, av.open(str(tagged), "w") as dst:
             dst.metadata.update({"title": "Jane at home", "location": "+52.3740+004.8897/",

@@ -242,7 +242,8 @@ def _redact(
         )
     summary = sidecar.summary(policy, detector.infos, boxes)
     if sidecar_path is not None:
-        fps = float(plan.max_fps or info.fps) if (plan.max_fps or info.fps) else None
+        rate = plan.max_fps or info.fps
+        fps = float(rate) if rate is not None else None
         sidecar.write(sidecar_path, sidecar.document(policy, detector.infos, boxes, plan.width, plan.height, fps))
     s = clock.seconds
     times = PhaseTimes(
