@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -75,6 +76,18 @@ class TestOutputFile:
         result = redact_video(clip.path, tmp_path / "out.mp4", policy, detector=detector)
         (video,) = ffprobe(tmp_path / "out.mp4")["streams"]
         assert (video["width"], video["height"], result.width, result.height) == (1920, 1080, 1920, 1080)
+
+    def test_an_odd_sized_frame_keeps_its_size_in_444(self, tmp_path: Path, policy: RedactionPolicy,
+                                                      detector: CompositeDetector) -> None:
+        # VP9 can code 4:2:0 at 321x241; x264 cannot, so the output moves to 4:4:4, not to 320x240.
+        clip = small_clip(tmp_path / "in.mp4", frames=3)
+        odd = tmp_path / "odd.webm"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(clip.path), "-vf", "scale=321:241",
+                        "-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p", str(odd)],
+                       check=True, timeout=60, capture_output=True)
+        redact_video(odd, tmp_path / "out.mp4", policy, detector=detector)
+        (video,) = ffprobe(tmp_path / "out.mp4")["streams"]
+        assert (video["width"], video["height"], video["pix_fmt"]) == (321, 241, "yuv444p")
 
     def test_keeps_a_444_pixel_format(self, tmp_path: Path, policy: RedactionPolicy,
                                       detector: CompositeDetector) -> None:

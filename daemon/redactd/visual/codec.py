@@ -265,7 +265,8 @@ class VideoWriter:
         self.video = self.out.add_stream(encode.codec, rate=rate)
         self.video.width = reader.plan.width
         self.video.height = reader.plan.height
-        self.video.pix_fmt = self._pix_fmt(encode.codec, src_ctx.format.name)
+        self.video.pix_fmt = self._pix_fmt(encode.codec, src_ctx.format.name, reader.plan.width,
+                                           reader.plan.height)
         self.video.time_base = output_time_base(reader)
         self.video.codec_context.thread_type = "FRAME"  # measured 2x faster than x264's sliced threads
         for attr in ("color_range", "colorspace", "color_primaries", "color_trc"):
@@ -286,10 +287,17 @@ class VideoWriter:
         self._committed = False
 
     @staticmethod
-    def _pix_fmt(codec: str, src_fmt: str) -> str:
-        """The input's pixel format when the encoder takes it, else 4:2:0 (the one every player reads)."""
+    def _pix_fmt(codec: str, src_fmt: str, width: int, height: int) -> str:
+        """The input's pixel format when the encoder takes it, else 4:2:0 (the one every player reads).
+
+        x264/x265 cannot subsample chroma of an odd-sized frame (VP9 and others can): such a frame
+        keeps its exact size in 4:4:4 rather than being cropped or padded.
+        """
         supported = {f.name for f in (av.codec.Codec(codec, "w").video_formats or [])}
-        return src_fmt if src_fmt in supported else "yuv420p"
+        fmt = src_fmt if src_fmt in supported else "yuv420p"
+        if (width % 2 or height % 2) and fmt not in ("yuv444p", "yuvj444p", "gray"):
+            return "yuv444p"
+        return fmt
 
     def _add_audio(self, src: Any, mode: AudioMode, container_format: str) -> None:
         codec = src.codec_context.name
