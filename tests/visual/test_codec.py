@@ -200,13 +200,15 @@ class TestFrameRateCap:
 class TestMetadataVerification:
     """The output passes the foundation's fail-closed verifier (exiftool, ffprobe, boxes, SEI)."""
 
-    @pytest.mark.parametrize(("audio", "name"), [("drop", "out.mp4"), ("keep", "out.mp4"),
-                                                 ("anonymize", "out.mp4"), ("keep", "out.mkv")])
+    @pytest.mark.parametrize(("audio", "name", "codec"), [
+        ("drop", "out.mp4", "libx264"), ("keep", "out.mp4", "libx264"), ("anonymize", "out.mp4", "libx264"),
+        ("keep", "out.mkv", "libx264"), ("drop", "out.mp4", "libx265"),
+    ])
     def test_output_passes_verify_clean(self, tmp_path: Path, policy: RedactionPolicy,
-                                        detector: CompositeDetector, audio: str, name: str) -> None:
+                                        detector: CompositeDetector, audio: str, name: str, codec: str) -> None:
         from redactd.metadata.verify import verify_clean
 
         clip = small_clip(tmp_path / "in.mp4", frames=4, audio_hz=440.0)
-        pol = tweak(policy, **{"audio": audio, "output.container": "auto"})
+        pol = tweak(policy, **{"audio": audio, "output.container": "auto", "encode.codec": codec})
         redact_video(clip.path, tmp_path / name, pol, detector=detector)
         verify_clean(tmp_path / name, expect_video=1, expect_audio=0 if audio == "drop" else 1)

@@ -276,6 +276,10 @@ class VideoWriter:
                 except (AttributeError, ValueError, TypeError):
                     pass
         self.video.options = {"crf": str(encode.crf), "preset": encode.preset}
+        if encode.codec == "libx265":
+            # x265 puts its banner SEI in the hvcC configuration record, which the packet filter
+            # below never sees: tell it not to write one.
+            self.video.options["x265-params"] = "info=0:log-level=error"
         self.bsf = av.bitstream.BitStreamFilterContext(
             _STRIP_SEI[_ENCODER_STREAM[encode.codec]], self.video
         )
