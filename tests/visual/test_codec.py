@@ -69,7 +69,6 @@ class TestOutputFile:
         assert (video["width"], video["height"], video["pix_fmt"]) == (*size, "yuv420p")
         assert (video["coded_width"], video["coded_height"]) == size  # no 1088-style padding
 
-    @pytest.mark.slow
     def test_1080p_stays_1080_lines(self, tmp_path: Path, policy: RedactionPolicy,
                                     detector: CompositeDetector) -> None:
         clip = small_clip(tmp_path / "in.mp4", 1920, 1080, frames=3)
