@@ -257,6 +257,17 @@ class VideoWriter:
         except av.error.FFmpegError as exc:
             self.tmp.unlink(missing_ok=True)
             raise EncodeError(f"cannot create output {dst.name}: {exc}") from exc
+        self._committed = False
+        try:
+            self._setup(reader, encode, audio, container_format)
+        except av.error.FFmpegError as exc:
+            self.abort()
+            raise EncodeError(f"cannot set up the {encode.codec} encoder: {exc}") from exc
+        except BaseException:
+            self.abort()
+            raise
+
+    def _setup(self, reader: VideoReader, encode: Encode, audio: AudioMode, container_format: str) -> None:
         # "bitexact" stops libavformat writing its own "encoder: Lavf…" tag into the file.
         self.out.flags |= av.container.Flags.bitexact.value  # type: ignore[operator]
         self.out.metadata.clear()
@@ -270,11 +281,11 @@ class VideoWriter:
         self.video.time_base = output_time_base(reader)
         self.video.codec_context.thread_type = "FRAME"  # measured 2x faster than x264's sliced threads
         for attr in ("color_range", "colorspace", "color_primaries", "color_trc"):
-            if hasattr(src_ctx, attr) and getattr(src_ctx, attr, None) is not None:
-                try:
+            # Colour description is kept so colours do not shift; a value the encoder refuses is
+            # left at its default rather than failing the job.
+            if getattr(src_ctx, attr, None) is not None:
+                with contextlib.suppress(AttributeError, ValueError, TypeError):
                     setattr(self.video.codec_context, attr, getattr(src_ctx, attr))
-                except (AttributeError, ValueError, TypeError):
-                    pass
         self.video.options = {"crf": str(encode.crf), "preset": encode.preset}
         if encode.codec == "libx265":
             # x265 puts its banner SEI in the hvcC configuration record, which the packet filter
@@ -288,7 +299,6 @@ class VideoWriter:
         self.audio_copy = False
         if audio is not AudioMode.DROP and reader.audio is not None:
             self._add_audio(reader.audio, audio, container_format)
-        self._committed = False
 
     @staticmethod
     def _pix_fmt(codec: str, src_fmt: str, width: int, height: int) -> str:
