@@ -1,7 +1,7 @@
 """Speed and leaks of `redactd redact` next to the `deface` CLI on the same generated clips, same run.
 
     PYTHONPATH=daemon .venv/bin/python bench/visual.py [--frames 75] [--repeats 3] [--sizes 720,1080]
-                                                     [--deface PATH] [--every-k 2]
+                                                     [--deface PATH] [--every-k 2] [--faces-only]
 
 Clips are built from real photographs scikit-image ships (tests/visual/synth.py): faces from 36 px
 up moving across a background, one face touching a larger picture (a case CenterFace scores low),
@@ -9,7 +9,8 @@ a licence plate and a document. For each tool: median frames per second and real
 the repeats (run round-robin, so load from other work hits every tool alike), median CPU time per
 frame (less sensitive to a shared machine than wall time), and the share of ground-truth
 face-frames it leaked, scored by the same SSIM scorer the tests use. For redactd, where the time went (decode / detect / track / obscure / encode).
-``--every-k 2`` adds a redactd run detecting on every 2nd frame only, to see whether it leaks more.
+``--every-k 2`` adds a redactd run detecting on every 2nd frame only, to see whether it leaks more;
+``--faces-only`` adds one with text detection off: the same work deface does.
 """
 
 from __future__ import annotations
@@ -76,11 +77,13 @@ def run(argv: list[str]) -> tuple[float, float, str]:
     return wall, cpu, proc.stdout
 
 
-def policy_variant(tmp: Path, every_k: int) -> Path:
+def policy_variant(tmp: Path, name: str, every_k: int = 1, text: bool = True) -> Path:
+    """The default policy with detection every k-th frame and/or text detection off."""
     doc = yaml.safe_load((REPO / "policies" / "visual-default.yaml").read_text())
-    doc["id"] = f"bench-k{every_k}"
+    doc["id"] = name
     doc["detect"]["every_k_frames"] = every_k
-    path = tmp / f"bench-k{every_k}.yaml"
+    doc["detect"]["text"]["enabled"] = text
+    path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -92,6 +95,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="720,1080")
     ap.add_argument("--deface", default=shutil.which("deface") or str(Path(sys.executable).parent / "deface"))
     ap.add_argument("--every-k", type=int, default=None, help="also run redactd detecting every k-th frame")
+    ap.add_argument("--faces-only", action="store_true", help="also run redactd with text detection off")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -100,8 +104,13 @@ def main() -> None:
                         "--policy", str(REPO / "policies" / "visual-default.yaml")],
             "deface": [args.deface, "{in}", "-o", "{out}"],
         }
+        if args.faces_only:
+            # Like for like: deface only looks for faces.
+            tools["redactd faces"] = [*tools["redactd"][:-1], str(policy_variant(tmp, "bench-faces", text=False))]
         if args.every_k:
-            tools[f"redactd k={args.every_k}"] = [*tools["redactd"][:-1], str(policy_variant(tmp, args.every_k))]
+            tools[f"redactd k={args.every_k}"] = [
+                *tools["redactd"][:-1], str(policy_variant(tmp, f"bench-k{args.every_k}", every_k=args.every_k))
+            ]
         for height in (int(s) for s in args.sizes.split(",")):
             clip = make_clip(tmp / f"clip{height}.mp4", height, args.frames)
             original = synth.decode_gray(clip.path)
@@ -137,8 +146,9 @@ def main() -> None:
                     busy = sum(v for k, v in med.items() if k != "wall")
                     split = "  ".join(f"{k} {100 * v / busy:.0f}%" for k, v in med.items() if k != "wall")
                     print(f"  {'':12s} time in: {split}  (of {busy:.2f} s busy; decode overlaps)")
-            print(f"  speed redactd/deface: {results['deface'][0] / results['redactd'][0]:.2f}x by wall time, "
-                  f"{results['deface'][1] / results['redactd'][1]:.2f}x by CPU time")
+            for name in (n for n in tools if n.startswith("redactd")):
+                print(f"  speed {name}/deface: {results['deface'][0] / results[name][0]:.2f}x by wall time, "
+                      f"{results['deface'][1] / results[name][1]:.2f}x by CPU time")
 
 
 if __name__ == "__main__":
