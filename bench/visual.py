@@ -5,7 +5,7 @@
 
 Clips are built from real photographs scikit-image ships (tests/visual/synth.py): faces from 36 px
 up moving across a background, one face touching a larger picture (a case CenterFace scores low),
-a licence plate and a document. For each tool: median frames per second and realtime factor over
+one zig-zagging, one shown for five frames only, a licence plate and a document. For each tool: median frames per second and realtime factor over
 the repeats (run round-robin, so load from other work hits every tool alike), median CPU time per
 frame (less sensitive to a shared machine than wall time), and the share of ground-truth
 face-frames it leaked, scored by the same SSIM scorer the tests use. For redactd, where the time went (decode / detect / track / obscure / encode).
@@ -50,6 +50,10 @@ def make_clip(path: Path, height: int, frames: int) -> synth.Clip:
         synth.lfw_face(9, int(40 * k), 1100 * k, 100 * k, -3 * k, 2 * k),
         # Starts against the big astronaut picture: the hard case.
         synth.lfw_face(0, int(44 * k), 790 * k, 300 * k, 3 * k, 0),
+        # Zig-zags 12 px either way every 3 frames: interpolation between detections cannot follow.
+        synth.astronaut(int(60 * k), 150 * k, 250 * k, 2 * k, 0, wobble=12 * k),
+        # In the picture for 5 frames only, popping in and out.
+        synth.lfw_face(14, int(56 * k), 1000 * k, 330 * k, 0, 0, visible=(31, 35)),
     ]
     stills = [(synth.plate(scale=1.5 * k), int(800 * k), int(600 * k)),
               (synth.document(int(220 * k), int(160 * k)), int(60 * k), int(420 * k))]

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+import math
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -41,9 +43,16 @@ class Sprite:
     y: float
     vx: float = 0.0
     vy: float = 0.0
+    wobble: float = 0.0  # amplitude (px) of a sideways zig-zag on top of the straight line
+    visible: tuple[int, int] | None = None  # first and last frame it is in the picture
 
     def at(self, i: int) -> tuple[int, int]:
-        return round(self.x + self.vx * i), round(self.y + self.vy * i)
+        # Period of 6 frames: motion that interpolation between detections cannot predict.
+        zig = self.wobble * math.sin(2 * math.pi * i / 6)
+        return round(self.x + self.vx * i + zig), round(self.y + self.vy * i - zig)
+
+    def shown(self, i: int) -> bool:
+        return self.visible is None or self.visible[0] <= i <= self.visible[1]
 
 
 @lru_cache(maxsize=1)
@@ -58,20 +67,21 @@ def _lfw() -> np.ndarray:
     return (skimage.data.lfw_subset()[:100] * 255).astype(np.uint8)
 
 
-def astronaut(face_width: int, x: float, y: float, vx: float = 0.0, vy: float = 0.0) -> Sprite:
+def astronaut(face_width: int, x: float, y: float, vx: float = 0.0, vy: float = 0.0, **kw: Any) -> Sprite:
     """The astronaut's head scaled so that her face is ``face_width`` pixels wide."""
     img = _astronaut()
     k = face_width / (_ASTRONAUT_FACE[2] - _ASTRONAUT_FACE[0])
     scaled = cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
     face = tuple(round(v * k) for v in _ASTRONAUT_FACE)
-    return Sprite(scaled, face, x, y, vx, vy)  # type: ignore[arg-type]
+    return Sprite(scaled, face, x, y, vx, vy, **kw)  # type: ignore[arg-type]
 
 
-def lfw_face(index: int, size: int, x: float, y: float, vx: float = 0.0, vy: float = 0.0) -> Sprite:
+def lfw_face(index: int, size: int, x: float, y: float, vx: float = 0.0, vy: float = 0.0, **kw: Any) -> Sprite:
     """Face ``index`` of Labeled Faces in the Wild, ``size`` px square (the crop is all face)."""
     grey = cv2.resize(_lfw()[index], (size, size), interpolation=cv2.INTER_CUBIC)
     inset = size // 8  # the crop's outer eighth is background and hair
-    return Sprite(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), (inset, inset, size - inset, size - inset), x, y, vx, vy)
+    face = (inset, inset, size - inset, size - inset)
+    return Sprite(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), face, x, y, vx, vy, **kw)
 
 
 def background(width: int, height: int) -> np.ndarray:
@@ -148,6 +158,8 @@ def make_clip(
             paste(frame, img, x, y)
         boxes = []
         for sp in sprites:
+            if not sp.shown(i):
+                continue
             x, y = sp.at(i)
             paste(frame, sp.image, x, y)
             f = sp.face
