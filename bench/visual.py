@@ -44,14 +44,15 @@ def make_clip(path: Path, height: int, frames: int) -> synth.Clip:
     width = height * 16 // 9
     k = height / 720
     sprites = [
-        synth.astronaut(int(36 * k), 40 * k, 80 * k, 6 * k, 1 * k),
+        synth.astronaut(int(36 * k), 40 * k, 80 * k, 6 * k, 0),
         synth.astronaut(int(120 * k), 500 * k, 200 * k, -4 * k, 0),
         synth.lfw_face(5, int(48 * k), 900 * k, 500 * k, -5 * k, -1 * k),
         synth.lfw_face(9, int(40 * k), 1100 * k, 100 * k, -3 * k, 2 * k),
         # Starts against the big astronaut picture: the hard case.
         synth.lfw_face(0, int(44 * k), 790 * k, 300 * k, 3 * k, 0),
         # Zig-zags 12 px either way every 3 frames: interpolation between detections cannot follow.
-        synth.astronaut(int(60 * k), 150 * k, 250 * k, 2 * k, 0, wobble=12 * k),
+        # (Kept clear of the other pictures: a face hidden behind another picture is not a leak.)
+        synth.astronaut(int(60 * k), 300 * k, 540 * k, 2 * k, 0, wobble=12 * k),
         # In the picture for 5 frames only, popping in and out.
         synth.lfw_face(14, int(56 * k), 1000 * k, 330 * k, 0, 0, visible=(31, 35)),
     ]
