@@ -1,0 +1,114 @@
+"""Obscure boxes in place in a planar YUV frame: blur, pixelate or fill, as an ellipse or a rectangle.
+
+Working on the Y, U and V planes directly skips two colour conversions per frame (3–5 ms each in
+swscale). Strength scales with the box: a box is reduced to ``blocks_across`` samples across its
+width before being smoothed back up, so a 400 px face is as unrecognisable as a 40 px one, and
+the cost stays a fraction of a millisecond whatever the size (a huge Gaussian kernel would not).
+
+Minimum strength: the policy cannot ask for more than 12 samples across a box
+(`Obscure.blocks_across` ≤ 12; the default is 8). With the default 20 % padding the face itself
+gets at most ~10 samples across, below the ~16 px at which face recognisers and people start to
+identify faces; blur adds a Gaussian low-pass of about one sample on top, so the result is
+smooth and carries less information than a 10×10 thumbnail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from redactd.policy import Obscure
+
+#: Labels always obscured as rectangles: an ellipse inscribed in a line of text leaves its ends.
+RECTANGULAR_LABELS = frozenset({"text", "plate"})
+
+
+@dataclass(frozen=True)
+class Region:
+    """An integer pixel rectangle to obscure (x1, y1 exclusive) and the shape to use inside it."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    ellipse: bool
+
+
+def bgr_to_yuv(color: tuple[int, int, int]) -> tuple[int, int, int]:
+    """A BGR colour in limited-range BT.601 YUV, which is what x264's 4:2:0 input usually is."""
+    px = np.array([[color]], np.uint8)
+    y, u, v = (int(c) for c in cv2.cvtColor(px, cv2.COLOR_BGR2YCrCb)[0, 0][[0, 2, 1]])
+    return int(16 + y * 219 / 255), int(16 + u * 224 / 255), int(16 + v * 224 / 255)
+
+
+def _smooth(roi: np.ndarray, blocks_x: int, blocks_y: int, method: str) -> np.ndarray:
+    small = cv2.resize(roi, (blocks_x, blocks_y), interpolation=cv2.INTER_AREA)
+    if method == "pixelate":
+        return cv2.resize(small, (roi.shape[1], roi.shape[0]), interpolation=cv2.INTER_NEAREST)
+    # A one-sample Gaussian on the thumbnail is the "blur whose strength scales with the box":
+    # equivalent to a Gaussian of sigma ≈ box width / blocks on the full-size region.
+    small = cv2.GaussianBlur(small, (3, 3), 0.8, borderType=cv2.BORDER_REPLICATE)
+    return cv2.resize(small, (roi.shape[1], roi.shape[0]), interpolation=cv2.INTER_CUBIC)
+
+
+def _ellipse_mask(width: int, height: int) -> np.ndarray:
+    mask = np.zeros((height, width), np.uint8)
+    cv2.ellipse(mask, (width // 2, height // 2), (max(1, width // 2), max(1, height // 2)), 0, 0, 360, 255, -1)
+    return mask.astype(bool)
+
+
+def obscure_planes(
+    planes: Sequence[np.ndarray],
+    regions: Sequence[Region],
+    cfg: Obscure,
+    chroma_shift: tuple[int, int] = (1, 1),
+) -> None:
+    """Obscure every region in all three planes of one frame (modified in place).
+
+    ``chroma_shift`` is (log2 horizontal, log2 vertical) chroma subsampling: (1, 1) for 4:2:0.
+    Regions are first snapped outwards to the chroma grid so luma and chroma cover the same pixels.
+    """
+    sx, sy = chroma_shift
+    fill = bgr_to_yuv(cfg.fill_color)
+    height, width = planes[0].shape
+    for region in regions:
+        gx, gy = 1 << sx, 1 << sy
+        x0 = max(0, region.x0 // gx * gx)
+        y0 = max(0, region.y0 // gy * gy)
+        x1 = min(width, -(-region.x1 // gx) * gx)
+        y1 = min(height, -(-region.y1 // gy) * gy)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            continue
+        for index, plane in enumerate(planes[:3]):
+            fx, fy = (0, 0) if index == 0 else (sx, sy)
+            px0, py0, px1, py1 = x0 >> fx, y0 >> fy, -(-x1 >> fx), -(-y1 >> fy)
+            roi = plane[py0:py1, px0:px1]
+            rh, rw = roi.shape
+            if rw < 1 or rh < 1:
+                continue
+            if cfg.method == "fill":
+                new = np.full_like(roi, fill[index])
+            else:
+                blocks_x = max(1, min(rw, cfg.blocks_across))
+                blocks_y = max(1, min(rh, round(cfg.blocks_across * (y1 - y0) / (x1 - x0))))
+                new = _smooth(roi, blocks_x, blocks_y, cfg.method)
+            if region.ellipse:
+                mask = _ellipse_mask(rw, rh)
+                roi[mask] = new[mask]
+            else:
+                roi[:] = new
+
+
+def regions_for(boxes: Sequence[tuple[float, float, float, float, str]], cfg: Obscure) -> list[Region]:
+    """Integer regions (rounded outwards) for (x0, y0, x1, y1, label) boxes."""
+    ellipse = cfg.shape == "ellipse"
+    return [
+        Region(
+            int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1)),
+            ellipse and label not in RECTANGULAR_LABELS,
+        )
+        for x0, y0, x1, y1, label in boxes
+    ]

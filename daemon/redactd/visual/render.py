@@ -1,0 +1,311 @@
+"""Compose the visual redaction of one file: detect pass, offline tracking, obscure-and-encode pass.
+
+Two decoding passes rather than holding frames in memory: tracking needs every detection before
+the first frame can be rendered (to extend tracks backwards), and decoding is cheap (720p ≈ 500
+fps here) next to detection and encoding.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from redactd import log
+from redactd.errors import ConfigError, DetectError, InputError
+from redactd.policy import AudioMode, Mode, RedactionPolicy
+from redactd.visual import sidecar
+from redactd.visual.codec import (
+    Decoded,
+    FramePlan,
+    VideoInfo,
+    VideoReader,
+    VideoWriter,
+    fresh_copy,
+    plane_views,
+    prefetch,
+    probe,
+    to_bgr,
+)
+from redactd.visual.detect import Box, CompositeDetector, ModelInfo, build_detector
+from redactd.visual.obscure import obscure_planes, regions_for
+from redactd.visual.track import TrackedBox, track_boxes
+
+Progress = Callable[[int, int], None]
+
+#: Pixel formats the obscurer edits directly (8-bit planar YUV); anything else is converted to 4:2:0.
+PLANAR_YUV = {"yuv420p": (1, 1), "yuvj420p": (1, 1), "yuv422p": (1, 0), "yuvj422p": (1, 0),
+              "yuv444p": (0, 0), "yuvj444p": (0, 0)}
+
+
+@dataclass(frozen=True)
+class PhaseTimes:
+    """Seconds spent in each phase. Decode runs in its own thread, so the sum exceeds the wall time."""
+
+    decode: float
+    detect: float
+    track: float
+    obscure: float
+    encode: float
+    wall: float
+
+
+@dataclass(frozen=True)
+class RedactResult:
+    """What one visual redaction did: sizes, counts, timings and models (no personal data)."""
+
+    frames: int
+    width: int
+    height: int
+    pix_fmt: str
+    audio: str
+    boxes_detected: int
+    boxes_filled: int
+    tracks: dict[str, int]
+    models: tuple[ModelInfo, ...]
+    times: PhaseTimes
+    summary: dict[str, Any] = field(repr=False)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.times.wall if self.times.wall > 0 else 0.0
+
+
+class _Clock:
+    """Accumulates seconds per phase; thread-safe enough for one writer per phase."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, phase: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - since
+        return now
+
+    def timed(self, phase: str, items: Iterator[Any]) -> Iterator[Any]:
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                self.add(phase, start)
+                return
+            self.add(phase, start)
+            yield item
+
+
+def detect_pass(
+    src: Path,
+    plan: FramePlan,
+    detector: CompositeDetector,
+    every_k: int,
+    clock: _Clock,
+    tick: Callable[[], None],
+) -> list[list[Box] | None]:
+    """Run the detectors on every k-th kept frame; ``None`` for frames left to tracking."""
+    detections: list[list[Box] | None] = []
+    with VideoReader(src, plan) as reader:
+        for item in prefetch(clock.timed("decode", reader.frames())):
+            if item.index % every_k:
+                detections.append(None)
+            else:
+                start = time.perf_counter()
+                detections.append(detector.detect(to_bgr(item.frame)))
+                clock.add("detect", start)
+            tick()
+    return detections
+
+
+def render_pass(
+    src: Path,
+    dst: Path,
+    plan: FramePlan,
+    policy: RedactionPolicy,
+    boxes: list[list[TrackedBox]],
+    container_format: str,
+    clock: _Clock,
+    tick: Callable[[], None],
+) -> str:
+    """Decode again, obscure each frame's boxes in its YUV planes, encode; returns the pixel format."""
+    with VideoReader(src, plan, with_audio=policy.audio is not AudioMode.DROP) as reader:
+        writer = VideoWriter(dst, reader, policy.encode, policy.audio, container_format)
+        fmt = writer.video_format if writer.video_format in PLANAR_YUV else "yuv420p"
+        try:
+            for item in prefetch(clock.timed("decode", reader.items())):
+                if not isinstance(item, Decoded):
+                    writer.write_audio(item)
+                    continue
+                if item.index >= len(boxes):
+                    raise DetectError("the render pass decoded more frames than the detection pass")
+                start = time.perf_counter()
+                frame = fresh_copy(item.frame, fmt)
+                frame.pts = item.pts
+                regions = regions_for(
+                    [(b.box.x0, b.box.y0, b.box.x1, b.box.y1, b.box.label) for b in boxes[item.index]],
+                    policy.obscure,
+                )
+                with plane_views(frame) as planes:
+                    obscure_planes(planes, regions, policy.obscure, PLANAR_YUV[fmt])
+                if fmt != writer.video_format:
+                    frame = frame.reformat(format=writer.video_format)
+                start = clock.add("obscure", start)
+                writer.write_frame(frame)
+                clock.add("encode", start)
+                tick()
+            start = time.perf_counter()
+            writer.commit()
+            clock.add("encode", start)
+        except BaseException:
+            writer.abort()
+            raise
+    return writer.video_format
+
+
+def _container_for(dst: Path, policy: RedactionPolicy) -> str:
+    if policy.output.container != "auto":
+        return {"mp4": "mp4", "mkv": "matroska"}[policy.output.container]
+    return "matroska" if dst.suffix.lower() == ".mkv" else "mp4"
+
+
+def redact_video(
+    src: Path,
+    dst: Path,
+    policy: RedactionPolicy,
+    progress: Progress | None = None,
+    sidecar_path: Path | None = None,
+    detector: CompositeDetector | None = None,
+) -> RedactResult:
+    """Find, track and obscure faces and text in ``src``; write the re-encoded result to ``dst``.
+
+    ``progress(done, total)`` counts every frame twice, once per pass. ``detector`` lets a caller
+    reuse loaded models across jobs (loading costs ~0.3 s); by default the policy's are built.
+    The output is written atomically; on any error nothing is left at ``dst``.
+    """
+    if policy.mode is not Mode.VISUAL:
+        raise ConfigError(f"policy '{policy.id}' is mode {policy.mode.value}: visual redaction needs mode visual")
+    if not src.is_file():
+        raise InputError(f"{src}: input file not found")
+    started = time.perf_counter()
+    info = probe(src)
+    plan = FramePlan.from_limits(info, policy.limits)
+    own_detector = detector is None
+    detector = detector or build_detector(policy.detect)
+    try:
+        return _redact(src, dst, policy, progress, sidecar_path, detector, info, plan, started)
+    finally:
+        if own_detector:
+            detector.close()
+
+
+def _redact(
+    src: Path,
+    dst: Path,
+    policy: RedactionPolicy,
+    progress: Progress | None,
+    sidecar_path: Path | None,
+    detector: CompositeDetector,
+    info: VideoInfo,
+    plan: FramePlan,
+    started: float,
+) -> RedactResult:
+    logger = log.get_logger().bind(policy=policy.id, policy_version=policy.version)
+    clock = _Clock()
+    done = 0
+    # Both passes count every frame; the expected count is an estimate until pass 1 has run.
+    total = max(1, plan.frames) * 2
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, max(total, done))
+
+    detections = detect_pass(src, plan, detector, policy.detect.every_k_frames, clock, tick)
+    if not detections:
+        raise InputError(f"{src.name}: no video frames could be decoded")
+    total = done + len(detections)
+    start = time.perf_counter()
+    boxes = track_boxes(detections, policy.tracking, plan.width, plan.height)
+    clock.add("track", start)
+    pix_fmt = render_pass(src, dst, plan, policy, boxes, _container_for(dst, policy), clock, tick)
+    if done != total:
+        dst.unlink(missing_ok=True)
+        raise DetectError(
+            f"the render pass saw {done - len(detections)} frames, the detection pass {len(detections)}"
+        )
+    summary = sidecar.summary(policy, detector.infos, boxes)
+    if sidecar_path is not None:
+        fps = float(plan.max_fps or info.fps) if (plan.max_fps or info.fps) else None
+        sidecar.write(sidecar_path, sidecar.document(policy, detector.infos, boxes, plan.width, plan.height, fps))
+    s = clock.seconds
+    times = PhaseTimes(
+        s.get("decode", 0.0), s.get("detect", 0.0), s.get("track", 0.0), s.get("obscure", 0.0),
+        s.get("encode", 0.0), time.perf_counter() - started,
+    )
+    counts = summary["counts"]
+    logger.info(
+        "video_redacted", frames=len(detections), width=plan.width, height=plan.height,
+        boxes_detected=counts["boxes_detected"], boxes_filled=counts["boxes_filled"],
+        wall_s=round(times.wall, 3), detect_s=round(times.detect, 3), encode_s=round(times.encode, 3),
+    )
+    return RedactResult(
+        frames=len(detections), width=plan.width, height=plan.height, pix_fmt=pix_fmt,
+        audio=policy.audio.value if info.audio_codec else "none",
+        boxes_detected=counts["boxes_detected"], boxes_filled=counts["boxes_filled"],
+        tracks=dict(counts["tracks"]), models=tuple(detector.infos), times=times, summary=summary,
+    )
+
+
+# --------------------------------------------------------------------------- preview
+
+COLOURS = {"face": (0, 255, 0), "text": (0, 165, 255), "plate": (0, 0, 255), "person": (255, 0, 0)}
+
+
+def preview_frame(
+    src: Path, at_s: float, policy: RedactionPolicy, detector: CompositeDetector | None = None
+) -> tuple[np.ndarray, list[Box]]:
+    """The frame at ``at_s`` seconds (after the policy's size cap) with detections drawn, and the boxes."""
+    info = probe(src)
+    if info.duration_s and at_s > info.duration_s:
+        raise InputError(f"{src.name}: --at {at_s:g}s is past the end ({info.duration_s:.2f}s)")
+    plan = FramePlan.from_limits(info, policy.limits)
+    with VideoReader(src, FramePlan(plan.width, plan.height, None, plan.frames)) as reader:
+        if at_s > 0:
+            try:
+                reader.container.seek(int(at_s / reader.video.time_base), stream=reader.video, backward=True)
+            except av.error.FFmpegError as exc:
+                raise InputError(f"{src.name}: cannot seek to {at_s:g}s ({exc})") from exc
+        chosen = None
+        for item in reader.frames():
+            chosen = item.frame
+            if item.frame.time is not None and item.frame.time + 1e-6 >= at_s:
+                break
+    if chosen is None:
+        raise InputError(f"{src.name}: no frame at {at_s:g}s")
+    image = to_bgr(chosen)
+    if detector is not None:
+        found = detector.detect(image)
+    else:
+        owned = build_detector(policy.detect)
+        try:
+            found = owned.detect(image)
+        finally:
+            owned.close()
+    canvas = image.copy()
+    pad = policy.tracking.pad
+    for box in found:
+        colour = COLOURS.get(box.label, (255, 255, 255))
+        cv2.rectangle(canvas, (int(box.x0), int(box.y0)), (int(box.x1), int(box.y1)), colour, 2)
+        px, py = box.width * pad / 2, box.height * pad / 2
+        cv2.rectangle(
+            canvas, (int(box.x0 - px), int(box.y0 - py)), (int(box.x1 + px), int(box.y1 + py)), colour, 1
+        )
+        cv2.putText(canvas, f"{box.label} {box.score:.2f}", (int(box.x0), max(12, int(box.y0) - 4)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    return canvas, found

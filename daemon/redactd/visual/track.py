@@ -1,0 +1,205 @@
+"""Turn per-frame detections into tracks, then use the whole clip to cover every frame a box is visible.
+
+Redaction runs offline, so after the detection pass each track can look into its own future: gaps
+where the detector missed are filled by interpolation, the track is extended backwards and
+forwards with its motion (a face is covered from the first frame it appears, not the first frame
+it was detected), and held in place for a few frames after its last detection. A face that one
+frame of detection missed is the typical leak; this is what closes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from redactd.policy import Tracking
+from redactd.visual.detect import Box
+
+# An extrapolated box grows by this fraction per frame (up to MAX_GROWTH) because where an
+# undetected face is gets less certain the further it is from a detection.
+GROWTH_PER_FRAME = 0.03
+MAX_GROWTH = 0.5
+
+
+@dataclass(frozen=True)
+class TrackedBox:
+    """A box to obscure in one frame, the track it belongs to, and whether a detector saw it there."""
+
+    box: Box
+    track_id: int
+    detected: bool
+
+
+@dataclass
+class _Track:
+    track_id: int
+    label: str
+    frames: list[int] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+
+    def predict(self, frame: int) -> np.ndarray:
+        return _arr(self.boxes[-1]) + self.velocity * (frame - self.frames[-1])
+
+    def add(self, frame: int, box: Box) -> None:
+        if self.frames:
+            step = frame - self.frames[-1]
+            observed = (_arr(box) - _arr(self.boxes[-1])) / step
+            # Smoothed: one jittery detection should not fling the extrapolation.
+            self.velocity = observed if len(self.frames) == 1 else 0.5 * self.velocity + 0.5 * observed
+        self.frames.append(frame)
+        self.boxes.append(box)
+
+
+def _arr(box: Box) -> np.ndarray:
+    return np.array([box.x0, box.y0, box.x1, box.y1], dtype=np.float64)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _centre_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Centre distance in units of the predicted box's size: matches small fast boxes IoU misses."""
+    size = max(a[2] - a[0], a[3] - a[1], 1.0)
+    return float(np.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2) / size)
+
+
+def associate(detections: Sequence[Sequence[Box] | None], cfg: Tracking) -> list[_Track]:
+    """Greedy association of detections into tracks by IoU with each track's motion prediction.
+
+    ``None`` marks a frame that was not run through the detector (detect every k-th frame).
+    """
+    tracks: list[_Track] = []
+    active: list[_Track] = []
+    reach = cfg.max_gap + 1 + _detect_step(detections)
+    for frame, boxes in enumerate(detections):
+        if boxes is None:
+            continue
+        active = [t for t in active if frame - t.frames[-1] <= reach]
+        unmatched = list(range(len(boxes)))
+        free = list(active)
+        for score_fn, accept in ((iou, lambda s: s >= cfg.iou_threshold), (_neg_distance, lambda s: s > -1.0)):
+            pairs = sorted(
+                (
+                    (score_fn(t.predict(frame), _arr(boxes[i])), ti, i)
+                    for ti, t in enumerate(free)
+                    for i in unmatched
+                    if t.label == boxes[i].label
+                ),
+                reverse=True,
+            )
+            used_t: set[int] = set()
+            used_d: set[int] = set()
+            for score, ti, i in pairs:
+                if ti in used_t or i in used_d or not accept(score):
+                    continue
+                free[ti].add(frame, boxes[i])
+                used_t.add(ti)
+                used_d.add(i)
+            free = [t for ti, t in enumerate(free) if ti not in used_t]
+            unmatched = [i for i in unmatched if i not in used_d]
+        for i in unmatched:
+            track = _Track(len(tracks) + 1, boxes[i].label)
+            track.add(frame, boxes[i])
+            tracks.append(track)
+            active.append(track)
+    return [t for t in tracks if len(t.frames) >= cfg.min_track_hits]
+
+
+def _neg_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return -_centre_distance(a, b)
+
+
+def _detect_step(detections: Sequence[Sequence[Box] | None]) -> int:
+    """Frames between detector runs (1 when every frame was detected)."""
+    for i, boxes in enumerate(detections[1:], start=1):
+        if boxes is not None:
+            return i
+    return 1
+
+
+def _grown(coords: np.ndarray, frames_away: int) -> np.ndarray:
+    g = min(MAX_GROWTH, GROWTH_PER_FRAME * frames_away) / 2
+    w, h = coords[2] - coords[0], coords[3] - coords[1]
+    return coords + np.array([-w * g, -h * g, w * g, h * g])
+
+
+def _padded(coords: np.ndarray, pad: float, width: int, height: int) -> tuple[float, float, float, float]:
+    w, h = coords[2] - coords[0], coords[3] - coords[1]
+    x0, y0 = coords[0] - w * pad / 2, coords[1] - h * pad / 2
+    x1, y1 = coords[2] + w * pad / 2, coords[3] + h * pad / 2
+    return max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1)
+
+
+def fill_tracks(
+    tracks: Sequence[_Track], n_frames: int, cfg: Tracking, width: int, height: int, detect_step: int = 1
+) -> list[list[TrackedBox]]:
+    """Per frame, every box to obscure: detected, interpolated across gaps, extended and held; padded."""
+    out: list[list[TrackedBox]] = [[] for _ in range(n_frames)]
+    max_gap = max(cfg.max_gap, detect_step - 1)
+    extend = max(cfg.extend_frames, detect_step - 1)
+
+    def put(frame: int, coords: np.ndarray, track: _Track, score: float, detected: bool) -> None:
+        if 0 <= frame < n_frames:
+            x0, y0, x1, y1 = _padded(coords, cfg.pad, width, height)
+            if x1 > x0 and y1 > y0:
+                out[frame].append(TrackedBox(Box(x0, y0, x1, y1, score, track.label), track.track_id, detected))
+
+    for track in tracks:
+        coords = [_arr(b) for b in track.boxes]
+        for k, frame in enumerate(track.frames):
+            put(frame, coords[k], track, track.boxes[k].score, True)
+            if k + 1 < len(track.frames):
+                nxt = track.frames[k + 1]
+                gap = nxt - frame - 1
+                if 0 < gap <= max_gap:
+                    for j in range(1, gap + 1):
+                        t = j / (gap + 1)
+                        put(frame + j, (1 - t) * coords[k] + t * coords[k + 1], track, 0.0, False)
+                elif gap > max_gap:
+                    # Too long to bridge safely: treat as the end of one piece and the start of
+                    # the next, each extended and held.
+                    _extend(put, track, frame, coords[k], _velocity(track, k, +1), +1, extend, cfg.hold_frames)
+                    _extend(put, track, nxt, coords[k + 1], _velocity(track, k + 1, -1), -1, extend, 0)
+        first, last = track.frames[0], track.frames[-1]
+        _extend(put, track, first, coords[0], _velocity(track, 0, -1), -1, extend, 0)
+        _extend(put, track, last, coords[-1], _velocity(track, len(track.frames) - 1, +1), +1, extend,
+                cfg.hold_frames)
+    return out
+
+
+def _velocity(track: _Track, k: int, direction: int) -> np.ndarray:
+    """Per-frame motion at detection ``k`` towards the side being extended, from its neighbour."""
+    j = k + 1 if direction < 0 else k - 1
+    if not 0 <= j < len(track.frames):
+        return np.zeros(4)
+    # Forward-time velocity whichever neighbour is used: numerator and denominator flip together.
+    return (_arr(track.boxes[k]) - _arr(track.boxes[j])) / (track.frames[k] - track.frames[j])
+
+
+_Put = Callable[[int, np.ndarray, "_Track", float, bool], None]
+
+
+def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: np.ndarray, direction: int,
+            extend: int, hold: int) -> None:
+    """Cover ``extend`` frames along the motion from ``frame`` in ``direction``, then ``hold`` more in place."""
+    pos = coords
+    for i in range(1, extend + hold + 1):
+        if i <= extend:
+            pos = coords + velocity * i * direction
+        put(frame + direction * i, _grown(pos, i), track, 0.0, False)
+
+
+def track_boxes(
+    detections: Sequence[Sequence[Box] | None], cfg: Tracking, width: int, height: int
+) -> list[list[TrackedBox]]:
+    """Detections per frame in, boxes to obscure per frame out (see the module docstring)."""
+    tracks = associate(detections, cfg)
+    return fill_tracks(tracks, len(detections), cfg, width, height, _detect_step(detections))

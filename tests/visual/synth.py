@@ -1,0 +1,211 @@
+"""Synthetic test clips built from real photographs scikit-image ships, with ground-truth face boxes.
+
+Also the leak scorer shared by the tests and bench/visual.py: a face counts as leaked in a frame
+when its crop in the output is still structurally similar to the same crop in the input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import skimage.data
+from skimage.metrics import structural_similarity
+
+GtBox = tuple[int, int, int, int]
+
+#: The astronaut photograph cropped to her head, and her face inside that crop (measured by hand
+#: on the image: brow-line hair to chin, ear to ear).
+_ASTRONAUT_CROP = (slice(20, 240), slice(130, 330))
+_ASTRONAUT_FACE: GtBox = (54, 46, 139, 161)
+
+#: Calibrated on tests/visual: re-encoded but unredacted faces score ≥ 0.62 (30 px) to 0.95,
+#: redacted ones ≤ 0.45 at every size from 30 px up; see test_render.py TestLeakScorer.
+LEAK_SSIM = 0.55
+
+
+@dataclass(frozen=True)
+class Sprite:
+    """A face image moving in a straight line; ``face`` is the face box inside ``image``."""
+
+    image: np.ndarray
+    face: GtBox
+    x: float
+    y: float
+    vx: float = 0.0
+    vy: float = 0.0
+
+    def at(self, i: int) -> tuple[int, int]:
+        return int(round(self.x + self.vx * i)), int(round(self.y + self.vy * i))
+
+
+@lru_cache(maxsize=1)
+def _astronaut() -> np.ndarray:
+    rgb = skimage.data.astronaut()[_ASTRONAUT_CROP]
+    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+
+
+@lru_cache(maxsize=1)
+def _lfw() -> np.ndarray:
+    # The first 100 of lfw_subset are faces (25×25 grey crops of Labeled Faces in the Wild).
+    return (skimage.data.lfw_subset()[:100] * 255).astype(np.uint8)
+
+
+def astronaut(face_width: int, x: float, y: float, vx: float = 0.0, vy: float = 0.0) -> Sprite:
+    """The astronaut's head scaled so that her face is ``face_width`` pixels wide."""
+    img = _astronaut()
+    k = face_width / (_ASTRONAUT_FACE[2] - _ASTRONAUT_FACE[0])
+    scaled = cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+    face = tuple(int(round(v * k)) for v in _ASTRONAUT_FACE)
+    return Sprite(scaled, face, x, y, vx, vy)  # type: ignore[arg-type]
+
+
+def lfw_face(index: int, size: int, x: float, y: float, vx: float = 0.0, vy: float = 0.0) -> Sprite:
+    """Face ``index`` of Labeled Faces in the Wild, ``size`` px square (the crop is all face)."""
+    grey = cv2.resize(_lfw()[index], (size, size), interpolation=cv2.INTER_CUBIC)
+    inset = size // 8  # the crop's outer eighth is background and hair
+    return Sprite(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), (inset, inset, size - inset, size - inset), x, y, vx, vy)
+
+
+def background(width: int, height: int) -> np.ndarray:
+    """A smooth colour gradient with a few flat shapes: something to check is left untouched."""
+    gx = np.linspace(60, 160, width, dtype=np.float32)[None, :]
+    gy = np.linspace(40, 140, height, dtype=np.float32)[:, None]
+    bg = np.stack([gx + 0 * gy, (gx + gy) / 2, gy + 0 * gx], axis=-1).astype(np.uint8)
+    cv2.rectangle(bg, (width // 10, height // 2), (width // 4, height - height // 8), (30, 60, 150), -1)
+    cv2.circle(bg, (width * 3 // 4, height // 4), height // 10, (160, 200, 60), -1)
+    return bg
+
+
+def plate(text: str = "KX 427 PB", scale: float = 1.2) -> np.ndarray:
+    """A white licence-plate-like rectangle with dark characters."""
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    img = np.full((th + 24, tw + 24, 3), 235, np.uint8)
+    cv2.rectangle(img, (1, 1), (img.shape[1] - 2, img.shape[0] - 2), (20, 20, 20), 2)
+    cv2.putText(img, text, (12, th + 12), cv2.FONT_HERSHEY_SIMPLEX, scale, (15, 15, 15), 2, cv2.LINE_AA)
+    return img
+
+
+def document(width: int = 220, height: int = 160) -> np.ndarray:
+    """A document-like page: a title and lines of small printed text."""
+    img = np.full((height, width, 3), 245, np.uint8)
+    cv2.putText(img, "INVOICE 2231", (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (10, 10, 10), 2, cv2.LINE_AA)
+    lines = ["Name: J. Doe", "Street 14, Town", "Acct 5521 8890", "Total 412.50 EUR"]
+    for j, line in enumerate(lines):
+        cv2.putText(img, line, (10, 55 + 26 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (30, 30, 30), 1, cv2.LINE_AA)
+    return img
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    width: int
+    height: int
+    fps: int
+    frames: int
+    faces: list[list[GtBox]]  # per frame, ground-truth face boxes
+    stills: list[GtBox] = field(default_factory=list)  # static text objects (plates, pages)
+
+
+def paste(frame: np.ndarray, img: np.ndarray, x: int, y: int) -> None:
+    h, w = img.shape[:2]
+    frame[y : y + h, x : x + w] = img
+
+
+def make_clip(
+    path: Path,
+    width: int,
+    height: int,
+    frames: int,
+    sprites: Sequence[Sprite],
+    fps: int = 25,
+    stills: Sequence[tuple[np.ndarray, int, int]] = (),
+    audio_hz: float | None = None,
+    pix_fmt: str = "yuv420p",
+    crf: int = 12,
+) -> Clip:
+    """Encode a clip (H.264 in MP4, high quality) and return it with its ground truth."""
+    bg = background(width, height)
+    gt: list[list[GtBox]] = []
+    out = av.open(str(path), "w")
+    vs = out.add_stream("libx264", rate=fps)
+    vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
+    vs.options = {"crf": str(crf), "preset": "ultrafast"}
+    still_boxes = []
+    for img, x, y in stills:
+        still_boxes.append((x, y, x + img.shape[1], y + img.shape[0]))
+    for i in range(frames):
+        frame = bg.copy()
+        for img, x, y in stills:
+            paste(frame, img, x, y)
+        boxes = []
+        for sp in sprites:
+            x, y = sp.at(i)
+            paste(frame, sp.image, x, y)
+            f = sp.face
+            boxes.append((x + f[0], y + f[1], x + f[2], y + f[3]))
+        gt.append(boxes)
+        vf = av.VideoFrame.from_ndarray(frame, format="bgr24")
+        vf.pts = i
+        for packet in vs.encode(vf.reformat(format=pix_fmt)):
+            out.mux(packet)
+    for packet in vs.encode(None):
+        out.mux(packet)
+    if audio_hz is not None:
+        _add_tone(out, audio_hz, frames / fps)
+    out.close()
+    return Clip(path, width, height, fps, frames, gt, still_boxes)
+
+
+def _add_tone(out: av.container.OutputContainer, hz: float, seconds: float, rate: int = 48000) -> None:
+    stream = out.add_stream("aac", rate=rate)
+    stream.layout = "mono"
+    t = np.arange(int(rate * seconds)) / rate
+    signal = (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)[None]
+    for k in range(0, signal.shape[1], 1024):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(signal[:, k : k + 1024]), format="fltp", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = k
+        frame.time_base = Fraction(1, rate)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+
+
+def decode_gray(path: Path) -> list[np.ndarray]:
+    """Every frame of a file as 8-bit luma."""
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of two same-size grey crops (window shrunk for tiny crops)."""
+    side = min(a.shape[0], a.shape[1])
+    win = max(3, min(7, side if side % 2 else side - 1))
+    return float(structural_similarity(a, b, win_size=win, data_range=255))
+
+
+def leaked_face_frames(
+    original: Sequence[np.ndarray], redacted: Sequence[np.ndarray], faces: Sequence[Sequence[GtBox]]
+) -> tuple[int, int, list[float]]:
+    """(leaked, total) ground-truth face-frames, and every score: the scorer for tests and bench."""
+    leaked = total = 0
+    scores = []
+    for orig, out, boxes in zip(original, redacted, faces, strict=False):
+        for x0, y0, x1, y1 in boxes:
+            x0, y0 = max(0, x0), max(0, y0)
+            x1, y1 = min(orig.shape[1], x1), min(orig.shape[0], y1)
+            if x1 - x0 < 8 or y1 - y0 < 8:
+                continue
+            s = similarity(orig[y0:y1, x0:x1], out[y0:y1, x0:x1])
+            scores.append(s)
+            total += 1
+            leaked += s >= LEAK_SSIM
+    return leaked, total, scores
