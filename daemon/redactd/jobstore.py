@@ -5,8 +5,8 @@ block the daemon, and a crash at any point leaves each job in exactly one record
 which start-up recovery resumes (see ``Daemon.recover``).
 
     receiving ─► admitted ─► processing ─► published
-        │            ▲            │    ├──► review
-        │            └─ requeued ─┘    └──► failed
+        │            ▲            │    ├──► review ──► published (approved) | failed (rejected)
+        │            └─ requeued ─┘    └──► failed      └──► admitted (re-queued with another policy)
         └──► duplicate            (rejected files are recorded directly as failed)
 """
 
@@ -377,18 +377,60 @@ class JobStore:
         self._emit("requeued", job_id=job.id, reason=reason, attempts=job.attempts)
         return job
 
-    def retry(self, job_id: str, raw_path: Path, move_back: Callable[[], None] | None = None) -> Job:
+    def retry(self, job_id: str, raw_path: Path, move_back: Callable[[], None] | None = None, *,
+              policy_id: str | None = None, actor: str | None = None) -> Job:
         """An operator asked to run a failed or review job again from its raw file.
 
-        ``move_back`` runs inside the transaction: if it raises, nothing changes.
+        ``move_back`` runs inside the transaction: if it raises, nothing changes. With
+        ``policy_id`` a reviewer rejected a review job and re-queued it under another policy.
         """
+        detail = "retried by operator"
+        changes: dict[str, Any] = {}
+        if policy_id is not None:
+            detail = f"rejected by {actor or 'operator'}; re-queued with policy {policy_id}"
+            changes = {"policy_id": policy_id, "policy_version": None, "policy_sha256": None}
         with self._tx(self._conn) as c:
-            job = self._move(c, job_id, {JobState.FAILED, JobState.REVIEW}, JobState.ADMITTED, "retried by operator",
+            allowed = {JobState.REVIEW} if policy_id is not None else {JobState.FAILED, JobState.REVIEW}
+            job = self._move(c, job_id, allowed, JobState.ADMITTED, detail,
                              raw_path=raw_path, attempts=0, not_before=0, last_error=None, output_path=None,
-                             output_name=None, output_sha256=None, progress=None, finished_at=None)
+                             output_name=None, output_sha256=None, progress=None, finished_at=None, **changes)
             if move_back is not None:
                 move_back()
-        self._emit("retried", job_id=job.id)
+        if policy_id is not None:
+            self._emit("review_rejected", job_id=job.id, actor=actor or "operator", raw_sha256=job.raw_sha256,
+                       requeued_with=policy_id)
+        else:
+            self._emit("retried", job_id=job.id)
+        return job
+
+    # ------------------------------------------------------------------ review decisions
+
+    def approve_review(self, job_id: str, output_name: str, output_path: Path, actor: str) -> Job:
+        """A reviewer approved a review job; its output is already in clean storage at ``output_path``."""
+        with self._tx(self._conn) as c:
+            job = self._move(c, job_id, {JobState.REVIEW}, JobState.PUBLISHED, f"approved by {actor}",
+                             output_name=output_name, output_path=output_path, progress=1.0,
+                             finished_at=time.time(), last_error=None)
+        self._emit("review_approved", job_id=job.id, actor=actor, output_sha256=job.output_sha256,
+                   raw_sha256=job.raw_sha256)
+        self._emit("published", job_id=job.id, output_name=job.output_name,
+                   output_sha256=job.output_sha256, raw_sha256=job.raw_sha256, policy_id=job.policy_id,
+                   policy_version=job.policy_version, policy_sha256=job.policy_sha256)
+        return job
+
+    def reject_review(self, job_id: str, reason: str, raw_path: Path | None, actor: str,
+                      move_raw: Callable[[], None] | None = None) -> Job:
+        """A reviewer rejected a review job: it is failed, its raw file kept at ``raw_path``.
+
+        ``move_raw`` runs inside the transaction: if it raises, nothing changes.
+        """
+        with self._tx(self._conn) as c:
+            job = self._move(c, job_id, {JobState.REVIEW}, JobState.FAILED, f"rejected by {actor}: {reason}",
+                             raw_path=raw_path, last_error=f"rejected in review by {actor}: {reason}",
+                             output_path=None, finished_at=time.time())
+            if move_raw is not None:
+                move_raw()
+        self._emit("review_rejected", job_id=job.id, actor=actor, reason=reason, raw_sha256=job.raw_sha256)
         return job
 
     # ------------------------------------------------------------------ queries

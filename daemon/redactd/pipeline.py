@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,10 @@ import structlog
 from redactd import __version__
 from redactd.fsutil import sha256_file
 from redactd.metadata.clean import choose_container, clean_metadata
+from redactd.metadata.verify import verify_clean
 from redactd.policy import AudioMode, Mode, RedactionPolicy, policy_hash
+from redactd.validation import validate_output
+from redactd.visual import redact_video
 
 log = structlog.get_logger(__name__)
 
@@ -61,9 +65,59 @@ def run_metadata_only(spec: JobSpec, progress: Progress | None) -> JobResult:
     return JobResult(out, sha256_file(out), sidecar, "publish")
 
 
-# One entry per policy mode. The visual pipeline registers itself here.
+#: Share of a visual job's progress bar the render takes; validation fills the rest.
+RENDER_SHARE = 0.85
+
+
+def run_visual(spec: JobSpec, progress: Progress | None) -> JobResult:
+    """Detect, track, obscure, re-encode; cut the encoder's SEI banner; verify; then red-team the output."""
+    policy = spec.policy
+    suffix = ".mkv" if policy.output.container == "mkv" else ".mp4"
+    rendered = spec.scratch_dir / f"rendered{suffix}"
+    out = spec.scratch_dir / f"output{suffix}"
+    detections_path = spec.scratch_dir / "detections.json"
+    share = RENDER_SHARE if policy.validation.enabled else 1.0
+
+    def render_progress(done: int, total: int) -> None:
+        if progress:
+            progress(share * done / max(1, total))
+
+    redacted = redact_video(spec.raw_path, rendered, policy, render_progress, sidecar_path=detections_path)
+    keep_audio = redacted.audio not in ("none", AudioMode.DROP.value)
+    # x264 writes its version and options as SEI user data into every output: the lossless
+    # cleaner cuts it (pictures stay bit-exact), then the output is verified like any other.
+    clean_metadata(rendered, out, keep_audio=keep_audio, verify=False)
+    rendered.unlink()
+    verify_clean(out, expect_video=1, expect_audio=int(keep_audio))
+    detections = json.loads(detections_path.read_bytes())
+    sidecar: dict[str, Any] = {
+        "redactd_version": __version__,
+        "job_id": spec.job_id,
+        "policy": policy_record(policy),
+        "mode": policy.mode.value,
+        "audio": redacted.audio,
+        "models": {m.name: m.sha256 for m in redacted.models},
+        "detections": detections,
+        "verified": ["exiftool", "ffprobe", "box-tree", "bitstream-sei"],
+    }
+    if not policy.validation.enabled:
+        sidecar["validation"] = {"verdict": "skipped", "note": "validation disabled by the policy"}
+        return JobResult(out, sha256_file(out), sidecar, "publish")
+
+    def validate_progress(fraction: float) -> None:
+        if progress:
+            progress(share + (1 - share) * fraction)
+
+    report = validate_output(out, detections, policy.validation, policy.obscure, validate_progress)
+    sidecar["validation"] = report.figures()
+    sidecar["models"].update({m.name: m.sha256 for m in report.models})
+    return JobResult(out, sha256_file(out), sidecar, report.verdict, report.reason)
+
+
+# One entry per policy mode.
 STAGES: dict[Mode, Callable[[JobSpec, Progress | None], JobResult]] = {
     Mode.METADATA_ONLY: run_metadata_only,
+    Mode.VISUAL: run_visual,
 }
 
 
