@@ -40,3 +40,29 @@ def segfault(spec: JobSpec, progress: Callable[[float], None] | None = None) -> 
 
     ctypes.string_at(0)
     raise AssertionError("unreachable")
+
+
+def echo(spec: JobSpec, progress: Callable[[float], None] | None = None) -> dict[str, int | str]:
+    """Report progress, then return where it ran (pid, process group, SIGINT disposition)."""
+    import signal
+
+    if progress:
+        progress(0.5)
+    return {"job_id": spec.job_id, "pid": os.getpid(), "pgid": os.getpgid(0),
+            "sigint_ignored": int(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)}
+
+
+def refuse(spec: JobSpec, progress: Callable[[float], None] | None = None) -> JobResult:
+    from redactd.errors import InputError
+
+    raise InputError("not a video: the file is text")
+
+
+def io_error(spec: JobSpec, progress: Callable[[float], None] | None = None) -> JobResult:
+    raise OSError(28, "No space left on device")
+
+
+def sleeper(spec: JobSpec, progress: Callable[[float], None] | None = None) -> JobResult:
+    (spec.scratch_dir / f"{os.getpid()}.pid").touch()
+    time.sleep(60)
+    raise AssertionError("should have been killed")
