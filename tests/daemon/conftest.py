@@ -17,11 +17,18 @@ from typing import Any
 import pytest
 import yaml
 
+from redactd import log
 from redactd.jobstore import Job, JobState, JobStore
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 PYTHONPATH = os.pathsep.join([str(REPO / "daemon"), str(HERE)])
+
+
+@pytest.fixture(autouse=True)
+def _logs_to_this_tests_stderr() -> None:
+    # A CLI test configures logging onto capsys's stream, which closes after it; start afresh.
+    log.configure(level="warning", json=True)
 
 
 def make_clip(path: Path, seconds: float = 1.0, size: str = "160x120", faststart: bool = True) -> Path:
