@@ -42,7 +42,7 @@ class Sprite:
     vy: float = 0.0
 
     def at(self, i: int) -> tuple[int, int]:
-        return int(round(self.x + self.vx * i)), int(round(self.y + self.vy * i))
+        return round(self.x + self.vx * i), round(self.y + self.vy * i)
 
 
 @lru_cache(maxsize=1)
@@ -62,7 +62,7 @@ def astronaut(face_width: int, x: float, y: float, vx: float = 0.0, vy: float = 
     img = _astronaut()
     k = face_width / (_ASTRONAUT_FACE[2] - _ASTRONAUT_FACE[0])
     scaled = cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
-    face = tuple(int(round(v * k)) for v in _ASTRONAUT_FACE)
+    face = tuple(round(v * k) for v in _ASTRONAUT_FACE)
     return Sprite(scaled, face, x, y, vx, vy)  # type: ignore[arg-type]
 
 
@@ -137,6 +137,7 @@ def make_clip(
     vs = out.add_stream("libx264", rate=fps)
     vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
     vs.options = {"crf": str(crf), "preset": "ultrafast"}
+    audio = _tone_stream(out) if audio_hz is not None else None
     still_boxes = []
     for img, x, y in stills:
         still_boxes.append((x, y, x + img.shape[1], y + img.shape[0]))
@@ -157,15 +158,21 @@ def make_clip(
             out.mux(packet)
     for packet in vs.encode(None):
         out.mux(packet)
-    if audio_hz is not None:
-        _add_tone(out, audio_hz, frames / fps)
+    if audio is not None and audio_hz is not None:
+        write_tone(out, audio, audio_hz, frames / fps)
     out.close()
     return Clip(path, width, height, fps, frames, gt, still_boxes)
 
 
-def _add_tone(out: av.container.OutputContainer, hz: float, seconds: float, rate: int = 48000) -> None:
+def _tone_stream(out: av.container.OutputContainer, rate: int = 48000) -> av.audio.stream.AudioStream:
     stream = out.add_stream("aac", rate=rate)
     stream.layout = "mono"
+    return stream
+
+
+def write_tone(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, hz: float,
+               seconds: float, rate: int = 48000) -> None:
+    """A sine tone (a stand-in for a voice) into an AAC stream made by `_tone_stream`."""
     t = np.arange(int(rate * seconds)) / rate
     signal = (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)[None]
     for k in range(0, signal.shape[1], 1024):

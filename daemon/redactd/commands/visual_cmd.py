@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 
 from redactd.errors import ConfigError, InputError
+from redactd.fsutil import atomic_write
 from redactd.policy import resolve_policy
 from redactd.visual import preview_frame, redact_video
 
@@ -114,9 +115,7 @@ def run_preview(args: argparse.Namespace) -> int:
     ok, data = cv2.imencode(args.output.suffix.lower(), canvas)
     if not ok:
         raise InputError(f"{args.output}: could not encode the preview image")
-    from redactd.visual.sidecar import write_bytes
-
-    write_bytes(args.output, data.tobytes())
+    atomic_write(args.output, data.tobytes())
     counts: dict[str, int] = {}
     for box in boxes:
         counts[box.label] = counts.get(box.label, 0) + 1

@@ -7,6 +7,8 @@ copy of every frame through the kernel, so everything stays in process.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import os
 import queue
@@ -18,13 +20,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 import av
 import av.bitstream
 import numpy as np
 
 from redactd.errors import EncodeError, InputError, UnsupportedMediaError
+from redactd.fsutil import fsync_dir, fsync_file
 from redactd.policy import AudioMode, Encode, Limits
 
 T = TypeVar("T")
@@ -66,12 +69,12 @@ class FramePlan:
         if limits.max_height is not None and height > limits.max_height:
             # Keep the aspect ratio; even sizes because 4:2:0 chroma needs them.
             height = limits.max_height - limits.max_height % 2
-            width = max(2, int(round(info.width * height / info.height / 2)) * 2)
+            width = max(2, round(info.width * height / info.height / 2) * 2)
         max_fps = None
         frames = info.frames
         if limits.max_fps is not None and (info.fps is None or info.fps > limits.max_fps):
             max_fps = Fraction(limits.max_fps).limit_denominator(1001)
-            frames = int(math.ceil(info.duration_s * max_fps)) if info.duration_s else frames
+            frames = math.ceil(info.duration_s * max_fps) if info.duration_s else frames
         return cls(width, height, max_fps, frames)
 
 
@@ -98,7 +101,7 @@ def probe(path: Path) -> VideoInfo:
             duration = container.duration / av.time_base
         else:
             duration = 0.0
-        frames = vs.frames or (int(round(duration * fps)) if fps else 0)
+        frames = vs.frames or (round(duration * fps) if fps else 0)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
         return VideoInfo(ctx.width, ctx.height, ctx.format.name, fps, frames, duration, audio)
 
@@ -114,7 +117,7 @@ class _FrameSelector:
         """The output timestamp (in 1/max_fps units) for a frame at ``t`` s, or None to drop it."""
         if self.max_fps is None or t is None:
             return None
-        slot = int(round(t * self.max_fps))
+        slot = round(t * self.max_fps)
         if self.last_slot is not None and slot <= self.last_slot:
             return -1
         self.last_slot = slot
@@ -127,6 +130,7 @@ class Decoded:
 
     index: int
     pts: int | None
+    time_base: Fraction
     frame: av.VideoFrame
 
 
@@ -150,7 +154,7 @@ def prefetch(items: Iterator[T], depth: int = 4) -> Iterator[T]:
                 if stop.is_set():
                     return
             q.put(("end", None))
-        except BaseException as exc:  # hand every failure to the consumer
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
             q.put(("error", exc))
 
     thread = threading.Thread(target=worker, name="prefetch", daemon=True)
@@ -183,7 +187,7 @@ class VideoReader:
     def close(self) -> None:
         self.container.close()
 
-    def __enter__(self) -> VideoReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -197,6 +201,7 @@ class VideoReader:
     def items(self) -> Iterator[Decoded | av.Packet]:
         """Kept video frames (as `Decoded`) and, when audio is wanted, audio packets, in file order."""
         selector = _FrameSelector(self.plan.max_fps)
+        time_base = output_time_base(self)
         streams = [self.video] + ([self.audio] if self.audio is not None else [])
         index = 0
         try:
@@ -209,7 +214,7 @@ class VideoReader:
                     slot = selector.slot(frame.time)
                     if slot == -1:
                         continue
-                    yield Decoded(index, slot if slot is not None else frame.pts, self._fit(frame))
+                    yield Decoded(index, slot if slot is not None else frame.pts, time_base, self._fit(frame))
                     index += 1
         except av.error.FFmpegError as exc:
             raise InputError(f"{self.path.name}: decoding failed at frame {index} ({exc})") from exc
@@ -242,7 +247,8 @@ class VideoWriter:
         container_format: str = "mp4",
     ) -> None:
         self.dst = dst
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+        # Same temp naming as redactd.fsutil: watchers and junk filters skip ".redactd-*.tmp".
+        fd, tmp = tempfile.mkstemp(prefix=".redactd-", suffix=".tmp", dir=dst.parent)
         os.close(fd)
         self.tmp = Path(tmp)
         opts = {"movflags": "+faststart"} if container_format == "mp4" else {}
@@ -252,7 +258,7 @@ class VideoWriter:
             self.tmp.unlink(missing_ok=True)
             raise EncodeError(f"cannot create output {dst.name}: {exc}") from exc
         # "bitexact" stops libavformat writing its own "encoder: Lavf…" tag into the file.
-        self.out.flags |= av.container.Flags.bitexact.value
+        self.out.flags |= av.container.Flags.bitexact.value  # type: ignore[operator]
         self.out.metadata.clear()
         src_ctx = reader.video.codec_context
         rate = reader.plan.max_fps or reader.video.average_rate or Fraction(25)
@@ -323,7 +329,7 @@ class VideoWriter:
                 self.out.mux(packet)
                 return
             for frame in packet.decode():
-                self._encode_audio(frame)
+                self._encode_audio(cast(av.AudioFrame, frame))
         except av.error.FFmpegError as exc:
             raise EncodeError(f"audio processing failed: {exc}") from exc
 
@@ -361,22 +367,17 @@ class VideoWriter:
         except av.error.FFmpegError as exc:
             self.abort()
             raise EncodeError(f"finishing the output failed: {exc}") from exc
-        with self.tmp.open("rb+") as fh:
-            os.fsync(fh.fileno())
+        os.chmod(self.tmp, 0o644)
+        fsync_file(self.tmp)
         os.replace(self.tmp, self.dst)
-        dir_fd = os.open(self.dst.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(self.dst.parent)
         self._committed = True
 
     def abort(self) -> None:
         if not self._committed:
-            try:
+            # The file is being thrown away: an error while closing it changes nothing.
+            with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
                 self.out.close()
-            except Exception:  # the file is being thrown away: closing errors do not matter
-                pass
             self.tmp.unlink(missing_ok=True)
 
 
@@ -402,7 +403,7 @@ def _voice_shift_graph(src: Any, rate: int) -> Any:
         graph.add("abuffersink"),
     ]
     abuffer.link_to(chain[0])
-    for a, b in zip(chain, chain[1:], strict=False):
+    for a, b in itertools.pairwise(chain):
         a.link_to(b)
     graph.configure()
     return graph
@@ -411,11 +412,12 @@ def _voice_shift_graph(src: Any, rate: int) -> Any:
 @contextmanager
 def plane_views(frame: av.VideoFrame) -> Iterator[list[np.ndarray]]:
     """Writable numpy views (rows × visible width) of each plane of a frame we own."""
-    views = []
-    for plane in frame.planes:
-        buf = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-        views.append(buf[:, : plane.width])
-    yield views
+    yield [_plane_array(plane)[:, : plane.width] for plane in frame.planes]
+
+
+def _plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """The whole plane buffer (rows × line size, padding included) as a writable array."""
+    return np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
 
 
 def fresh_copy(frame: av.VideoFrame, fmt: str) -> av.VideoFrame:
@@ -427,8 +429,7 @@ def fresh_copy(frame: av.VideoFrame, fmt: str) -> av.VideoFrame:
     src = frame if frame.format.name == fmt else frame.reformat(format=fmt)
     out = av.VideoFrame(src.width, src.height, fmt)
     for a, b in zip(src.planes, out.planes, strict=True):
-        sa = np.frombuffer(a, np.uint8).reshape(a.height, a.line_size)
-        sb = np.frombuffer(b, np.uint8).reshape(b.height, b.line_size)
+        sa, sb = _plane_array(a), _plane_array(b)
         width = min(a.line_size, b.line_size)
         sb[:, :width] = sa[:, :width]
     out.pts = frame.pts

@@ -118,8 +118,8 @@ def onnx_session(model: bytes, threads: int | None = None) -> Any:
 def _model_size(width: int, height: int, input_width: int, multiple: int = 32) -> tuple[int, int]:
     """Model input size: the frame scaled to ``input_width`` (never up), both sides rounded to ``multiple``."""
     scale = min(1.0, input_width / width)
-    w = max(multiple, int(round(width * scale / multiple)) * multiple)
-    h = max(multiple, int(round(height * scale / multiple)) * multiple)
+    w = max(multiple, round(width * scale / multiple) * multiple)
+    h = max(multiple, round(height * scale / multiple) * multiple)
     return w, h
 
 
@@ -317,7 +317,8 @@ class YoloTorchDetector:
         ):
             label = self.cfg.classes.get(int(cls))
             if label is not None:
-                boxes.append(Box(*(float(v) for v in xyxy), float(score), label))
+                x0, y0, x1, y1 = (float(v) for v in xyxy)
+                boxes.append(Box(x0, y0, x1, y1, float(score), label))
         return boxes
 
 
@@ -325,7 +326,7 @@ def letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, float, int, int
     """The frame scaled to fit a ``size``² square, padded grey as ultralytics does."""
     h, w = frame.shape[:2]
     ratio = min(size / w, size / h)
-    nw, nh = int(round(w * ratio)), int(round(h * ratio))
+    nw, nh = round(w * ratio), round(h * ratio)
     pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
     out = np.full((size, size, 3), 114, np.uint8)
     out[pad_y : pad_y + nh, pad_x : pad_x + nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)

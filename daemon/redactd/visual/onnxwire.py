@@ -150,3 +150,14 @@ def optimise_for_runtime(model: bytes, dynamic_shapes: bool = False) -> bytes:
                 new_graph += g.raw
         out += _len_field(_MODEL_GRAPH, bytes(new_graph))
     return bytes(out)
+
+
+def graph_input_names(model: bytes) -> list[str]:
+    """Names the model's graph declares as inputs (weights included, if the exporter listed them)."""
+    names: list[str] = []
+    for f in _fields(model):
+        if f.number == _MODEL_GRAPH:
+            names.extend(
+                _string_field(g.payload, _VALUEINFO_NAME) for g in _fields(f.payload) if g.number == _GRAPH_INPUT
+            )
+    return names

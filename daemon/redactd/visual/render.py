@@ -146,6 +146,7 @@ def render_pass(
                 start = time.perf_counter()
                 frame = fresh_copy(item.frame, fmt)
                 frame.pts = item.pts
+                frame.time_base = item.time_base
                 regions = regions_for(
                     [(b.box.x0, b.box.y0, b.box.x1, b.box.y1, b.box.label) for b in boxes[item.index]],
                     policy.obscure,
@@ -241,7 +242,8 @@ def _redact(
         )
     summary = sidecar.summary(policy, detector.infos, boxes)
     if sidecar_path is not None:
-        fps = float(plan.max_fps or info.fps) if (plan.max_fps or info.fps) else None
+        rate = plan.max_fps or info.fps
+        fps = float(rate) if rate is not None else None
         sidecar.write(sidecar_path, sidecar.document(policy, detector.infos, boxes, plan.width, plan.height, fps))
     s = clock.seconds
     times = PhaseTimes(

@@ -8,13 +8,12 @@ recognised text or pixels.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from redactd.fsutil import atomic_write
 from redactd.policy import RedactionPolicy, policy_hash
 from redactd.visual.detect import ModelInfo
 from redactd.visual.track import TrackedBox
@@ -84,23 +83,4 @@ def document(
 
 def write(path: Path, doc: dict[str, Any]) -> None:
     """Write the sidecar atomically."""
-    write_bytes(path, json.dumps(doc, indent=None, separators=(",", ":"), sort_keys=True).encode())
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write a file atomically: temp file beside it, fsync, rename, fsync the directory."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, json.dumps(doc, indent=None, separators=(",", ":"), sort_keys=True).encode())

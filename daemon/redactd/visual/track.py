@@ -21,6 +21,9 @@ from redactd.visual.detect import Box
 # undetected face is gets less certain the further it is from a detection.
 GROWTH_PER_FRAME = 0.03
 MAX_GROWTH = 0.5
+# Second-chance matching for boxes IoU cannot pair (small and fast): centres at most this many box
+# sizes apart from the track's prediction.
+MAX_CENTRE_DISTANCE = 1.5
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def associate(detections: Sequence[Sequence[Box] | None], cfg: Tracking) -> list
         active = [t for t in active if frame - t.frames[-1] <= reach]
         unmatched = list(range(len(boxes)))
         free = list(active)
-        for score_fn, accept in ((iou, lambda s: s >= cfg.iou_threshold), (_neg_distance, lambda s: s > -1.0)):
+        for score_fn, accept in ((iou, lambda s: s >= cfg.iou_threshold), (_neg_distance, lambda s: s > -MAX_CENTRE_DISTANCE)):
             pairs = sorted(
                 (
                     (score_fn(t.predict(frame), _arr(boxes[i])), ti, i)

@@ -1,0 +1,131 @@
+"""Speed and leaks of `redactd redact` next to the `deface` CLI on the same generated clips, same run.
+
+    PYTHONPATH=daemon .venv/bin/python bench/visual.py [--frames 75] [--repeats 3] [--sizes 720,1080]
+                                                     [--deface PATH] [--every-k 2]
+
+Clips are built from real photographs scikit-image ships (tests/visual/synth.py): faces from 36 px
+up moving across a background, one face touching a larger picture (a case CenterFace scores low),
+a licence plate and a document. For each tool: median frames per second and realtime factor over
+the repeats, and the share of ground-truth face-frames it leaked, scored by the same SSIM scorer
+the tests use. For redactd, where the time went (decode / detect / track / obscure / encode).
+``--every-k 2`` adds a redactd run detecting on every 2nd frame only, to see whether it leaks more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # for tests.visual.synth: clip builder and leak scorer
+
+from tests.visual import synth
+
+TIMEOUT_S = 1800
+FPS = 25
+
+
+def make_clip(path: Path, height: int, frames: int) -> synth.Clip:
+    width = height * 16 // 9
+    k = height / 720
+    sprites = [
+        synth.astronaut(int(36 * k), 40 * k, 80 * k, 6 * k, 1 * k),
+        synth.astronaut(int(120 * k), 500 * k, 200 * k, -4 * k, 0),
+        synth.lfw_face(5, int(48 * k), 900 * k, 500 * k, -5 * k, -1 * k),
+        synth.lfw_face(9, int(40 * k), 1100 * k, 100 * k, -3 * k, 2 * k),
+        # Starts against the big astronaut picture: the hard case.
+        synth.lfw_face(0, int(44 * k), 790 * k, 300 * k, 3 * k, 0),
+    ]
+    stills = [(synth.plate(scale=1.5 * k), int(800 * k), int(600 * k)),
+              (synth.document(int(220 * k), int(160 * k)), int(60 * k), int(420 * k))]
+    return synth.make_clip(path, width, height, frames, sprites, fps=FPS, stills=stills, crf=18)
+
+
+def gray_frames(path: Path, width: int, height: int) -> list[np.ndarray]:
+    """Frames as luma at the input size (deface's writer pads 1080 to 1088: scale it back)."""
+    frames = synth.decode_gray(path)
+    return [f if f.shape == (height, width) else cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
+            for f in frames]
+
+
+def run(argv: list[str]) -> tuple[float, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "daemon")}
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, env=env, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return wall, proc.stdout
+
+
+def policy_variant(tmp: Path, every_k: int) -> Path:
+    doc = yaml.safe_load((REPO / "policies" / "visual-default.yaml").read_text())
+    doc["id"] = f"bench-k{every_k}"
+    doc["detect"]["every_k_frames"] = every_k
+    path = tmp / f"bench-k{every_k}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=75)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sizes", default="720,1080")
+    ap.add_argument("--deface", default=shutil.which("deface") or str(Path(sys.executable).parent / "deface"))
+    ap.add_argument("--every-k", type=int, default=None, help="also run redactd detecting every k-th frame")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        tools: dict[str, list[str]] = {
+            "redactd": [sys.executable, "-m", "redactd", "--log-level", "warning", "redact", "{in}", "-o", "{out}",
+                        "--policy", str(REPO / "policies" / "visual-default.yaml")],
+            "deface": [args.deface, "{in}", "-o", "{out}"],
+        }
+        if args.every_k:
+            tools[f"redactd k={args.every_k}"] = [*tools["redactd"][:-1], str(policy_variant(tmp, args.every_k))]
+        for height in (int(s) for s in args.sizes.split(",")):
+            clip = make_clip(tmp / f"clip{height}.mp4", height, args.frames)
+            original = synth.decode_gray(clip.path)
+            seconds = clip.frames / FPS
+            print(f"\n{clip.width}x{clip.height}, {clip.frames} frames ({seconds:.1f} s), "
+                  f"{sum(len(f) for f in clip.faces)} face-frames; median of {args.repeats} runs")
+            results = {}
+            for name, template in tools.items():
+                walls, phases = [], []
+                out = tmp / f"{name.replace(' ', '_').replace('=', '')}_{height}.mp4"
+                for _ in range(args.repeats):
+                    out.unlink(missing_ok=True)
+                    argv = [a.replace("{in}", str(clip.path)).replace("{out}", str(out)) for a in template]
+                    wall, stdout = run(argv)
+                    walls.append(wall)
+                    if name.startswith("redactd"):
+                        phases.append(json.loads(stdout.strip().splitlines()[-1])["seconds"])
+                leaked, total, _ = synth.leaked_face_frames(original, gray_frames(out, clip.width, clip.height),
+                                                            clip.faces)
+                wall = statistics.median(walls)
+                results[name] = wall
+                print(f"  {name:12s} {clip.frames / wall:6.2f} fps  realtime x{seconds / wall:5.2f}  "
+                      f"wall {wall:6.2f} s  leaked {leaked}/{total} face-frames ({100 * leaked / total:.1f} %)")
+                if phases:
+                    med = {k: statistics.median(p[k] for p in phases) for k in phases[0]}
+                    busy = sum(v for k, v in med.items() if k != "wall")
+                    split = "  ".join(f"{k} {100 * v / busy:.0f}%" for k, v in med.items() if k != "wall")
+                    print(f"  {'':12s} time in: {split}  (of {busy:.2f} s busy; decode overlaps)")
+            print(f"  speed redactd/deface: {results['deface'] / results['redactd']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Tests for `redactd redact` and `redactd preview`, run as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from tests.visual import synth
+from tests.visual.conftest import REPO
+
+
+def redactd(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "daemon")}
+    return subprocess.run([sys.executable, "-m", "redactd", *args], capture_output=True, text=True,
+                          check=False, timeout=120, env=env, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> synth.Clip:
+    path = tmp_path_factory.mktemp("cli") / "in.mp4"
+    return synth.make_clip(path, 320, 240, 10, [synth.astronaut(50, 100, 40, vx=2)],
+                           stills=[(synth.plate(scale=0.8), 150, 180)])
+
+
+class TestRedactCommand:
+    def test_redacts_with_a_policy_id_and_prints_a_summary(self, tmp_path: Path, clip: synth.Clip) -> None:
+        out, side = tmp_path / "out.mp4", tmp_path / "out.json"
+        proc = redactd("redact", str(clip.path), "-o", str(out), "--policy", "visual-default",
+                       "--sidecar", str(side))
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads(proc.stdout)
+        assert summary["frames"] == 10 and summary["size"] == "320x240" and summary["tracks"]["face"] >= 1
+        assert set(summary["seconds"]) == {"wall", "decode", "detect", "track", "obscure", "encode"}
+        assert out.stat().st_size > 0 and json.loads(side.read_text())["format"] == "redactd-detections"
+
+    def test_accepts_a_policy_file_path(self, tmp_path: Path, clip: synth.Clip) -> None:
+        proc = redactd("redact", str(clip.path), "-o", str(tmp_path / "o.mp4"),
+                       "--policy", str(REPO / "policies" / "visual-default.yaml"), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+
+    def test_unknown_policy_is_a_config_error(self, tmp_path: Path, clip: synth.Clip) -> None:
+        proc = redactd("redact", str(clip.path), "-o", str(tmp_path / "o.mp4"), "--policy", "nope")
+        assert proc.returncode == 2 and "unknown redaction policy 'nope'" in proc.stderr
+
+    def test_missing_input_is_an_input_error(self, tmp_path: Path) -> None:
+        proc = redactd("redact", str(tmp_path / "none.mp4"), "-o", str(tmp_path / "o.mp4"))
+        assert proc.returncode == 3 and "input file not found" in proc.stderr
+
+    def test_refuses_to_overwrite_its_input(self, clip: synth.Clip) -> None:
+        proc = redactd("redact", str(clip.path), "-o", str(clip.path))
+        assert proc.returncode == 2 and "overwrite the input" in proc.stderr
+
+    def test_not_a_video_is_an_input_error(self, tmp_path: Path) -> None:
+        bogus = tmp_path / "x.mp4"
+        bogus.write_bytes(b"\x00" * 1000)
+        proc = redactd("redact", str(bogus), "-o", str(tmp_path / "o.mp4"))
+        assert proc.returncode == 3 and "not a readable media file" in proc.stderr
+
+
+class TestPreviewCommand:
+    def test_writes_the_frame_with_boxes_drawn(self, tmp_path: Path, clip: synth.Clip) -> None:
+        png = tmp_path / "frame.png"
+        proc = redactd("preview", str(clip.path), "--at", "0.2s", "-o", str(png))
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["boxes"]["face"] == 1
+        image = cv2.imread(str(png))
+        assert image.shape == (240, 320, 3)
+        green = (image[:, :, 1] > 200) & (image[:, :, 0] < 60) & (image[:, :, 2] < 60)
+        assert green.sum() > 50  # the face box outline
+
+    def test_a_time_past_the_end_is_an_input_error(self, tmp_path: Path, clip: synth.Clip) -> None:
+        proc = redactd("preview", str(clip.path), "--at", "12.5s", "-o", str(tmp_path / "f.png"))
+        assert proc.returncode == 3 and "past the end" in proc.stderr
+
+    def test_a_malformed_time_is_a_usage_error(self, tmp_path: Path, clip: synth.Clip) -> None:
+        proc = redactd("preview", str(clip.path), "--at", "soon", "-o", str(tmp_path / "f.png"))
+        assert proc.returncode == 2 and "is not a time" in proc.stderr
+
+    def test_refuses_a_non_image_output_name(self, tmp_path: Path, clip: synth.Clip) -> None:
+        proc = redactd("preview", str(clip.path), "-o", str(tmp_path / "f.mp4"))
+        assert proc.returncode == 2 and ".png or .jpg" in proc.stderr
+
+
+class TestParseTime:
+    @pytest.mark.parametrize(("text", "seconds"), [("12.5s", 12.5), ("12.5", 12.5), ("1:02.5", 62.5),
+                                                   ("1:00:02", 3602.0)])
+    def test_reads_seconds_and_clock_times(self, text: str, seconds: float) -> None:
+        from redactd.commands.visual_cmd import parse_time
+
+        assert parse_time(text) == seconds

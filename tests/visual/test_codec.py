@@ -1,0 +1,199 @@
+"""Tests for redactd.visual.codec through redact_video: sizes, formats, rates, audio and metadata."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from redactd.errors import UnsupportedMediaError
+from redactd.policy import Limits, RedactionPolicy
+from redactd.visual import redact_video
+from redactd.visual.codec import FramePlan, VideoInfo, probe
+from redactd.visual.detect import CompositeDetector
+from tests.visual import synth
+from tests.visual.conftest import tweak
+from tests.visual.probe import ffprobe, h264_nal_types, non_structural_tags, top_level_boxes
+
+
+def small_clip(path: Path, width: int = 320, height: int = 240, frames: int = 6, fps: int = 25,
+               **kw: object) -> synth.Clip:
+    return synth.make_clip(path, width, height, frames, [synth.astronaut(40, width // 3, height // 4)],
+                           fps=fps, **kw)  # type: ignore[arg-type]
+
+
+def dominant_hz(path: Path) -> float:
+    with av.open(str(path)) as c:
+        samples = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
+        rate = c.streams.audio[0].codec_context.sample_rate
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()])
+
+
+class TestFramePlan:
+    INFO = VideoInfo(1920, 1080, "yuv420p", Fraction(60), 600, 10.0, None)
+
+    def test_without_caps_keeps_size_and_rate(self) -> None:
+        plan = FramePlan.from_limits(self.INFO, Limits())
+        assert (plan.width, plan.height, plan.max_fps, plan.frames) == (1920, 1080, None, 600)
+
+    def test_height_cap_keeps_the_aspect_ratio_in_even_sizes(self) -> None:
+        plan = FramePlan.from_limits(self.INFO, Limits(max_height=721))
+        assert (plan.width, plan.height) == (1280, 720)
+
+    def test_rate_cap_applies_only_above_the_cap(self) -> None:
+        assert FramePlan.from_limits(self.INFO, Limits(max_fps=30)).frames == 300
+        assert FramePlan.from_limits(self.INFO, Limits(max_fps=120)).max_fps is None
+
+
+class TestProbe:
+    def test_rejects_audio_only_files(self, tmp_path: Path) -> None:
+        path = tmp_path / "a.m4a"
+        with av.open(str(path), "w") as out:
+            synth.write_tone(out, synth._tone_stream(out), 440, 0.2)
+        with pytest.raises(UnsupportedMediaError, match="no video stream"):
+            probe(path)
+
+
+class TestOutputFile:
+    @pytest.mark.parametrize("size", [(640, 360), (854, 480)])
+    def test_frame_size_and_pixel_format_equal_the_input(self, tmp_path: Path, policy: RedactionPolicy,
+                                                         detector: CompositeDetector, size: tuple[int, int]) -> None:
+        clip = small_clip(tmp_path / "in.mp4", *size, frames=3)
+        redact_video(clip.path, tmp_path / "out.mp4", policy, detector=detector)
+        (video,) = [s for s in ffprobe(tmp_path / "out.mp4")["streams"] if s["codec_type"] == "video"]
+        assert (video["width"], video["height"], video["pix_fmt"]) == (*size, "yuv420p")
+        assert (video["coded_width"], video["coded_height"]) == size  # no 1088-style padding
+
+    @pytest.mark.slow
+    def test_1080p_stays_1080_lines(self, tmp_path: Path, policy: RedactionPolicy,
+                                    detector: CompositeDetector) -> None:
+        clip = small_clip(tmp_path / "in.mp4", 1920, 1080, frames=3)
+        result = redact_video(clip.path, tmp_path / "out.mp4", policy, detector=detector)
+        (video,) = ffprobe(tmp_path / "out.mp4")["streams"]
+        assert (video["width"], video["height"], result.width, result.height) == (1920, 1080, 1920, 1080)
+
+    def test_keeps_a_444_pixel_format(self, tmp_path: Path, policy: RedactionPolicy,
+                                      detector: CompositeDetector) -> None:
+        clip = small_clip(tmp_path / "in.mp4", pix_fmt="yuv444p", frames=3)
+        redact_video(clip.path, tmp_path / "out.mp4", policy, detector=detector)
+        assert ffprobe(tmp_path / "out.mp4")["streams"][0]["pix_fmt"] == "yuv444p"
+        leaked, _, _ = synth.leaked_face_frames(synth.decode_gray(clip.path),
+                                                synth.decode_gray(tmp_path / "out.mp4"), clip.faces)
+        assert leaked == 0
+
+    def test_carries_no_metadata_sei_or_extra_streams(self, tmp_path: Path, policy: RedactionPolicy,
+                                                      detector: CompositeDetector) -> None:
+        clip = small_clip(tmp_path / "in.mp4", audio_hz=440.0)
+        assert 6 in h264_nal_types(clip.path)  # x264 put its SEI banner in the input...
+        tagged = tmp_path / "tagged.mp4"
+        with av.open(str(clip.path)) as src, av.open(str(tagged), "w") as dst:
+            dst.metadata.update({"title": "Jane at home", "location": "+52.3740+004.8897/",
+                                 "creation_time": "2024-05-01T10:00:00Z", "comment": "serial 12345"})
+            streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+            for packet in src.demux():
+                if packet.dts is not None:
+                    packet.stream = streams[packet.stream.index]
+                    dst.mux(packet)
+        keep = tweak(policy, audio="keep")
+        redact_video(tagged, tmp_path / "out.mp4", keep, detector=detector)
+        info = ffprobe(tmp_path / "out.mp4")
+        assert non_structural_tags(info) == {}
+        assert info["chapters"] == []
+        assert sorted(s["codec_type"] for s in info["streams"]) == ["audio", "video"]
+        assert 6 not in h264_nal_types(tmp_path / "out.mp4")  # ...and it is gone from the output
+        raw = (tmp_path / "out.mp4").read_bytes()
+        assert b"x264" not in raw and b"Lavf" not in raw and b"Jane" not in raw
+
+    def test_mp4_has_faststart(self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector) -> None:
+        clip = small_clip(tmp_path / "in.mp4")
+        redact_video(clip.path, tmp_path / "out.mp4", policy, detector=detector)
+        boxes = top_level_boxes(tmp_path / "out.mp4")
+        assert boxes.index("moov") < boxes.index("mdat")
+
+    def test_encoder_and_crf_come_from_the_policy(self, tmp_path: Path, policy: RedactionPolicy,
+                                                  detector: CompositeDetector) -> None:
+        clip = small_clip(tmp_path / "in.mp4", frames=4)
+        sizes = {}
+        for crf in (10, 40):
+            pol = tweak(policy, **{"encode.crf": crf, "encode.preset": "ultrafast"})
+            redact_video(clip.path, tmp_path / f"{crf}.mp4", pol, detector=detector)
+            sizes[crf] = (tmp_path / f"{crf}.mp4").stat().st_size
+        assert sizes[10] > 2 * sizes[40]
+
+    def test_writes_matroska_for_an_mkv_name(self, tmp_path: Path, policy: RedactionPolicy,
+                                             detector: CompositeDetector) -> None:
+        clip = small_clip(tmp_path / "in.mp4", frames=3)
+        redact_video(clip.path, tmp_path / "out.mkv", tweak(policy, **{"output.container": "auto"}),
+                     detector=detector)
+        info = ffprobe(tmp_path / "out.mkv")
+        assert "matroska" in info["format"]["format_name"]
+        # Matroska always writes its WritingApp element ("Lavf" alone under bitexact: no version)
+        # and a per-stream DURATION; neither says anything about the footage.
+        assert non_structural_tags(info) == {"encoder": "Lavf", "stream0:DURATION": "00:00:00.120000000"}
+
+
+class TestAudio:
+    @pytest.fixture()
+    def clip(self, tmp_path: Path) -> synth.Clip:
+        return small_clip(tmp_path / "in.mp4", frames=25, audio_hz=440.0)
+
+    def test_drop_removes_the_audio_stream(self, tmp_path: Path, clip: synth.Clip, policy: RedactionPolicy,
+                                           detector: CompositeDetector) -> None:
+        redact_video(clip.path, tmp_path / "out.mp4", tweak(policy, audio="drop"), detector=detector)
+        assert [s["codec_type"] for s in ffprobe(tmp_path / "out.mp4")["streams"]] == ["video"]
+
+    def test_keep_copies_the_audio_unchanged(self, tmp_path: Path, clip: synth.Clip, policy: RedactionPolicy,
+                                             detector: CompositeDetector) -> None:
+        redact_video(clip.path, tmp_path / "out.mp4", tweak(policy, audio="keep"), detector=detector)
+        audio = [s for s in ffprobe(tmp_path / "out.mp4")["streams"] if s["codec_type"] == "audio"]
+        assert len(audio) == 1 and audio[0]["codec_name"] == "aac"
+        assert abs(dominant_hz(tmp_path / "out.mp4") - 440) < 3
+
+    def test_anonymize_shifts_the_pitch_and_keeps_the_length(self, tmp_path: Path, clip: synth.Clip,
+                                                             policy: RedactionPolicy,
+                                                             detector: CompositeDetector) -> None:
+        redact_video(clip.path, tmp_path / "out.mp4", tweak(policy, audio="anonymize"), detector=detector)
+        hz = dominant_hz(tmp_path / "out.mp4")
+        assert abs(hz - 440) > 440 * 0.15  # at least ~2.5 semitones away
+        info = ffprobe(tmp_path / "out.mp4")
+        (audio,) = [s for s in info["streams"] if s["codec_type"] == "audio"]
+        assert abs(float(audio["duration"]) - 1.0) < 0.1
+
+
+class TestFrameRateCap:
+    def test_halves_a_50fps_clip_to_25_before_detection(self, tmp_path: Path, policy: RedactionPolicy,
+                                                        detector: CompositeDetector) -> None:
+        clip = small_clip(tmp_path / "in.mp4", frames=50, fps=50)
+        capped = tweak(policy, **{"limits.max_fps": 25})
+        result = redact_video(clip.path, tmp_path / "out.mp4", capped, detector=detector)
+        assert result.frames == 25  # the detector only saw the kept frames
+        (video,) = ffprobe(tmp_path / "out.mp4")["streams"]
+        assert video["avg_frame_rate"] == "25/1" and int(video["nb_frames"]) == 25
+        assert abs(float(video["duration"]) - 1.0) < 0.05
+
+    def test_height_cap_scales_before_detection(self, tmp_path: Path, policy: RedactionPolicy,
+                                                detector: CompositeDetector) -> None:
+        clip = small_clip(tmp_path / "in.mp4", 640, 360, frames=3)
+        capped = tweak(policy, **{"limits.max_height": 240})
+        result = redact_video(clip.path, tmp_path / "out.mp4", capped, detector=detector)
+        (video,) = ffprobe(tmp_path / "out.mp4")["streams"]
+        assert (video["width"], video["height"], result.height) == (426, 240, 240)
+
+
+class TestMetadataVerification:
+    """The output passes the foundation's fail-closed verifier (exiftool, ffprobe, boxes, SEI)."""
+
+    @pytest.mark.parametrize(("audio", "name"), [("drop", "out.mp4"), ("keep", "out.mp4"),
+                                                 ("anonymize", "out.mp4"), ("keep", "out.mkv")])
+    def test_output_passes_verify_clean(self, tmp_path: Path, policy: RedactionPolicy,
+                                        detector: CompositeDetector, audio: str, name: str) -> None:
+        from redactd.metadata.verify import verify_clean
+
+        clip = small_clip(tmp_path / "in.mp4", frames=4, audio_hz=440.0)
+        pol = tweak(policy, **{"audio": audio, "output.container": "auto"})
+        redact_video(clip.path, tmp_path / name, pol, detector=detector)
+        verify_clean(tmp_path / name, expect_video=1, expect_audio=0 if audio == "drop" else 1)

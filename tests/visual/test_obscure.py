@@ -1,0 +1,95 @@
+"""Tests for redactd.visual.obscure: blur, pixelate and fill in YUV planes, inside the box only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from redactd.policy import Obscure
+from redactd.visual.obscure import Region, bgr_to_yuv, obscure_planes, regions_for
+
+
+def planes(width: int = 160, height: int = 120, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(16, 235, (height, width), dtype=np.uint8)
+    u = rng.integers(16, 240, (height // 2, width // 2), dtype=np.uint8)
+    v = rng.integers(16, 240, (height // 2, width // 2), dtype=np.uint8)
+    return [y, u, v]
+
+
+def detail(a: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring pixels: what blurring removes."""
+    a = a.astype(np.int16)
+    return float(np.abs(np.diff(a, axis=1)).mean() + np.abs(np.diff(a, axis=0)).mean())
+
+
+class TestObscurePlanes:
+    @pytest.mark.parametrize("method", ["blur", "pixelate", "fill"])
+    def test_changes_only_the_region(self, method: str) -> None:
+        p = planes()
+        before = [x.copy() for x in p]
+        obscure_planes(p, [Region(40, 30, 100, 90, ellipse=False)], Obscure(method=method))
+        outside = np.ones_like(p[0], bool)
+        outside[30:90, 40:100] = False
+        assert np.array_equal(p[0][outside], before[0][outside])
+        assert detail(p[0][30:90, 40:100]) < detail(before[0][30:90, 40:100]) / 4
+
+    def test_obscures_the_chroma_planes_too(self) -> None:
+        p = planes()
+        before = [x.copy() for x in p]
+        obscure_planes(p, [Region(40, 30, 100, 90, ellipse=False)], Obscure())
+        for now, was in zip(p[1:], before[1:]):
+            assert detail(now[15:45, 20:50]) < detail(was[15:45, 20:50]) / 4
+            assert np.array_equal(now[:15], was[:15])
+
+    def test_snaps_odd_regions_outwards_to_the_chroma_grid(self) -> None:
+        p = planes()
+        before = p[0].copy()
+        obscure_planes(p, [Region(41, 31, 99, 89, ellipse=False)], Obscure(method="fill"))
+        assert not np.array_equal(p[0][30, 40:100], before[30, 40:100])  # row 30 included
+
+    def test_ellipse_leaves_the_box_corners(self) -> None:
+        p = planes()
+        before = p[0].copy()
+        obscure_planes(p, [Region(40, 30, 100, 90, ellipse=True)], Obscure(method="fill"))
+        assert p[0][31, 41] == before[31, 41]
+        assert p[0][60, 70] != before[60, 70] or before[60, 70] == bgr_to_yuv((0, 0, 0))[0]
+
+    def test_blur_strength_scales_with_the_box(self) -> None:
+        # The same picture at two sizes ends up with the same effective resolution.
+        small = np.kron(planes(16, 16, seed=3)[0], np.ones((4, 4), np.uint8))
+        big = np.kron(planes(16, 16, seed=3)[0], np.ones((16, 16), np.uint8))
+        for img in (small, big):
+            h, w = img.shape
+            p = [img, np.full((h // 2, w // 2), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8)]
+            obscure_planes(p, [Region(0, 0, w, h, ellipse=False)], Obscure(method="pixelate", blocks_across=8))
+            assert len(np.unique(p[0][h // 2])) <= 8
+
+    def test_fill_uses_the_policy_colour(self) -> None:
+        p = planes()
+        obscure_planes(p, [Region(40, 30, 100, 90, ellipse=False)], Obscure(method="fill", fill_color=(0, 0, 0)))
+        assert set(np.unique(p[0][30:90, 40:100])) == {16}
+        assert set(np.unique(p[1][15:45, 20:50])) == {128}
+
+    def test_regions_at_the_frame_edge_are_clipped(self) -> None:
+        p = planes()
+        obscure_planes(p, [Region(-10, -10, 30, 30, ellipse=False), Region(150, 110, 400, 400, ellipse=True)],
+                       Obscure())
+        assert p[0].shape == (120, 160)
+
+
+class TestRegionsFor:
+    def test_text_is_always_a_rectangle_faces_follow_the_policy(self) -> None:
+        regions = regions_for([(0, 0, 10, 10, "face"), (0, 0, 10, 10, "text"), (0, 0, 10, 10, "plate")],
+                              Obscure(shape="ellipse"))
+        assert [r.ellipse for r in regions] == [True, False, False]
+
+    def test_rounds_outwards(self) -> None:
+        (r,) = regions_for([(1.7, 2.2, 10.1, 11.9, "face")], Obscure(shape="rectangle"))
+        assert (r.x0, r.y0, r.x1, r.y1) == (1, 2, 11, 12)
+
+
+class TestBlurStrengthLimit:
+    def test_policy_cannot_ask_for_a_weak_blur(self) -> None:
+        with pytest.raises(ValueError, match="less than or equal to 12"):
+            Obscure(blocks_across=20)

@@ -1,0 +1,201 @@
+"""Tests for redactd.visual.render (redact_video): real faces in, obscured faces out, nothing else touched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from redactd.errors import ConfigError, InputError
+from redactd.policy import RedactionPolicy, policy_hash
+from redactd.visual import redact_video
+from redactd.visual.detect import CompositeDetector, build_detector
+from tests.visual import synth
+from tests.visual.conftest import tweak
+
+
+def faces_clip(path: Path, frames: int = 24) -> synth.Clip:
+    """640×360: astronaut faces of 30, 40 and 100 px and two LFW faces, all moving, kept apart."""
+    sprites = [
+        synth.astronaut(30, 20, 20, vx=5, vy=1),
+        synth.astronaut(40, 30, 200, vx=4),
+        synth.astronaut(100, 330, 60, vx=-3, vy=1),
+        synth.lfw_face(3, 44, 560, 20, vx=-2, vy=1),
+        synth.lfw_face(7, 36, 560, 280, vx=-4),
+    ]
+    return synth.make_clip(path, 640, 360, frames, sprites)
+
+
+def outside_mask(sidecar: dict, index: int, shape: tuple[int, int], margin: int = 6) -> np.ndarray:
+    """True where no obscured box (grown by ``margin`` for codec bleed) lies in frame ``index``."""
+    mask = np.ones(shape, bool)
+    for frame in sidecar["frames"]:
+        if frame["i"] == index:
+            for b in frame["boxes"]:
+                mask[
+                    max(0, int(b["y0"]) - margin) : int(b["y1"]) + margin,
+                    max(0, int(b["x0"]) - margin) : int(b["x1"]) + margin,
+                ] = False
+    return mask
+
+
+class DroppingDetector(CompositeDetector):
+    """The real detectors, blind on chosen frames: simulates the misses tracking has to cover."""
+
+    def __init__(self, real: CompositeDetector, blind: set[int]) -> None:
+        super().__init__(real.detectors)
+        self.blind = blind
+        self.calls = 0
+
+    def detect(self, frame: np.ndarray) -> list:
+        index = self.calls
+        self.calls += 1
+        return [] if index in self.blind else super().detect(frame)
+
+
+class TestLeakScorer:
+    def test_separates_unredacted_from_redacted_faces(self, tmp_path: Path, policy: RedactionPolicy,
+                                                      detector: CompositeDetector) -> None:
+        clip = faces_clip(tmp_path / "in.mp4", frames=6)
+        original = synth.decode_gray(clip.path)
+        # An unredacted copy scores as leaked everywhere (same crops, recompressed)...
+        noisy = [cv2.GaussianBlur(f, (3, 3), 0.5) for f in original]
+        leaked, total, scores = synth.leaked_face_frames(original, noisy, clip.faces)
+        assert leaked == total == 30 and min(scores) > 0.8
+        # ...and a redacted one nowhere, with a margin on both sides of the threshold.
+        redact_video(clip.path, tmp_path / "out.mp4", policy, detector=detector)
+        leaked, total, scores = synth.leaked_face_frames(original, synth.decode_gray(tmp_path / "out.mp4"),
+                                                         clip.faces)
+        assert leaked == 0 and max(scores) < synth.LEAK_SSIM - 0.05
+
+
+class TestRedactVideo:
+    def test_obscures_every_face_in_every_frame_and_nothing_else(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        clip = faces_clip(tmp_path / "in.mp4")
+        out, side = tmp_path / "out.mp4", tmp_path / "out.json"
+        result = redact_video(clip.path, out, policy, sidecar_path=side, detector=detector)
+        original, redacted = synth.decode_gray(clip.path), synth.decode_gray(out)
+        assert len(redacted) == len(original) == result.frames == 24
+
+        leaked, total, _ = synth.leaked_face_frames(original, redacted, clip.faces)
+        assert (leaked, total) == (0, 5 * 24)
+
+        sidecar = json.loads(side.read_text())
+        for i, (a, b) in enumerate(zip(original, redacted, strict=True)):
+            mask = outside_mask(sidecar, i, a.shape)
+            assert mask.mean() > 0.6  # boxes are tight: most of the frame is left alone
+            diff = np.abs(a.astype(np.int16) - b.astype(np.int16))[mask]
+            assert diff.mean() < 1.5 and np.percentile(diff, 99.5) < 12
+
+    def test_covers_frames_where_the_detector_saw_nothing(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        clip = faces_clip(tmp_path / "in.mp4")
+        blind = {0, 1, 2, 9, 10, 11, 12, 13, 23}  # first frames, a 5-frame gap, the last frame
+        side = tmp_path / "out.json"
+        result = redact_video(clip.path, tmp_path / "out.mp4", policy, sidecar_path=side,
+                              detector=DroppingDetector(detector, blind))
+        original, redacted = synth.decode_gray(clip.path), synth.decode_gray(tmp_path / "out.mp4")
+        leaked, total, _ = synth.leaked_face_frames(original, redacted, clip.faces)
+        assert (leaked, total) == (0, 5 * 24)
+        assert result.boxes_filled > 0
+        frames = {f["i"]: f["boxes"] for f in json.loads(side.read_text())["frames"]}
+        for i in blind:
+            faces = [b for b in frames[i] if b["class"] == "face"]
+            assert len(faces) >= 5 and all(b["source"] == "filled" for b in faces)
+
+    def test_the_same_misses_leak_without_tracking(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        # Proves the previous test is sensitive: tracking, not luck, covered those frames.
+        clip = faces_clip(tmp_path / "in.mp4", frames=12)
+        no_tracking = tweak(policy, **{"tracking.max_gap": 0, "tracking.extend_frames": 0,
+                                       "tracking.hold_frames": 0})
+        redact_video(clip.path, tmp_path / "out.mp4", no_tracking,
+                     detector=DroppingDetector(detector, {4, 5, 6}))
+        leaked, _, _ = synth.leaked_face_frames(synth.decode_gray(clip.path),
+                                                synth.decode_gray(tmp_path / "out.mp4"), clip.faces)
+        assert leaked >= 3 * 5 - 2
+
+    def test_obscures_text_on_a_plate_and_a_document(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        clip = synth.make_clip(tmp_path / "in.mp4", 640, 360, 8, [],
+                               stills=[(synth.plate(), 360, 280), (synth.document(), 40, 40)])
+        redact_video(clip.path, tmp_path / "out.mp4", policy, detector=detector)
+        original, redacted = synth.decode_gray(clip.path), synth.decode_gray(tmp_path / "out.mp4")
+        plate_box, doc_box = clip.stills
+        # The characters, not the whole objects: inset from the plate border and page margin.
+        plate_text = (plate_box[0] + 10, plate_box[1] + 8, plate_box[2] - 10, plate_box[3] - 8)
+        doc_text = (doc_box[0] + 8, doc_box[1] + 8, doc_box[2] - 20, doc_box[3] - 20)
+        for region in (plate_text, doc_text):
+            leaked, total, _ = synth.leaked_face_frames(original, redacted, [[region]] * clip.frames)
+            assert (leaked, total) == (0, clip.frames)
+
+    def test_writes_a_sidecar_without_personal_data(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        clip = faces_clip(tmp_path / "Holiday of Jane Doe.mp4", frames=4)
+        side = tmp_path / "side.json"
+        redact_video(clip.path, tmp_path / "out.mp4", policy, sidecar_path=side, detector=detector)
+        raw = side.read_text()
+        doc = json.loads(raw)
+        assert "Jane" not in raw and "Holiday" not in raw and str(tmp_path) not in raw
+        assert doc["policy"] == {"id": policy.id, "version": policy.version, "sha256": policy_hash(policy)}
+        assert {m["name"] for m in doc["models"]} == {"centerface", "ppocrv4-det"}
+        assert all(len(m["sha256"]) == 64 for m in doc["models"])
+        box = doc["frames"][0]["boxes"][0]
+        assert set(box) == {"x0", "y0", "x1", "y1", "class", "score", "track", "source"}
+
+    def test_reports_progress_for_both_passes(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        clip = faces_clip(tmp_path / "in.mp4", frames=5)
+        seen: list[tuple[int, int]] = []
+        redact_video(clip.path, tmp_path / "out.mp4", policy, progress=lambda d, t: seen.append((d, t)),
+                     detector=detector)
+        assert [d for d, _ in seen] == list(range(1, 11)) and seen[-1] == (10, 10)
+
+    def test_refuses_a_metadata_only_policy(self, tmp_path: Path) -> None:
+        from redactd.policy import resolve_policy
+
+        meta = resolve_policy(str(Path(__file__).resolve().parents[2] / "policies" / "metadata-only.yaml"))
+        with pytest.raises(ConfigError, match="needs mode visual"):
+            redact_video(tmp_path / "x.mp4", tmp_path / "y.mp4", meta)
+
+    def test_rejects_a_file_that_is_not_a_video(self, tmp_path: Path, policy: RedactionPolicy,
+                                                detector: CompositeDetector) -> None:
+        bogus = tmp_path / "notes.mp4"
+        bogus.write_text("hello, not a video")
+        with pytest.raises(InputError, match="not a readable media file"):
+            redact_video(bogus, tmp_path / "out.mp4", policy, detector=detector)
+        assert list(tmp_path.iterdir()) == [bogus]  # no partial output left behind
+
+    def test_a_truncated_video_fails_and_leaves_no_output(self, tmp_path: Path, policy: RedactionPolicy,
+                                                          detector: CompositeDetector) -> None:
+        clip = faces_clip(tmp_path / "in.mp4", frames=6)
+        cut = tmp_path / "cut.mp4"
+        cut.write_bytes(clip.path.read_bytes()[: clip.path.stat().st_size // 3])
+        with pytest.raises(InputError):
+            redact_video(cut, tmp_path / "out.mp4", policy, detector=detector)
+        assert not (tmp_path / "out.mp4").exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".redactd-")]
+
+    def test_finds_a_30px_face_in_1080p_with_the_tiled_pass(self, tmp_path: Path, policy: RedactionPolicy) -> None:
+        sprites = [synth.astronaut(30, 1500, 800, vx=-3), synth.lfw_face(11, 34, 300, 150, vy=2)]
+        clip = synth.make_clip(tmp_path / "in.mp4", 1920, 1080, 4, sprites)
+        tiled = tweak(policy, **{"detect.faces.input_width": 640, "detect.faces.tiles": 3,
+                                 "detect.text.enabled": False})
+        det = build_detector(tiled.detect)
+        try:
+            redact_video(clip.path, tmp_path / "out.mp4", tiled, detector=det)
+        finally:
+            det.close()
+        leaked, total, _ = synth.leaked_face_frames(synth.decode_gray(clip.path),
+                                                    synth.decode_gray(tmp_path / "out.mp4"), clip.faces)
+        assert (leaked, total) == (0, 8)

@@ -1,0 +1,107 @@
+"""Tests for redactd.visual.track: association, gap filling, extension, hold and padding."""
+
+from __future__ import annotations
+
+from redactd.policy import Tracking
+from redactd.visual.detect import Box
+from redactd.visual.track import TrackedBox, associate, track_boxes
+
+NO_PAD = Tracking(pad=0.0, extend_frames=0, hold_frames=0)
+
+
+def face(x: float, y: float = 100.0, size: float = 40.0, score: float = 0.9) -> Box:
+    return Box(x, y, x + size, y + size, score, "face")
+
+
+def moving(frames: int, start: float = 100.0, step: float = 4.0, missing: set[int] = frozenset()) -> list[list[Box] | None]:
+    return [[] if i in missing else [face(start + step * i)] for i in range(frames)]
+
+
+def xs(frame: list[TrackedBox]) -> list[float]:
+    return sorted(round(b.box.x0, 1) for b in frame)
+
+
+class TestAssociate:
+    def test_one_moving_face_is_one_track(self) -> None:
+        tracks = associate(moving(20), NO_PAD)
+        assert len(tracks) == 1 and len(tracks[0].frames) == 20
+
+    def test_crossing_faces_keep_their_tracks(self) -> None:
+        dets: list[list[Box] | None] = [[face(100 + 8 * i, 100), face(260 - 8 * i, 110)] for i in range(21)]
+        tracks = associate(dets, NO_PAD)
+        assert len(tracks) == 2
+        for t in tracks:
+            direction = t.boxes[-1].x0 - t.boxes[0].x0
+            steps = [b.x0 - a.x0 for a, b in zip(t.boxes, t.boxes[1:])]
+            assert all((s > 0) == (direction > 0) for s in steps)  # never swapped identities
+
+    def test_a_small_fast_face_without_overlap_stays_one_track(self) -> None:
+        dets: list[list[Box] | None] = [[face(10 + 25 * i, size=20)] for i in range(10)]
+        assert len(associate(dets, NO_PAD)) == 1
+
+    def test_faces_and_text_never_share_a_track(self) -> None:
+        dets: list[list[Box] | None] = [[face(100), Box(100, 100, 140, 140, 0.9, "text")] for _ in range(5)]
+        assert sorted(t.label for t in associate(dets, NO_PAD)) == ["face", "text"]
+
+    def test_min_track_hits_drops_one_frame_flukes(self) -> None:
+        dets = moving(10)
+        dets[4] = [face(140), face(400, 300)]
+        cfg = Tracking(min_track_hits=2)
+        assert len(associate(dets, cfg)) == 1
+
+
+class TestTrackBoxes:
+    def test_fills_a_detection_gap_by_interpolation(self) -> None:
+        out = track_boxes(moving(20, missing={6, 7, 8, 9}), NO_PAD, 1000, 1000)
+        for i in (6, 7, 8, 9):
+            assert xs(out[i]) == [100.0 + 4 * i]
+            assert not out[i][0].detected
+        assert out[5][0].detected
+
+    def test_does_not_bridge_gaps_longer_than_max_gap(self) -> None:
+        cfg = Tracking(pad=0.0, extend_frames=0, hold_frames=0, max_gap=3)
+        out = track_boxes(moving(20, missing=set(range(5, 15))), cfg, 1000, 1000)
+        assert all(out[i] == [] for i in range(5, 15))
+
+    def test_extends_backwards_along_the_motion_to_cover_the_first_frames(self) -> None:
+        cfg = Tracking(pad=0.0, extend_frames=5, hold_frames=0)
+        out = track_boxes(moving(20, missing={0, 1, 2}), cfg, 1000, 1000)
+        for i in (0, 1, 2):
+            assert len(out[i]) == 1 and not out[i][0].detected
+            box = out[i][0].box
+            true_x = 100 + 4 * i
+            assert box.x0 <= true_x and box.x1 >= true_x + 40  # covers where the face really was
+
+    def test_holds_after_the_last_detection(self) -> None:
+        cfg = Tracking(pad=0.0, extend_frames=0, hold_frames=4)
+        out = track_boxes(moving(10) + [[] for _ in range(8)], cfg, 1000, 1000)
+        assert [len(f) for f in out[10:18]] == [1, 1, 1, 1, 0, 0, 0, 0]
+
+    def test_extension_after_the_end_follows_the_motion_then_holds(self) -> None:
+        cfg = Tracking(pad=0.0, extend_frames=2, hold_frames=2)
+        out = track_boxes(moving(10) + [[] for _ in range(6)], cfg, 1000, 1000)
+        last = 100 + 4 * 9
+        centre = [(b.box.x0 + b.box.x1) / 2 for f in out[10:14] for b in f]
+        assert centre == [last + 20 + 4, last + 20 + 8, last + 20 + 8, last + 20 + 8]
+        assert out[14] == []
+
+    def test_pads_each_box_and_clips_it_to_the_frame(self) -> None:
+        cfg = Tracking(pad=0.5, extend_frames=0, hold_frames=0)
+        out = track_boxes([[Box(10, 10, 50, 50, 0.9, "face")]], cfg, 60, 60)
+        b = out[0][0].box
+        assert (b.x0, b.y0, b.x1, b.y1) == (0.0, 0.0, 60.0, 60.0)
+        out = track_boxes([[Box(100, 100, 140, 140, 0.9, "face")]], cfg, 1000, 1000)
+        b = out[0][0].box
+        assert (b.x0, b.y0, b.x1, b.y1) == (90.0, 90.0, 150.0, 150.0)
+
+    def test_frames_left_to_tracking_are_covered(self) -> None:
+        # Detector run on every 3rd frame only (None marks the frames it skipped).
+        dets: list[list[Box] | None] = [[face(100 + 4 * i)] if i % 3 == 0 else None for i in range(19)]
+        out = track_boxes(dets, NO_PAD, 1000, 1000)
+        assert all(len(f) == 1 for f in out)
+        assert xs(out[4]) == [116.0]
+
+    def test_counts_detected_and_filled_boxes_separately(self) -> None:
+        out = track_boxes(moving(10, missing={3}), Tracking(extend_frames=0, hold_frames=0), 1000, 1000)
+        assert sum(b.detected for f in out for b in f) == 9
+        assert sum(not b.detected for f in out for b in f) == 1
