@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ class TestCustodyLog:
             for i in range(3):
                 log.append("processing_started", job_id=f"j{i}", raw_sha256=RAW)
         lines = lines_of(tmp_path)
-        for before, after in zip(lines, lines[1:]):
+        for before, after in pairwise(lines):
             assert json.loads(after)["prev"] == line_hash(before)
 
     def test_records_policy_references_and_model_hashes(self, tmp_path: Path, key_path: Path) -> None:
@@ -88,7 +89,7 @@ class TestCustodyLog:
                     "try: CustodyLog.open(Path(sys.argv[1]), Path(sys.argv[2]))\n"
                     "except Exception as e: print(e); sys.exit(7)")
             other = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(key_path)],
-                                   capture_output=True, text=True, timeout=60)
+                                   capture_output=True, text=True, timeout=60, check=False)
             assert other.returncode == 7 and "another writer" in other.stdout
         CustodyLog.open(tmp_path, key_path).close()  # released on close
 
@@ -125,7 +126,7 @@ class TestCustodyLog:
                 log.append(Event.INGESTED, job_id=f"j{i}", raw_sha256=RAW)
         paths = segment_paths(tmp_path)
         assert len(paths) >= 3
-        for older, newer in zip(paths, paths[1:]):
+        for older, newer in pairwise(paths):
             last, first = read_segment(older)[0][-1].data, read_segment(newer)[0][0].data
             assert json.loads(last)["event"] == "checkpoint"
             assert json.loads(first)["prev"] == line_hash(last)

@@ -88,7 +88,7 @@ class TestInclusionProofs:
 class TestConsistencyProofs:
     def test_every_old_size_is_proven_a_prefix_of_every_new_size(self) -> None:
         for new in range(1, len(LEAVES) + 1):
-            for old in range(0, new + 1):
+            for old in range(new + 1):
                 proof = TREE.consistency_proof(old, new)
                 assert verify_consistency(old, new, TREE.root(old), TREE.root(new), proof), (old, new)
 

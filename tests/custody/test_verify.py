@@ -7,17 +7,17 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from redactd.custody import CustodyLog, Problem, verify_log
+from redactd.custody import CustodyLog, Problem, canonical, verify_log
 from redactd.custody.entry import line_hash, signing_bytes
 from redactd.custody.keys import fingerprint, load_public_key
 from redactd.custody.segments import CHECKPOINT_FILE, segment_paths
-from redactd.custody import canonical
 
 from .conftest import write_events
 
@@ -109,7 +109,7 @@ class TestVerifyMutations:
 
     def test_swapping_neighbours_names_the_first_of_them(self, campaign: tuple[Path, Any, list[Loc]]) -> None:
         directory, pub, locs = campaign
-        pairs = [(a, b) for a, b in zip(locs, locs[1:]) if a.path == b.path]
+        pairs = [(a, b) for a, b in pairwise(locs) if a.path == b.path]
         for a, b in random.Random(3).sample(pairs, 30):
             data = a.path.read_bytes()
             swapped = data[:a.start] + data[b.start:b.end + 1] + data[a.start:a.end + 1] + data[b.end + 1:]
@@ -189,14 +189,14 @@ class TestVerifyMutations:
             assert problem is not None and (problem.line, problem.seq) == (cut + 1, cut), problem
 
     def test_the_wrong_public_key_fails_at_the_first_entry(self, campaign: tuple[Path, Any, list[Loc]]) -> None:
-        directory, _, locs = campaign
+        directory, _, _ = campaign
         result = verify_log(directory, Ed25519PrivateKey.generate().public_key())
         assert result.problem is not None and (result.problem.line, result.problem.seq) == (1, 0)
         assert "key in force" in result.problem.message
 
     def test_a_missing_checkpoint_file_is_a_warning_and_a_foreign_one_a_failure(
             self, campaign: tuple[Path, Any, list[Loc]]) -> None:
-        directory, pub, locs = campaign
+        directory, pub, _ = campaign
         saved = (directory / CHECKPOINT_FILE).read_bytes()
         (directory / CHECKPOINT_FILE).unlink()
         result = verify_log(directory, pub)
