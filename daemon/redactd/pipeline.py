@@ -70,10 +70,9 @@ RENDER_SHARE = 0.85
 
 
 def run_visual(spec: JobSpec, progress: Progress | None) -> JobResult:
-    """Detect, track, obscure, re-encode; cut the encoder's SEI banner; verify; then red-team the output."""
+    """Detect, track, obscure, re-encode; verify the output carries no metadata; then red-team it."""
     policy = spec.policy
     suffix = ".mkv" if policy.output.container == "mkv" else ".mp4"
-    rendered = spec.scratch_dir / f"rendered{suffix}"
     out = spec.scratch_dir / f"output{suffix}"
     detections_path = spec.scratch_dir / "detections.json"
     share = RENDER_SHARE if policy.validation.enabled else 1.0
@@ -82,12 +81,8 @@ def run_visual(spec: JobSpec, progress: Progress | None) -> JobResult:
         if progress:
             progress(share * done / max(1, total))
 
-    redacted = redact_video(spec.raw_path, rendered, policy, render_progress, sidecar_path=detections_path)
+    redacted = redact_video(spec.raw_path, out, policy, render_progress, sidecar_path=detections_path)
     keep_audio = redacted.audio not in ("none", AudioMode.DROP.value)
-    # x264 writes its version and options as SEI user data into every output: the lossless
-    # cleaner cuts it (pictures stay bit-exact), then the output is verified like any other.
-    clean_metadata(rendered, out, keep_audio=keep_audio, verify=False)
-    rendered.unlink()
     verify_clean(out, expect_video=1, expect_audio=int(keep_audio))
     detections = json.loads(detections_path.read_bytes())
     sidecar: dict[str, Any] = {
