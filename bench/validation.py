@@ -22,14 +22,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "daemon"), str(REPO / "tests" / "validation")]
+sys.path[:0] = [str(REPO / "daemon"), str(REPO)]
 
 from redactd import log  # noqa: E402
 from redactd.policy import RedactionPolicy  # noqa: E402
 from redactd.validation import Validator  # noqa: E402
 from redactd.validation.check import obscured_regions  # noqa: E402
 
-import scenes  # noqa: E402
+from tests.validation import scenes  # noqa: E402
 
 
 def size(text: str) -> tuple[int, int]:

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,11 @@ from typing import Any
 from redactd import log
 from redactd.admit import move_aside
 from redactd.config import DaemonConfig
-from redactd.errors import ConfigError
+from redactd.custody import CustodyLog, Event
+from redactd.custody.keys import read_passphrase
+from redactd.errors import ConfigError, CustodyError
 from redactd.fsutil import sha256_file
-from redactd.jobstore import Job, JobState, JobStore, JobStoreError
+from redactd.jobstore import Job, JobState, JobStore, JobStoreError, TransitionSink
 from redactd.policy import PolicySet
 from redactd.publish import REASON_FILE, Queues, output_name, safe_suffix
 
@@ -34,6 +37,51 @@ SHEETS_DIR = "review-sheets"
 def default_actor() -> str:
     """Who is deciding: the user behind sudo, else the login user."""
     return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+class CustodySink:
+    """Turns the store's review transitions into signed custody entries naming the reviewer."""
+
+    def __init__(self, custody: CustodyLog) -> None:
+        self.custody = custody
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        actor = fields.get("actor") or "redactd review"
+        common = {"job_id": fields.get("job_id"), "raw_sha256": fields.get("raw_sha256"), "actor": actor}
+        if event == "review_approved":
+            self.custody.append(Event.REVIEW_APPROVED, output_sha256=fields.get("output_sha256"), **common)
+        elif event == "review_rejected":
+            details = {k: fields[k] for k in ("reason", "requeued_with") if fields.get(k) is not None}
+            self.custody.append(Event.REVIEW_REJECTED, **common, **details)
+        elif event == "published":
+            policy = None
+            if fields.get("policy_version") is not None and fields.get("policy_sha256"):
+                policy = {"id": fields["policy_id"], "version": fields["policy_version"],
+                          "hash": fields["policy_sha256"]}
+            self.custody.append(Event.PUBLISHED, output_sha256=fields.get("output_sha256"), policy=policy,
+                                output_name=fields.get("output_name"), **common)
+
+
+@contextlib.contextmanager
+def custody_sink(cfg: DaemonConfig) -> Iterator[tuple[TransitionSink | None, str]]:
+    """The custody log as the job store's sink, when this process may write it; else why not.
+
+    The custody log has one writer. While ``redactd run`` holds it, a decision is still made and
+    the job store's history names the reviewer, but the signed entry cannot be written from here.
+    """
+    if not cfg.custody.signing_key.is_file():
+        yield None, f"no custody signing key at {cfg.custody.signing_key} (see `redactd keys init`)"
+        return
+    try:
+        custody = CustodyLog.open(cfg.custody.directory, cfg.custody.signing_key,
+                                  read_passphrase(cfg.custody.passphrase_file))
+    except CustodyError as exc:
+        yield None, str(exc)
+        return
+    try:
+        yield CustodySink(custody), f"recorded in the custody log ({cfg.custody.directory})"
+    finally:
+        custody.close()
 
 
 @dataclass(frozen=True)

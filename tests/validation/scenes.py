@@ -10,7 +10,6 @@ then never obscured, exactly the leak validation must catch.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,7 @@ from redactd.policy import RedactionPolicy
 from redactd.visual import redact_video
 from redactd.visual.detect import Box, CompositeDetector, build_detector
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "visual"))
-import synth  # noqa: E402  (the visual tests' clip builder, shared rather than copied)
+from tests.visual import synth  # the visual tests' clip builder, shared rather than copied
 
 REPO = Path(__file__).resolve().parents[2]
 

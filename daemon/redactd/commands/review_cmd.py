@@ -12,14 +12,14 @@ from redactd.commands._common import config_path
 from redactd.config import check_config
 from redactd.daemon import store_path
 from redactd.jobstore import JobStore
-from redactd.review import ReviewDesk, default_actor
+from redactd.review import ReviewDesk, custody_sink, default_actor
 from redactd.validation.sheet import contact_sheet, write_private_png
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     review = sub.add_parser("review", help="the review queue: outputs held back for a human decision")
     rsub = review.add_subparsers(dest="review_command", metavar="ACTION", required=True)
-    ls = rsub.add_parser("list", help="jobs waiting in review, oldest decision first")
+    ls = rsub.add_parser("list", help="jobs waiting in review, newest first")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.set_defaults(func=cmd_list)
     show = rsub.add_parser("show", help="why a job is in review; writes a contact sheet PNG (private)")
@@ -46,6 +46,20 @@ def _desk(args: argparse.Namespace, readonly: bool = False) -> Iterator[ReviewDe
         yield ReviewDesk(cfg, policies, store)
     finally:
         store.close()
+
+
+@contextmanager
+def _deciding(args: argparse.Namespace) -> Iterator[ReviewDesk]:
+    """A desk whose decisions also go to the custody log, when this process can write it."""
+    cfg, policies = check_config(config_path(args))
+    with custody_sink(cfg) as (sink, note):
+        store = JobStore.open(store_path(cfg), sink=sink)
+        try:
+            yield ReviewDesk(cfg, policies, store)
+        finally:
+            store.close()
+    print(f"custody: {note}" if sink is not None else
+          f"custody: not recorded here ({note}); the job's history names who decided")
 
 
 def _when(ts: float | None) -> str:
@@ -95,7 +109,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_approve(args: argparse.Namespace) -> int:
     actor = args.by or default_actor()
-    with _desk(args) as desk:
+    with _deciding(args) as desk:
         job = desk.approve(args.job_id, actor)
     print(f"job {job.id}: approved by {actor}, published as {job.output_path}")
     return 0
@@ -103,7 +117,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_reject(args: argparse.Namespace) -> int:
     actor = args.by or default_actor()
-    with _desk(args) as desk:
+    with _deciding(args) as desk:
         if args.requeue_with:
             job = desk.requeue(args.job_id, actor, args.requeue_with)
             print(f"job {job.id}: rejected by {actor}; queued again with policy {args.requeue_with}")
