@@ -415,7 +415,7 @@ class JobStore:
                    raw_sha256=job.raw_sha256)
         self._emit("published", job_id=job.id, output_name=job.output_name,
                    output_sha256=job.output_sha256, raw_sha256=job.raw_sha256, policy_id=job.policy_id,
-                   policy_version=job.policy_version, policy_sha256=job.policy_sha256)
+                   policy_version=job.policy_version, policy_sha256=job.policy_sha256, actor=actor)
         return job
 
     def reject_review(self, job_id: str, reason: str, raw_path: Path | None, actor: str,

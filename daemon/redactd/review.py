@@ -46,7 +46,7 @@ class CustodySink:
         self.custody = custody
 
     def __call__(self, event: str, **fields: Any) -> None:
-        actor = fields.get("actor") or "redactd review"
+        actor = fields.get("actor") or "redactd"
         common = {"job_id": fields.get("job_id"), "raw_sha256": fields.get("raw_sha256"), "actor": actor}
         if event == "review_approved":
             self.custody.append(Event.REVIEW_APPROVED, output_sha256=fields.get("output_sha256"), **common)
