@@ -91,7 +91,8 @@ class JobExecutor:
 
         try:
             outcome = self.runner.run(
-                JobSpec(job.id, job.raw_path, scratch, policy), job.id, self.limits().timeout,
+                JobSpec(job.id, job.raw_path, scratch, policy, self.queues.approved_boxes(job.id)), job.id,
+                self.limits().timeout,
                 on_start=lambda pid: store.set_running(job.id, worker_pid=pid), on_progress=on_progress,
                 stop_now=self.stop_now,
             )
@@ -141,6 +142,8 @@ class JobExecutor:
         store.plan_output(job.id, name, result.output_sha256)
         where = self.queues.publish(result.output_path, name, sidecar)
         store.mark_published(job.id, where)
+        # Boxes approved before blurring have been rendered: the review folder has served its turn.
+        shutil.rmtree(self.queues.review_dir / job.id, ignore_errors=True)
 
     def _retry_or_fail(self, store: JobStore, job: Job, ending: Ending, message: str) -> None:
         limits = self.limits()

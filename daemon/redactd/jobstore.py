@@ -6,7 +6,8 @@ which start-up recovery resumes (see ``Daemon.recover``).
 
     receiving ─► admitted ─► processing ─► published
         │            ▲            │    ├──► review ──► published (approved) | failed (rejected)
-        │            └─ requeued ─┘    └──► failed      └──► admitted (re-queued with another policy)
+        │            └─ requeued ─┘    └──► failed      └──► admitted (re-queued with another policy,
+        │                                                   or boxes approved before blurring)
         └──► duplicate            (rejected files are recorded directly as failed)
 """
 
@@ -142,6 +143,11 @@ class Transition:
     from_state: JobState | None
     to_state: JobState
     detail: str | None
+
+
+#: What a job forgets when it goes back to the queue to run again.
+_FRESH: dict[str, Any] = {"attempts": 0, "not_before": 0, "last_error": None, "output_path": None,
+                          "output_name": None, "output_sha256": None, "progress": None, "finished_at": None}
 
 
 class JobStore:
@@ -391,9 +397,8 @@ class JobStore:
             changes = {"policy_id": policy_id, "policy_version": None, "policy_sha256": None}
         with self._tx(self._conn) as c:
             allowed = {JobState.REVIEW} if policy_id is not None else {JobState.FAILED, JobState.REVIEW}
-            job = self._move(c, job_id, allowed, JobState.ADMITTED, detail,
-                             raw_path=raw_path, attempts=0, not_before=0, last_error=None, output_path=None,
-                             output_name=None, output_sha256=None, progress=None, finished_at=None, **changes)
+            job = self._move(c, job_id, allowed, JobState.ADMITTED, detail, raw_path=raw_path, **_FRESH,
+                             **changes)
             if move_back is not None:
                 move_back()
         if policy_id is not None:
@@ -416,6 +421,14 @@ class JobStore:
         self._emit("published", job_id=job.id, output_name=job.output_name,
                    output_sha256=job.output_sha256, raw_sha256=job.raw_sha256, policy_id=job.policy_id,
                    policy_version=job.policy_version, policy_sha256=job.policy_sha256, actor=actor)
+        return job
+
+    def approve_boxes(self, job_id: str, actor: str) -> Job:
+        """A reviewer approved the boxes of a job held before blurring: back to the queue to render them."""
+        with self._tx(self._conn) as c:
+            job = self._move(c, job_id, {JobState.REVIEW}, JobState.ADMITTED,
+                             f"boxes approved by {actor}; rendering", **_FRESH)
+        self._emit("review_approved", job_id=job.id, actor=actor, raw_sha256=job.raw_sha256, stage="before-blur")
         return job
 
     def reject_review(self, job_id: str, reason: str, raw_path: Path | None, actor: str,

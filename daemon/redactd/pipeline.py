@@ -17,6 +17,8 @@ from redactd.metadata.clean import choose_container, clean_metadata
 from redactd.metadata.verify import verify_clean
 from redactd.policy import AudioMode, Mode, RedactionPolicy, policy_hash
 from redactd.validation import validate_output
+from redactd.validation.beforeblur import detect_only, render_approved
+from redactd.validation.sheet import contact_sheet, write_private_png
 from redactd.visual import redact_video
 
 log = structlog.get_logger(__name__)
@@ -30,6 +32,8 @@ class JobSpec:
     raw_path: Path
     scratch_dir: Path
     policy: RedactionPolicy
+    #: Boxes a reviewer approved (review before blurring): render exactly these, detect nothing.
+    approved_detections: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -65,13 +69,42 @@ def run_metadata_only(spec: JobSpec, progress: Progress | None) -> JobResult:
     return JobResult(out, sha256_file(out), sidecar, "publish")
 
 
+#: The sidecar's ``stage`` of a job held for review before blurring (nothing rendered yet).
+BEFORE_BLUR = "review-before-blur"
+
 #: Share of a visual job's progress bar the render takes; validation fills the rest.
 RENDER_SHARE = 0.85
+
+
+def hold_for_box_review(spec: JobSpec, progress: Progress | None) -> JobResult:
+    """Review before blurring: detect only; the boxes and a contact sheet wait for a reviewer."""
+    policy = spec.policy
+    doc = detect_only(spec.raw_path, policy, (lambda f: progress(0.9 * f)) if progress else None)
+    out = spec.scratch_dir / "output.png"
+    write_private_png(spec.scratch_dir, out.name, contact_sheet(spec.raw_path, None, {"detections": doc}, policy))
+    if progress:
+        progress(1.0)
+    counts = doc["counts"]
+    sidecar: dict[str, Any] = {
+        "redactd_version": __version__,
+        "job_id": spec.job_id,
+        "stage": BEFORE_BLUR,
+        "policy": policy_record(policy),
+        "mode": policy.mode.value,
+        "models": {m["name"]: m["sha256"] for m in doc["models"]},
+        "detections": doc,
+    }
+    reason = (f"review before blurring (policy {policy.id}): {sum(counts['tracks'].values())} track(s) on "
+              f"{counts['frames_with_boxes']} of {counts['frames']} frames would be obscured; approve the "
+              "boxes to render them, or reject")
+    return JobResult(out, sha256_file(out), sidecar, "review", reason)
 
 
 def run_visual(spec: JobSpec, progress: Progress | None) -> JobResult:
     """Detect, track, obscure, re-encode; verify the output carries no metadata; then red-team it."""
     policy = spec.policy
+    if policy.validation.review_before_blur and spec.approved_detections is None:
+        return hold_for_box_review(spec, progress)
     suffix = ".mkv" if policy.output.container == "mkv" else ".mp4"
     out = spec.scratch_dir / f"output{suffix}"
     detections_path = spec.scratch_dir / "detections.json"
@@ -81,20 +114,31 @@ def run_visual(spec: JobSpec, progress: Progress | None) -> JobResult:
         if progress:
             progress(share * done / max(1, total))
 
-    redacted = redact_video(spec.raw_path, out, policy, render_progress, sidecar_path=detections_path)
-    keep_audio = redacted.audio not in ("none", AudioMode.DROP.value)
+    review: dict[str, Any] = {}
+    if spec.approved_detections is not None:
+        approval = json.loads(spec.approved_detections.read_bytes())
+        detections = approval["detections"]
+        audio, models = render_approved(spec.raw_path, out, policy, detections,
+                                        lambda f: render_progress(int(f * 1000), 1000))
+        review = {"boxes_approved_by": approval["approved_by"], "boxes_approved_at": approval["approved_at"]}
+    else:
+        redacted = redact_video(spec.raw_path, out, policy, render_progress, sidecar_path=detections_path)
+        audio, models = redacted.audio, redacted.models
+        detections = json.loads(detections_path.read_bytes())
+    keep_audio = audio not in ("none", AudioMode.DROP.value)
     verify_clean(out, expect_video=1, expect_audio=int(keep_audio))
-    detections = json.loads(detections_path.read_bytes())
     sidecar: dict[str, Any] = {
         "redactd_version": __version__,
         "job_id": spec.job_id,
         "policy": policy_record(policy),
         "mode": policy.mode.value,
-        "audio": redacted.audio,
-        "models": {m.name: m.sha256 for m in redacted.models},
+        "audio": audio,
+        "models": {m.name: m.sha256 for m in models},
         "detections": detections,
         "verified": ["exiftool", "ffprobe", "box-tree", "bitstream-sei"],
     }
+    if review:
+        sidecar["review"] = review
     if not policy.validation.enabled:
         sidecar["validation"] = {"verdict": "skipped", "note": "validation disabled by the policy"}
         return JobResult(out, sha256_file(out), sidecar, "publish")

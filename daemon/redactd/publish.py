@@ -18,6 +18,8 @@ from redactd.fsutil import atomic_output, atomic_write
 from redactd.jobstore import Job
 
 REASON_FILE = "REASON.txt"
+#: Boxes a reviewer approved for a job held before blurring (written by `redactd review approve`).
+APPROVED_BOXES_FILE = "approved-boxes.json"
 #: The temp names ``fsutil.atomic_output`` makes beside a target.
 TEMP_PATTERN = ".redactd-*.tmp*"
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
@@ -136,6 +138,11 @@ class Queues:
                           "look at the output; keep it out of clean storage, or adjust the policy and run "
                           f"`redactd jobs retry {job.id}`")
         return dst
+
+    def approved_boxes(self, job_id: str) -> Path | None:
+        """The boxes a reviewer approved for this job before blurring, if there are any."""
+        path = self.review_dir / job_id / APPROVED_BOXES_FILE
+        return path if path.is_file() else None
 
     def set_aside(self, root: Path, job_id: str) -> Path | None:
         """Rename a job's queue folder out of the way before a retry (kept, never deleted)."""

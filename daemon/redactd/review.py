@@ -25,10 +25,11 @@ from redactd.config import DaemonConfig
 from redactd.custody import CustodyLog, Event
 from redactd.custody.keys import read_passphrase
 from redactd.errors import ConfigError, CustodyError
-from redactd.fsutil import sha256_file
+from redactd.fsutil import atomic_write, sha256_file
 from redactd.jobstore import Job, JobState, JobStore, JobStoreError, TransitionSink
+from redactd.pipeline import BEFORE_BLUR
 from redactd.policy import PolicySet
-from redactd.publish import REASON_FILE, Queues, output_name, safe_suffix
+from redactd.publish import APPROVED_BOXES_FILE, REASON_FILE, Queues, output_name, safe_suffix
 
 SIDECAR_FILE = "output.json"  # what Queues.to_review writes beside the output
 SHEETS_DIR = "review-sheets"
@@ -49,7 +50,9 @@ class CustodySink:
         actor = fields.get("actor") or "redactd"
         common = {"job_id": fields.get("job_id"), "raw_sha256": fields.get("raw_sha256"), "actor": actor}
         if event == "review_approved":
-            self.custody.append(Event.REVIEW_APPROVED, output_sha256=fields.get("output_sha256"), **common)
+            details = {"stage": fields["stage"]} if fields.get("stage") else {}
+            self.custody.append(Event.REVIEW_APPROVED, output_sha256=fields.get("output_sha256"), **common,
+                                **details)
         elif event == "review_rejected":
             details = {k: fields[k] for k in ("reason", "requeued_with") if fields.get(k) is not None}
             self.custody.append(Event.REVIEW_REJECTED, **common, **details)
@@ -98,7 +101,7 @@ class ReviewItem:
 
     @property
     def before_blur(self) -> bool:
-        return self.sidecar.get("stage") == "review-before-blur"
+        return self.sidecar.get("stage") == BEFORE_BLUR
 
 
 class ReviewDesk:
@@ -128,8 +131,14 @@ class ReviewDesk:
     # ------------------------------------------------------------------ decisions
 
     def approve(self, job_id: str, actor: str) -> Job:
-        """Publish the reviewed output exactly as validated (its SHA-256 is checked first)."""
+        """Publish the reviewed output exactly as validated (its SHA-256 is checked first).
+
+        For a job held before blurring, approve its boxes instead: the job goes back to the queue
+        and the daemon renders exactly those boxes (then validates the result as usual).
+        """
         item = self.item(job_id)
+        if item.before_blur:
+            return self._approve_boxes(item, actor)
         job = item.job
         if job.output_path is None or job.output_sha256 is None:
             raise JobStoreError(f"job {job.id} has no recorded output to publish")
@@ -156,6 +165,24 @@ class ReviewDesk:
         shutil.rmtree(self.queues.review_dir / job.id, ignore_errors=True)
         self.log.info("review_approved", job_id=job.id, actor=actor, output_sha256=job.output_sha256)
         return approved
+
+    def _approve_boxes(self, item: ReviewItem, actor: str) -> Job:
+        job = item.job
+        if "detections" not in item.sidecar:
+            raise JobStoreError(f"job {job.id}: its detections are missing from the review folder")
+        folder = self.queues.review_dir / job.id
+        approval = {"approved_by": actor, "approved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "detections": item.sidecar["detections"]}
+        atomic_write(folder / APPROVED_BOXES_FILE, json.dumps(approval).encode(), 0o640)
+        try:
+            queued = self.store.approve_boxes(job.id, actor)
+        except BaseException:
+            (folder / APPROVED_BOXES_FILE).unlink(missing_ok=True)
+            raise
+        if job.output_path is not None:  # the contact sheet: unobscured faces, no longer needed
+            job.output_path.unlink(missing_ok=True)
+        self.log.info("review_boxes_approved", job_id=job.id, actor=actor)
+        return queued
 
     def reject(self, job_id: str, actor: str, reason: str) -> Job:
         """Fail the job: its raw file moves beside a reason file in the failed queue; the output is deleted."""

@@ -28,7 +28,8 @@ from tests.validation import scenes
 pytestmark = pytest.mark.slow
 
 SCENES = {"good.mp4": ("faces", "coffee", 0), "approve.mp4": ("careless", "rocket", 0),
-          "reject.mp4": ("careless", "brick", 1), "requeue.mp4": ("careless", "chelsea", 1)}
+          "reject.mp4": ("careless", "brick", 1), "requeue.mp4": ("careless", "chelsea", 1),
+          "blur-later.mp4": ("careful", "gravel", 0)}
 
 
 def policy_files(directory: Path) -> None:
@@ -38,7 +39,10 @@ def policy_files(directory: Path) -> None:
     careless["id"] = "careless"
     careless["detect"]["faces"]["enabled"] = False
     careless["detect"]["text"]["enabled"] = True
-    for pol in (faces, careless):
+    careful = json.loads(json.dumps(faces))
+    careful["id"] = "careful"
+    careful["validation"]["review_before_blur"] = True
+    for pol in (faces, careless, careful):
         (directory / f"{pol['id']}.yaml").write_text(yaml.safe_dump(pol))
 
 
@@ -48,7 +52,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonRun]:
     run = DaemonRun(root, settle=0.5, workers=2)
     policy_files(run.policies)
     inboxes = []
-    for name in ("faces", "careless"):
+    for name in ("faces", "careless", "careful"):
         (root / f"in-{name}").mkdir()
         inboxes.append({"name": name, "path": str(root / f"in-{name}"), "policy": name})
     run.settings["inboxes"] = inboxes
@@ -164,3 +168,31 @@ class TestReviewQueue:
     def test_a_decision_on_a_job_not_in_review_is_refused(self, daemon: DaemonRun) -> None:
         out = review(daemon, "approve", job(daemon, "good.mp4").id)
         assert out.returncode == 1 and "not in review" in out.stderr
+
+
+class TestReviewBeforeBlurring:
+    def test_the_job_waits_with_its_boxes_and_a_contact_sheet_before_anything_is_rendered(
+            self, daemon: DaemonRun) -> None:
+        j = job(daemon, "blur-later.mp4")  # pytest runs tests in file order: the approval comes next
+        assert j.state is JobState.REVIEW
+        folder = daemon.review / j.id
+        assert j.output_path == folder / "output.png" and cv2.imread(str(j.output_path)) is not None
+        side = json.loads((folder / "output.json").read_text())
+        assert side["stage"] == "review-before-blur" and side["detections"]["counts"]["tracks"] == {"face": 2}
+        assert "review before blurring" in (j.last_error or "")
+
+    def test_approving_the_boxes_renders_exactly_them_then_validates_and_publishes(self, daemon: DaemonRun) -> None:
+        j = job(daemon, "blur-later.mp4")
+        boxes = json.loads((daemon.review / j.id / "output.json").read_text())["detections"]["frames"]
+        out = review(daemon, "approve", j.id, "--by", "dana")
+        assert out.returncode == 0, out.stderr
+        assert "boxes approved by dana" in out.stdout
+        done = daemon.wait_for(lambda: (x := job(daemon, "blur-later.mp4")).state is JobState.PUBLISHED and x,
+                               timeout=120, what="the approved job to render and publish")
+        side = json.loads((daemon.clean / f"{done.output_name}.json").read_text())
+        assert side["review"]["boxes_approved_by"] == "dana"
+        assert side["detections"]["frames"] == boxes
+        assert side["validation"]["verdict"] == "publish"
+        assert not (daemon.review / j.id).exists()
+        history = [t.detail for t in daemon.history(j.id)]
+        assert "boxes approved by dana; rendering" in history

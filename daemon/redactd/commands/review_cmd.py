@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from redactd.commands._common import config_path
 from redactd.config import check_config
 from redactd.daemon import store_path
-from redactd.jobstore import JobStore
+from redactd.jobstore import JobState, JobStore
 from redactd.review import ReviewDesk, custody_sink, default_actor
 from redactd.validation.sheet import contact_sheet, write_private_png
 
@@ -111,7 +111,10 @@ def cmd_approve(args: argparse.Namespace) -> int:
     actor = args.by or default_actor()
     with _deciding(args) as desk:
         job = desk.approve(args.job_id, actor)
-    print(f"job {job.id}: approved by {actor}, published as {job.output_path}")
+    if job.state is JobState.ADMITTED:
+        print(f"job {job.id}: boxes approved by {actor}; the daemon renders them next")
+    else:
+        print(f"job {job.id}: approved by {actor}, published as {job.output_path}")
     return 0
 
 

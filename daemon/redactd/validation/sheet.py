@@ -90,7 +90,10 @@ def _panel(img: np.ndarray | None, width: int, height: int, caption: str) -> np.
 
 def contact_sheet(raw: Path, output: Path | None, sidecar: Mapping[str, Any], policy: RedactionPolicy,
                   most: int = 6) -> np.ndarray:
-    """One row per chosen frame: the original (obscured boxes green, flagged red) beside the output."""
+    """One row per chosen frame: the original (obscured boxes green, flagged red) beside the output.
+
+    Without an output (review before blurring) each row is the original with the boxes to obscure.
+    """
     if not raw.is_file():
         raise InputError(f"the raw file is not at {raw}: no contact sheet without it")
     frames = pick_frames(sidecar, most)
@@ -110,11 +113,13 @@ def contact_sheet(raw: Path, output: Path | None, sidecar: Mapping[str, Any], po
         if right is not None:
             right = right.copy()
             _draw(right, flagged.get(i, []), FLAGGED)
+        if output is None:  # review before blurring: only the boxes that will be obscured
+            rows.append(_panel(left, plan.width, plan.height, f"frame {i}: green will be obscured"))
+            continue
         label = "flagged" if i in flagged else "sample"
         rows.append(np.hstack([
             _panel(left, plan.width, plan.height, f"frame {i} original ({label}): green obscured, red left visible"),
-            _panel(right, plan.width, plan.height, f"frame {i} redacted" if output is not None
-                   else f"frame {i}: not rendered yet (review before blurring)"),
+            _panel(right, plan.width, plan.height, f"frame {i} redacted"),
         ]))
     return np.vstack(rows)
 
