@@ -18,11 +18,11 @@ from typing import Any
 import cv2
 import numpy as np
 import skimage.data
+import yaml
 
 from redactd.policy import RedactionPolicy
 from redactd.visual import redact_video
 from redactd.visual.detect import Box, CompositeDetector, build_detector
-
 from tests.visual import synth  # the visual tests' clip builder, shared rather than copied
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,10 +52,10 @@ def make_scene(path: Path, bg: str, width: int = 320, height: int = 240, frames:
                layout: int = 0) -> synth.Clip:
     """Two faces over ``bg``: the astronaut walking across, and a still face from LFW (face 1)."""
     if layout == 0:
-        sprites = [synth.astronaut(width // 5, width // 16, height // 12, vx=width / 110),
+        sprites = [synth.astronaut(min(width // 5, height // 4), width // 16, height // 12, vx=width / 110),
                    synth.lfw_face(3, width // 6, int(width * 0.68), height // 2)]
     else:
-        sprites = [synth.astronaut(width // 6, width // 2, height // 10, vy=height / 200),
+        sprites = [synth.astronaut(min(width // 6, height // 5), width // 2, height // 10, vy=height / 200),
                    synth.lfw_face(11, width // 7, width // 10, int(height * 0.55), vx=width / 300)]
     return synth.make_clip(path, width, height, frames, sprites, stills=[(background(bg, width, height), 0, 0)])
 
@@ -98,11 +98,11 @@ def render(clip: synth.Clip, out: Path, policy: RedactionPolicy, hide_face: int 
 
 
 def faces_policy(**validation: Any) -> RedactionPolicy:
-    """The shipped visual policy with text detection off (these scenes hold no text worth the time)."""
-    import yaml
+    """The shipped visual policy with text detection off (these scenes hold no text worth the time).
 
+    ``validation`` overrides keys of its validation section (tests sample their 1 s clips densely).
+    """
     data = yaml.safe_load((REPO / "policies" / "visual-default.yaml").read_text())
     data["detect"]["text"]["enabled"] = False
-    if validation:
-        data["validation"] = validation
+    data["validation"].update(validation)
     return RedactionPolicy.model_validate(data)

@@ -10,7 +10,6 @@ from redactd.errors import ConfigError, InputError
 from redactd.policy import RedactionPolicy, Validation, ValidationDetectors
 from redactd.validation import Validator, validate_output
 from redactd.validation.detectors import build_second_opinion
-
 from tests.validation.conftest import Rendered
 
 
@@ -49,7 +48,8 @@ class TestValidator:
 
     def test_a_tolerant_policy_publishes_what_a_strict_one_holds_back(self, under: Rendered,
                                                                      faces_policy: RedactionPolicy) -> None:
-        tolerant = Validation(thresholds={"max_leak_frames": 10, "max_leak_share": 1.0})
+        tolerant = Validation.model_validate({"sample_every_n_frames": 5,
+                                              "thresholds": {"max_leak_frames": 10, "max_leak_share": 1.0}})
         report = validate_output(under.output, under.detections, tolerant, faces_policy.obscure)
         assert report.verdict == "publish" and report.leak_frames == 4
 

@@ -11,7 +11,6 @@ import pytest
 from redactd.metadata.verify import verify_clean
 from redactd.pipeline import JobSpec, run_job
 from redactd.policy import RedactionPolicy, policy_hash
-
 from tests.validation import scenes
 
 

@@ -21,7 +21,6 @@ import yaml
 from redactd.custody.keys import init_key
 from redactd.fsutil import sha256_file
 from redactd.jobstore import Job, JobState
-
 from tests.daemon.conftest import DaemonRun, drop
 from tests.validation import scenes
 
@@ -33,7 +32,7 @@ SCENES = {"good.mp4": ("faces", "coffee", 0), "approve.mp4": ("careless", "rocke
 
 
 def policy_files(directory: Path) -> None:
-    faces = scenes.faces_policy().model_dump(mode="json", exclude_none=True)
+    faces = scenes.faces_policy(sample_every_n_frames=5).model_dump(mode="json", exclude_none=True)
     faces["id"] = "faces"
     careless = json.loads(json.dumps(faces))
     careless["id"] = "careless"
@@ -187,12 +186,13 @@ class TestReviewBeforeBlurring:
         out = review(daemon, "approve", j.id, "--by", "dana")
         assert out.returncode == 0, out.stderr
         assert "boxes approved by dana" in out.stdout
-        done = daemon.wait_for(lambda: (x := job(daemon, "blur-later.mp4")).state is JobState.PUBLISHED and x,
+        # Published, and then the review folder with the approved boxes is cleared away.
+        done = daemon.wait_for(lambda: (x := job(daemon, "blur-later.mp4")).state is JobState.PUBLISHED
+                               and not (daemon.review / j.id).exists() and x,
                                timeout=120, what="the approved job to render and publish")
         side = json.loads((daemon.clean / f"{done.output_name}.json").read_text())
         assert side["review"]["boxes_approved_by"] == "dana"
         assert side["detections"]["frames"] == boxes
         assert side["validation"]["verdict"] == "publish"
-        assert not (daemon.review / j.id).exists()
         history = [t.detail for t in daemon.history(j.id)]
         assert "boxes approved by dana; rendering" in history

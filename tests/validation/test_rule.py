@@ -69,7 +69,7 @@ class TestSampling:
 
 class TestDecide:
     cfg = Validation()  # min_persistence 3, min_size_px 12, covered_fraction 0.5
-    frames = [0, 5, 10, 15, 20]
+    frames = (0, 5, 10, 15, 20)
 
     def leaks(self, findings: list[Finding], regions: dict[int, list[Region]] | None = None) -> int:
         _, chains, _ = decide(self.frames, findings, regions or {}, self.cfg)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import av
 import cv2
@@ -30,10 +30,10 @@ import numpy as np
 from redactd import log
 from redactd.errors import InputError
 from redactd.policy import Obscure, Validation
+from redactd.validation.detectors import Finding, SecondDetector, build_second_opinion
 from redactd.visual.codec import to_bgr
 from redactd.visual.detect import Box, ModelInfo
 from redactd.visual.obscure import Region, regions_for
-from redactd.validation.detectors import Finding, SecondDetector, build_second_opinion
 
 #: Most flagged frames kept in the report (sidecar and contact sheet): enough to judge, small to store.
 MAX_FLAGGED = 12
@@ -148,7 +148,7 @@ def is_covered(box: Box, regions: Sequence[Region], fraction: float) -> bool:
 
 def covered_share(box: Box, regions: Sequence[Region]) -> float:
     """Share of the finding's checked area inside obscured pixels (ellipses as rendered)."""
-    x0, y0, x1, y1 = (int(round(v)) for v in checked_area(box))
+    x0, y0, x1, y1 = (round(v) for v in checked_area(box))
     w, h = x1 - x0, y1 - y0
     if w <= 0 or h <= 0:
         return 1.0
@@ -269,7 +269,7 @@ class Validator:
             if close is not None:
                 close()
 
-    def __enter__(self) -> Validator:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

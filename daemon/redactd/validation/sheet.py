@@ -81,7 +81,7 @@ def _draw(img: np.ndarray, boxes: Sequence[tuple[float, ...]], colour: tuple[int
 
 def _panel(img: np.ndarray | None, width: int, height: int, caption: str) -> np.ndarray:
     k = PANEL_WIDTH / width
-    h = int(round(height * k))
+    h = round(height * k)
     body = np.full((h, PANEL_WIDTH, 3), 40, np.uint8) if img is None else cv2.resize(img, (PANEL_WIDTH, h))
     band = np.full((BAND, PANEL_WIDTH, 3), 20, np.uint8)
     cv2.putText(band, caption, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (235, 235, 235), 1, cv2.LINE_AA)
