@@ -279,7 +279,7 @@ def move_aside(src: Path, dst: Path) -> bool:
         if stat.S_ISLNK(st.st_mode):
             os.symlink(os.readlink(src), dst)
         elif stat.S_ISREG(st.st_mode):
-            _copy_in(src, dst, st, stat.S_IMODE(st.st_mode) & 0o600 or 0o600)
+            _copy_in(src, dst, st, 0o600)
             return True
         else:
             return False

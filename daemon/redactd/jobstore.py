@@ -356,11 +356,11 @@ class JobStore:
                    policy_version=job.policy_version, policy_sha256=job.policy_sha256)
         return job
 
-    def mark_review(self, job_id: str, output_path: Path, reason: str) -> Job:
+    def mark_review(self, job_id: str, output_path: Path, reason: str, output_sha256: str) -> Job:
         with self._tx(self._conn) as c:
             job = self._move(c, job_id, {JobState.PROCESSING}, JobState.REVIEW, reason,
-                             output_path=output_path, last_error=reason, worker_pid=None,
-                             finished_at=time.time())
+                             output_path=output_path, output_sha256=output_sha256, last_error=reason,
+                             worker_pid=None, finished_at=time.time())
         self._emit("sent_to_review", job_id=job.id, reason=reason, output_sha256=job.output_sha256)
         return job
 
