@@ -333,7 +333,7 @@ class TestLifecycle:
 
     def test_a_second_daemon_on_the_same_state_directory_refuses_to_start(self, daemon_run):
         run = daemon_run().start()
-        other = subprocess.run([sys.executable, "-m", "redactd", "--config", str(run.config), "run"],
+        other = subprocess.run([sys.executable, "-m", "redactd", "run", "--config", str(run.config)],
                                check=False, capture_output=True, text=True, timeout=60, env=run.env)
         assert other.returncode == 1
         assert f"another redactd is already running on {run.state} (pid {run.proc.pid})" in other.stderr
