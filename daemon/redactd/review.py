@@ -41,28 +41,20 @@ def default_actor() -> str:
 
 
 class CustodySink:
-    """Turns the store's review transitions into signed custody entries naming the reviewer."""
+    """Hands the store's review transitions to the custody log as signed entries naming the reviewer.
+
+    The store's events already carry the fields ``CustodyLog.append`` takes; only the review
+    decisions and the publish an approval makes are recorded from here.
+    """
+
+    EVENTS = frozenset({Event.REVIEW_APPROVED.value, Event.REVIEW_REJECTED.value, Event.PUBLISHED.value})
 
     def __init__(self, custody: CustodyLog) -> None:
         self.custody = custody
 
     def __call__(self, event: str, **fields: Any) -> None:
-        job_id, raw, out = fields.get("job_id"), fields.get("raw_sha256"), fields.get("output_sha256")
-        actor = str(fields.get("actor") or "redactd")
-        if event == "review_approved":
-            details = {"stage": fields["stage"]} if fields.get("stage") else {}
-            self.custody.append(Event.REVIEW_APPROVED, job_id=job_id, raw_sha256=raw, output_sha256=out,
-                                actor=actor, **details)
-        elif event == "review_rejected":
-            details = {k: fields[k] for k in ("reason", "requeued_with") if fields.get(k) is not None}
-            self.custody.append(Event.REVIEW_REJECTED, job_id=job_id, raw_sha256=raw, actor=actor, **details)
-        elif event == "published":
-            policy = None
-            if fields.get("policy_version") is not None and fields.get("policy_sha256"):
-                policy = {"id": fields["policy_id"], "version": fields["policy_version"],
-                          "hash": fields["policy_sha256"]}
-            self.custody.append(Event.PUBLISHED, job_id=job_id, raw_sha256=raw, output_sha256=out, policy=policy,
-                                actor=actor, output_name=fields.get("output_name"))
+        if event in self.EVENTS:
+            self.custody.append(event, **fields)
 
 
 @contextlib.contextmanager
