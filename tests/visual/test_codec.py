@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -68,13 +69,24 @@ class TestOutputFile:
         assert (video["width"], video["height"], video["pix_fmt"]) == (*size, "yuv420p")
         assert (video["coded_width"], video["coded_height"]) == size  # no 1088-style padding
 
-    @pytest.mark.slow
     def test_1080p_stays_1080_lines(self, tmp_path: Path, policy: RedactionPolicy,
                                     detector: CompositeDetector) -> None:
         clip = small_clip(tmp_path / "in.mp4", 1920, 1080, frames=3)
         result = redact_video(clip.path, tmp_path / "out.mp4", policy, detector=detector)
         (video,) = ffprobe(tmp_path / "out.mp4")["streams"]
         assert (video["width"], video["height"], result.width, result.height) == (1920, 1080, 1920, 1080)
+
+    def test_an_odd_sized_frame_keeps_its_size_in_444(self, tmp_path: Path, policy: RedactionPolicy,
+                                                      detector: CompositeDetector) -> None:
+        # VP9 can code 4:2:0 at 321x241; x264 cannot, so the output moves to 4:4:4, not to 320x240.
+        clip = small_clip(tmp_path / "in.mp4", frames=3)
+        odd = tmp_path / "odd.webm"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(clip.path), "-vf", "scale=321:241",
+                        "-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p", str(odd)],
+                       check=True, timeout=60, capture_output=True)
+        redact_video(odd, tmp_path / "out.mp4", policy, detector=detector)
+        (video,) = ffprobe(tmp_path / "out.mp4")["streams"]
+        assert (video["width"], video["height"], video["pix_fmt"]) == (321, 241, "yuv444p")
 
     def test_keeps_a_444_pixel_format(self, tmp_path: Path, policy: RedactionPolicy,
                                       detector: CompositeDetector) -> None:
@@ -187,13 +199,15 @@ class TestFrameRateCap:
 class TestMetadataVerification:
     """The output passes the foundation's fail-closed verifier (exiftool, ffprobe, boxes, SEI)."""
 
-    @pytest.mark.parametrize(("audio", "name"), [("drop", "out.mp4"), ("keep", "out.mp4"),
-                                                 ("anonymize", "out.mp4"), ("keep", "out.mkv")])
+    @pytest.mark.parametrize(("audio", "name", "codec"), [
+        ("drop", "out.mp4", "libx264"), ("keep", "out.mp4", "libx264"), ("anonymize", "out.mp4", "libx264"),
+        ("keep", "out.mkv", "libx264"), ("drop", "out.mp4", "libx265"),
+    ])
     def test_output_passes_verify_clean(self, tmp_path: Path, policy: RedactionPolicy,
-                                        detector: CompositeDetector, audio: str, name: str) -> None:
+                                        detector: CompositeDetector, audio: str, name: str, codec: str) -> None:
         from redactd.metadata.verify import verify_clean
 
         clip = small_clip(tmp_path / "in.mp4", frames=4, audio_hz=440.0)
-        pol = tweak(policy, **{"audio": audio, "output.container": "auto"})
+        pol = tweak(policy, **{"audio": audio, "output.container": "auto", "encode.codec": codec})
         redact_video(clip.path, tmp_path / name, pol, detector=detector)
         verify_clean(tmp_path / name, expect_video=1, expect_audio=0 if audio == "drop" else 1)

@@ -257,6 +257,17 @@ class VideoWriter:
         except av.error.FFmpegError as exc:
             self.tmp.unlink(missing_ok=True)
             raise EncodeError(f"cannot create output {dst.name}: {exc}") from exc
+        self._committed = False
+        try:
+            self._setup(reader, encode, audio, container_format)
+        except av.error.FFmpegError as exc:
+            self.abort()
+            raise EncodeError(f"cannot set up the {encode.codec} encoder: {exc}") from exc
+        except BaseException:
+            self.abort()
+            raise
+
+    def _setup(self, reader: VideoReader, encode: Encode, audio: AudioMode, container_format: str) -> None:
         # "bitexact" stops libavformat writing its own "encoder: Lavf…" tag into the file.
         self.out.flags |= av.container.Flags.bitexact.value  # type: ignore[operator]
         self.out.metadata.clear()
@@ -265,16 +276,21 @@ class VideoWriter:
         self.video = self.out.add_stream(encode.codec, rate=rate)
         self.video.width = reader.plan.width
         self.video.height = reader.plan.height
-        self.video.pix_fmt = self._pix_fmt(encode.codec, src_ctx.format.name)
+        self.video.pix_fmt = self._pix_fmt(encode.codec, src_ctx.format.name, reader.plan.width,
+                                           reader.plan.height)
         self.video.time_base = output_time_base(reader)
         self.video.codec_context.thread_type = "FRAME"  # measured 2x faster than x264's sliced threads
         for attr in ("color_range", "colorspace", "color_primaries", "color_trc"):
-            if hasattr(src_ctx, attr) and getattr(src_ctx, attr, None) is not None:
-                try:
+            # Colour description is kept so colours do not shift; a value the encoder refuses is
+            # left at its default rather than failing the job.
+            if getattr(src_ctx, attr, None) is not None:
+                with contextlib.suppress(AttributeError, ValueError, TypeError):
                     setattr(self.video.codec_context, attr, getattr(src_ctx, attr))
-                except (AttributeError, ValueError, TypeError):
-                    pass
         self.video.options = {"crf": str(encode.crf), "preset": encode.preset}
+        if encode.codec == "libx265":
+            # x265 puts its banner SEI in the hvcC configuration record, which the packet filter
+            # below never sees: tell it not to write one.
+            self.video.options["x265-params"] = "info=0:log-level=error"
         self.bsf = av.bitstream.BitStreamFilterContext(
             _STRIP_SEI[_ENCODER_STREAM[encode.codec]], self.video
         )
@@ -283,13 +299,19 @@ class VideoWriter:
         self.audio_copy = False
         if audio is not AudioMode.DROP and reader.audio is not None:
             self._add_audio(reader.audio, audio, container_format)
-        self._committed = False
 
     @staticmethod
-    def _pix_fmt(codec: str, src_fmt: str) -> str:
-        """The input's pixel format when the encoder takes it, else 4:2:0 (the one every player reads)."""
+    def _pix_fmt(codec: str, src_fmt: str, width: int, height: int) -> str:
+        """The input's pixel format when the encoder takes it, else 4:2:0 (the one every player reads).
+
+        x264/x265 cannot subsample chroma of an odd-sized frame (VP9 and others can): such a frame
+        keeps its exact size in 4:4:4 rather than being cropped or padded.
+        """
         supported = {f.name for f in (av.codec.Codec(codec, "w").video_formats or [])}
-        return src_fmt if src_fmt in supported else "yuv420p"
+        fmt = src_fmt if src_fmt in supported else "yuv420p"
+        if (width % 2 or height % 2) and fmt not in ("yuv444p", "yuvj444p", "gray"):
+            return "yuv444p"
+        return fmt
 
     def _add_audio(self, src: Any, mode: AudioMode, container_format: str) -> None:
         codec = src.codec_context.name

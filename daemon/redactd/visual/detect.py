@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from redactd.errors import ConfigError, DetectError
+from redactd.fsutil import sha256_file
 from redactd.policy import Detection, FaceDetection, TextDetection, YoloDetection
 from redactd.visual.onnxwire import optimise_for_runtime
 
@@ -68,14 +69,6 @@ class Detector(Protocol):
     def detect(self, frame: np.ndarray) -> list[Box]:
         """Boxes found in one BGR uint8 frame, in that frame's pixel coordinates."""
         ...
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def packaged_model(package: str, relpath: str, expected_sha256: str) -> tuple[Path, bytes]:

@@ -136,6 +136,7 @@ def render_pass(
     with VideoReader(src, plan, with_audio=policy.audio is not AudioMode.DROP) as reader:
         writer = VideoWriter(dst, reader, policy.encode, policy.audio, container_format)
         fmt = writer.video_format if writer.video_format in PLANAR_YUV else "yuv420p"
+        rendered = 0
         try:
             for item in prefetch(clock.timed("decode", reader.items())):
                 if not isinstance(item, Decoded):
@@ -159,6 +160,10 @@ def render_pass(
                 writer.write_frame(frame)
                 clock.add("encode", start)
                 tick()
+                rendered = item.index + 1
+            if rendered != len(boxes):
+                # Fail closed before the output exists: frames and boxes no longer line up.
+                raise DetectError(f"the render pass decoded {rendered} frames, the detection pass {len(boxes)}")
             start = time.perf_counter()
             writer.commit()
             clock.add("encode", start)
@@ -235,11 +240,6 @@ def _redact(
     boxes = track_boxes(detections, policy.tracking, plan.width, plan.height)
     clock.add("track", start)
     pix_fmt = render_pass(src, dst, plan, policy, boxes, _container_for(dst, policy), clock, tick)
-    if done != total:
-        dst.unlink(missing_ok=True)
-        raise DetectError(
-            f"the render pass saw {done - len(detections)} frames, the detection pass {len(detections)}"
-        )
     summary = sidecar.summary(policy, detector.infos, boxes)
     if sidecar_path is not None:
         rate = plan.max_fps or info.fps
