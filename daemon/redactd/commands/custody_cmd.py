@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     init.set_defaults(func=run_keys_init)
     rotate = ksub.add_parser("rotate", help="new signing key, announced in the log by an entry the old key signs")
     _key_args(rotate)
-    rotate.add_argument("--log-dir", type=Path, help="custody log (default: custody.directory of the config)")
+    rotate.add_argument("--log-dir", type=Path, metavar="DIR", help="custody log (default: custody.directory of the config)")
     rotate.set_defaults(func=run_keys_rotate)
 
     custody = sub.add_parser("custody", help="verify and read the chain-of-custody log (officer commands)")
@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.set_defaults(func=run_show)
     bundle = csub.add_parser("bundle", help="one file's entries with inclusion proofs and a signed checkpoint")
     bundle.add_argument("sha256", metavar="SHA256")
-    bundle.add_argument("-o", "--output", type=Path, required=True, help="bundle file to write (JSON)")
+    bundle.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="bundle file to write (JSON)")
     _log_dir_arg(bundle)
     bundle.set_defaults(func=run_bundle)
     vbundle = csub.add_parser("verify-bundle", help="check a bundle with the public key alone")
@@ -70,32 +70,32 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _pubkey_arg(vbundle)
     vbundle.set_defaults(func=run_verify_bundle)
     rep = csub.add_parser("report", help="an HTML page for a period: files, outcomes, holds, policies")
-    rep.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD (UTC)")
-    rep.add_argument("--to", dest="end", type=_date, required=True, help="last day, YYYY-MM-DD (UTC, included)")
-    rep.add_argument("-o", "--output", type=Path, required=True, help="HTML file to write")
+    rep.add_argument("--from", dest="start", type=_date, required=True, metavar="DATE", help="first day, YYYY-MM-DD (UTC)")
+    rep.add_argument("--to", dest="end", type=_date, required=True, metavar="DATE", help="last day, YYYY-MM-DD (UTC, included)")
+    rep.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="HTML file to write")
     _log_dir_arg(rep)
     _pubkey_arg(rep)
     rep.set_defaults(func=run_report)
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", dest="sub_config", default=None,
+    p.add_argument("--config", dest="sub_config", default=None, metavar="FILE",
                    help="daemon config to take custody paths from when not given here")
 
 
 def _key_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key", type=Path, help="private key file (default: custody.signing_key of the config)")
-    p.add_argument("--passphrase-file", type=Path, help="encrypt / decrypt the key with this file's content")
+    p.add_argument("--key", type=Path, metavar="PATH", help="private key file (default: custody.signing_key of the config)")
+    p.add_argument("--passphrase-file", type=Path, metavar="FILE", help="encrypt / decrypt the key with this file's content")
     _config_arg(p)
 
 
 def _log_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log-dir", type=Path, help="custody log directory (default: custody.directory of the config)")
+    p.add_argument("--log-dir", type=Path, metavar="DIR", help="custody log directory (default: custody.directory of the config)")
     _config_arg(p)
 
 
 def _pubkey_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pubkey", type=Path, help="the log's public key (default: the .pub beside the config's "
+    p.add_argument("--pubkey", type=Path, metavar="PUB", help="the log's public key (default: the .pub beside the config's "
                    "signing key); trust comes from this file, so take it from a copy you keep")
     if not any(a.dest == "sub_config" for a in p._actions):
         _config_arg(p)
