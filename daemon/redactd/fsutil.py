@@ -1,0 +1,80 @@
+"""Durable, atomic file writes: temp name in the target directory, fsync, rename, fsync the directory."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, mode: int = 0o644) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success make it ``path`` durably, else remove it.
+
+    The temp name starts with a dot and ends in ``.tmp`` so watchers and junk filters skip it.
+    Its suffix is kept before ``.tmp`` only when the caller needs it (see ``atomic_output_keep_suffix``).
+    """
+    with _atomic(path, mode, suffix=".tmp") as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def atomic_output_keep_suffix(path: Path, mode: int = 0o644) -> Iterator[Path]:
+    """Like ``atomic_output`` but the temp file keeps ``path``'s suffix (tools pick formats by it)."""
+    with _atomic(path, mode, suffix=".tmp" + path.suffix) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def _atomic(path: Path, mode: int, suffix: str) -> Iterator[Path]:
+    directory = path.parent
+    fd, name = tempfile.mkstemp(prefix=".redactd-", suffix=suffix, dir=directory)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, mode)
+        fsync_file(tmp)
+        os.replace(tmp, path)
+        fsync_dir(directory)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    with atomic_output(path, mode) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,118 @@
+"""Walk an MP4/QuickTime box tree and report boxes that can carry metadata."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import BinaryIO
+
+# Containers whose children we descend into.
+_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf", b"udta", b"meta", b"mvex"}
+# Boxes that only ever hold metadata: any of them is a finding, wherever it sits.
+_METADATA = {b"uuid", b"XMP_", b"ilst", b"keys", b"\xa9xyz", b"loci", b"cprt", b"auth", b"titl",
+             b"dscp", b"gps0", b"GPS ", b"CNTH", b"CNDA", b"thmb", b"PRVW", b"tags", b"ID32"}
+_FREE = {b"free", b"skip", b"wide"}
+_TOP_OK = {b"ftyp", b"moov", b"mdat"} | _FREE
+
+
+def _is_isobmff(fh: BinaryIO) -> bool:
+    head = fh.read(12)
+    fh.seek(0)
+    return len(head) >= 8 and head[4:8] in {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"}
+
+
+def _read_header(fh: BinaryIO, end: int) -> tuple[bytes, int, int] | None:
+    start = fh.tell()
+    if end - start < 8:
+        return None
+    size, kind = struct.unpack(">I4s", fh.read(8))
+    header = 8
+    if size == 1:
+        (size,) = struct.unpack(">Q", fh.read(8))
+        header = 16
+    elif size == 0:
+        size = end - start
+    return kind, size, header
+
+
+def findings(path: Path) -> list[str]:
+    """Everything in the box tree that is not plain structure. Empty for non-MP4 files."""
+    out: list[str] = []
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        if not _is_isobmff(fh):
+            return out
+        _walk(fh, 0, size, top=True, out=out, parent=b"")
+    return out
+
+
+def _walk(fh: BinaryIO, start: int, end: int, top: bool, out: list[str], parent: bytes) -> None:
+    pos = start
+    while pos < end:
+        fh.seek(pos)
+        hdr = _read_header(fh, end)
+        if hdr is None:
+            out.append(f"box: {end - pos} stray byte(s) at offset {pos}")
+            return
+        kind, size, header = hdr
+        if size < header or pos + size > end:
+            out.append(f"box: '{kind.decode('latin-1')}' at offset {pos} runs past its parent"
+                       + (" (trailing data after the last box)" if top else ""))
+            return
+        name = kind.decode("latin-1")
+        if top and kind not in _TOP_OK:
+            out.append(f"box: unexpected top-level '{name}' at offset {pos}")
+        if kind in _FREE and size != header:
+            out.append(f"box: '{name}' with {size - header} byte(s) of content at offset {pos}")
+        if kind in _METADATA:
+            out.append(f"box: metadata box '{name}' inside '{parent.decode('latin-1')}'")
+        if kind == b"udta":
+            _check_udta(fh, pos + header, pos + size, out)
+        elif kind in _CONTAINERS:
+            inner = pos + header + (_meta_skip(fh, pos + header) if kind == b"meta" else 0)
+            _walk(fh, inner, pos + size, top=False, out=out, parent=kind)
+        pos += size
+
+
+def _meta_skip(fh: BinaryIO, payload: int) -> int:
+    """ISO 'meta' is a full box (4 bytes of version/flags first); QuickTime's is a plain container."""
+    fh.seek(payload)
+    probe = fh.read(8)
+    return 0 if probe[4:8] == b"hdlr" else 4
+
+
+def _check_udta(fh: BinaryIO, start: int, end: int, out: list[str]) -> None:
+    """udta may hold only an empty iTunes-style meta (hdlr + empty ilst), as FFmpeg writes it."""
+    pos = start
+    while pos < end:
+        fh.seek(pos)
+        hdr = _read_header(fh, end)
+        if hdr is None:
+            return
+        kind, size, header = hdr
+        if size < header or pos + size > end:
+            out.append("box: malformed user-data box")
+            return
+        if kind == b"meta":
+            _check_meta(fh, pos + header + _meta_skip(fh, pos + header), pos + size, out)
+        else:
+            out.append(f"box: user-data box '{kind.decode('latin-1')}'")
+        pos += size
+
+
+def _check_meta(fh: BinaryIO, start: int, end: int, out: list[str]) -> None:
+    pos = start
+    while pos < end:
+        fh.seek(pos)
+        hdr = _read_header(fh, end)
+        if hdr is None:
+            return
+        kind, size, header = hdr
+        if size < header or pos + size > end:
+            out.append("box: malformed meta box")
+            return
+        if kind == b"ilst" and size > header:
+            out.append("box: iTunes metadata list with entries")
+        elif kind not in (b"hdlr", b"ilst"):
+            out.append(f"box: meta child '{kind.decode('latin-1')}'")
+        pos += size
