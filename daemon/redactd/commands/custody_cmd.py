@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redactd.commands._common import config_path
 from redactd.config import Custody, load_config
 from redactd.custody import report
-from redactd.custody._files import fsync_dir, replace_atomically, write_new
 from redactd.custody.keys import (
     fingerprint,
     init_key,
@@ -23,6 +22,7 @@ from redactd.custody.keys import (
     private_pem,
     public_path,
     read_passphrase,
+    write_new,
 )
 from redactd.custody.log import CustodyLog, key_in_force
 from redactd.custody.proofs import (
@@ -35,6 +35,7 @@ from redactd.custody.proofs import (
 from redactd.custody.segments import load_entries
 from redactd.custody.verify import verify_log
 from redactd.errors import ConfigError, CustodyError
+from redactd.fsutil import atomic_write, fsync_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -220,7 +221,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_bundle(args: argparse.Namespace) -> int:
     bundle, left_out = make_bundle(_log_dir(args), args.sha256.lower())
     data = json.dumps(bundle, indent=1, sort_keys=True, ensure_ascii=False).encode() + b"\n"
-    replace_atomically(args.output, data, 0o644)
+    atomic_write(args.output, data, 0o644)
     print(f"wrote {args.output}: {len(bundle['entries'])} entries, proven against checkpoint seq "
           f"{bundle['checkpoint']['seq']} ({bundle['checkpoint']['time']})")
     if left_out:
@@ -244,7 +245,7 @@ def run_report(args: argparse.Namespace) -> int:
     result = verify_log(log_dir, _pubkey(args))
     entries = load_entries(log_dir, strict=False)[: result.entries]  # only what verified counts
     page = report.render(entries, result, args.start, args.end)
-    replace_atomically(args.output, page.encode("utf-8"), 0o644)
+    atomic_write(args.output, page.encode("utf-8"), 0o644)
     state = "verified" if result.ok else f"VERIFICATION FAILED: {result.problem}"
     print(f"wrote {args.output} ({args.start} to {args.end}; log {state})")
     return 0

@@ -31,7 +31,6 @@ from typing import Any, Self
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from redactd.custody import canonical
-from redactd.custody._files import fsync_dir, replace_atomically
 from redactd.custody.entry import (
     FORMAT_VERSION,
     GENESIS,
@@ -55,6 +54,7 @@ from redactd.custody.segments import (
     segment_paths,
 )
 from redactd.errors import ChainBroken, CustodyError
+from redactd.fsutil import atomic_write, fsync_dir
 from redactd.log import get_logger
 
 DEFAULT_SEGMENT_MAX_BYTES = 64 * 1024 * 1024
@@ -300,7 +300,7 @@ class CustodyLog:
             entry = self._write(Event.CHECKPOINT, self._internal_fields("redactd", details))
             log.info("custody_checkpointed", seq=entry["seq"], tree_size=details["tree_size"])
         assert self._last_line is not None
-        replace_atomically(self.directory / CHECKPOINT_FILE, self._last_line + b"\n", 0o644)
+        atomic_write(self.directory / CHECKPOINT_FILE, self._last_line + b"\n", 0o644)
         return entry
 
     def _record_tear(self, tear: Tail) -> None:
