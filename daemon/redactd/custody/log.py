@@ -12,7 +12,8 @@ the very next entry records exactly those bytes.
 
 One writer: an exclusive ``flock`` on ``<dir>/.lock`` for as long as the log is open; a second
 writer, in this process or another, gets a CustodyError. The kernel drops the lock when the
-process dies, ``kill -9`` included.
+process dies, ``kill -9`` included (but a child forked while the log is open shares the lock:
+start worker processes with "spawn" or "forkserver", or before opening the log).
 """
 
 from __future__ import annotations
@@ -194,7 +195,11 @@ class CustodyLog:
             os.close(lock_fd)
             raise
         if scan.tear is not None:
-            opened._record_tear(scan.tear)
+            try:
+                opened._record_tear(scan.tear)
+            except BaseException:
+                opened._release()
+                raise
         log.info("custody_opened", entries=opened.size, key=key_id)
         return opened
 
@@ -207,11 +212,16 @@ class CustodyLog:
                 if self._failed is None:
                     self._checkpoint_locked()
             finally:
-                if self._fd is not None:
-                    os.close(self._fd)
-                    self._fd = None
-                os.close(self._lock_fd)
-                self._lock_fd = None
+                self._release()
+
+    def _release(self) -> None:
+        """Close the segment and drop the writer lock, writing nothing."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def __enter__(self) -> Self:
         return self
