@@ -62,6 +62,7 @@ lint: venv
 bench: venv
 	$(VPY) bench/metadata.py
 	PYTHONPATH=daemon $(VPY) bench/visual.py
+	$(VPY) bench/custody.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache

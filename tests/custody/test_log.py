@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -16,7 +17,7 @@ from redactd.custody import CustodyLog, Event, policy_ref, verify_log
 from redactd.custody.entry import line_hash
 from redactd.custody.keys import fingerprint, init_key, load_public_key
 from redactd.custody.segments import CHECKPOINT_FILE, read_segment, segment_paths
-from redactd.errors import CustodyError
+from redactd.errors import ChainBroken, CustodyError
 from redactd.policy import PolicySet
 
 from .conftest import StepClock
@@ -93,6 +94,17 @@ class TestCustodyLog:
             assert other.returncode == 7 and "another writer" in other.stdout
         CustodyLog.open(tmp_path, key_path).close()  # released on close
 
+    def test_threads_appending_at_once_get_one_unbroken_chain(self, tmp_path: Path, key_path: Path,
+                                                              pub_path: Path) -> None:
+        with CustodyLog.open(tmp_path, key_path) as log:
+            def work(n: int) -> list[int]:
+                return [log.append(Event.INGESTED, job_id=f"t{n}-{i}", raw_sha256=RAW)["seq"] for i in range(40)]
+
+            with ThreadPoolExecutor(4) as pool:
+                seqs = sorted(s for part in pool.map(work, range(4)) for s in part)
+        assert seqs == list(range(160))
+        assert verify_log(tmp_path, load_public_key(pub_path)).entries == 161
+
     def test_close_writes_a_checkpoint_and_checkpoint_json(self, tmp_path: Path, key_path: Path) -> None:
         log = CustodyLog.open(tmp_path, key_path)
         log.append(Event.INGESTED, raw_sha256=RAW)
@@ -140,6 +152,17 @@ class TestCustodyLog:
         days = [{json.loads(x.data)["time"][:10] for x in read_segment(p)[0] if b'"ingested"' in x.data}
                 for p in segment_paths(tmp_path)]
         assert days == [{"2026-01-01"}, {"2026-01-02"}]
+
+    def test_a_log_shorter_than_its_checkpoint_file_is_not_written_to(self, tmp_path: Path,
+                                                                      key_path: Path) -> None:
+        with CustodyLog.open(tmp_path, key_path) as log:
+            log.append(Event.INGESTED, raw_sha256=RAW)
+        saved = (tmp_path / CHECKPOINT_FILE).read_bytes()
+        for path in segment_paths(tmp_path):
+            path.unlink()  # a lost disk, or an old backup restored
+        with pytest.raises(ChainBroken, match="segments are missing"):
+            CustodyLog.open(tmp_path, key_path)
+        assert (tmp_path / CHECKPOINT_FILE).read_bytes() == saved
 
     def test_a_key_other_than_the_one_in_force_is_refused(self, tmp_path: Path, key_path: Path) -> None:
         with CustodyLog.open(tmp_path / "log", key_path) as log:

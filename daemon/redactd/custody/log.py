@@ -12,7 +12,8 @@ the very next entry records exactly those bytes.
 
 One writer: an exclusive ``flock`` on ``<dir>/.lock`` for as long as the log is open; a second
 writer, in this process or another, gets a CustodyError. The kernel drops the lock when the
-process dies, ``kill -9`` included.
+process dies, ``kill -9`` included (but a child forked while the log is open shares the lock:
+start worker processes with "spawn" or "forkserver", or before opening the log).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from typing import Any, Self
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from redactd.custody import canonical
-from redactd.custody._files import fsync_dir, replace_atomically
 from redactd.custody.entry import (
+    FORMAT_VERSION,
     GENESIS,
     INTERNAL_EVENTS,
     TIME_FORMAT,
@@ -54,6 +55,7 @@ from redactd.custody.segments import (
     segment_paths,
 )
 from redactd.errors import ChainBroken, CustodyError
+from redactd.fsutil import atomic_write, fsync_dir
 from redactd.log import get_logger
 
 DEFAULT_SEGMENT_MAX_BYTES = 64 * 1024 * 1024
@@ -125,7 +127,23 @@ def _scan(directory: Path) -> _Scan:
             raise ChainBroken(f"{directory}: {scan.frontier.size} entries but the last one has seq "
                               f"{scan.last_entry.get('seq')}; run `redactd custody verify`")
         scan.prev = line_hash(scan.last_line)
+    _check_not_behind_checkpoint(directory, scan.frontier.size)
     return scan
+
+
+def _check_not_behind_checkpoint(directory: Path, size: int) -> None:
+    """Refuse to continue a log that is shorter than its own newest checkpoint (lost or restored
+    segments): writing on would overwrite checkpoint.json, the evidence that entries are missing."""
+    path = directory / CHECKPOINT_FILE
+    if not path.exists():
+        return
+    try:
+        seq = json.loads(path.read_bytes())["seq"]
+    except (ValueError, KeyError, TypeError):
+        raise ChainBroken(f"{path}: not a checkpoint entry; run `redactd custody verify`") from None
+    if not isinstance(seq, int) or seq >= size:
+        raise ChainBroken(f"{path} records entry {seq}, but the segments hold only {size} entries: "
+                          "segments are missing; restore them before redactd writes to this log")
 
 
 def key_in_force(directory: Path) -> str | None:
@@ -193,7 +211,11 @@ class CustodyLog:
             os.close(lock_fd)
             raise
         if scan.tear is not None:
-            opened._record_tear(scan.tear)
+            try:
+                opened._record_tear(scan.tear)
+            except BaseException:
+                opened._release()
+                raise
         log.info("custody_opened", entries=opened.size, key=key_id)
         return opened
 
@@ -206,11 +228,16 @@ class CustodyLog:
                 if self._failed is None:
                     self._checkpoint_locked()
             finally:
-                if self._fd is not None:
-                    os.close(self._fd)
-                    self._fd = None
-                os.close(self._lock_fd)
-                self._lock_fd = None
+                self._release()
+
+    def _release(self) -> None:
+        """Close the segment and drop the writer lock, writing nothing."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def __enter__(self) -> Self:
         return self
@@ -299,7 +326,7 @@ class CustodyLog:
             entry = self._write(Event.CHECKPOINT, self._internal_fields("redactd", details))
             log.info("custody_checkpointed", seq=entry["seq"], tree_size=details["tree_size"])
         assert self._last_line is not None
-        replace_atomically(self.directory / CHECKPOINT_FILE, self._last_line + b"\n", 0o644)
+        atomic_write(self.directory / CHECKPOINT_FILE, self._last_line + b"\n", 0o644)
         return entry
 
     def _record_tear(self, tear: Tail) -> None:
@@ -337,7 +364,7 @@ class CustodyLog:
         elif self._fd is None:
             self._fd = os.open(self._segment, os.O_WRONLY | os.O_APPEND)
         now = self._now()
-        entry = {"seq": self._frontier.size, "time": now.strftime(TIME_FORMAT), "event": kind.value,
+        entry = {"v": FORMAT_VERSION, "seq": self._frontier.size, "time": now.strftime(TIME_FORMAT), "event": kind.value,
                  **fields, "prev": self._prev, "key": self._key_id}
         entry["sig"] = self._key.sign(signing_bytes(entry)).hex()
         line = canonical.dumps(entry)
