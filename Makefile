@@ -63,6 +63,7 @@ bench: venv
 	$(VPY) bench/metadata.py
 	PYTHONPATH=daemon $(VPY) bench/visual.py
 	$(VPY) bench/custody.py
+	PYTHONPATH=daemon $(VPY) bench/validation.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache
