@@ -1,6 +1,5 @@
 """CLI sub-commands: each module has ``register(subparsers)``; the order here is the help order."""
 
-from redactd.commands import config_cmd, custody_cmd, daemon_cmd, metadata_cmd, visual_cmd
-from redactd.commands import review_cmd
+from redactd.commands import config_cmd, custody_cmd, daemon_cmd, metadata_cmd, review_cmd, visual_cmd
 
 COMMAND_MODULES = [config_cmd, metadata_cmd, visual_cmd, daemon_cmd, review_cmd, custody_cmd]

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from redactd.commands._common import config_path
 from redactd.config import check_config
 from redactd.daemon import store_path
-from redactd.jobstore import JobState, JobStore
+from redactd.jobstore import JobState, JobStore, JobStoreError
 from redactd.review import ReviewDesk, custody_sink, default_actor
 from redactd.validation.sheet import contact_sheet, write_private_png
 
@@ -89,7 +89,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     with _desk(args, readonly=True) as desk:
         item = desk.item(args.job_id)
         policy = desk.policies.get_redaction(item.job.policy_id)
-        assert item.job.raw_path is not None
+        if item.job.raw_path is None:
+            raise JobStoreError(f"job {item.job.id} has no raw file on record: no contact sheet without it")
         output = item.job.output_path if not item.before_blur else None
         sheet = contact_sheet(item.job.raw_path, output, item.sidecar, policy, most=args.frames)
         path = write_private_png(desk.sheet_dir(), f"{item.job.id}.png", sheet)
