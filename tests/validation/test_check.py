@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from redactd.errors import ConfigError, InputError
 from redactd.policy import RedactionPolicy, Validation, ValidationDetectors
 from redactd.validation import Validator, validate_output
 from redactd.validation.detectors import build_second_opinion
+from tests.validation import scenes
 from tests.validation.conftest import Rendered
+from tests.visual import synth
+from tests.visual.onnxbuild import tiny_yolo
 
 
 def overlaps(box: dict[str, float], gt: tuple[int, int, int, int]) -> bool:
@@ -68,3 +73,25 @@ class TestSecondOpinionDetectors:
     def test_no_detector_at_all_is_a_configuration_error(self) -> None:
         with pytest.raises(ConfigError, match="names no detector"):
             build_second_opinion(ValidationDetectors(haar=False, centerface=False), 12)
+
+
+class TestYoloSecondOpinion:
+    def test_configured_yolo_weights_catch_what_the_render_left_visible(
+            self, tmp_path: Path, faces_policy: RedactionPolicy) -> None:
+        # A tiny real ONNX model (the visual tests' builder) that reports red squares as class 0.
+        weights = tmp_path / "tiny.onnx"
+        weights.write_bytes(tiny_yolo(size=160))
+        scene = np.full((240, 320, 3), 90, np.uint8)
+        scene[90:150, 200:260] = (0, 0, 255)  # red in BGR, on grey
+        clip = synth.make_clip(tmp_path / "in.mp4", 320, 240, 10, [], stills=[(scene, 0, 0)])
+        doc = scenes.render(clip, tmp_path / "out.mp4", faces_policy)  # CenterFace leaves a red square alone
+        cfg = Validation.model_validate({
+            "sample_every_n_frames": 3,
+            "detectors": {"haar": False, "centerface": False,
+                          "yolo": {"weights": str(weights), "classes": {0: "face"}, "input_size": 160}},
+        })
+        report = validate_output(tmp_path / "out.mp4", doc, cfg, faces_policy.obscure)
+        assert report.verdict == "review" and report.leak_frames == report.sampled_frames == 4
+        assert report.models[0].sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+        assert all(180 <= b.x0 and b.x1 <= 280 and 70 <= b.y0 and b.y1 <= 170
+                   for f in report.flagged for b in f.boxes)
