@@ -13,8 +13,7 @@ import structlog
 from redactd.custody import CustodyLog, verify_log
 from redactd.custody.segments import segment_paths
 from redactd.retention import Action, HoldScope, ItemKind
-from redactd.retention.apply import Applier
-from redactd.retention.apply import ApplyReport
+from redactd.retention.apply import Applier, ApplyReport
 from redactd.retention.service import make_plan, run_retention
 from redactd.retention.store import RetentionStore
 from tests.retention.conftest import FixedClock, Layout, later

@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -74,8 +75,7 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 def _moment(value: str) -> datetime:
     text = value.strip().replace(" ", "T")
-    if text.endswith("Z"):
-        text = text[:-1]
+    text = text.removesuffix("Z")
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
@@ -161,8 +161,6 @@ def _print_report(report: ApplyReport) -> None:
 
 
 def _with_reason(d: Decision, problem: str) -> Decision:
-    from dataclasses import replace
-
     return replace(d, reason=f"REFUSED: {problem}")
 
 

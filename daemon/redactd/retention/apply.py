@@ -218,7 +218,7 @@ class Applier:
             return self._refused(purge_id, common, decision, f"could not delete: {exc.strerror or exc}")
         left = _remove_companions(item)
         fs = filesystem_of(item.path.parent)
-        extra = {"left_behind": left} if left else {}
+        extra: dict[str, Any] = {"left_behind": left} if left else {}
         if item.sha256 is None:
             extra["record_sha256"] = recorded_sha
         self.custody.append("purged", **common, item=item.kind.value, rule=decision.rule, method=METHOD,

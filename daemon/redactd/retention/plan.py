@@ -59,9 +59,7 @@ def rule_matches(rule: RetentionRule, item: RetentionItem) -> bool:
             return False
     if m.min_bytes is not None and (item.size is None or item.size < m.min_bytes):
         return False
-    if m.max_bytes is not None and (item.size is None or item.size > m.max_bytes):
-        return False
-    return True
+    return m.max_bytes is None or (item.size is not None and item.size <= m.max_bytes)
 
 
 def _by_rules(item: RetentionItem, policy: RetentionPolicy, now: datetime, footage_jobs: set[str]) -> Decision:

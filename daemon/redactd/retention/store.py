@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 from redactd.errors import RetentionError
 from redactd.retention.model import Hold, HoldScope, ItemKind
@@ -119,7 +120,7 @@ class RetentionStore:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> RetentionStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
