@@ -273,7 +273,9 @@ class Daemon:
                            note=f"create the signing key ({self.cfg.custody.signing_key}) with `redactd keys "
                            "init`: nothing is purged without a custody entry")
             return
-        run_retention(self.cfg, self.policies, store_path(self.cfg), self.custody, self.clock, trigger="daemon")
+        # On SIGTERM a run stops between two deletions, so shutdown never waits on a long run.
+        run_retention(self.cfg, self.policies, store_path(self.cfg), self.custody, self.clock, trigger="daemon",
+                      stop=lambda: self._signals > 0)
 
     def _request_rescan(self) -> None:
         """A full rescan of every inbox, done by the main loop like any other sighting."""

@@ -214,3 +214,17 @@ class TestRecovery:
         purged = [e for e in entries(layout) if e["event"] == "purged"]
         assert purged[0]["details"]["recovered"] is True and purged[0]["raw_sha256"] == job.raw_sha256
         assert verify_log(layout.cfg.custody.directory, layout.pubkey).ok
+
+
+class TestStopping:
+    def test_a_stop_request_ends_the_run_between_two_deletions(self, layout: Layout, clock: FixedClock) -> None:
+        jobs = [layout.published(f"stop {i}".encode()) for i in range(3)]
+        clock.now = later(jobs[-1], days=7)
+        cfg, policies = layout.load()
+        p = make_plan(cfg, policies, layout.store_file, clock.now)
+        answers = iter([False, True])  # asked before each deletion: go on once, then stop
+        with RetentionStore.open(layout.store_file) as store, \
+                CustodyLog.open(cfg.custody.directory, cfg.custody.signing_key) as custody:
+            report = Applier(custody, store, clock).apply(p, stop=lambda: next(answers))
+        assert [o.status for o in report.outcomes] == ["purged"]
+        assert sum(1 for j in jobs if j.raw_path is not None and j.raw_path.exists()) == 2

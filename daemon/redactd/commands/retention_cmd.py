@@ -105,11 +105,12 @@ def _decision_doc(d: Decision) -> dict[str, Any]:
 
 def print_table(decisions: list[Decision], status: dict[int, str] | None = None) -> None:
     """ITEM, ACTION, DEADLINE, REASON: one line per decision (item = job id / kind, never a file name)."""
+    actions = [(status or {}).get(i, d.action.value) for i, d in enumerate(decisions)]
     width = max([len(d.item.label) for d in decisions] + [4])
-    print(f"{'ITEM':<{width}}  {'ACTION':<8}  {'DEADLINE (UTC)':<20}  REASON")
-    for i, d in enumerate(decisions):
-        action = status.get(i, d.action.value) if status else d.action.value
-        print(f"{d.item.label:<{width}}  {action:<8}  {fmt_time(d.deadline):<20}  {d.reason}")
+    aw = max([len(a) for a in actions] + [6])
+    print(f"{'ITEM':<{width}}  {'ACTION':<{aw}}  {'DEADLINE (UTC)':<20}  REASON")
+    for d, action in zip(decisions, actions, strict=True):
+        print(f"{d.item.label:<{width}}  {action:<{aw}}  {fmt_time(d.deadline):<20}  {d.reason}")
 
 
 def _summary(plan: Plan) -> str:

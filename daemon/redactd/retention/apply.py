@@ -180,12 +180,19 @@ class Applier:
             done += 1
         return done
 
-    def apply(self, plan: Plan, dry_run: bool = False) -> ApplyReport:
-        """Delete what ``plan`` says is due now. ``dry_run`` (or the policy's) deletes nothing."""
+    def apply(self, plan: Plan, dry_run: bool = False, stop: Callable[[], bool] | None = None) -> ApplyReport:
+        """Delete what ``plan`` says is due now. ``dry_run`` (or the policy's) deletes nothing.
+
+        ``stop`` is asked between deletions (the daemon's shutdown): what is left waits for the next run.
+        """
         dry = dry_run or plan.dry_run
         recovered = 0 if dry else self.recover()
         outcomes = []
         for decision in plan.deletions:
+            if stop is not None and stop():
+                self.log.info("retention_interrupted", left=len(plan.deletions) - len(outcomes),
+                              note="the rest is due at the next run")
+                break
             item = decision.item
             if dry:
                 self.log.info("purge_planned", job_id=item.job_id, item=item.kind.value, sha256=item.sha256,

@@ -75,7 +75,8 @@ def record_hold_events(store: RetentionStore, custody: CustodyWriter) -> int:
 
 
 def run_retention(cfg: DaemonConfig, policies: PolicySet, store_file: Path, custody: CustodyWriter, clock: Clock,
-                  *, dry_run: bool = False, trigger: str = "schedule") -> ApplyReport:
+                  *, dry_run: bool = False, trigger: str = "schedule",
+                  stop: Callable[[], bool] | None = None) -> ApplyReport:
     """Plan for ``clock()`` and apply it; every purge lands in ``custody``."""
     policy = retention_policy(cfg, policies)
     logger = log.get_logger()
@@ -86,7 +87,7 @@ def run_retention(cfg: DaemonConfig, policies: PolicySet, store_file: Path, cust
         the_plan = make_plan(cfg, policies, store_file, now, store)
         dry = dry_run or policy.dry_run
         run_id = store.begin_run(trigger, policy.id, policy.version, dry, now)
-        report = Applier(custody, store, clock).apply(the_plan, dry_run=dry_run)
+        report = Applier(custody, store, clock).apply(the_plan, dry_run=dry_run, stop=stop)
         counts = report.counts()
         store.finish_run(run_id, clock(), counts)
         holds = store.holds()

@@ -15,15 +15,14 @@ leaves an ``intended`` row whose file is gone; the next run completes it (see ``
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self
 
 from redactd.errors import RetentionError
+from redactd.jobstore import JobStore
 from redactd.retention.model import Hold, HoldScope, ItemKind
 
 _SCHEMA = """
@@ -126,16 +125,8 @@ class RetentionStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @staticmethod
-    @contextlib.contextmanager
-    def _tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    # The job store's transaction discipline (BEGIN IMMEDIATE) for the file both share.
+    _tx = staticmethod(JobStore._tx)
 
     # ------------------------------------------------------------------ holds
 
