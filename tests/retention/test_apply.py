@@ -65,6 +65,15 @@ class TestPurge:
         assert run(layout, clock).counts()["purged"] == 0
         assert job.raw_path is not None and job.raw_path.exists()
 
+    def test_keeps_raw_of_a_failed_job_under_the_default_policy(self, layout: Layout, clock: FixedClock) -> None:
+        job = layout.failed(b"never published")
+        clock.now = later(job, days=3650)
+        report = run(layout, clock)
+        assert report.outcomes == ()
+        assert job.raw_path is not None and job.raw_path.exists()
+        reasons = {d.item.kind.value: d.reason for d in report.plan.decisions}
+        assert "require_published_before_raw_purge" in reasons["raw"]
+
     def test_removes_a_review_folder_whole(self, layout: Layout, clock: FixedClock) -> None:
         job = layout.review(b"doubtful")
         folder = layout.cfg.review_dir / job.id
@@ -187,6 +196,9 @@ class TestCapAndVersions:
         assert sorted(o.decision.item.job_id for o in first.outcomes) == sorted(j.id for j in jobs[:2])
         second = run(layout, clock)
         assert [o.decision.item.job_id for o in second.outcomes] == [jobs[2].id]
+        purged = [e for e in entries(layout) if e["event"] == "purged"]
+        assert sorted(e["raw_sha256"] for e in purged) == sorted(j.raw_sha256 for j in jobs)
+        assert verify_log(layout.cfg.custody.directory, layout.pubkey).ok
 
     def test_a_changed_policy_version_governs_the_next_run_and_is_recorded(
             self, layout: Layout, clock: FixedClock) -> None:
