@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redactd.custody import canonical
 from redactd.custody._files import fsync_dir, replace_atomically
 from redactd.custody.entry import (
+    FORMAT_VERSION,
     GENESIS,
     INTERNAL_EVENTS,
     TIME_FORMAT,
@@ -337,7 +338,7 @@ class CustodyLog:
         elif self._fd is None:
             self._fd = os.open(self._segment, os.O_WRONLY | os.O_APPEND)
         now = self._now()
-        entry = {"seq": self._frontier.size, "time": now.strftime(TIME_FORMAT), "event": kind.value,
+        entry = {"v": FORMAT_VERSION, "seq": self._frontier.size, "time": now.strftime(TIME_FORMAT), "event": kind.value,
                  **fields, "prev": self._prev, "key": self._key_id}
         entry["sig"] = self._key.sign(signing_bytes(entry)).hex()
         line = canonical.dumps(entry)
