@@ -279,7 +279,7 @@ def move_aside(src: Path, dst: Path) -> bool:
         if stat.S_ISLNK(st.st_mode):
             os.symlink(os.readlink(src), dst)
         elif stat.S_ISREG(st.st_mode):
-            _copy_in(src, dst, st, stat.S_IMODE(st.st_mode) & 0o600 or 0o600)
+            _copy_in(src, dst, st, 0o600)
             return True
         else:
             return False
@@ -376,8 +376,11 @@ class Admitter:
                 kept, reason = None, reason + " (left in the inbox: it cannot be moved to another filesystem)"
         except FileNotFoundError:
             kept, reason = None, reason + " (it disappeared before it could be moved)"
+        # The reason file first: a failed job must never lack one, even after a crash right here.
+        draft = Job.draft(job_id, JobState.FAILED, route.name, original, size, route.policy_id,
+                          raw_path=kept, last_error=reason)
+        self.queues.write_reason(folder, draft, "this file was refused at admission", reason, rejection.advice)
         job = self.store.record_rejection(job_id, route.name, original, size, route.policy_id, reason, kept)
-        self.queues.write_reason(folder, job, "this file was refused at admission", reason, rejection.advice)
         self.log.warning("file_rejected", job_id=job_id, inbox=route.name, reason=reason)
         return job
 

@@ -145,6 +145,7 @@ class Daemon:
         self._stores_lock = threading.Lock()
         self._signals = 0
         self._reload_requested = False
+        self.exit_code = 0
         self.executor = JobExecutor(self.store, self.runner, self.queues, cfg.state_dir / SCRATCH_DIR,
                                     lambda: self.policies, self._run_limits, self.stop_now)
         self.pool = WorkerPool(cfg.worker_count, lambda: self.store().claim_next(), self.executor.execute,
@@ -218,7 +219,7 @@ class Daemon:
             self.watcher.stop()
             self.notifier.send(STOPPING=1, STATUS="stopped")
             self.notifier.close()
-        return 0
+        return self.exit_code
 
     def _loop(self) -> None:
         draining = False
@@ -261,6 +262,12 @@ class Daemon:
             # Ping only while every part is alive: a dead thread must let systemd restart us.
             if self._admission.is_alive() and self.pool.alive() and (draining or self.watcher.alive()):
                 self.notifier.ping_if_due()
+            elif not draining:
+                self.log.critical("daemon_part_died", admission=self._admission.is_alive(),
+                                  workers=self.pool.alive(), watcher=self.watcher.alive(),
+                                  note="stopping so that the service manager restarts the daemon")
+                self.exit_code = 1
+                self._signals = max(self._signals, 1)
 
     # ------------------------------------------------------------------ scheduled jobs (scheduler threads)
 

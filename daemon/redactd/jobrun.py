@@ -8,7 +8,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,11 +90,14 @@ class JobExecutor:
                 store.set_running(job.id, progress=max(0.0, min(1.0, fraction)))
 
         try:
-            outcome = self.runner.run(
-                JobSpec(job.id, job.raw_path, scratch, policy), job.id, self.limits().timeout,
-                on_start=lambda pid: store.set_running(job.id, worker_pid=pid), on_progress=on_progress,
-                stop_now=self.stop_now,
-            )
+            try:
+                outcome = self.runner.run(
+                    JobSpec(job.id, job.raw_path, scratch, policy), job.id, self.limits().timeout,
+                    on_start=lambda pid: store.set_running(job.id, worker_pid=pid), on_progress=on_progress,
+                    stop_now=self.stop_now,
+                )
+            except OSError as exc:  # no child at all (fork failed: out of memory or processes)
+                outcome = Outcome(Ending.ERROR, message=f"could not start a worker process: {exc}")
             self._conclude(store, job, policy, outcome, time.monotonic() - started)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -130,9 +133,10 @@ class JobExecutor:
             "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         if result.verdict == "review":
-            store.plan_output(job.id, f"output{suffix}", result.output_sha256)
-            where = self.queues.to_review(job, result.output_path, suffix, sidecar, result.reason or "no reason given")
-            store.mark_review(job.id, where, result.reason or "no reason given")
+            reason = result.reason or "no reason given"
+            # No name to plan: the review folder is the job's own, so a rerun just rewrites it.
+            where = self.queues.to_review(job, result.output_path, suffix, sidecar, reason)
+            store.mark_review(job.id, where, reason, result.output_sha256)
             return
         name = output_name(policy.output.naming, job, result.output_sha256, suffix)
         sidecar["output_name"] = name
@@ -164,10 +168,15 @@ class JobExecutor:
                     kept = target
             except OSError as exc:
                 self.log.error("raw_not_moved", job_id=job.id, error=str(exc))
-        failed = store.mark_failed(job.id, reason, kept, count_attempt=count)
-        with contextlib.suppress(OSError):  # the record above is what counts; the file is a courtesy
-            self.queues.write_reason(folder, failed, "this file could not be processed", reason,
+        # The reason file first: a failed job must never lack one, even after a crash right here.
+        draft = replace(job, state=JobState.FAILED, last_error=reason, raw_path=kept,
+                        attempts=job.attempts + (1 if count else 0))
+        try:
+            self.queues.write_reason(folder, draft, "this file could not be processed", reason,
                                      advice.format(id=job.id))
+        except OSError as exc:  # a full disk must not keep the job out of failed
+            self.log.error("reason_not_written", job_id=job.id, error=str(exc))
+        failed = store.mark_failed(job.id, reason, kept, count_attempt=count)
         self.log.error("job_failed", job_id=job.id, attempts=failed.attempts, reason=reason)
         return failed
 

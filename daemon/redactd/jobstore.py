@@ -126,6 +126,17 @@ class Job:
         return display_name(self.original_name)
 
     @classmethod
+    def draft(cls, job_id: str, state: JobState, inbox: str, original_name: bytes, size: int | None,
+              policy_id: str, **fields: Any) -> Job:
+        """A job not (yet) in the store, e.g. to write its reason file before the row commits."""
+        now = time.time()
+        base: dict[str, Any] = {k: None for k in cls.__dataclass_fields__}
+        base.update(id=job_id, state=state, inbox=inbox, original_name=original_name, size=size,
+                    policy_id=policy_id, attempts=0, not_before=0.0, created_at=now, updated_at=now)
+        base.update(fields)
+        return cls(**base)
+
+    @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
         d = dict(row)
         d["state"] = JobState(d["state"])
@@ -345,11 +356,11 @@ class JobStore:
                    policy_version=job.policy_version, policy_sha256=job.policy_sha256)
         return job
 
-    def mark_review(self, job_id: str, output_path: Path, reason: str) -> Job:
+    def mark_review(self, job_id: str, output_path: Path, reason: str, output_sha256: str) -> Job:
         with self._tx(self._conn) as c:
             job = self._move(c, job_id, {JobState.PROCESSING}, JobState.REVIEW, reason,
-                             output_path=output_path, last_error=reason, worker_pid=None,
-                             finished_at=time.time())
+                             output_path=output_path, output_sha256=output_sha256, last_error=reason,
+                             worker_pid=None, finished_at=time.time())
         self._emit("sent_to_review", job_id=job.id, reason=reason, output_sha256=job.output_sha256)
         return job
 
