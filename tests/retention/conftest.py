@@ -149,9 +149,8 @@ class Layout:
             output = b"review:" + content
             scratch = self.root / f"{job.id}.out"
             scratch.write_bytes(output)
-            store.plan_output(job.id, "unused", sha256(output))
             where = queues.to_review(job, scratch, ".mp4", {}, "validator found a face")
-            return store.mark_review(job.id, where, "validator found a face")
+            return store.mark_review(job.id, where, "validator found a face", sha256(output))
         finally:
             store.close()
 

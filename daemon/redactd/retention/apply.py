@@ -187,7 +187,7 @@ class Applier:
         """
         dry = dry_run or plan.dry_run
         recovered = 0 if dry else self.recover()
-        outcomes = []
+        outcomes: list[Outcome] = []
         for decision in plan.deletions:
             if stop is not None and stop():
                 self.log.info("retention_interrupted", left=len(plan.deletions) - len(outcomes),
