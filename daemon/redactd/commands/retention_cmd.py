@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -225,25 +226,29 @@ def _hold_line(h: Hold) -> str:
             f"on {fmt_time(h.created_at)}{review}{released}")
 
 
-def cmd_hold_add(args: argparse.Namespace) -> int:
+def _change_hold(args: argparse.Namespace, verb: str,
+                 change: Callable[[DaemonConfig, RetentionStore], Hold]) -> int:
+    """Apply one hold change, then write its custody entry now or say who will."""
     cfg, _ = check_config(config_path(args))
-    scope, value = _hold_target(args, cfg)
     with RetentionStore.open(store_path(cfg)) as store:
-        hold = store.add_hold(scope, value, args.reason, args.requested_by, datetime.now(UTC), args.review_date)
+        hold = change(cfg, store)
         note = _flush_hold_events(cfg, store)
-    print(f"hold set: {_hold_line(hold)}")
+    print(f"hold {verb}: {_hold_line(hold)}")
     print(note)
     return 0
+
+
+def cmd_hold_add(args: argparse.Namespace) -> int:
+    def add(cfg: DaemonConfig, store: RetentionStore) -> Hold:
+        scope, value = _hold_target(args, cfg)
+        return store.add_hold(scope, value, args.reason, args.requested_by, datetime.now(UTC), args.review_date)
+
+    return _change_hold(args, "set", add)
 
 
 def cmd_hold_release(args: argparse.Namespace) -> int:
-    cfg, _ = check_config(config_path(args))
-    with RetentionStore.open(store_path(cfg)) as store:
-        hold = store.release_hold(args.hold_id, args.by or _user(), datetime.now(UTC))
-        note = _flush_hold_events(cfg, store)
-    print(f"hold released: {_hold_line(hold)}")
-    print(note)
-    return 0
+    return _change_hold(args, "released",
+                        lambda cfg, store: store.release_hold(args.hold_id, args.by or _user(), datetime.now(UTC)))
 
 
 def cmd_hold_list(args: argparse.Namespace) -> int:

@@ -68,7 +68,7 @@ def record_hold_events(store: RetentionStore, custody: CustodyWriter) -> int:
         if hold.review_date is not None:
             fields["review_date"] = hold.review_date.date().isoformat()
         actor = hold.requested_by if event == "hold_set" else (hold.released_by or "unknown")
-        custody.append(event, actor=actor, **fields)  # type: ignore[arg-type]
+        custody.append(event, actor=actor, **fields)
         store.mark_hold_recorded(hold.id, event)
         written += 1
     return written
