@@ -83,7 +83,7 @@ class TestMissedRuns:
     def test_counts_every_cron_time_that_fell_in_the_downtime(self) -> None:
         last = datetime(2026, 3, 1, 8, 20, tzinfo=UTC)
         now = datetime(2026, 3, 1, 13, 17, tzinfo=UTC)
-        fired = missed_runs("17 * * * *", last, now)
+        fired = missed_runs("17 * * * *", last, now, timezone=UTC)
         assert [t.hour for t in fired] == [9, 10, 11, 12]  # 13:17 is now: the start-up run is that one
 
     def test_nothing_is_missed_before_the_first_run(self) -> None:

@@ -9,7 +9,7 @@ daemon was down are counted from the last recorded run and logged.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 from apscheduler.triggers.cron import CronTrigger
@@ -101,11 +101,15 @@ def run_retention(cfg: DaemonConfig, policies: PolicySet, store_file: Path, cust
     return report
 
 
-def missed_runs(schedule: str, last_run: datetime | None, now: datetime, limit: int = 1000) -> list[datetime]:
-    """Times the cron ``schedule`` fired strictly between ``last_run`` and ``now`` (none without a last run)."""
+def missed_runs(schedule: str, last_run: datetime | None, now: datetime, limit: int = 1000,
+                timezone: tzinfo | None = None) -> list[datetime]:
+    """Times the cron ``schedule`` fired strictly between ``last_run`` and ``now`` (none without a last run).
+
+    ``timezone`` None reads the cron in the host's zone, as the daemon's scheduler does.
+    """
     if last_run is None:
         return []
-    trigger = CronTrigger.from_crontab(schedule, timezone=now.tzinfo)
+    trigger = CronTrigger.from_crontab(schedule, timezone=timezone)
     fired: list[datetime] = []
     t = last_run + timedelta(microseconds=1)
     while len(fired) < limit:
