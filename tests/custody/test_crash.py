@@ -107,3 +107,42 @@ class TestCrashMidAppend:
         CustodyLog.open(tmp_path, key_path).close()  # the dead writer's lock is gone
         assert verify_log(tmp_path, load_public_key(pub_path)).ok
         assert len(segment_paths(tmp_path)) in (1, 2)
+
+
+# Appends under a file-size limit until the kernel cuts a write short (a full disk, in effect).
+FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from redactd.log import configure
+configure(level="error")
+from redactd.custody import CustodyLog, Event
+from redactd.errors import CustodyError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG / a short write instead of dying
+log = CustodyLog.open(Path(sys.argv[1]), Path(sys.argv[2]))
+resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+try:
+    while True:
+        log.append(Event.INGESTED, job_id="job", raw_sha256="a" * 64)
+except CustodyError as exc:
+    print("first:", exc)
+try:
+    log.append(Event.INGESTED, job_id="job", raw_sha256="a" * 64)
+except CustodyError as exc:
+    print("then:", exc)
+"""
+
+
+class TestFailedWrite:
+    def test_a_short_write_stops_the_writer_and_the_next_start_records_the_tear(
+            self, tmp_path: Path, key_path: Path, pub_path: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path), str(key_path)],
+                              capture_output=True, text=True, timeout=60, env=env, check=False)
+        assert "first:" in done.stdout and "short write" in done.stdout, done.stderr
+        assert "then:" in done.stdout and "stopped after a failed write" in done.stdout
+        lines, tail = read_segment(tmp_path / "custody-000001.jsonl")
+        assert tail is not None and (tmp_path / "custody-000001.jsonl").stat().st_size == 4000
+        assert verify_log(tmp_path, load_public_key(pub_path)).problem.torn_tail  # type: ignore[union-attr]
+        CustodyLog.open(tmp_path, key_path).close()
+        result = verify_log(tmp_path, load_public_key(pub_path))
+        assert result.ok and result.tears_recorded == 1 and result.entries == len(lines) + 2

@@ -12,7 +12,8 @@ the very next entry records exactly those bytes.
 
 One writer: an exclusive ``flock`` on ``<dir>/.lock`` for as long as the log is open; a second
 writer, in this process or another, gets a CustodyError. The kernel drops the lock when the
-process dies, ``kill -9`` included.
+process dies, ``kill -9`` included (but a child forked while the log is open shares the lock:
+start worker processes with "spawn" or "forkserver", or before opening the log).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from typing import Any, Self
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from redactd.custody import canonical
-from redactd.custody._files import fsync_dir, replace_atomically
 from redactd.custody.entry import (
     FORMAT_VERSION,
     GENESIS,
@@ -55,6 +55,7 @@ from redactd.custody.segments import (
     segment_paths,
 )
 from redactd.errors import ChainBroken, CustodyError
+from redactd.fsutil import atomic_write, fsync_dir
 from redactd.log import get_logger
 
 DEFAULT_SEGMENT_MAX_BYTES = 64 * 1024 * 1024
@@ -194,7 +195,11 @@ class CustodyLog:
             os.close(lock_fd)
             raise
         if scan.tear is not None:
-            opened._record_tear(scan.tear)
+            try:
+                opened._record_tear(scan.tear)
+            except BaseException:
+                opened._release()
+                raise
         log.info("custody_opened", entries=opened.size, key=key_id)
         return opened
 
@@ -207,11 +212,16 @@ class CustodyLog:
                 if self._failed is None:
                     self._checkpoint_locked()
             finally:
-                if self._fd is not None:
-                    os.close(self._fd)
-                    self._fd = None
-                os.close(self._lock_fd)
-                self._lock_fd = None
+                self._release()
+
+    def _release(self) -> None:
+        """Close the segment and drop the writer lock, writing nothing."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def __enter__(self) -> Self:
         return self
@@ -300,7 +310,7 @@ class CustodyLog:
             entry = self._write(Event.CHECKPOINT, self._internal_fields("redactd", details))
             log.info("custody_checkpointed", seq=entry["seq"], tree_size=details["tree_size"])
         assert self._last_line is not None
-        replace_atomically(self.directory / CHECKPOINT_FILE, self._last_line + b"\n", 0o644)
+        atomic_write(self.directory / CHECKPOINT_FILE, self._last_line + b"\n", 0o644)
         return entry
 
     def _record_tear(self, tear: Tail) -> None:

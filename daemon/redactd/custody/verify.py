@@ -51,6 +51,8 @@ class Problem:
     signature: bool = False
 
     def __str__(self) -> str:
+        if self.line == 0:  # about the directory, not one line
+            return f"{self.segment}: {self.message}"
         return f"{self.segment} line {self.line} (seq {self.seq}): {self.message}"
 
     def error(self) -> CustodyError:
