@@ -321,6 +321,7 @@ class Route:
     policy_id: str
     policy_version: int | None
     watch: str = "auto"
+    policy_sha256: str | None = None
 
 
 class Admitter:
@@ -341,7 +342,7 @@ class Admitter:
             return self.reject(route, path, job_id, original, st.st_size, rejection)
         raw_path = self.raw_store / f"{job_id}{safe_suffix(path.name)}"
         self.store.begin_receiving(job_id, route.name, original, st.st_size, route.policy_id,
-                                   route.policy_version, raw_path)
+                                   route.policy_version, raw_path, route.policy_sha256)
         try:
             sha = move_in(path, raw_path, st)
         except MoveRaced as exc:

@@ -30,7 +30,7 @@ from redactd.errors import ConfigError, RedactdError
 from redactd.jobrun import JobExecutor, RunLimits
 from redactd.jobstore import Job, JobState, JobStore, TransitionSink
 from redactd.notify import SystemdNotifier
-from redactd.policy import PolicySet
+from redactd.policy import PolicySet, policy_hash
 from redactd.publish import Queues, sweep_temps
 from redactd.retention.service import log_missed_runs, run_retention
 from redactd.retention.snapshots import warn_about_snapshots
@@ -114,8 +114,9 @@ def build_routes(cfg: DaemonConfig, policies: PolicySet) -> dict[str, Route]:
     for inbox in cfg.inboxes:
         if not inbox.path.is_dir():
             raise ConfigError(f"inbox '{inbox.name}': {inbox.path} is not a directory (is the share mounted?)")
+        policy = policies.get_redaction(inbox.policy)
         routes[inbox.name] = Route(inbox.name, Path(os.path.realpath(inbox.path)), inbox.policy,
-                                   policies.get_redaction(inbox.policy).version, inbox.watch)
+                                   policy.version, inbox.watch, policy_hash(policy))
     return routes
 
 
