@@ -17,7 +17,7 @@ from redactd.custody import CustodyLog, Event, policy_ref, verify_log
 from redactd.custody.entry import line_hash
 from redactd.custody.keys import fingerprint, init_key, load_public_key
 from redactd.custody.segments import CHECKPOINT_FILE, read_segment, segment_paths
-from redactd.errors import CustodyError
+from redactd.errors import ChainBroken, CustodyError
 from redactd.policy import PolicySet
 
 from .conftest import StepClock
@@ -152,6 +152,17 @@ class TestCustodyLog:
         days = [{json.loads(x.data)["time"][:10] for x in read_segment(p)[0] if b'"ingested"' in x.data}
                 for p in segment_paths(tmp_path)]
         assert days == [{"2026-01-01"}, {"2026-01-02"}]
+
+    def test_a_log_shorter_than_its_checkpoint_file_is_not_written_to(self, tmp_path: Path,
+                                                                      key_path: Path) -> None:
+        with CustodyLog.open(tmp_path, key_path) as log:
+            log.append(Event.INGESTED, raw_sha256=RAW)
+        saved = (tmp_path / CHECKPOINT_FILE).read_bytes()
+        for path in segment_paths(tmp_path):
+            path.unlink()  # a lost disk, or an old backup restored
+        with pytest.raises(ChainBroken, match="segments are missing"):
+            CustodyLog.open(tmp_path, key_path)
+        assert (tmp_path / CHECKPOINT_FILE).read_bytes() == saved
 
     def test_a_key_other_than_the_one_in_force_is_refused(self, tmp_path: Path, key_path: Path) -> None:
         with CustodyLog.open(tmp_path / "log", key_path) as log:

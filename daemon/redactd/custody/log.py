@@ -127,7 +127,23 @@ def _scan(directory: Path) -> _Scan:
             raise ChainBroken(f"{directory}: {scan.frontier.size} entries but the last one has seq "
                               f"{scan.last_entry.get('seq')}; run `redactd custody verify`")
         scan.prev = line_hash(scan.last_line)
+    _check_not_behind_checkpoint(directory, scan.frontier.size)
     return scan
+
+
+def _check_not_behind_checkpoint(directory: Path, size: int) -> None:
+    """Refuse to continue a log that is shorter than its own newest checkpoint (lost or restored
+    segments): writing on would overwrite checkpoint.json, the evidence that entries are missing."""
+    path = directory / CHECKPOINT_FILE
+    if not path.exists():
+        return
+    try:
+        seq = json.loads(path.read_bytes())["seq"]
+    except (ValueError, KeyError, TypeError):
+        raise ChainBroken(f"{path}: not a checkpoint entry; run `redactd custody verify`") from None
+    if not isinstance(seq, int) or seq >= size:
+        raise ChainBroken(f"{path} records entry {seq}, but the segments hold only {size} entries: "
+                          "segments are missing; restore them before redactd writes to this log")
 
 
 def key_in_force(directory: Path) -> str | None:
