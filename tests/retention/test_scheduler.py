@@ -63,10 +63,13 @@ class TestDaemonScheduler:
             sched.shutdown()
 
     def test_logs_a_run_that_could_not_start_on_time(self) -> None:
-        late = datetime.now(UTC) - timedelta(hours=1)  # the clock seam: runs were due an hour ago
+        late = datetime.now().astimezone() - timedelta(hours=1)  # the clock seam: the run was due an hour ago
+        # A yearly cron that last fired just before then: no later fire time can make the run on time.
+        t = late - timedelta(minutes=1)
+        table = Timetable(f"{t.minute} {t.hour} {t.day} {t.month} *", None, None)
         sched = DaemonScheduler(Recorder().tasks(), clock=lambda: late)
         with structlog.testing.capture_logs() as logs:
-            sched.start(TABLE)
+            sched.start(table)
             try:
                 for _ in range(50):
                     if any(e["event"] == "scheduled_run_missed" for e in logs):
@@ -75,7 +78,7 @@ class TestDaemonScheduler:
             finally:
                 sched.shutdown()
         missed = [e for e in logs if e["event"] == "scheduled_run_missed"]
-        assert {e["job"] for e in missed} >= {RETENTION}
+        assert {e["job"] for e in missed} == {RETENTION}
         assert all(e["log_level"] == "warning" for e in missed)
 
 
