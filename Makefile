@@ -16,7 +16,10 @@ PYTEST_ARGS ?=
 .PHONY: run test deps venv lint bench clean layout
 
 run: venv layout
-	$(REDACTD) --config $(CONFIG) run
+	$(REDACTD) config check --config $(CONFIG)
+	@echo "Layout ready under ./var/ (inbox, raw, clean, review, failed, state)."
+	@echo "The watch daemon is not built yet; clean one file by hand meanwhile:"
+	@echo "  $(REDACTD) clean-metadata IN.mp4 -o var/clean/out.mp4 && $(REDACTD) inspect var/clean/out.mp4"
 
 test: venv
 	$(VPY) -m pytest $(PYTEST_ARGS)

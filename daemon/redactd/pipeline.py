@@ -13,7 +13,6 @@ import structlog
 from redactd import __version__
 from redactd.fsutil import sha256_file
 from redactd.metadata.clean import choose_container, clean_metadata
-from redactd.media.probe import probe
 from redactd.policy import AudioMode, Mode, RedactionPolicy, policy_hash
 
 log = structlog.get_logger(__name__)
@@ -44,7 +43,7 @@ def policy_record(policy: RedactionPolicy) -> dict[str, Any]:
 
 def run_metadata_only(spec: JobSpec, progress: Progress | None) -> JobResult:
     keep_audio = spec.policy.audio is AudioMode.KEEP
-    suffix = choose_container(probe(spec.raw_path), keep_audio, spec.policy.output.container)
+    suffix = choose_container(spec.raw_path, keep_audio, spec.policy.output.container)
     out = spec.scratch_dir / f"output{suffix}"
     result = clean_metadata(spec.raw_path, out, keep_audio=keep_audio)
     if progress:

@@ -54,7 +54,7 @@ _ALLOWED = {
               "TrackNumber", "TrackUID", "TrackLacing", "TrackLanguage", "TrackDefault", "TrackForced",
               "CodecID", "CodecPrivate", "TrackType", "VideoScanType", "DefaultDuration", "DisplayWidth",
               "DisplayHeight", "DisplayUnit", "Matroska_0x15b0", "Matroska_0x16aa", "Matroska_0x16bb",
-              "Matroska_0x55ee", "CodecDelay", "SeekPreRoll", "VideoCodecID",
+              "Matroska_0x55ee", "CodecDelay", "SeekPreRoll", "VideoCodecID", "MaxBlockAdditionID",
               "Unknown_pasp", "Unknown_fiel", "Unknown_sgpd", "Unknown_sbgp", "Unknown_ctts"},
     "Composite": {"ImageSize", "Megapixels", "AvgBitrate", "Rotation"},
     "Matroska": {"EBMLVersion", "EBMLReadVersion", "EBMLMaxIDLength", "EBMLMaxSizeLength", "DocType",

@@ -1,0 +1,137 @@
+"""Config and policy files: the examples validate, wrong files get errors that name the problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from redactd.config import check_config, load_config, parse_size
+from redactd.errors import ConfigError
+from redactd.policy import Mode, PolicySet, RedactionPolicy, load_policy, policy_hash, resolve_policy
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "redactd", *args], capture_output=True, text=True, timeout=60)
+
+
+def write_config(tmp_path: Path, repo: Path, text: str) -> Path:
+    cfg = tmp_path / "redactd.yaml"
+    cfg.write_text(text.replace("POLICIES", str(repo / "policies")))
+    return cfg
+
+
+BASE = """\
+version: 1
+inboxes:
+  - name: cams
+    path: inbox
+    policy: metadata-only
+raw_store: raw
+clean_dir: clean
+review_dir: review
+failed_dir: failed
+state_dir: state
+policies_dir: POLICIES
+custody:
+  directory: state/custody
+  signing_key: keys/custody.key
+"""
+
+
+class TestExampleFiles:
+    def test_example_config_and_every_policy_validate(self, repo):
+        cfg, policies = check_config(repo / "etc" / "redactd.yaml")
+        assert cfg.inboxes[0].policy in policies.redaction
+        assert cfg.retention is not None and cfg.retention.policy in policies.retention
+
+    def test_every_policy_has_id_and_version(self, repo):
+        for path in (repo / "policies").glob("*.yaml"):
+            pol = load_policy(path)
+            assert pol.id and pol.version >= 1
+
+    def test_config_check_command_prints_what_it_validated(self, repo):
+        proc = run_cli("config", "check", "--config", str(repo / "etc" / "redactd.yaml"))
+        assert proc.returncode == 0, proc.stderr
+        assert "OK" in proc.stdout and "policy visual-default v1" in proc.stdout
+
+
+class TestConfigErrors:
+    def test_relative_paths_resolve_against_the_config_directory(self, tmp_path, repo):
+        cfg = load_config(write_config(tmp_path, repo, BASE))
+        assert cfg.raw_store == tmp_path / "raw"
+        assert cfg.custody.signing_key == tmp_path / "keys" / "custody.key"
+
+    def test_bad_value_names_file_line_key_value_and_expectation(self, tmp_path, repo):
+        cfg = write_config(tmp_path, repo, BASE + "workers: lots\n")
+        with pytest.raises(ConfigError) as err:
+            load_config(cfg)
+        msg = str(err.value)
+        assert str(cfg) in msg and "line 15" in msg and "'workers'" in msg and "'lots'" in msg
+        assert "valid integer" in msg
+
+    def test_misspelt_key_is_named_with_its_line(self, tmp_path, repo):
+        cfg = write_config(tmp_path, repo, BASE + "limits:\n  settle_secnds: 5\n")
+        with pytest.raises(ConfigError, match=r"line 16, key 'limits.settle_secnds': unknown key"):
+            load_config(cfg)
+
+    def test_unknown_policy_reference_lists_the_known_ones(self, tmp_path, repo):
+        cfg = write_config(tmp_path, repo, BASE.replace("policy: metadata-only", "policy: nope"))
+        with pytest.raises(ConfigError, match=r"inbox 'cams': unknown redaction policy 'nope' \(known: "):
+            check_config(cfg)
+
+    def test_invalid_yaml_names_the_line(self, tmp_path, repo):
+        cfg = write_config(tmp_path, repo, BASE + "workers: [1\n")
+        with pytest.raises(ConfigError, match=r"redactd.yaml:\d+: not valid YAML"):
+            load_config(cfg)
+
+    def test_missing_file_is_a_config_error(self, tmp_path):
+        with pytest.raises(ConfigError, match="file not found"):
+            load_config(tmp_path / "absent.yaml")
+
+    def test_cli_prints_the_error_without_traceback_and_exits_2(self, tmp_path, repo):
+        cfg = write_config(tmp_path, repo, BASE + "workers: -3\n")
+        proc = run_cli("config", "check", "--config", str(cfg))
+        assert proc.returncode == 2
+        assert "Traceback" not in proc.stderr
+        assert "key 'workers': Input should be greater than or equal to 0 (got -3)" in proc.stderr
+
+    def test_sizes_accept_units(self):
+        assert parse_size("50 GiB") == 50 * 1024**3
+        assert parse_size("500MB") == 500_000_000
+        with pytest.raises(ValueError):
+            parse_size("big")
+
+
+class TestPolicies:
+    def test_policy_with_bad_enum_value_names_allowed_values(self, tmp_path):
+        p = tmp_path / "p.yaml"
+        p.write_text("kind: redaction\nid: x\nversion: 1\nmode: visual\nobscure:\n  method: smudge\n")
+        with pytest.raises(ConfigError, match=r"line 6, key 'obscure.method': Input should be 'blur', "
+                                              r"'pixelate' or 'fill' \(got 'smudge'\)"):
+            load_policy(p)
+
+    def test_policy_kind_must_be_known(self, tmp_path):
+        p = tmp_path / "p.yaml"
+        p.write_text("kind: shredding\nid: x\nversion: 1\n")
+        with pytest.raises(ConfigError, match="key 'kind'"):
+            load_policy(p)
+
+    def test_duplicate_ids_in_a_directory_are_rejected(self, tmp_path):
+        for name in ("a.yaml", "b.yaml"):
+            (tmp_path / name).write_text("kind: redaction\nid: same\nversion: 1\nmode: metadata-only\n")
+        with pytest.raises(ConfigError, match="already defined"):
+            PolicySet.load_dir(tmp_path)
+
+    def test_policy_hash_changes_with_content(self, repo):
+        pol = resolve_policy("visual-default", repo / "policies")
+        assert isinstance(pol, RedactionPolicy) and pol.mode is Mode.VISUAL
+        changed = pol.model_copy(update={"version": 2})
+        assert policy_hash(pol) != policy_hash(changed)
+        assert len(policy_hash(pol)) == 64
+
+    def test_resolve_policy_accepts_a_file_path(self, repo):
+        pol = resolve_policy(str(repo / "policies" / "metadata-only.yaml"))
+        assert pol.id == "metadata-only"
