@@ -1,0 +1,205 @@
+"""Readable views of the custody log: one file's timeline, and the officer's HTML period report."""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from datetime import UTC, date, datetime
+from typing import Any
+
+from redactd.custody.entry import Event
+from redactd.custody.verify import Result
+
+# How each event moves a file's outcome, in words an officer reads.
+OUTCOME = {
+    Event.INGESTED: "ingested", Event.PROCESSING_STARTED: "processing", Event.PUBLISHED: "published",
+    Event.SENT_TO_REVIEW: "in review", Event.REVIEW_APPROVED: "review approved",
+    Event.REVIEW_REJECTED: "review rejected", Event.FAILED: "failed", Event.REJECTED: "rejected",
+    Event.DUPLICATE: "duplicate",
+}
+_BADGE = {"published": "ok", "review approved": "ok", "in review": "warn", "processing": "info",
+          "ingested": "info", "failed": "bad", "rejected": "bad", "review rejected": "bad", "duplicate": "muted"}
+
+
+def history(entries: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+    """Entries about a file (raw or output SHA-256) or a job, with every entry of the jobs involved."""
+    direct = [e for e in entries if what in (e.get("raw_sha256"), e.get("output_sha256"), e.get("job_id"))]
+    jobs = {e["job_id"] for e in direct if e.get("job_id")}
+    return [e for e in entries if e in direct or e.get("job_id") in jobs]
+
+
+def _short(sha: str | None) -> str:
+    return f"{sha[:12]}…" if sha else "-"
+
+
+def _when(entry: dict[str, Any]) -> str:
+    return entry["time"][:19].replace("T", " ") + "Z"
+
+
+def timeline_line(entry: dict[str, Any]) -> str:
+    parts = [f"{_when(entry)}  #{entry['seq']:<6} {entry['event']:<18}"]
+    if entry.get("job_id"):
+        parts.append(f"job={entry['job_id']}")
+    for field, label in (("raw_sha256", "raw"), ("output_sha256", "output")):
+        if entry.get(field):
+            parts.append(f"{label}={_short(entry[field])}")
+    if entry.get("original_name"):
+        parts.append(f"name={entry['original_name']!r}")
+    if entry.get("policy"):
+        parts.append(f"policy={entry['policy']['id']} v{entry['policy']['version']}")
+    parts.extend(f"{k}={v}" for k, v in sorted((entry.get("details") or {}).items()))
+    if entry.get("actor") not in (None, "redactd"):
+        parts.append(f"by {entry['actor']}")
+    return " ".join(parts)
+
+
+def _day(entry: dict[str, Any]) -> date:
+    return date.fromisoformat(entry["time"][:10])
+
+
+def render(entries: list[dict[str, Any]], result: Result, start: date, end: date) -> str:
+    """A self-contained HTML page (no scripts, no external resources) for ``start``..``end``."""
+    raw_of_job = {e["job_id"]: e["raw_sha256"] for e in entries if e.get("job_id") and e.get("raw_sha256")}
+    period = [e for e in entries if start <= _day(e) <= end]
+    counts = Counter(e["event"] for e in period)
+    files: dict[str, dict[str, Any]] = {}
+    for e in period:
+        raw = e.get("raw_sha256") or raw_of_job.get(e.get("job_id"))
+        if raw is None:
+            continue
+        row = files.setdefault(raw, {"raw": raw, "first": _when(e), "policy": "-", "outcome": "-",
+                                     "output": None, "purged": "-", "hold": "-", "job": e.get("job_id")})
+        kind = Event(e["event"])
+        if e.get("policy"):
+            row["policy"] = f"{e['policy']['id']} v{e['policy']['version']}"
+        if kind in OUTCOME:
+            row["outcome"] = OUTCOME[kind]
+        if e.get("output_sha256"):
+            row["output"] = e["output_sha256"]
+        if kind == Event.PURGED:
+            row["purged"] = _when(e)
+        elif kind == Event.PURGE_INTENDED and row["purged"] == "-":
+            row["purged"] = "intended, not confirmed"
+        elif kind in (Event.HOLD_SET, Event.HOLD_RELEASED):
+            row["hold"] = "held" if kind == Event.HOLD_SET else "released"
+        row["job"] = row["job"] or e.get("job_id")
+    holds = [e for e in period if e["event"] in (Event.HOLD_SET, Event.HOLD_RELEASED)]
+    problems = [e for e in period if e["event"] in (Event.FAILED, Event.REJECTED, Event.REVIEW_REJECTED)]
+    policies = _policies(entries, period)
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    cards = [("Files ingested", counts[Event.INGESTED]), ("Published", counts[Event.PUBLISHED]),
+             ("Sent to review", counts[Event.SENT_TO_REVIEW]), ("Failed", counts[Event.FAILED]),
+             ("Rejected", counts[Event.REJECTED]), ("Duplicates", counts[Event.DUPLICATE]),
+             ("Raw files purged", counts[Event.PURGED]), ("Legal holds set", counts[Event.HOLD_SET]),
+             ("Holds released", counts[Event.HOLD_RELEASED])]
+    body = [
+        f"<h1>Chain-of-custody report</h1><p class=sub>{start} to {end} (UTC) · generated {now} · "
+        f"{len(period)} log entries in this period</p>",
+        _verification(result),
+        "<h2>Summary</h2><div class=cards>" + "".join(
+            f"<div class='card{' zero' if n == 0 else ''}'><b>{n}</b><span>{_e(label)}</span></div>"
+            for label, n in cards) + "</div>",
+        "<h2>Files</h2><p class=note>Files are named by the SHA-256 of the raw footage. Original file names "
+        "are personal data: they stay in the restricted custody log (<code>redactd custody show SHA256</code>)."
+        "</p>" + _table(["Raw SHA-256", "Job", "First seen", "Policy", "Outcome", "Output SHA-256",
+                         "Raw purged", "Hold"],
+                        [[_sha(r["raw"]), _e(r["job"] or "-"), _e(r["first"]), _e(r["policy"]),
+                          _badge(r["outcome"]), _sha(r["output"]), _e(r["purged"]), _e(r["hold"])]
+                         for r in files.values()], "No file activity in this period."),
+        "<h2>Legal holds</h2>" + _table(
+            ["Time", "Event", "Raw SHA-256", "Set by", "Reason"],
+            [[_e(_when(e)), _e(e["event"].replace("_", " ")), _sha(e.get("raw_sha256") or
+              raw_of_job.get(e.get("job_id"))), _e(e["actor"]), _e(str(e["details"].get("reason", "-")))]
+             for e in holds], "No holds were set or released in this period."),
+        "<h2>Failures and rejections</h2>" + _table(
+            ["Time", "Event", "Raw SHA-256", "Reason"],
+            [[_e(_when(e)), _badge(OUTCOME[Event(e["event"])]), _sha(e.get("raw_sha256") or
+              raw_of_job.get(e.get("job_id"))), _e(str(e["details"].get("reason", "-")))] for e in problems],
+            "None in this period."),
+        "<h2>Policy versions in force</h2>" + _table(
+            ["Policy", "Version", "Policy hash", "Loaded", "Entries citing it in period"],
+            [[_e(p["id"]), _e(str(p["version"])), _sha(p["hash"]), _e(p["loaded"]), _e(str(p["used"]))]
+             for p in policies], "No policy recorded up to the end of this period."),
+        "<h2>Checking this report yourself</h2><p class=note>This page summarises the log; the log is the "
+        "evidence. With a copy of the log directory and the public key you were given: <code>redactd custody "
+        "verify LOG_DIR --pubkey custody.pub</code>. For one file: <code>redactd custody bundle SHA256 -o "
+        "bundle.json</code>, then <code>redactd custody verify-bundle bundle.json --pubkey custody.pub</code>."
+        "</p>",
+    ]
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>Custody report {start} to {end}"
+            f"</title><style>{_CSS}</style></head><body><main>{''.join(body)}</main></body></html>\n")
+
+
+def _policies(entries: list[dict[str, Any]], period: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every policy version loaded before the period ended, and how often the period's entries cite it."""
+    last_day = max((_day(e) for e in period), default=None)
+    found: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for e in entries:
+        p = e.get("policy")
+        if not p or (last_day is not None and _day(e) > last_day):
+            continue
+        row = found.setdefault((p["id"], p["version"], p["hash"]), {**p, "loaded": "-", "used": 0})
+        if e["event"] == Event.POLICY_LOADED and row["loaded"] == "-":
+            row["loaded"] = _when(e)
+        if e in period and e["event"] != Event.POLICY_LOADED:
+            row["used"] += 1
+    return sorted(found.values(), key=lambda r: (r["id"], r["version"]))
+
+
+def _verification(result: Result) -> str:
+    cp = result.last_checkpoint
+    facts = (f"{result.entries} entries in {result.segments} segment file(s); {result.checkpoints} signed "
+             f"checkpoint(s)" + (f", the last at {_e(_when(cp))} over {cp['details']['tree_size']} entries"
+                                 if cp else "") + ". Signing key(s): " +
+             " → ".join(f"<code>{_e(k[:23])}…</code>" for k in result.keys) + ".")
+    if result.ok:
+        return (f"<section class='verdict ok'><h2>✔ Log verified</h2><p>Every entry is intact, in order and "
+                f"signed; every checkpoint matches the entries before it. {facts}</p></section>")
+    return (f"<section class='verdict bad'><h2>✘ Verification failed</h2><p class=problem>{_e(str(result.problem))}"
+            f"</p><p>Only the {result.entries} entries before this point could be verified; the figures below "
+            f"cover those entries only. {facts}</p></section>")
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _sha(sha: str | None) -> str:
+    return f"<code title='{_e(sha)}'>{_e(sha[:16])}…</code>" if sha else "-"
+
+
+def _badge(outcome: str) -> str:
+    return f"<span class='badge {_BADGE.get(outcome, 'muted')}'>{_e(outcome)}</span>"
+
+
+def _table(head: list[str], rows: list[list[str]], empty: str) -> str:
+    if not rows:
+        return f"<p class=empty>{_e(empty)}</p>"
+    cells = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{''.join(f'<th>{_e(h)}</th>' for h in head)}</tr></thead><tbody>{cells}</tbody></table>"
+
+
+_CSS = """
+body{margin:0;background:#f4f5f7;color:#1d2430;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,
+"DejaVu Sans",sans-serif}
+main{max-width:1120px;margin:0 auto;padding:28px 32px 48px;background:#fff;min-height:100vh}
+h1{font-size:26px;margin:0 0 4px}h2{font-size:18px;margin:30px 0 10px;border-bottom:1px solid #e2e5ea;
+padding-bottom:4px}
+.sub,.note,.empty{color:#5b6472}.note{font-size:14px}
+code{font:13px/1.3 "DejaVu Sans Mono",Menlo,Consolas,monospace;background:#f0f2f5;padding:1px 4px;
+border-radius:3px}
+.verdict{border-radius:6px;padding:12px 18px;margin:18px 0}.verdict h2{border:0;margin:0 0 4px;padding:0}
+.verdict.ok{background:#e8f5ec;border:1px solid #9fd3ae}.verdict.ok h2{color:#1f7a3a}
+.verdict.bad{background:#fdecec;border:1px solid #eba3a3}.verdict.bad h2{color:#b42323}
+.problem{font-weight:600}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:10px}
+.card{border:1px solid #e2e5ea;border-radius:6px;padding:10px 14px;background:#fafbfc}
+.card b{display:block;font-size:26px}.card span{color:#5b6472;font-size:14px}.card.zero b{color:#9aa3af}
+table{border-collapse:collapse;width:100%;font-size:14px}
+th{text-align:left;background:#eef0f3;padding:7px 8px;font-weight:600;white-space:nowrap}
+td{padding:6px 8px;border-top:1px solid #e8eaee;vertical-align:top}tbody tr:nth-child(even){background:#fafbfc}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:13px;white-space:nowrap}
+.badge.ok{background:#dff3e5;color:#1f7a3a}.badge.warn{background:#fff1d6;color:#8a5a00}
+.badge.bad{background:#fbe0e0;color:#b42323}.badge.info{background:#e3edfb;color:#2458a6}
+.badge.muted{background:#eceef1;color:#5b6472}
+"""
