@@ -65,11 +65,12 @@ def layout(user: str = USER, share_group: str = SHARE_GROUP) -> list[DirSpec]:
     """The installed directory tree, parents first."""
     return [
         DirSpec(SRV, "root", "root", 0o755, "footage root (one writable mount in the unit)"),
-        # Drop box: the share group may create entries but not list them (no r), the sticky bit
-        # stops contributors from renaming or deleting each other's files, setgid gives every new
-        # file the share group, which the daemon reads through. The daemon owns the directory so
-        # it may move anyone's file out despite the sticky bit.
-        DirSpec(f"{SRV}/inbox", user, share_group, 0o3730, "quarantine inbox behind the share"),
+        # Drop box: anyone the share lets in may create entries (-wx for others) but not list them;
+        # the sticky bit stops contributors renaming or deleting each other's files; setgid gives
+        # every new file the share group, whose only member is redactd, so with the share's create
+        # mask 0640 the daemon reads a file and no other contributor can. The daemon owns the
+        # directory, so it may move anyone's file out despite the sticky bit.
+        DirSpec(f"{SRV}/inbox", user, share_group, 0o3733, "quarantine inbox behind the share"),
         DirSpec(f"{SRV}/raw", user, user, 0o700, "admitted raw footage"),
         DirSpec(f"{SRV}/clean", user, user, 0o2750, "published clean footage (group redactd reads)"),
         DirSpec(f"{SRV}/review", user, user, 0o750, "jobs waiting for a human"),
@@ -194,7 +195,8 @@ class Installer:
             self.step("kept", f"group {o.share_group}")
         except InstallError:
             self._tool(["groupadd", *self._prefix(), "--system", o.share_group])
-            self.step("created", f"group {o.share_group}", "contributors who may drop footage join it")
+            self.step("created", f"group {o.share_group}", "files dropped in the share get it; only the service "
+                      "user is a member")
         try:
             self.uid(o.user)
             self.step("kept", f"user {o.user}")
@@ -242,7 +244,7 @@ class Installer:
                 self.step("created", f"{CONFIG_DIR}/policies/{policy.name}")
 
     def signing_key(self) -> None:
-        from redactd.custody.keys import init_key, public_path
+        from redactd.custody.keys import fingerprint, init_key, public_path
 
         key = self.at(KEY_PATH)
         pub = public_path(key)
@@ -257,9 +259,9 @@ class Installer:
             return
         if pub.exists():
             raise InstallError(f"{pub} exists without its private key {key}: move it away or restore the key")
-        init_key(key)
+        public = init_key(key).public_key()
         os.chown(key, uid, gid)
-        self.step("created", KEY_PATH, f"Ed25519, {self.opts.user} only (0600)")
+        self.step("created", KEY_PATH, f"Ed25519, {self.opts.user} only (0600), {fingerprint(public)}")
         self.step("created", str(public_path(Path(KEY_PATH))), "public key for officers (0644)")
 
     def unit(self) -> None:
@@ -328,7 +330,7 @@ def installed_config(example: str) -> str:
         return f"{m.group(1)}{CONFIG_PATHS[key]}{m.group(4)}"
 
     keys = "|".join(CONFIG_PATHS)
-    text = re.sub(rf"^(\s*(?:- )?({keys}):\s*)(\S+)(.*)$", fix, example, flags=re.M)
+    text = re.sub(rf"^(\s*(?:- )?({keys}):\s*)(\S+)(.*)$", fix, example, flags=re.MULTILINE)
     missing = set(CONFIG_PATHS) - done
     if missing:
         raise ConfigError(f"etc/redactd.yaml: no line for {sorted(missing)}; cannot derive the installed config")

@@ -152,9 +152,10 @@ def can_confine() -> str | None:
     if os.geteuid() != 0:
         return "needs root (mount namespaces, setpriv to another user)"
     for tool in ("unshare", "setpriv", "useradd", SYSTEMD_ANALYZE):
-        if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True, timeout=10).returncode:
+        if subprocess.run(["sh", "-c", f"command -v {tool}"], check=False, capture_output=True, timeout=10).returncode:
             return f"{tool} is not installed"
-    probe = subprocess.run(["unshare", "--mount", "--net", "--", "true"], capture_output=True, timeout=30)
+    probe = subprocess.run(["unshare", "--mount", "--net", "--", "true"], check=False, capture_output=True,
+                           timeout=30)
     if probe.returncode:
         return f"cannot create mount/network namespaces here: {probe.stderr.decode().strip()}"
     return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import signal
 import socket
@@ -42,27 +41,28 @@ class Site:
 
 
 def make_site(root: Path) -> Site:
-    """Install into ``root``, add a contributor, and point the installed config at ``root``."""
+    """Install into ``root``, add two contributors, and point the installed config at ``root``."""
     installer = install(root)
-    subprocess.run(["useradd", "--prefix", str(root), "--system", "--user-group", "--groups", "redactd-share",
-                    "--no-create-home", "contributor"], check=True, capture_output=True, timeout=30)
+    for name in ("alice", "bob"):
+        subprocess.run(["useradd", "--prefix", str(root), "--system", "--user-group", "--no-create-home", name],
+                       check=True, capture_output=True, timeout=30)
     config = installer.at("/etc/redactd/redactd.yaml")
     text = config.read_text()
     for prefix in ("/srv/redactd", "/var/lib/redactd", "/etc/redactd"):
         text = text.replace(f" {prefix}", f" {root}{prefix}")
     text = re.sub(r"policy: visual-default", "policy: metadata-only", text, count=1)
     text = re.sub(r"settle_seconds: \S+", "settle_seconds: 0.5", text)
-    text = re.sub(r"^workers: \S+", "workers: 1", text, flags=re.M)
+    text = re.sub(r"^workers: \S+", "workers: 1", text, flags=re.MULTILINE)
     config.write_text(text)
     return Site(root, installer, config)
 
 
-def as_contributor(site: Site, *argv: str) -> subprocess.CompletedProcess[bytes]:
-    """Run ``argv`` as the contributor account, the way smbd writes for a share user."""
-    i = site.installer
-    uid, gid, share = i.uid("contributor"), i.gid("contributor"), i.gid("redactd-share")
-    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={share}", "--", "sh", "-c",
-                           "umask 027 && exec \"$@\"", "sh", *argv], capture_output=True, timeout=30)
+def as_contributor(site: Site, name: str, *argv: str) -> subprocess.CompletedProcess[bytes]:
+    """Run ``argv`` as a contributor, the way smbd writes for a share user (create mask 0640)."""
+    uid, gid = site.installer.uid(name), site.installer.gid(name)
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", "sh", "-c",
+                           "umask 027 && exec \"$@\"", "sh", *argv], check=False, capture_output=True,
+                          timeout=30)
 
 
 class NotifySocket:
@@ -155,18 +155,25 @@ print(os.path.exists('/proc/1/status'), os.path.exists('/proc/cpuinfo'), oct(os.
 
 @pytest.mark.slow
 class TestDaemonUnderTheUnit:
-    def test_publishes_a_contributors_file_as_the_unprivileged_user(self, site: Site, tmp_path: Path) -> None:
+    def test_publishes_a_contributors_file_as_the_unprivileged_user(self, site: Site) -> None:
         clip = plain_video(site.root / "clip.mp4", seconds=1.0, size="160x120")
         clip.chmod(0o644)
         inbox = site.path("/srv/redactd/inbox")
         clean = site.path("/srv/redactd/clean")
+        dropped = inbox / "Holiday Dashcam.mp4"
+        copied = as_contributor(site, "alice", "cp", str(clip), str(dropped))
+        assert copied.returncode == 0, copied.stderr
+        st = dropped.stat()
+        assert (st.st_gid, stat.S_IMODE(st.st_mode)) == (site.installer.gid("redactd-share"), 0o640)
+        # The drop box: alice cannot list the inbox; bob can neither read nor delete her file.
+        for who, argv, why in (("alice", ["ls", str(inbox)], b"Permission denied"),
+                               ("bob", ["cat", str(dropped)], b"Permission denied"),
+                               ("bob", ["rm", "-f", str(dropped)], b"Operation not permitted")):  # sticky bit
+            refused = as_contributor(site, who, *argv)
+            assert refused.returncode != 0 and why in refused.stderr, (who, argv, refused.stderr)
+        assert dropped.is_file()
         with confined_daemon(site) as (proc, notify, log):
             wait_for("READY=1", lambda: any("READY=1" in m for m in notify.drain()), 30, proc, log)
-            dropped = as_contributor(site, "cp", str(clip), str(inbox / "Holiday Dashcam.mp4"))
-            assert dropped.returncode == 0, dropped.stderr
-            # The drop box: a contributor can write into the inbox but cannot list it.
-            listing = as_contributor(site, "ls", str(inbox))
-            assert listing.returncode != 0 and b"Permission denied" in listing.stderr
 
             def published() -> bool:
                 return any(p.suffix == ".mp4" and not p.name.startswith(".") for p in clean.iterdir())
@@ -189,9 +196,8 @@ class TestDaemonUnderTheUnit:
         assert video.stat().st_uid == ident.uid
         [raw] = list(site.path("/srv/redactd/raw").iterdir())
         raw_st = raw.stat()
-        # The contributor's file was taken over: the raw copy is the daemon's, owner-only.
+        # Alice's file was taken over: the raw copy is the daemon's, owner-only.
         assert (raw_st.st_uid, stat.S_IMODE(raw_st.st_mode)) == (ident.uid, 0o600)
         assert list(inbox.iterdir()) == []
         events = [json.loads(line).get("event") for line in log.read_text().splitlines() if line.startswith("{")]
         assert "daemon_started" in events and "daemon_stopped" in events
-        assert os.path.getsize(clip) > 0

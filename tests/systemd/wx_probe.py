@@ -71,7 +71,7 @@ def opencv_image_ops() -> Any:
     img = (np.random.default_rng(0).random((240, 320, 3)) * 255).astype(np.uint8)
     small = cv2.resize(img, (160, 120), interpolation=cv2.INTER_AREA)
     blurred = cv2.GaussianBlur(img, (31, 31), 0)
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")  # type: ignore[attr-defined]
     if cascade.empty():
         raise RuntimeError("Haar cascade did not load")
     faces = cascade.detectMultiScale(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
