@@ -381,8 +381,11 @@ class Admitter:
                 kept, reason = None, reason + " (left in the inbox: it cannot be moved to another filesystem)"
         except FileNotFoundError:
             kept, reason = None, reason + " (it disappeared before it could be moved)"
+        # The reason file first: a failed job must never lack one, even after a crash right here.
+        draft = Job.draft(job_id, JobState.FAILED, route.name, original, size, route.policy_id,
+                          raw_path=kept, last_error=reason)
+        self.queues.write_reason(folder, draft, "this file was refused at admission", reason, rejection.advice)
         job = self.store.record_rejection(job_id, route.name, original, size, route.policy_id, reason, kept)
-        self.queues.write_reason(folder, job, "this file was refused at admission", reason, rejection.advice)
         self.log.warning("file_rejected", job_id=job_id, inbox=route.name, reason=reason)
         return job
 

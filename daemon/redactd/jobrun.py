@@ -8,7 +8,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,10 +164,15 @@ class JobExecutor:
                     kept = target
             except OSError as exc:
                 self.log.error("raw_not_moved", job_id=job.id, error=str(exc))
-        failed = store.mark_failed(job.id, reason, kept, count_attempt=count)
-        with contextlib.suppress(OSError):  # the record above is what counts; the file is a courtesy
-            self.queues.write_reason(folder, failed, "this file could not be processed", reason,
+        # The reason file first: a failed job must never lack one, even after a crash right here.
+        draft = replace(job, state=JobState.FAILED, last_error=reason, raw_path=kept,
+                        attempts=job.attempts + (1 if count else 0))
+        try:
+            self.queues.write_reason(folder, draft, "this file could not be processed", reason,
                                      advice.format(id=job.id))
+        except OSError as exc:  # a full disk must not keep the job out of failed
+            self.log.error("reason_not_written", job_id=job.id, error=str(exc))
+        failed = store.mark_failed(job.id, reason, kept, count_attempt=count)
         self.log.error("job_failed", job_id=job.id, attempts=failed.attempts, reason=reason)
         return failed
 

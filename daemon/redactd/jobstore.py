@@ -126,6 +126,17 @@ class Job:
         return display_name(self.original_name)
 
     @classmethod
+    def draft(cls, job_id: str, state: JobState, inbox: str, original_name: bytes, size: int | None,
+              policy_id: str, **fields: Any) -> Job:
+        """A job not (yet) in the store, e.g. to write its reason file before the row commits."""
+        now = time.time()
+        base: dict[str, Any] = {k: None for k in cls.__dataclass_fields__}
+        base.update(id=job_id, state=state, inbox=inbox, original_name=original_name, size=size,
+                    policy_id=policy_id, attempts=0, not_before=0.0, created_at=now, updated_at=now)
+        base.update(fields)
+        return cls(**base)
+
+    @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
         d = dict(row)
         d["state"] = JobState(d["state"])
