@@ -14,8 +14,8 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from redactd.custody import CustodyLog, Event
-from redactd.log import configure
 from redactd.custody.keys import init_key, public_path
+from redactd.log import configure
 
 POLICY = {"id": "visual-default", "version": 3, "hash": "7" * 64}
 MODELS = {"centerface": "c" * 64, "ppocr-det": "d" * 64}

@@ -25,7 +25,13 @@ from redactd.custody.keys import (
     read_passphrase,
 )
 from redactd.custody.log import CustodyLog, key_in_force
-from redactd.custody.proofs import load_json, make_bundle, make_consistency, verify_bundle, verify_consistency_doc
+from redactd.custody.proofs import (
+    load_json,
+    make_bundle,
+    make_consistency,
+    verify_bundle,
+    verify_consistency_doc,
+)
 from redactd.custody.segments import load_entries
 from redactd.custody.verify import verify_log
 from redactd.errors import ConfigError, CustodyError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ OUTCOME = {
     Event.DUPLICATE: "duplicate",
 }
 _BADGE = {"published": "ok", "review approved": "ok", "in review": "warn", "processing": "info",
-          "ingested": "info", "failed": "bad", "rejected": "bad", "review rejected": "bad", "duplicate": "muted"}
+          "ingested": "info", "held": "warn", "failed": "bad", "rejected": "bad", "review rejected": "bad", "duplicate": "muted"}
 
 
 def history(entries: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
@@ -60,15 +61,80 @@ def _day(entry: dict[str, Any]) -> date:
 def render(entries: list[dict[str, Any]], result: Result, start: date, end: date) -> str:
     """A self-contained HTML page (no scripts, no external resources) for ``start``..``end``."""
     raw_of_job = {e["job_id"]: e["raw_sha256"] for e in entries if e.get("job_id") and e.get("raw_sha256")}
+
+    def raw_of(e: dict[str, Any]) -> str | None:
+        return e.get("raw_sha256") or raw_of_job.get(e.get("job_id") or "")
+
     period = [e for e in entries if start <= _day(e) <= end]
-    counts = Counter(e["event"] for e in period)
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    sections = [
+        (f"<h1>Chain-of-custody report</h1><p class=sub>{start} to {end} (UTC) · generated {now} · "
+         f"{len(period)} log entries in this period</p>"),
+        _verification(result),
+        _summary(Counter(e["event"] for e in period)),
+        "<h2>Policy versions in force</h2>" + _table(
+            ["Policy", "Version", "Policy hash", "Loaded", "Entries citing it in period"],
+            [[_e(p["id"]), _e(str(p["version"])), _sha(p["hash"]), _e(p["loaded"]), _e(str(p["used"]))]
+             for p in _policies(entries, period)], "No policy recorded up to the end of this period."),
+        "<h2>Legal holds</h2>" + _table(
+            ["Time", "Event", "Raw SHA-256", "Set by", "Reason"],
+            [[_e(_when(e)), _e(e["event"].replace("_", " ")), _sha(raw_of(e)), _e(e["actor"]),
+              _e(str(e["details"].get("reason", "-")))]
+             for e in period if e["event"] in (Event.HOLD_SET, Event.HOLD_RELEASED)],
+            "No holds were set or released in this period."),
+        "<h2>Failures and rejections</h2>" + _table(
+            ["Time", "Event", "Raw SHA-256", "Reason"],
+            [[_e(_when(e)), _badge(OUTCOME[Event(e["event"])]), _sha(raw_of(e)),
+              _e(str(e["details"].get("reason", "-")))]
+             for e in period if e["event"] in (Event.FAILED, Event.REJECTED, Event.REVIEW_REJECTED)],
+            "None in this period."),
+        _files_section(_files(entries, raw_of, end), {raw_of(e) for e in period}),
+        _HOW_TO_CHECK,
+    ]
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>Custody report {start} to {end}"
+            f"</title><style>{_CSS}</style></head><body><main>{''.join(sections)}</main></body></html>\n")
+
+
+def _summary(counts: Counter[str]) -> str:
+    cards = [("Files ingested", Event.INGESTED), ("Published", Event.PUBLISHED),
+             ("Sent to review", Event.SENT_TO_REVIEW), ("Failed", Event.FAILED), ("Rejected", Event.REJECTED),
+             ("Duplicates", Event.DUPLICATE), ("Raw files purged", Event.PURGED),
+             ("Legal holds set", Event.HOLD_SET), ("Holds released", Event.HOLD_RELEASED)]
+    return "<h2>Summary</h2><div class=cards>" + "".join(
+        f"<div class='card{' zero' if not counts[event] else ''}'><b>{counts[event]}</b><span>{_e(label)}</span></div>"
+        for label, event in cards) + "</div>"
+
+
+def _files_section(files: dict[str, dict[str, Any]], active: set[str | None]) -> str:
+    rows = [[_sha(raw), _e(r["job"] or "-"), _e(r["first"]), _e(r["policy"]), _badge(r["outcome"]),
+             _sha(r["output"]), _e(r["purged"]), _badge(r["hold"]) if r["hold"] == "held" else _e(r["hold"])]
+            for raw, r in files.items() if raw in active]
+    return ("<h2>Files</h2><p class=note>Files are named by the SHA-256 of the raw footage. Original file names "
+            "are personal data: they stay in the restricted custody log (<code>redactd custody show "
+            "SHA256</code>). The state shown is the file's state at the end of the period.</p>" +
+            _table(["Raw SHA-256", "Job", "First seen", "Policy", "Outcome", "Output SHA-256", "Raw purged",
+                    "Hold"], rows, "No file activity in this period."))
+
+
+_HOW_TO_CHECK = (
+    "<h2>Checking this report yourself</h2><p class=note>This page summarises the log; the log is the "
+    "evidence. With a copy of the log directory and the public key you were given, check all of it:</p>"
+    "<pre>redactd custody verify LOG_DIR --pubkey custody.pub</pre><p class=note>or one file, with "
+    "nothing but its bundle:</p><pre>redactd custody bundle SHA256 -o bundle.json --log-dir LOG_DIR\n"
+    "redactd custody verify-bundle bundle.json --pubkey custody.pub</pre>"
+)
+
+
+def _files(entries: list[dict[str, Any]], raw_of: Callable[[dict[str, Any]], str | None],
+           end: date) -> dict[str, dict[str, Any]]:
+    """Each raw file's state at the end of the period, from every entry up to then."""
     files: dict[str, dict[str, Any]] = {}
-    for e in period:
-        raw = e.get("raw_sha256") or raw_of_job.get(e.get("job_id"))
-        if raw is None:
+    for e in entries:
+        raw = raw_of(e)
+        if raw is None or _day(e) > end:
             continue
-        row = files.setdefault(raw, {"raw": raw, "first": _when(e), "policy": "-", "outcome": "-",
-                                     "output": None, "purged": "-", "hold": "-", "job": e.get("job_id")})
+        row = files.setdefault(raw, {"first": _when(e), "policy": "-", "outcome": "-", "output": None,
+                                     "purged": "-", "hold": "-", "job": e.get("job_id")})
         kind = Event(e["event"])
         if e.get("policy"):
             row["policy"] = f"{e['policy']['id']} v{e['policy']['version']}"
@@ -83,51 +149,7 @@ def render(entries: list[dict[str, Any]], result: Result, start: date, end: date
         elif kind in (Event.HOLD_SET, Event.HOLD_RELEASED):
             row["hold"] = "held" if kind == Event.HOLD_SET else "released"
         row["job"] = row["job"] or e.get("job_id")
-    holds = [e for e in period if e["event"] in (Event.HOLD_SET, Event.HOLD_RELEASED)]
-    problems = [e for e in period if e["event"] in (Event.FAILED, Event.REJECTED, Event.REVIEW_REJECTED)]
-    policies = _policies(entries, period)
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    cards = [("Files ingested", counts[Event.INGESTED]), ("Published", counts[Event.PUBLISHED]),
-             ("Sent to review", counts[Event.SENT_TO_REVIEW]), ("Failed", counts[Event.FAILED]),
-             ("Rejected", counts[Event.REJECTED]), ("Duplicates", counts[Event.DUPLICATE]),
-             ("Raw files purged", counts[Event.PURGED]), ("Legal holds set", counts[Event.HOLD_SET]),
-             ("Holds released", counts[Event.HOLD_RELEASED])]
-    body = [
-        f"<h1>Chain-of-custody report</h1><p class=sub>{start} to {end} (UTC) · generated {now} · "
-        f"{len(period)} log entries in this period</p>",
-        _verification(result),
-        "<h2>Summary</h2><div class=cards>" + "".join(
-            f"<div class='card{' zero' if n == 0 else ''}'><b>{n}</b><span>{_e(label)}</span></div>"
-            for label, n in cards) + "</div>",
-        "<h2>Files</h2><p class=note>Files are named by the SHA-256 of the raw footage. Original file names "
-        "are personal data: they stay in the restricted custody log (<code>redactd custody show SHA256</code>)."
-        "</p>" + _table(["Raw SHA-256", "Job", "First seen", "Policy", "Outcome", "Output SHA-256",
-                         "Raw purged", "Hold"],
-                        [[_sha(r["raw"]), _e(r["job"] or "-"), _e(r["first"]), _e(r["policy"]),
-                          _badge(r["outcome"]), _sha(r["output"]), _e(r["purged"]), _e(r["hold"])]
-                         for r in files.values()], "No file activity in this period."),
-        "<h2>Legal holds</h2>" + _table(
-            ["Time", "Event", "Raw SHA-256", "Set by", "Reason"],
-            [[_e(_when(e)), _e(e["event"].replace("_", " ")), _sha(e.get("raw_sha256") or
-              raw_of_job.get(e.get("job_id"))), _e(e["actor"]), _e(str(e["details"].get("reason", "-")))]
-             for e in holds], "No holds were set or released in this period."),
-        "<h2>Failures and rejections</h2>" + _table(
-            ["Time", "Event", "Raw SHA-256", "Reason"],
-            [[_e(_when(e)), _badge(OUTCOME[Event(e["event"])]), _sha(e.get("raw_sha256") or
-              raw_of_job.get(e.get("job_id"))), _e(str(e["details"].get("reason", "-")))] for e in problems],
-            "None in this period."),
-        "<h2>Policy versions in force</h2>" + _table(
-            ["Policy", "Version", "Policy hash", "Loaded", "Entries citing it in period"],
-            [[_e(p["id"]), _e(str(p["version"])), _sha(p["hash"]), _e(p["loaded"]), _e(str(p["used"]))]
-             for p in policies], "No policy recorded up to the end of this period."),
-        "<h2>Checking this report yourself</h2><p class=note>This page summarises the log; the log is the "
-        "evidence. With a copy of the log directory and the public key you were given: <code>redactd custody "
-        "verify LOG_DIR --pubkey custody.pub</code>. For one file: <code>redactd custody bundle SHA256 -o "
-        "bundle.json</code>, then <code>redactd custody verify-bundle bundle.json --pubkey custody.pub</code>."
-        "</p>",
-    ]
-    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>Custody report {start} to {end}"
-            f"</title><style>{_CSS}</style></head><body><main>{''.join(body)}</main></body></html>\n")
+    return files
 
 
 def _policies(entries: list[dict[str, Any]], period: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -202,4 +224,6 @@ td{padding:6px 8px;border-top:1px solid #e8eaee;vertical-align:top}tbody tr:nth-
 .badge.ok{background:#dff3e5;color:#1f7a3a}.badge.warn{background:#fff1d6;color:#8a5a00}
 .badge.bad{background:#fbe0e0;color:#b42323}.badge.info{background:#e3edfb;color:#2458a6}
 .badge.muted{background:#eceef1;color:#5b6472}
+pre{font:13px/1.5 "DejaVu Sans Mono",Menlo,Consolas,monospace;background:#f0f2f5;padding:8px 12px;
+border-radius:4px;overflow-x:auto}
 """

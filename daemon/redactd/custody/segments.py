@@ -66,7 +66,7 @@ def load_entries(directory: Path, strict: bool = True) -> list[dict[str, Any]]:
     """
     if not directory.is_dir():
         raise ChainBroken(f"{directory}: no custody log directory")
-    entries = []
+    entries: list[dict[str, Any]] = []
     for path in segment_paths(directory):
         for line in read_segment(path)[0]:
             try:

@@ -128,8 +128,8 @@ class _Chain:
         if why:
             return why, True
         event, details = entry["event"], entry["details"]
-        if tear is not None and (event != Event.TORN_TAIL or details != tear.record()):
-            return UNRECORDED_TEAR, False
+        if (event == Event.TORN_TAIL) != (tear is not None) or (tear and details != tear.record()):
+            return "torn_tail entry without the torn line it describes", False
         if event == Event.CHECKPOINT:
             expected = {"tree_size": self.seq, "root": self.tree.root().hex()}
             if details != expected:
@@ -168,10 +168,11 @@ def verify_log(directory: Path, public_key: Ed25519PublicKey,
     for path in paths:
         lines, tail = read_segment(path)
         for line in lines:
+            if tear is not None and not _records(line.data, tear):
+                return result(Problem(tear.segment, tear.number, chain.seq, UNRECORDED_TEAR))
             why, bad_sig = chain.check(line.data, tear)
             if why is not None:
-                where = tear if tear is not None and why == UNRECORDED_TEAR else line
-                return result(Problem(where.segment, where.number, chain.seq, why, signature=bad_sig))
+                return result(Problem(line.segment, line.number, chain.seq, why, signature=bad_sig))
             tear = None
         if tail is not None:
             if tear is not None:
@@ -191,6 +192,12 @@ def verify_log(directory: Path, public_key: Ed25519PublicKey,
     if not (directory / CHECKPOINT_FILE).exists():
         warnings.append(f"no {CHECKPOINT_FILE}: a log cut after its last checkpoint entry would go unnoticed")
     return result(None)
+
+
+def _records(data: bytes, tear: Tail) -> bool:
+    """Whether ``data`` claims to be the torn_tail record of ``tear`` (check() then verifies it)."""
+    entry, _ = parse_entry(data)
+    return entry is not None and entry["event"] == Event.TORN_TAIL and entry["details"] == tear.record()
 
 
 def _check_checkpoint_file(directory: Path, chain: _Chain) -> str | None:
