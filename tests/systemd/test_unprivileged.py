@@ -20,7 +20,8 @@ import pytest
 from redactd.install import Installer
 from tests.mediafactory import plain_video
 from tests.systemd.conftest import install
-from tests.systemd.sandbox import REPO, Confinement, Identity, can_confine, unit_settings
+from tests.systemd.sandbox import HERE, REPO, Confinement, Identity, can_confine, unit_settings
+from tests.systemd.test_wx import WORKLOADS
 
 pytestmark = pytest.mark.skipif(bool(can_confine()), reason=can_confine() or "")
 
@@ -151,6 +152,21 @@ print(os.path.exists('/proc/1/status'), os.path.exists('/proc/cpuinfo'), oct(os.
         assert proc.wait(60) == 0, log.read_text()
         lines = log.read_text().splitlines()
         assert lines == ["EROFS", "allowed", "EROFS", "EAFNOSUPPORT", "EPERM", "EPERM", "False False 0o27"], lines
+
+
+    def test_detectors_and_codecs_run_inside_the_whole_sandbox(self, site: Site) -> None:
+        # The seccomp allow-list, ProcSubset=pid (no /proc/cpuinfo), a read-only / and no network
+        # on top of W^X: onnxruntime logs that its cpuinfo library cannot read /proc/cpuinfo, and
+        # still runs (its kernels pick the instruction set with CPUID, not from /proc).
+        log = site.root / "wx.log"
+        proc = site.confinement().start([sys.executable, str(HERE / "wx_probe.py"), "none",
+                                         str(site.path("/var/lib/redactd"))], {"PATH": "/usr/bin:/bin"},
+                                        site.root / "wx.json", log)
+        assert proc.wait(120) == 0, log.read_text()[-4000:]
+        report = json.loads(log.read_text().strip().splitlines()[-1])
+        assert report["wx_mapping_refused"] is True, "the unit's MemoryDenyWriteExecute= must be in force"
+        for name in WORKLOADS:
+            assert report[name]["ok"], f"{name} failed in the sandbox:\n{report[name].get('error')}"
 
 
 @pytest.mark.slow
