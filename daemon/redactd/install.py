@@ -199,12 +199,24 @@ class Installer:
                       "user is a member")
         try:
             self.uid(o.user)
-            self.step("kept", f"user {o.user}")
         except InstallError:
             self._tool(["useradd", *self._prefix(), "--system", "--user-group", "--groups", o.share_group,
                         "--home-dir", STATE, "--no-create-home", "--shell", "/usr/sbin/nologin",
                         "--comment", "redactd daemon", o.user])
             self.step("created", f"user {o.user}", f"system user, group {o.user}, member of {o.share_group}")
+            return
+        if o.user in self.members(o.share_group):
+            self.step("kept", f"user {o.user}")
+        else:
+            self._tool(["usermod", *self._prefix(), "--append", "--groups", o.share_group, o.user])
+            self.step("updated", f"user {o.user}", f"added to {o.share_group}: it reads files dropped in the share")
+
+    def members(self, group: str) -> list[str]:
+        for line in self.at("/etc/group").read_text().splitlines():
+            fields = line.split(":")
+            if len(fields) >= 4 and fields[0] == group:
+                return fields[3].split(",")
+        return []
 
     def directories(self) -> None:
         for spec in layout(self.opts.user, self.opts.share_group):

@@ -87,6 +87,14 @@ class TestInstall:
         assert warning.what == "/srv/redactd/inbox" and f"{want:o}" in warning.note
         assert stat.S_IMODE(inbox.stat().st_mode) == 0o1733
 
+    def test_puts_an_existing_user_back_into_the_share_group(self, root: Path) -> None:
+        inst = install(root)
+        group = root / "etc/group"
+        group.write_text(group.read_text().replace(":redactd\n", ":\n"))
+        steps = Installer(inst.opts).install()
+        assert [s.what for s in steps if s.outcome == "updated"] == ["user redactd"]
+        assert inst.members("redactd-share") == ["redactd"]
+
     def test_refuses_a_public_key_whose_private_key_is_missing(self, root: Path) -> None:
         inst = install(root)
         inst.at(KEY_PATH).unlink()
