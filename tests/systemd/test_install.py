@@ -56,7 +56,7 @@ class TestInstall:
         assert sorted(p.name for p in inst.at("/etc/redactd/policies").iterdir()) == \
             sorted(p.name for p in (REPO / "policies").glob("*.yaml"))
         assert os.readlink(inst.at(WANTS)) == UNIT
-        assert f"ExecStart={default_bin()} run" in inst.at(UNIT).read_text()
+        assert f"ExecStart={default_bin()} --config /etc/redactd/redactd.yaml run" in inst.at(UNIT).read_text()
 
     def test_the_installed_unit_passes_systemd_analyze_verify(self, root: Path) -> None:
         inst = install(root)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shlex
 import signal
 import socket
 import stat
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from redactd.install import Installer
+from redactd.install import DEFAULT_BIN, Installer
 from tests.mediafactory import plain_video
 from tests.systemd.conftest import install
 from tests.systemd.sandbox import HERE, REPO, Confinement, Identity, can_confine, unit_settings
@@ -87,14 +88,24 @@ class NotifySocket:
         self.sock.close()
 
 
+def unit_argv(site: Site, key: str) -> list[str]:
+    """The unit's ``key`` command line (ExecStart=, ExecStartPre=), run from this checkout, paths in the root."""
+    [line] = unit_settings()[key]
+    program, *args = shlex.split(line)
+    assert program == DEFAULT_BIN, line
+    return [sys.executable, "-m", "redactd",
+            *(str(site.path(a)) if a.startswith("/etc/redactd/") else a for a in args)]
+
+
 @contextlib.contextmanager
 def confined_daemon(site: Site) -> Iterator[tuple[subprocess.Popen[bytes], NotifySocket, Path]]:
     notify = NotifySocket(site.root / "notify.sock")
     log = site.root / "daemon.log"
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(site.path("/var/lib/redactd")),
            "PYTHONPATH": str(REPO / "daemon"), "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000"}
-    proc = site.confinement().start([sys.executable, "-m", "redactd", "--config", str(site.config), "run"], env,
-                                    site.root / "confine.json", log)
+    check = site.confinement().start(unit_argv(site, "ExecStartPre"), env, site.root / "confine.json", log)
+    assert check.wait(60) == 0, log.read_text()
+    proc = site.confinement().start(unit_argv(site, "ExecStart"), env, site.root / "confine.json", log)
     try:
         yield proc, notify, log
     finally:
