@@ -208,6 +208,8 @@ class TestDaemonUnderTheUnit:
             wait_for("the clean copy", published, 40, proc, log)
             status = proc_status(proc.pid)
             wait_for("a watchdog ping", lambda: any("WATCHDOG=1" in m for m in notify.drain()), 5, proc, log)
+            proc.send_signal(signal.SIGHUP)  # what ExecReload= sends
+            wait_for("the reload", lambda: '"config_reloaded"' in log.read_text(), 10, proc, log)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0, log.read_text()[-4000:]
 
