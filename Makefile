@@ -8,6 +8,7 @@ VENV       := .venv
 VPY        := $(VENV)/bin/python
 REDACTD    := $(VENV)/bin/redactd
 CONFIG     ?= etc/redactd.yaml
+CUSTODY_KEY ?= var/keys/custody.key
 # Debian packages the project needs at run time and in its tests.
 APT_PKGS   := ffmpeg libimage-exiftool-perl libgl1 libglib2.0-0 python3-venv systemd
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -17,9 +18,14 @@ PYTEST_ARGS ?=
 
 run: venv layout
 	$(REDACTD) config check --config $(CONFIG)
-	@echo "Layout ready under ./var/ (inbox, raw, clean, review, failed, state)."
-	@echo "The watch daemon is not built yet; clean one file by hand meanwhile:"
-	@echo "  $(REDACTD) clean-metadata IN.mp4 -o var/clean/out.mp4 && $(REDACTD) inspect var/clean/out.mp4"
+	@# A signing key for the custody log, once, when this build has the custody commands.
+	@if [ ! -f $(CUSTODY_KEY) ] && $(REDACTD) keys --help >/dev/null 2>&1; then \
+	  $(REDACTD) keys init --config $(CONFIG); fi
+	@echo "redactd: drop video files into   $(CURDIR)/var/inbox/"
+	@echo "         clean copies appear in   $(CURDIR)/var/clean/  (review: var/review/, failed: var/failed/)"
+	@echo "         in another terminal:     $(REDACTD) --config $(CONFIG) status"
+	@echo "         stop: Ctrl-C (finishes running jobs; press again to stop at once)"
+	$(REDACTD) --config $(CONFIG) run
 
 test: venv
 	$(VPY) -m pytest $(PYTEST_ARGS)

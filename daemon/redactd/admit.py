@@ -284,7 +284,7 @@ def move_aside(src: Path, dst: Path) -> bool:
         if stat.S_ISLNK(st.st_mode):
             os.symlink(os.readlink(src), dst)
         elif stat.S_ISREG(st.st_mode):
-            _copy_in(src, dst, st, stat.S_IMODE(st.st_mode) & 0o600 or 0o600)
+            _copy_in(src, dst, st, 0o600)
             return True
         else:
             return False
@@ -326,6 +326,7 @@ class Route:
     policy_id: str
     policy_version: int | None
     watch: str = "auto"
+    policy_sha256: str | None = None
 
 
 class Admitter:
@@ -346,7 +347,7 @@ class Admitter:
             return self.reject(route, path, job_id, original, st.st_size, rejection)
         raw_path = self.raw_store / f"{job_id}{safe_suffix(path.name)}"
         self.store.begin_receiving(job_id, route.name, original, st.st_size, route.policy_id,
-                                   route.policy_version, raw_path)
+                                   route.policy_version, raw_path, route.policy_sha256)
         try:
             sha = move_in(path, raw_path, st)
         except MoveRaced as exc:

@@ -26,7 +26,7 @@ from redactd.errors import ConfigError, RedactdError
 from redactd.jobrun import JobExecutor, RunLimits
 from redactd.jobstore import Job, JobState, JobStore, TransitionSink
 from redactd.notify import SystemdNotifier
-from redactd.policy import PolicySet
+from redactd.policy import PolicySet, policy_hash
 from redactd.publish import Queues, sweep_temps
 from redactd.watch import InboxWatcher, Sighting
 from redactd.workers import ChildRunner, Processor, WorkerPool
@@ -107,8 +107,9 @@ def build_routes(cfg: DaemonConfig, policies: PolicySet) -> dict[str, Route]:
     for inbox in cfg.inboxes:
         if not inbox.path.is_dir():
             raise ConfigError(f"inbox '{inbox.name}': {inbox.path} is not a directory (is the share mounted?)")
+        policy = policies.get_redaction(inbox.policy)
         routes[inbox.name] = Route(inbox.name, Path(os.path.realpath(inbox.path)), inbox.policy,
-                                   policies.get_redaction(inbox.policy).version, inbox.watch)
+                                   policy.version, inbox.watch, policy_hash(policy))
     return routes
 
 
@@ -135,6 +136,7 @@ class Daemon:
         self._stores_lock = threading.Lock()
         self._signals = 0
         self._reload_requested = False
+        self.exit_code = 0
         self.executor = JobExecutor(self.store, self.runner, self.queues, cfg.state_dir / SCRATCH_DIR,
                                     lambda: self.policies, self._run_limits, self.stop_now)
         self.pool = WorkerPool(cfg.worker_count, lambda: self.store().claim_next(), self.executor.execute,
@@ -203,7 +205,7 @@ class Daemon:
             self.watcher.stop()
             self.notifier.send(STOPPING=1, STATUS="stopped")
             self.notifier.close()
-        return 0
+        return self.exit_code
 
     def _loop(self) -> None:
         draining = False
@@ -250,6 +252,12 @@ class Daemon:
             # Ping only while every part is alive: a dead thread must let systemd restart us.
             if self._admission.is_alive() and self.pool.alive() and (draining or self.watcher.alive()):
                 self.notifier.ping_if_due()
+            elif not draining:
+                self.log.critical("daemon_part_died", admission=self._admission.is_alive(),
+                                  workers=self.pool.alive(), watcher=self.watcher.alive(),
+                                  note="stopping so that the service manager restarts the daemon")
+                self.exit_code = 1
+                self._signals = max(self._signals, 1)
 
     def _begin_drain(self) -> None:
         self.watcher.stop()

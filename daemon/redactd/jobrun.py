@@ -90,11 +90,14 @@ class JobExecutor:
                 store.set_running(job.id, progress=max(0.0, min(1.0, fraction)))
 
         try:
-            outcome = self.runner.run(
-                JobSpec(job.id, job.raw_path, scratch, policy), job.id, self.limits().timeout,
-                on_start=lambda pid: store.set_running(job.id, worker_pid=pid), on_progress=on_progress,
-                stop_now=self.stop_now,
-            )
+            try:
+                outcome = self.runner.run(
+                    JobSpec(job.id, job.raw_path, scratch, policy), job.id, self.limits().timeout,
+                    on_start=lambda pid: store.set_running(job.id, worker_pid=pid), on_progress=on_progress,
+                    stop_now=self.stop_now,
+                )
+            except OSError as exc:  # no child at all (fork failed: out of memory or processes)
+                outcome = Outcome(Ending.ERROR, message=f"could not start a worker process: {exc}")
             self._conclude(store, job, policy, outcome, time.monotonic() - started)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -130,9 +133,10 @@ class JobExecutor:
             "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         if result.verdict == "review":
-            store.plan_output(job.id, f"output{suffix}", result.output_sha256)
-            where = self.queues.to_review(job, result.output_path, suffix, sidecar, result.reason or "no reason given")
-            store.mark_review(job.id, where, result.reason or "no reason given")
+            reason = result.reason or "no reason given"
+            # No name to plan: the review folder is the job's own, so a rerun just rewrites it.
+            where = self.queues.to_review(job, result.output_path, suffix, sidecar, reason)
+            store.mark_review(job.id, where, reason, result.output_sha256)
             return
         name = output_name(policy.output.naming, job, result.output_sha256, suffix)
         sidecar["output_name"] = name

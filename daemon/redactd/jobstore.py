@@ -41,8 +41,9 @@ class JobStoreError(RedactdError):
     """A job does not exist, or is not in the state an operation needs."""
 
 
-#: Receives every transition after it is committed: ``sink(event, **fields)``. The custody log
-#: is connected here at the composition root.
+#: Receives every transition after it is committed: ``sink(event, job_id=, raw_sha256=, ...)``.
+#: The fields follow ``CustodyLog.append`` (``original_name`` and ``policy`` as keywords of
+#: their own, the rest as details), so the custody log connects here at the composition root.
 TransitionSink = Callable[..., None]
 
 _SCHEMA_VERSION = 1
@@ -250,13 +251,14 @@ class JobStore:
 
     def begin_receiving(
         self, job_id: str, inbox: str, original_name: bytes, size: int, policy_id: str,
-        policy_version: int | None, raw_path: Path,
+        policy_version: int | None, raw_path: Path, policy_sha256: str | None = None,
     ) -> Job:
         """Record the intent to move a file into the raw store, before the move starts."""
         with self._tx(self._conn) as c:
             return self._insert(
                 c, JobState.RECEIVING, None, id=job_id, inbox=inbox, original_name=original_name,
-                size=size, policy_id=policy_id, policy_version=policy_version, raw_path=raw_path,
+                size=size, policy_id=policy_id, policy_version=policy_version, policy_sha256=policy_sha256,
+                raw_path=raw_path,
             )
 
     def finish_receiving(self, job_id: str, raw_sha256: str) -> Job:
@@ -276,12 +278,11 @@ class JobStore:
                 job = self._move(c, job_id, {JobState.RECEIVING}, JobState.ADMITTED, None,
                                  raw_sha256=raw_sha256, admitted_at=now)
         if job.state is JobState.DUPLICATE:
-            self._emit("duplicate", job_id=job.id, inbox=job.inbox, original_name=job.name,
-                       raw_sha256=raw_sha256, duplicate_of=job.duplicate_of)
+            self._emit("duplicate", job_id=job.id, raw_sha256=raw_sha256, original_name=job.name,
+                       inbox=job.inbox, duplicate_of=job.duplicate_of)
         else:
-            self._emit("ingested", job_id=job.id, inbox=job.inbox, original_name=job.name,
-                       raw_sha256=raw_sha256, size=job.size, policy_id=job.policy_id,
-                       policy_version=job.policy_version)
+            self._emit("ingested", job_id=job.id, raw_sha256=raw_sha256, original_name=job.name,
+                       policy=policy_ref(job), inbox=job.inbox, size=job.size)
         return job
 
     def abandon_receiving(self, job_id: str) -> None:
@@ -317,7 +318,7 @@ class JobStore:
             job = self._move(c, row["id"], {JobState.ADMITTED}, JobState.PROCESSING, None,
                              started_at=now, progress=0.0, worker_pid=None, output_name=None,
                              output_sha256=None)
-        self._emit("processing_started", job_id=job.id, attempt=job.attempts + 1)
+        self._emit("processing_started", job_id=job.id, raw_sha256=job.raw_sha256, attempt=job.attempts + 1)
         return job
 
     def set_policy(self, job_id: str, version: int, sha256: str) -> None:
@@ -351,17 +352,17 @@ class JobStore:
             job = self._move(c, job_id, {JobState.PROCESSING}, JobState.PUBLISHED, None,
                              output_path=output_path, progress=1.0, worker_pid=None, finished_at=now,
                              last_error=None)
-        self._emit("published", job_id=job.id, output_name=job.output_name,
-                   output_sha256=job.output_sha256, raw_sha256=job.raw_sha256, policy_id=job.policy_id,
-                   policy_version=job.policy_version, policy_sha256=job.policy_sha256)
+        self._emit("published", job_id=job.id, raw_sha256=job.raw_sha256, output_sha256=job.output_sha256,
+                   policy=policy_ref(job), output_name=job.output_name)
         return job
 
-    def mark_review(self, job_id: str, output_path: Path, reason: str) -> Job:
+    def mark_review(self, job_id: str, output_path: Path, reason: str, output_sha256: str) -> Job:
         with self._tx(self._conn) as c:
             job = self._move(c, job_id, {JobState.PROCESSING}, JobState.REVIEW, reason,
-                             output_path=output_path, last_error=reason, worker_pid=None,
-                             finished_at=time.time())
-        self._emit("sent_to_review", job_id=job.id, reason=reason, output_sha256=job.output_sha256)
+                             output_path=output_path, output_sha256=output_sha256, last_error=reason,
+                             worker_pid=None, finished_at=time.time())
+        self._emit("sent_to_review", job_id=job.id, raw_sha256=job.raw_sha256, output_sha256=job.output_sha256,
+                   policy=policy_ref(job), reason=reason)
         return job
 
     def mark_failed(self, job_id: str, reason: str, raw_path: Path | None, count_attempt: bool = False) -> Job:
@@ -373,7 +374,7 @@ class JobStore:
             job = self._move(c, job_id, {JobState.PROCESSING}, JobState.FAILED, reason, last_error=reason,
                              raw_path=raw_path, worker_pid=None, finished_at=time.time(),
                              attempts=attempts[0] + (1 if count_attempt else 0))
-        self._emit("failed", job_id=job.id, reason=reason, attempts=job.attempts, raw_sha256=job.raw_sha256)
+        self._emit("failed", job_id=job.id, raw_sha256=job.raw_sha256, reason=reason, attempts=job.attempts)
         return job
 
     def requeue(self, job_id: str, reason: str, not_before: float, count_attempt: bool) -> Job:
@@ -385,7 +386,7 @@ class JobStore:
             job = self._move(c, job_id, {JobState.PROCESSING}, JobState.ADMITTED, reason, last_error=reason,
                              not_before=not_before, worker_pid=None, progress=None,
                              attempts=attempts[0] + (1 if count_attempt else 0))
-        self._emit("requeued", job_id=job.id, reason=reason, attempts=job.attempts)
+        self._emit("requeued", job_id=job.id, raw_sha256=job.raw_sha256, reason=reason, attempts=job.attempts)
         return job
 
     def retry(self, job_id: str, raw_path: Path, move_back: Callable[[], None] | None = None) -> Job:
@@ -399,7 +400,7 @@ class JobStore:
                              output_name=None, output_sha256=None, progress=None, finished_at=None)
             if move_back is not None:
                 move_back()
-        self._emit("retried", job_id=job.id)
+        self._emit("retried", job_id=job.id, raw_sha256=job.raw_sha256, actor="operator")
         return job
 
     # ------------------------------------------------------------------ queries
@@ -458,6 +459,13 @@ class JobStore:
 
     def known_sha(self, raw_sha256: str) -> bool:
         return self._conn.execute("SELECT 1 FROM jobs WHERE raw_sha256 = ? LIMIT 1", (raw_sha256,)).fetchone() is not None
+
+
+def policy_ref(job: Job) -> dict[str, Any] | None:
+    """The policy a job ran (or will run) under, as the custody log records it."""
+    if job.policy_version is None:
+        return None
+    return {"id": job.policy_id, "version": job.policy_version, "hash": job.policy_sha256}
 
 
 def _sql(value: Any) -> Any:

@@ -66,3 +66,21 @@ def sleeper(spec: JobSpec, progress: Callable[[float], None] | None = None) -> J
     (spec.scratch_dir / f"{os.getpid()}.pid").touch()
     time.sleep(60)
     raise AssertionError("should have been killed")
+
+
+def passthrough(spec: JobSpec, progress: Callable[[float], None] | None = None) -> JobResult:
+    """The raw file as the output: the executor's bookkeeping without the media tools."""
+    import shutil
+
+    from redactd.fsutil import sha256_file
+
+    out = spec.scratch_dir / "output.mp4"
+    shutil.copyfile(spec.raw_path, out)
+    return JobResult(out, sha256_file(out), {"job_id": spec.job_id, "policy": {"id": spec.policy.id}}, "publish")
+
+
+def doubtful(spec: JobSpec, progress: Callable[[float], None] | None = None) -> JobResult:
+    """The real pipeline, with the verdict a validation stage gives when it finds something."""
+    from dataclasses import replace
+
+    return replace(run_job(spec, progress), verdict="review", reason="second detector found 1 face")

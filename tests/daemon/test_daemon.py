@@ -37,6 +37,15 @@ def published_once(run: DaemonRun, count: int) -> None:
     assert names == sorted([f"{j.id}.mp4" for j in jobs] + [f"{j.id}.mp4.json" for j in jobs])
 
 
+def start_gated_job(daemon_run, clip_bytes: bytes, gate: Path) -> tuple[DaemonRun, int]:
+    """A daemon whose one job waits at ``gate`` until ``gate/open`` exists; returns the worker's pid."""
+    gate.mkdir()
+    run = daemon_run().start(processor="gated", env={"REDACTD_TEST_GATE": str(gate)})
+    drop(run.inbox, "clip.mp4", clip_bytes)
+    started = run.wait_for(lambda: list(gate.glob("*.started")), timeout=30, what="the job to start")
+    return run, int(started[0].name.split(".")[1])
+
+
 class TestPublishing:
     def test_publishes_a_dropped_clip_under_its_content_hash_with_a_sidecar(self, daemon_run, clip_bytes):
         run = daemon_run(naming="sha256").start()
@@ -149,11 +158,7 @@ class TestCrashRecovery:
 
     def test_a_worker_killed_mid_job_is_retried_and_published(self, daemon_run, clip_bytes, tmp_path):
         gate = tmp_path / "gate"
-        gate.mkdir()
-        run = daemon_run().start(processor="gated", env={"REDACTD_TEST_GATE": str(gate)})
-        drop(run.inbox, "clip.mp4", clip_bytes)
-        started = run.wait_for(lambda: list(gate.glob("*.started")), timeout=30, what="the job to start")
-        worker_pid = int(started[0].name.split(".")[1])
+        run, worker_pid = start_gated_job(daemon_run, clip_bytes, gate)
         assert run.wait_for(lambda: run.in_state(JobState.PROCESSING), 10, "processing")[0].worker_pid == worker_pid
         os.kill(worker_pid, signal.SIGKILL)
         run.wait_for(lambda: run.in_state(JobState.ADMITTED), timeout=30, what="the job to be requeued")
@@ -258,10 +263,7 @@ class TestHostileInput:
 class TestLifecycle:
     def test_first_sigterm_finishes_the_running_job_then_exits(self, daemon_run, clip_bytes, tmp_path):
         gate = tmp_path / "gate"
-        gate.mkdir()
-        run = daemon_run().start(processor="gated", env={"REDACTD_TEST_GATE": str(gate)})
-        drop(run.inbox, "clip.mp4", clip_bytes)
-        run.wait_for(lambda: list(gate.glob("*.started")), timeout=30, what="the job to start")
+        run, _ = start_gated_job(daemon_run, clip_bytes, gate)
         assert run.proc is not None
         run.proc.send_signal(signal.SIGTERM)
         time.sleep(1.0)
@@ -272,11 +274,7 @@ class TestLifecycle:
 
     def test_second_sigterm_stops_now_and_the_job_resumes_at_the_next_start(self, daemon_run, clip_bytes, tmp_path):
         gate = tmp_path / "gate"
-        gate.mkdir()
-        run = daemon_run().start(processor="gated", env={"REDACTD_TEST_GATE": str(gate)})
-        drop(run.inbox, "clip.mp4", clip_bytes)
-        started = run.wait_for(lambda: list(gate.glob("*.started")), timeout=30, what="the job to start")
-        worker_pid = int(started[0].name.split(".")[1])
+        run, worker_pid = start_gated_job(daemon_run, clip_bytes, gate)
         assert run.proc is not None
         run.proc.send_signal(signal.SIGTERM)
         time.sleep(0.5)
@@ -335,7 +333,7 @@ class TestLifecycle:
 
     def test_a_second_daemon_on_the_same_state_directory_refuses_to_start(self, daemon_run):
         run = daemon_run().start()
-        other = subprocess.run([sys.executable, "-m", "redactd", "--config", str(run.config), "run"],
+        other = subprocess.run([sys.executable, "-m", "redactd", "run", "--config", str(run.config)],
                                check=False, capture_output=True, text=True, timeout=60, env=run.env)
         assert other.returncode == 1
         assert f"another redactd is already running on {run.state} (pid {run.proc.pid})" in other.stderr

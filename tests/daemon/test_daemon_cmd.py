@@ -62,9 +62,9 @@ class TestStatusCommand:
         assert "InputError: moov atom not found" in out and "it is a symbolic link" in out
         assert "throughput: 1 finished in the last hour" in out
 
-    def test_json_output_is_machine_readable(self, setup, capsys):
+    def test_json_output_is_machine_readable_and_config_may_follow_the_command(self, setup, capsys):
         run, _ = setup
-        cli(run, "status", "--json")
+        assert main(["status", "--json", "--config", str(run.config)]) == 0
         report = json.loads(capsys.readouterr().out)
         assert report["counts"]["failed"] == 2 and report["in_flight"][0]["worker_pid"] == 4242
 

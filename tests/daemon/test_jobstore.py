@@ -39,6 +39,23 @@ class TestJobStore:
         assert [e for e, _ in seen] == ["ingested", "processing_started", "published"]
         assert seen[0][1]["original_name"] == "j1.mp4" and seen[2][1]["output_sha256"] == "b" * 64
 
+    def test_transition_fields_fit_the_custody_log_no_floats_and_the_policy_as_one_reference(self, db):
+        seen: list[tuple[str, dict]] = []
+        store = JobStore.open(db, sink=lambda event, **f: seen.append((event, f)))
+        store.begin_receiving("j1", "box", b"a.mp4", 10, "p", 3, Path("/raw/j1.mp4"), "c" * 64)
+        store.finish_receiving("j1", "a" * 64)
+        store.claim_next()
+        store.requeue("j1", "worker died", 0, count_attempt=True)
+        store.claim_next()
+        store.plan_output("j1", "out.mp4", "b" * 64)
+        store.mark_published("j1", Path("/clean/out.mp4"))
+        assert [e for e, _ in seen] == ["ingested", "processing_started", "requeued", "processing_started",
+                                        "published"]
+        assert seen[0][1]["policy"] == seen[-1][1]["policy"] == {"id": "p", "version": 3, "hash": "c" * 64}
+        assert all(f["job_id"] == "j1" and f["raw_sha256"] == "a" * 64 for _, f in seen)
+        assert not [(e, k) for e, f in seen for k, v in f.items() if isinstance(v, float)]
+        assert [e for e, f in seen if "original_name" in f] == ["ingested"]
+
     def test_refuses_a_transition_from_the_wrong_state(self, db):
         store = JobStore.open(db)
         admitted(store, "j1", "a" * 64)
