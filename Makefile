@@ -76,6 +76,7 @@ lint: venv
 
 bench: venv
 	$(VPY) bench/metadata.py
+	$(VPY) bench/custody.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache

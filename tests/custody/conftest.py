@@ -116,7 +116,8 @@ def log_copy(generated: dict[str, Any], tmp_path: Path) -> Callable[[], Path]:
 
 @pytest.fixture(autouse=True, scope="session")
 def quiet_logs() -> Iterator[None]:
-    """One debug line per entry would swamp the output and slow the 1,000-entry logs down."""
+    """Quiet before the session-scoped log below is built (tests/conftest.py quiets per test only):
+    one debug line per entry would swamp the output and slow the 1,000-entry logs down."""
     configure(level="warning", json=True)
     yield
     structlog.reset_defaults()

@@ -13,8 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from redactd.cli import main
 from redactd.custody import CustodyLog, Event
-from redactd.custody._files import write_new
-from redactd.custody.keys import fingerprint, load_private_key, private_pem
+from redactd.custody.keys import fingerprint, load_private_key, private_pem, write_new
 from redactd.log import configure
 
 RAW = "5" * 64

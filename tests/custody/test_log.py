@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -92,6 +93,17 @@ class TestCustodyLog:
                                    capture_output=True, text=True, timeout=60, check=False)
             assert other.returncode == 7 and "another writer" in other.stdout
         CustodyLog.open(tmp_path, key_path).close()  # released on close
+
+    def test_threads_appending_at_once_get_one_unbroken_chain(self, tmp_path: Path, key_path: Path,
+                                                              pub_path: Path) -> None:
+        with CustodyLog.open(tmp_path, key_path) as log:
+            def work(n: int) -> list[int]:
+                return [log.append(Event.INGESTED, job_id=f"t{n}-{i}", raw_sha256=RAW)["seq"] for i in range(40)]
+
+            with ThreadPoolExecutor(4) as pool:
+                seqs = sorted(s for part in pool.map(work, range(4)) for s in part)
+        assert seqs == list(range(160))
+        assert verify_log(tmp_path, load_public_key(pub_path)).entries == 161
 
     def test_close_writes_a_checkpoint_and_checkpoint_json(self, tmp_path: Path, key_path: Path) -> None:
         log = CustodyLog.open(tmp_path, key_path)

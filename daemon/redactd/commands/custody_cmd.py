@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redactd.commands._common import config_path
 from redactd.config import Custody, load_config
 from redactd.custody import report
-from redactd.custody._files import fsync_dir, replace_atomically, write_new
 from redactd.custody.keys import (
     fingerprint,
     init_key,
@@ -23,6 +22,7 @@ from redactd.custody.keys import (
     private_pem,
     public_path,
     read_passphrase,
+    write_new,
 )
 from redactd.custody.log import CustodyLog, key_in_force
 from redactd.custody.proofs import (
@@ -35,6 +35,7 @@ from redactd.custody.proofs import (
 from redactd.custody.segments import load_entries
 from redactd.custody.verify import verify_log
 from redactd.errors import ConfigError, CustodyError
+from redactd.fsutil import atomic_write, fsync_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -45,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     init.set_defaults(func=run_keys_init)
     rotate = ksub.add_parser("rotate", help="new signing key, announced in the log by an entry the old key signs")
     _key_args(rotate)
-    rotate.add_argument("--log-dir", type=Path, help="custody log (default: custody.directory of the config)")
+    rotate.add_argument("--log-dir", type=Path, metavar="DIR", help="custody log (default: custody.directory of the config)")
     rotate.set_defaults(func=run_keys_rotate)
 
     custody = sub.add_parser("custody", help="verify and read the chain-of-custody log (officer commands)")
@@ -62,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.set_defaults(func=run_show)
     bundle = csub.add_parser("bundle", help="one file's entries with inclusion proofs and a signed checkpoint")
     bundle.add_argument("sha256", metavar="SHA256")
-    bundle.add_argument("-o", "--output", type=Path, required=True, help="bundle file to write (JSON)")
+    bundle.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="bundle file to write (JSON)")
     _log_dir_arg(bundle)
     bundle.set_defaults(func=run_bundle)
     vbundle = csub.add_parser("verify-bundle", help="check a bundle with the public key alone")
@@ -70,32 +71,32 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _pubkey_arg(vbundle)
     vbundle.set_defaults(func=run_verify_bundle)
     rep = csub.add_parser("report", help="an HTML page for a period: files, outcomes, holds, policies")
-    rep.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD (UTC)")
-    rep.add_argument("--to", dest="end", type=_date, required=True, help="last day, YYYY-MM-DD (UTC, included)")
-    rep.add_argument("-o", "--output", type=Path, required=True, help="HTML file to write")
+    rep.add_argument("--from", dest="start", type=_date, required=True, metavar="DATE", help="first day, YYYY-MM-DD (UTC)")
+    rep.add_argument("--to", dest="end", type=_date, required=True, metavar="DATE", help="last day, YYYY-MM-DD (UTC, included)")
+    rep.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="HTML file to write")
     _log_dir_arg(rep)
     _pubkey_arg(rep)
     rep.set_defaults(func=run_report)
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", dest="sub_config", default=None,
+    p.add_argument("--config", dest="sub_config", default=None, metavar="FILE",
                    help="daemon config to take custody paths from when not given here")
 
 
 def _key_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key", type=Path, help="private key file (default: custody.signing_key of the config)")
-    p.add_argument("--passphrase-file", type=Path, help="encrypt / decrypt the key with this file's content")
+    p.add_argument("--key", type=Path, metavar="PATH", help="private key file (default: custody.signing_key of the config)")
+    p.add_argument("--passphrase-file", type=Path, metavar="FILE", help="encrypt / decrypt the key with this file's content")
     _config_arg(p)
 
 
 def _log_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log-dir", type=Path, help="custody log directory (default: custody.directory of the config)")
+    p.add_argument("--log-dir", type=Path, metavar="DIR", help="custody log directory (default: custody.directory of the config)")
     _config_arg(p)
 
 
 def _pubkey_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pubkey", type=Path, help="the log's public key (default: the .pub beside the config's "
+    p.add_argument("--pubkey", type=Path, metavar="PUB", help="the log's public key (default: the .pub beside the config's "
                    "signing key); trust comes from this file, so take it from a copy you keep")
     if not any(a.dest == "sub_config" for a in p._actions):
         _config_arg(p)
@@ -220,7 +221,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_bundle(args: argparse.Namespace) -> int:
     bundle, left_out = make_bundle(_log_dir(args), args.sha256.lower())
     data = json.dumps(bundle, indent=1, sort_keys=True, ensure_ascii=False).encode() + b"\n"
-    replace_atomically(args.output, data, 0o644)
+    atomic_write(args.output, data, 0o644)
     print(f"wrote {args.output}: {len(bundle['entries'])} entries, proven against checkpoint seq "
           f"{bundle['checkpoint']['seq']} ({bundle['checkpoint']['time']})")
     if left_out:
@@ -244,7 +245,7 @@ def run_report(args: argparse.Namespace) -> int:
     result = verify_log(log_dir, _pubkey(args))
     entries = load_entries(log_dir, strict=False)[: result.entries]  # only what verified counts
     page = report.render(entries, result, args.start, args.end)
-    replace_atomically(args.output, page.encode("utf-8"), 0o644)
+    atomic_write(args.output, page.encode("utf-8"), 0o644)
     state = "verified" if result.ok else f"VERIFICATION FAILED: {result.problem}"
     print(f"wrote {args.output} ({args.start} to {args.end}; log {state})")
     return 0

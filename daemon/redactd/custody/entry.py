@@ -5,7 +5,7 @@ An entry is one line of canonical JSON:
     {"actor":..., "details":{...}, "event":..., "job_id":..., "key":"sha256:<signer>",
      "models":{...}|null, "original_name":...|null, "output_sha256":...|null,
      "policy":{"hash","id","version"}|null, "prev":"<sha256 of the previous line>",
-     "raw_sha256":...|null, "seq":N, "sig":"<Ed25519 hex>", "time":"YYYY-MM-DDTHH:MM:SS.ffffffZ"}
+     "raw_sha256":...|null, "seq":N, "sig":"<Ed25519 hex>", "time":"YYYY-MM-DDTHH:MM:SS.ffffffZ", "v":1}
 
 ``sig`` signs the canonical bytes of every other field; ``prev`` of entry 0 is 64 zeros.
 """
@@ -50,8 +50,9 @@ class Event(str, Enum):
 INTERNAL_EVENTS = frozenset({Event.KEY_ROTATED, Event.CHECKPOINT, Event.TORN_TAIL})
 
 GENESIS = "0" * 64
+FORMAT_VERSION = 1  # the "v" of every entry; a verifier refuses versions it does not know
 FIELDS = frozenset({"actor", "details", "event", "job_id", "key", "models", "original_name",
-                    "output_sha256", "policy", "prev", "raw_sha256", "seq", "sig", "time"})
+                    "output_sha256", "policy", "prev", "raw_sha256", "seq", "sig", "time", "v"})
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 SIG_HEX = re.compile(r"[0-9a-f]{128}")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -105,7 +106,7 @@ def check_fields(*, job_id: object, raw_sha256: object, output_sha256: object, o
     for key in details:
         if not DETAIL_KEY.fullmatch(key) or key in FIELDS:
             raise CustodyError(f"custody detail {key!r}: names are snake_case and not an entry field")
-    if isinstance(original_name, str):
+    if isinstance(original_name, str) and len(original_name) >= 4:  # shorter names match by accident
         _refuse_name_in_details(original_name, details)
     fields = {"job_id": job_id, "raw_sha256": _sha("raw_sha256", raw_sha256),
               "output_sha256": _sha("output_sha256", output_sha256), "original_name": original_name,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
+import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from redactd.custody._files import write_new
 from redactd.errors import ConfigError
+from redactd.fsutil import fsync_dir
 
 
 def fingerprint(public: Ed25519PublicKey) -> str:
@@ -41,6 +43,24 @@ def private_pem(key: Ed25519PrivateKey, passphrase: bytes | None) -> bytes:
 
 def public_pem(public: Ed25519PublicKey) -> bytes:
     return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def write_new(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``path`` complete or not at all; raise FileExistsError if it already exists.
+
+    Unlike an atomic replace, os.link() refuses an existing target: a key is never overwritten,
+    not even by a racing second ``keys init``, and nobody ever sees a half-written key file.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)  # a PEM key is far below any short-write size
+        os.fsync(fd)
+        os.close(fd)
+        os.link(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)
+    fsync_dir(path.parent)
 
 
 def init_key(path: Path, passphrase: bytes | None = None) -> Ed25519PrivateKey:

@@ -31,8 +31,8 @@ from typing import Any, Self
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from redactd.custody import canonical
-from redactd.custody._files import fsync_dir, replace_atomically
 from redactd.custody.entry import (
+    FORMAT_VERSION,
     GENESIS,
     INTERNAL_EVENTS,
     TIME_FORMAT,
@@ -54,6 +54,7 @@ from redactd.custody.segments import (
     segment_paths,
 )
 from redactd.errors import ChainBroken, CustodyError
+from redactd.fsutil import atomic_write, fsync_dir
 from redactd.log import get_logger
 
 DEFAULT_SEGMENT_MAX_BYTES = 64 * 1024 * 1024
@@ -299,7 +300,7 @@ class CustodyLog:
             entry = self._write(Event.CHECKPOINT, self._internal_fields("redactd", details))
             log.info("custody_checkpointed", seq=entry["seq"], tree_size=details["tree_size"])
         assert self._last_line is not None
-        replace_atomically(self.directory / CHECKPOINT_FILE, self._last_line + b"\n", 0o644)
+        atomic_write(self.directory / CHECKPOINT_FILE, self._last_line + b"\n", 0o644)
         return entry
 
     def _record_tear(self, tear: Tail) -> None:
@@ -337,7 +338,7 @@ class CustodyLog:
         elif self._fd is None:
             self._fd = os.open(self._segment, os.O_WRONLY | os.O_APPEND)
         now = self._now()
-        entry = {"seq": self._frontier.size, "time": now.strftime(TIME_FORMAT), "event": kind.value,
+        entry = {"v": FORMAT_VERSION, "seq": self._frontier.size, "time": now.strftime(TIME_FORMAT), "event": kind.value,
                  **fields, "prev": self._prev, "key": self._key_id}
         entry["sig"] = self._key.sign(signing_bytes(entry)).hex()
         line = canonical.dumps(entry)

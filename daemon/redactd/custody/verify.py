@@ -29,7 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from redactd.custody import canonical
-from redactd.custody.entry import FIELDS, GENESIS, SIG_HEX, Event, line_hash, signing_bytes
+from redactd.custody.entry import FIELDS, FORMAT_VERSION, GENESIS, SIG_HEX, Event, line_hash, signing_bytes
 from redactd.custody.keys import fingerprint, public_from_hex
 from redactd.custody.merkle import Frontier, leaf_hash
 from redactd.custody.segments import CHECKPOINT_FILE, Line, Tail, read_segment, segment_paths
@@ -51,6 +51,8 @@ class Problem:
     signature: bool = False
 
     def __str__(self) -> str:
+        if self.line == 0:  # about the directory, not one line
+            return f"{self.segment}: {self.message}"
         return f"{self.segment} line {self.line} (seq {self.seq}): {self.message}"
 
     def error(self) -> CustodyError:
@@ -94,6 +96,8 @@ def parse_entry(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
         entry = json.loads(data)
         if not isinstance(entry, dict) or set(entry) != FIELDS:
             return None, "not a custody entry (wrong or missing fields)"
+        if entry["v"] != FORMAT_VERSION:
+            return None, f"entry format version {entry['v']!r} is not {FORMAT_VERSION}: use a newer redactd"
         if canonical.dumps(entry) != data:
             return None, "not canonical JSON (the bytes were edited)"
     except ValueError as exc:  # bad JSON, bad UTF-8, NaN
@@ -170,7 +174,10 @@ def verify_log(directory: Path, public_key: Ed25519PublicKey,
         for line in lines:
             if tear is not None and not _records(line.data, tear):
                 return result(Problem(tear.segment, tear.number, chain.seq, UNRECORDED_TEAR))
-            why, bad_sig = chain.check(line.data, tear)
+            try:
+                why, bad_sig = chain.check(line.data, tear)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # well-formed JSON, odd values
+                why, bad_sig = f"malformed entry ({exc.__class__.__name__}: {exc})", False
             if why is not None:
                 return result(Problem(line.segment, line.number, chain.seq, why, signature=bad_sig))
             tear = None
