@@ -48,6 +48,7 @@ class Limits(_Strict):
     rescan_seconds: float = Field(300.0, ge=5, description="periodic full rescan of every inbox")
     job_timeout_seconds: float = Field(6 * 3600, ge=10)
     max_attempts: int = Field(3, ge=1, description="a job that crashes this often goes to failed")
+    retry_backoff_seconds: float = Field(30.0, ge=0, description="wait before the first retry; doubles each time")
 
 
 class Retention(_Strict):
