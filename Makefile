@@ -14,7 +14,7 @@ APT_PKGS   := ffmpeg libimage-exiftool-perl libgl1 libglib2.0-0 python3-venv sys
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test deps venv lint bench clean layout
+.PHONY: run test deps venv lint bench clean layout install uninstall
 
 run: venv layout
 	$(REDACTD) config check --config $(CONFIG)
@@ -54,6 +54,21 @@ venv: deps $(VENV)/.installed
 layout:
 	mkdir -p var/inbox var/raw var/clean var/review var/failed var/state var/keys
 	chmod 700 var/raw var/state var/keys
+
+# The system service: a venv of its own (system Python, not this checkout's .venv), then
+# `redactd install` (user, group, /srv/redactd, /etc/redactd, signing key, unit; safe to re-run).
+# DESTDIR=/some/root installs into another root filesystem instead of /.
+INSTALL_VENV  ?= /opt/redactd/venv
+SYSTEM_PYTHON ?= /usr/bin/python3
+INSTALL_ROOT  := $(if $(DESTDIR),--root $(DESTDIR))
+
+install: deps
+	[ -x $(INSTALL_VENV)/bin/python ] || $(SUDO) $(SYSTEM_PYTHON) -m venv $(INSTALL_VENV)
+	$(SUDO) $(INSTALL_VENV)/bin/python -m pip install -q --upgrade .
+	$(SUDO) $(INSTALL_VENV)/bin/redactd install --source $(CURDIR) --bin $(INSTALL_VENV)/bin/redactd $(INSTALL_ROOT)
+
+uninstall:
+	$(SUDO) $(INSTALL_VENV)/bin/redactd uninstall $(INSTALL_ROOT)
 
 lint: venv
 	$(VENV)/bin/ruff check daemon tests bench

@@ -218,6 +218,11 @@ def move_in(src: Path, dst: Path, expected: os.stat_result, mode: int = 0o600) -
     as possible and ``MoveRaced`` is raised. Across filesystems: copy to a temp name next to
     ``dst``, fsync, compare the copy's hash with a second read of the source, then unlink the source.
     """
+    if expected.st_uid != os.geteuid():
+        # A contributor's file (a share without "inherit owner"): renamed, it would stay theirs, so
+        # the daemon could not make it owner-only and its owner could still write through an open
+        # handle. A copy is ours.
+        return _copy_in(src, dst, expected, mode)
     try:
         os.rename(src, dst)
     except OSError as exc:

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from redactd.errors import ConfigError
 from redactd.policy import PolicySet
@@ -54,6 +55,12 @@ class Limits(_Strict):
 class Retention(_Strict):
     policy: str = Field(description="id of the retention policy")
     schedule: str = Field("17 * * * *", description="cron expression (minute hour day month weekday)")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        CronTrigger.from_crontab(value)  # raises ValueError naming the bad field
+        return value
 
 
 class Custody(_Strict):

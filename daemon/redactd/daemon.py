@@ -15,6 +15,8 @@ import signal
 import statistics
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,12 +24,17 @@ from typing import Any
 from redactd import log
 from redactd.admit import Admitter, Route, StabilityTracker, is_junk, walk
 from redactd.config import DaemonConfig, check_config
+from redactd.custody import CustodyLog
+from redactd.custody.keys import read_passphrase
 from redactd.errors import ConfigError, RedactdError
 from redactd.jobrun import JobExecutor, RunLimits
 from redactd.jobstore import Job, JobState, JobStore, TransitionSink
 from redactd.notify import SystemdNotifier
 from redactd.policy import PolicySet, policy_hash
 from redactd.publish import Queues, sweep_temps
+from redactd.retention.service import log_missed_runs, run_retention
+from redactd.retention.snapshots import warn_about_snapshots
+from redactd.scheduler import DaemonScheduler, Tasks, Timetable
 from redactd.watch import InboxWatcher, Sighting
 from redactd.workers import ChildRunner, Processor, WorkerPool
 
@@ -117,8 +124,11 @@ class Daemon:
     """``redactd run``: everything between a file landing in an inbox and its clean copy."""
 
     def __init__(self, config_path: Path, cfg: DaemonConfig, policies: PolicySet, processor: Processor,
-                 sink: TransitionSink, notifier: SystemdNotifier) -> None:
+                 sink: TransitionSink, notifier: SystemdNotifier, custody: CustodyLog | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.config_path, self.cfg, self.policies = config_path, cfg, policies
+        self.custody, self.clock = custody, clock
+        self.scheduler = DaemonScheduler(Tasks(self._run_retention, self._request_rescan, self._checkpoint), clock)
         self.sink, self.notifier = serialized(sink), notifier
         self.log = log.get_logger()
         self.routes = build_routes(cfg, policies)
@@ -196,12 +206,17 @@ class Daemon:
         self.watcher.start((r.name, r.root, r.watch) for r in self.routes.values())
         self._admission.start()
         self.pool.start()
+        warn_about_snapshots({"raw_store": self.cfg.raw_store, "failed_dir": self.cfg.failed_dir})
+        log_missed_runs(self.cfg, store_path(self.cfg), self.clock())
+        # Retention and the first full rescan run now: files and deadlines that passed while we were down.
+        self.scheduler.start(self._timetable())
         self.log.info("daemon_started", pid=os.getpid(), workers=self.cfg.worker_count,
                       inboxes={r.name: self.watcher.modes[r.name] for r in self.routes.values()})
         self.notifier.send(READY=1, STATUS=self._status_line(), MAINPID=os.getpid())
         try:
             self._loop()
         finally:
+            self.scheduler.shutdown()
             self.watcher.stop()
             self.notifier.send(STOPPING=1, STATUS="stopped")
             self.notifier.close()
@@ -209,7 +224,6 @@ class Daemon:
 
     def _loop(self) -> None:
         draining = False
-        next_rescan = 0.0  # the first pass scans everything that arrived while we were down
         next_status = 0.0
         while True:
             if self._signals >= 2:
@@ -232,9 +246,6 @@ class Daemon:
             self._take_sightings(timeout=0.2)
             now = time.monotonic()
             if not draining:
-                if now >= next_rescan:
-                    self._rescan()
-                    next_rescan = now + self.cfg.limits.rescan_seconds
                 for path in self.tracker.due(now):
                     route = self._route_of(path)
                     if route is None:
@@ -258,6 +269,30 @@ class Daemon:
                                   note="stopping so that the service manager restarts the daemon")
                 self.exit_code = 1
                 self._signals = max(self._signals, 1)
+
+    # ------------------------------------------------------------------ scheduled jobs (scheduler threads)
+
+    def _timetable(self) -> Timetable:
+        return Timetable.from_config(self.cfg, custody=self.custody is not None)
+
+    def _run_retention(self) -> None:
+        if self.custody is None:
+            self.log.error("retention_skipped", reason="no custody log is open",
+                           note=f"create the signing key ({self.cfg.custody.signing_key}) with `redactd keys "
+                           "init`: nothing is purged without a custody entry")
+            return
+        # On SIGTERM a run stops between two deletions, so shutdown never waits on a long run.
+        run_retention(self.cfg, self.policies, store_path(self.cfg), self.custody, self.clock, trigger="daemon",
+                      stop=lambda: self._signals > 0)
+
+    def _request_rescan(self) -> None:
+        """A full rescan of every inbox, done by the main loop like any other sighting."""
+        for route in list(self.routes.values()):
+            self.sightings.put(Sighting(route.name, route.root, rescan=True))
+
+    def _checkpoint(self) -> None:
+        if self.custody is not None:
+            self.custody.checkpoint()
 
     def _begin_drain(self) -> None:
         self.watcher.stop()
@@ -357,6 +392,7 @@ class Daemon:
             self.watcher = InboxWatcher(self.sightings, self._poll_interval())
             self.watcher.start((r.name, r.root, r.watch) for r in routes.values())
             self._rescan()
+        self.scheduler.configure(self._timetable())
         self.log.info("config_reloaded", inboxes=sorted(routes), policies=sorted(policies.redaction))
         self.notifier.send(STATUS=self._status_line())
 
@@ -379,8 +415,25 @@ def run_daemon(config_path: Path, processor: Processor | None = None, sink: Tran
         from redactd.pipeline import run_job
 
         processor = run_job
-    daemon = Daemon(config_path, cfg, policies, processor, sink or log_transition, notifier or SystemdNotifier())
-    return daemon.run()
+    custody = open_custody(cfg)
+    try:
+        daemon = Daemon(config_path, cfg, policies, processor, sink or log_transition,
+                        notifier or SystemdNotifier(), custody)
+        return daemon.run()
+    finally:
+        if custody is not None:
+            custody.close()
+
+
+def open_custody(cfg: DaemonConfig) -> CustodyLog | None:
+    """The daemon's custody log, or None (logged) while no signing key exists yet."""
+    c = cfg.custody
+    if not c.signing_key.exists():
+        log.get_logger().warning("custody_log_not_open", signing_key=str(c.signing_key),
+                                 note="run `redactd keys init`; retention purges nothing without it")
+        return None
+    return CustodyLog.open(c.directory, c.signing_key, read_passphrase(c.passphrase_file),
+                           segment_max_bytes=c.segment_max_bytes)
 
 
 # --------------------------------------------------------------------------- status (read-only)

@@ -1,8 +1,8 @@
 """Processors the daemon tests inject at the composition-root seam instead of the real pipeline.
 
 Each is a module-level function (worker children import it by name). They exist to control
-timing (hold a job open so a test can kill its worker or stop the daemon) or to crash the way a
-native library does.
+timing (hold a job open so a test can kill its worker or stop the daemon), to crash the way a
+native library does, or to take the media tools out of a test about the daemon's bookkeeping.
 """
 
 from __future__ import annotations

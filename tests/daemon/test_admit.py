@@ -139,6 +139,19 @@ class TestMoveIn:
         assert digest == sha256_of(tmp_path / "raw.mp4")
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
+    @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the file another owner")
+    def test_copies_a_file_someone_else_owns_so_the_raw_copy_is_ours(self, tmp_path):
+        # A contributor's file on the share: renamed, it would stay theirs (fchmod would fail too).
+        src, dst = tmp_path / "in.mp4", tmp_path / "raw.mp4"
+        src.write_bytes(b"footage")
+        os.chown(src, 54321, 54321)
+        st = os.lstat(src)
+        digest = move_in(src, dst, st)
+        assert not src.exists() and dst.read_bytes() == b"footage"
+        raw = dst.stat()
+        assert raw.st_ino != st.st_ino and raw.st_uid == os.geteuid() and stat.S_IMODE(raw.st_mode) == 0o600
+        assert digest == sha256_of(dst)
+
     def test_refuses_a_file_that_changed_after_it_was_checked(self, tmp_path):
         src = tmp_path / "in.mp4"
         src.write_bytes(b"first")

@@ -87,19 +87,19 @@ class TestPublishing:
 class TestAdmission:
     def test_a_file_written_under_a_temp_name_then_renamed_is_admitted_once(self, daemon_run, clip_bytes):
         run = daemon_run().start()
-        for tmp_name in (".clip.mp4.AbC123", "clip.mp4.part", "~syncthing~clip.mp4.tmp"):
-            tmp = run.inbox / tmp_name
-            tmp.write_bytes(clip_bytes[:1000])
-            time.sleep(1.5)  # longer than the settle window: a temp name must still not be taken
-            tmp.write_bytes(clip_bytes)
-            assert run.jobs() == []
-            os.rename(tmp, run.inbox / "clip.mp4")
-            break
+        temps = {".clip-a.mp4.AbC123": "a.mp4", "clip-b.mp4.part": "b.mp4", "~syncthing~clip-c.mp4.tmp": "c.mp4"}
+        for i, tmp_name in enumerate(temps):
+            (run.inbox / tmp_name).write_bytes(variant(clip_bytes, i))
         (run.inbox / ".DS_Store").write_bytes(b"junk")
         (run.inbox / "Thumbs.db").write_bytes(b"junk")
-        (job,) = run.wait_finished(1, timeout=60)
-        time.sleep(1.5)
-        assert len(run.jobs()) == 1 and job.state is JobState.PUBLISHED and job.original_name == b"clip.mp4"
+        time.sleep(2.0)  # twice the settle window: a temp name is never taken, however still it is
+        assert run.jobs() == []
+        for tmp_name, final in temps.items():
+            os.rename(run.inbox / tmp_name, run.inbox / final)
+        run.wait_finished(3, timeout=60)
+        time.sleep(1.5)  # a rescan or late event must not admit anything a second time
+        published_once(run, 3)
+        assert sorted(j.original_name for j in run.jobs()) == [b"a.mp4", b"b.mp4", b"c.mp4"]
         assert sorted(p.name for p in run.inbox.iterdir()) == [".DS_Store", "Thumbs.db"]
 
     @pytest.mark.slow
@@ -128,11 +128,14 @@ class TestAdmission:
 
     @pytest.mark.slow
     def test_a_burst_of_200_files_is_published_each_exactly_once(self, daemon_run, clip_bytes):
-        run = daemon_run().start()
+        # Watching, admission, the job store and publishing are under test here. Through the real
+        # pipeline this took 73-129 s on two shared cores (bench/daemon.py measures that path);
+        # "passthrough" keeps every daemon step and takes only the media tools out.
+        run = daemon_run().start(processor="passthrough")
         inputs = {sha(variant(clip_bytes, i)): variant(clip_bytes, i) for i in range(200)}
         for i, data in enumerate(inputs.values()):
             (run.inbox / f"burst-{i:03d}.mp4").write_bytes(data)
-        run.wait_finished(200, timeout=170)
+        run.wait_finished(200, timeout=120)
         published_once(run, 200)
         assert {j.raw_sha256 for j in run.jobs()} == set(inputs)
         assert run.stop() == 0

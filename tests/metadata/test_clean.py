@@ -176,6 +176,13 @@ class TestCleanRejectsWhatItCannotClean:
         with pytest.raises(InputError):
             clean_metadata(src, tmp_path / "out.mp4")
 
+    def test_truncated_mp4_with_index_first_is_refused_not_published_short(self, tmp_path):
+        full = mf.plain_video(tmp_path / "full.mp4", seconds=2, extra=("-movflags", "+faststart"))
+        src = tmp_path / "cut.mp4"
+        src.write_bytes(full.read_bytes()[: full.stat().st_size * 2 // 3])
+        with pytest.raises(InputError, match=r"truncated: the file ends inside its 'mdat' box"):
+            clean_metadata(src, tmp_path / "out.mp4")
+
     def test_audio_only_file_is_not_a_video(self, tmp_path):
         src = tmp_path / "a.m4a"
         mf.ffmpeg("-f", "lavfi", "-i", "sine", "-t", "0.5", "-c:a", "aac", str(src))

@@ -46,6 +46,37 @@ def findings(path: Path) -> list[str]:
     return out
 
 
+_KNOWN_TOP = _TOP_OK | {b"uuid", b"meta", b"moof", b"mfra", b"sidx", b"styp", b"pdin"}
+
+
+def truncation(path: Path) -> str | None:
+    """Why an MP4/QuickTime file looks cut short (a top-level box runs past its end), else None.
+
+    A copy that stopped early still demuxes when its index comes first, and would otherwise be
+    published as a shorter clip. Unknown bytes after the last box are trailing junk, not this.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        if not _is_isobmff(fh):
+            return None
+        pos = 0
+        while pos < size:
+            fh.seek(pos)
+            hdr = _read_header(fh, size)
+            if hdr is None:
+                return None
+            kind, box_size, _ = hdr
+            if box_size < 8:
+                return None
+            if pos + box_size > size:
+                if kind in _KNOWN_TOP:
+                    return (f"the file ends inside its '{kind.decode('latin-1')}' box "
+                            f"({size - pos} of {box_size} bytes present): the copy is incomplete")
+                return None
+            pos += box_size
+    return None
+
+
 def _walk(fh: BinaryIO, start: int, end: int, top: bool, out: list[str], parent: bytes) -> None:
     pos = start
     while pos < end:
