@@ -6,8 +6,9 @@
 Clips are built from real photographs scikit-image ships (tests/visual/synth.py): faces from 36 px
 up moving across a background, one face touching a larger picture (a case CenterFace scores low),
 a licence plate and a document. For each tool: median frames per second and realtime factor over
-the repeats, and the share of ground-truth face-frames it leaked, scored by the same SSIM scorer
-the tests use. For redactd, where the time went (decode / detect / track / obscure / encode).
+the repeats (run round-robin, so load from other work hits every tool alike), median CPU time per
+frame (less sensitive to a shared machine than wall time), and the share of ground-truth
+face-frames it leaked, scored by the same SSIM scorer the tests use. For redactd, where the time went (decode / detect / track / obscure / encode).
 ``--every-k 2`` adds a redactd run detecting on every 2nd frame only, to see whether it leaks more.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -60,14 +62,18 @@ def gray_frames(path: Path, width: int, height: int) -> list[np.ndarray]:
             for f in frames]
 
 
-def run(argv: list[str]) -> tuple[float, str]:
+def run(argv: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system, all threads) and stdout of one tool run."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "daemon")}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, env=env, check=False)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return wall, proc.stdout
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, proc.stdout
 
 
 def policy_variant(tmp: Path, every_k: int) -> Path:
@@ -102,29 +108,37 @@ def main() -> None:
             seconds = clip.frames / FPS
             print(f"\n{clip.width}x{clip.height}, {clip.frames} frames ({seconds:.1f} s), "
                   f"{sum(len(f) for f in clip.faces)} face-frames; median of {args.repeats} runs")
-            results = {}
-            for name, template in tools.items():
-                walls, phases = [], []
-                out = tmp / f"{name.replace(' ', '_').replace('=', '')}_{height}.mp4"
-                for _ in range(args.repeats):
-                    out.unlink(missing_ok=True)
-                    argv = [a.replace("{in}", str(clip.path)).replace("{out}", str(out)) for a in template]
-                    wall, stdout = run(argv)
-                    walls.append(wall)
+            walls: dict[str, list[float]] = {name: [] for name in tools}
+            cpus: dict[str, list[float]] = {name: [] for name in tools}
+            phases: dict[str, list[dict[str, float]]] = {name: [] for name in tools}
+            outs = {name: tmp / f"{name.replace(' ', '_').replace('=', '')}_{height}.mp4" for name in tools}
+            # Round-robin over the tools, so a change in the machine's load hits them alike.
+            for _ in range(args.repeats):
+                for name, template in tools.items():
+                    outs[name].unlink(missing_ok=True)
+                    argv = [a.replace("{in}", str(clip.path)).replace("{out}", str(outs[name])) for a in template]
+                    wall, cpu, stdout = run(argv)
+                    walls[name].append(wall)
+                    cpus[name].append(cpu)
                     if name.startswith("redactd"):
-                        phases.append(json.loads(stdout.strip().splitlines()[-1])["seconds"])
-                leaked, total, _ = synth.leaked_face_frames(original, gray_frames(out, clip.width, clip.height),
-                                                            clip.faces)
-                wall = statistics.median(walls)
-                results[name] = wall
+                        phases[name].append(json.loads(stdout.strip().splitlines()[-1])["seconds"])
+            results = {}
+            for name in tools:
+                leaked, total, _ = synth.leaked_face_frames(
+                    original, gray_frames(outs[name], clip.width, clip.height), clip.faces
+                )
+                wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+                results[name] = (wall, cpu)
                 print(f"  {name:12s} {clip.frames / wall:6.2f} fps  realtime x{seconds / wall:5.2f}  "
-                      f"wall {wall:6.2f} s  leaked {leaked}/{total} face-frames ({100 * leaked / total:.1f} %)")
-                if phases:
-                    med = {k: statistics.median(p[k] for p in phases) for k in phases[0]}
+                      f"wall {wall:6.2f} s  cpu {1000 * cpu / clip.frames:6.1f} ms/frame  "
+                      f"leaked {leaked}/{total} face-frames ({100 * leaked / total:.1f} %)")
+                if phases[name]:
+                    med = {k: statistics.median(p[k] for p in phases[name]) for k in phases[name][0]}
                     busy = sum(v for k, v in med.items() if k != "wall")
                     split = "  ".join(f"{k} {100 * v / busy:.0f}%" for k, v in med.items() if k != "wall")
                     print(f"  {'':12s} time in: {split}  (of {busy:.2f} s busy; decode overlaps)")
-            print(f"  speed redactd/deface: {results['deface'] / results['redactd']:.2f}x")
+            print(f"  speed redactd/deface: {results['deface'][0] / results['redactd'][0]:.2f}x by wall time, "
+                  f"{results['deface'][1] / results['redactd'][1]:.2f}x by CPU time")
 
 
 if __name__ == "__main__":
