@@ -30,6 +30,7 @@ from redactd.errors import ConfigError, RedactdError
 from redactd.jobrun import JobExecutor, RunLimits
 from redactd.jobstore import Job, JobState, JobStore, TransitionSink
 from redactd.notify import SystemdNotifier
+from redactd.outbox import flush_outbox
 from redactd.policy import PolicySet, policy_hash
 from redactd.publish import Queues, sweep_temps
 from redactd.retention.service import log_missed_runs, run_retention
@@ -201,6 +202,7 @@ class Daemon:
         admitter = self._admitter()
         admitter.recover(self.routes)
         self.executor.recover()
+        self._flush_outbox()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         self.watcher.start((r.name, r.root, r.watch) for r in self.routes.values())
@@ -217,6 +219,7 @@ class Daemon:
             self._loop()
         finally:
             self.scheduler.shutdown()
+            self._flush_outbox()
             self.watcher.stop()
             self.notifier.send(STOPPING=1, STATUS="stopped")
             self.notifier.close()
@@ -292,7 +295,20 @@ class Daemon:
 
     def _checkpoint(self) -> None:
         if self.custody is not None:
+            self._flush_outbox()
             self.custody.checkpoint()
+
+    def _flush_outbox(self) -> None:
+        """Custody entries other processes queued (review decisions): this process holds the log."""
+        if self.custody is None:
+            return
+        try:
+            written = flush_outbox(store_path(self.cfg), self.custody)
+        except Exception:  # they stay queued; the next checkpoint tries again
+            self.log.exception("custody_outbox_flush_failed")
+            return
+        if written:
+            self.log.info("custody_outbox_flushed", entries=written)
 
     def _begin_drain(self) -> None:
         self.watcher.stop()

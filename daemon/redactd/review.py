@@ -1,7 +1,8 @@
 """Reviewer decisions on the review queue: approve (publish), reject (failed, raw kept), or re-queue.
 
-Each decision is one job-store transition that names who made it; the store hands it to its
-transition sink (the custody log where connected) as ``review_approved`` / ``review_rejected``.
+Each decision is one job-store transition that names who made it; its ``review_approved`` /
+``review_rejected`` custody entry goes through the custody outbox (``redactd.outbox``), because
+the daemon, not this command, usually holds the custody log.
 Publishing reuses the daemon's own ``Queues.publish``, so an approved file reaches clean storage
 exactly as an automatically published one does (sidecar first, atomic rename).
 """
@@ -14,7 +15,6 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,12 @@ from typing import Any
 from redactd import log
 from redactd.admit import move_aside
 from redactd.config import DaemonConfig
-from redactd.custody import CustodyLog, Event
+from redactd.custody import CustodyLog
 from redactd.custody.keys import read_passphrase
 from redactd.errors import ConfigError, CustodyError
 from redactd.fsutil import atomic_write, sha256_file
-from redactd.jobstore import Job, JobState, JobStore, JobStoreError, TransitionSink
+from redactd.jobstore import Job, JobState, JobStore, JobStoreError
+from redactd.outbox import flush_outbox
 from redactd.pipeline import BEFORE_BLUR
 from redactd.policy import PolicySet
 from redactd.publish import APPROVED_BOXES_FILE, REASON_FILE, Queues, output_name, safe_suffix
@@ -40,43 +41,28 @@ def default_actor() -> str:
     return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
-class CustodySink:
-    """Hands the store's review transitions to the custody log as signed entries naming the reviewer.
+def record_decisions(cfg: DaemonConfig, store_file: Path) -> str:
+    """Append the waiting custody entries if this process can write the log; say what happened.
 
-    The store's events already carry the fields ``CustodyLog.append`` takes; only the review
-    decisions and the publish an approval makes are recorded from here.
-    """
-
-    EVENTS = frozenset({Event.REVIEW_APPROVED.value, Event.REVIEW_REJECTED.value, Event.PUBLISHED.value})
-
-    def __init__(self, custody: CustodyLog) -> None:
-        self.custody = custody
-
-    def __call__(self, event: str, **fields: Any) -> None:
-        if event in self.EVENTS:
-            self.custody.append(event, **fields)
-
-
-@contextlib.contextmanager
-def custody_sink(cfg: DaemonConfig) -> Iterator[tuple[TransitionSink | None, str]]:
-    """The custody log as the job store's sink, when this process may write it; else why not.
-
-    The custody log has one writer. While ``redactd run`` holds it, a decision is still made and
-    the job store's history names the reviewer, but the signed entry cannot be written from here.
+    The custody log has one writer. While ``redactd run`` holds it, the entries stay in the
+    outbox and the daemon appends them at its next custody checkpoint, start or stop.
     """
     if not cfg.custody.signing_key.is_file():
-        yield None, f"no custody signing key at {cfg.custody.signing_key} (see `redactd keys init`)"
-        return
+        return (f"queued: no custody signing key at {cfg.custody.signing_key} yet (see `redactd keys "
+                "init`); the job's history names who decided")
     try:
         custody = CustodyLog.open(cfg.custody.directory, cfg.custody.signing_key,
                                   read_passphrase(cfg.custody.passphrase_file))
     except CustodyError as exc:
-        yield None, str(exc)
-        return
+        if "another writer" not in str(exc):
+            raise
+        return (f"queued for the running daemon, which records it within "
+                f"{cfg.custody.checkpoint_minutes:g} min (custody checkpoint) or when it stops")
     try:
-        yield CustodySink(custody), f"recorded in the custody log ({cfg.custody.directory})"
+        written = flush_outbox(store_file, custody)
     finally:
         custody.close()
+    return f"recorded in the custody log ({written} entr{'y' if written == 1 else 'ies'})"
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
 from redactd.config import DaemonConfig
+from redactd.custody import CustodyLog
+from redactd.custody.keys import init_key
 from redactd.errors import ConfigError
 from redactd.jobstore import Job, JobState, JobStore, JobStoreError
+from redactd.outbox import opened
 from redactd.policy import PolicySet, RedactionPolicy
 from redactd.publish import Queues
-from redactd.review import ReviewDesk
+from redactd.review import ReviewDesk, record_decisions
 
 
 @pytest.fixture()
@@ -79,3 +83,26 @@ class TestReviewDesk:
         desk.reject(job.id, "bob", "face visible")
         with pytest.raises(JobStoreError, match="is failed, not in review"):
             desk.approve(job.id, "alice")
+
+
+class TestCustodyOutbox:
+    def test_decisions_wait_in_the_outbox_until_the_custody_log_can_be_written(
+            self, desk: ReviewDesk, faces_policy: RedactionPolicy) -> None:
+        cfg, path = desk.cfg, desk.cfg.state_dir / "jobs.sqlite3"
+        job = in_review(desk, faces_policy)
+        with opened(path) as box:
+            store = JobStore.open(path, sink=box)
+            ReviewDesk(cfg, desk.policies, store).reject(job.id, "bob", "face visible")
+            store.close()
+            assert [e for _, e, _ in box.pending()] == ["review_rejected"]
+        assert record_decisions(cfg, path).startswith("queued: no custody signing key")
+        init_key(cfg.custody.signing_key)
+        with CustodyLog.open(cfg.custody.directory, cfg.custody.signing_key):  # the daemon, say
+            assert record_decisions(cfg, path).startswith("queued for the running daemon")
+        assert record_decisions(cfg, path) == "recorded in the custody log (1 entry)"
+        with opened(path) as box:
+            assert box.pending() == []
+        lines = [json.loads(x) for seg in sorted(cfg.custody.directory.glob("custody-*.jsonl"))
+                 for x in seg.read_text().splitlines()]
+        (entry,) = [e for e in lines if e["event"] == "review_rejected"]
+        assert (entry["job_id"], entry["actor"], entry["details"]["reason"]) == (job.id, "bob", "face visible")

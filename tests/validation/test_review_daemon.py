@@ -55,6 +55,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonRun]:
         (root / f"in-{name}").mkdir()
         inboxes.append({"name": name, "path": str(root / f"in-{name}"), "policy": name})
     run.settings["inboxes"] = inboxes
+    # The daemon holds the custody log; reviewers' entries wait in the outbox for its checkpoint.
+    run.settings["custody"]["checkpoint_minutes"] = 0.02
     run.write_config()
     init_key(root / "custody.key")  # the configured signing key: decisions are signed entries
     clips = {name: scenes.make_scene(root / f"src-{name}", bg, frames=15, layout=layout)
@@ -80,9 +82,15 @@ def review(run: DaemonRun, *args: str) -> subprocess.CompletedProcess[str]:
                           env=run.env, capture_output=True, text=True, timeout=120, check=False)
 
 
-def custody_entries(run: DaemonRun) -> list[dict]:
-    return [json.loads(line) for seg in sorted((run.state / "custody").glob("custody-*.jsonl"))
-            for line in seg.read_text().splitlines()]
+def custody_entries(run: DaemonRun, job_id: str, count: int) -> list[dict]:
+    """The job's review and publish entries, once the daemon has appended ``count`` of them."""
+    def entries() -> list[dict]:
+        lines = [json.loads(line) for seg in sorted((run.state / "custody").glob("custody-*.jsonl"))
+                 for line in seg.read_text().splitlines()]
+        return [e for e in lines if e["job_id"] == job_id and e["event"].startswith(("review_", "published"))]
+
+    return run.wait_for(lambda: len(found := entries()) >= count and found, timeout=30,
+                        what=f"{count} custody entries for job {job_id}")
 
 
 class TestReviewQueue:
@@ -136,7 +144,8 @@ class TestReviewQueue:
         assert side["review"]["approved_by"] == "alice"
         assert daemon.history(j.id)[-1].detail == "approved by alice"
         assert not (daemon.review / j.id).exists()
-        entries = [e for e in custody_entries(daemon) if e["job_id"] == j.id]
+        assert "custody: queued for the running daemon" in out.stdout
+        entries = custody_entries(daemon, j.id, 2)
         assert [(e["event"], e["actor"]) for e in entries] == [("review_approved", "alice"), ("published", "alice")]
 
     def test_reject_sends_the_job_to_failed_with_its_raw_file_kept(self, daemon: DaemonRun) -> None:
@@ -149,7 +158,7 @@ class TestReviewQueue:
         assert done.raw_path == daemon.failed / j.id / "raw.mp4" and sha256_file(done.raw_path) == j.raw_sha256
         assert "rejected by bob: face visible at 0s" in (daemon.failed / j.id / "REASON.txt").read_text()
         assert not (daemon.review / j.id).exists() and set(daemon.clean.iterdir()) == before
-        (entry,) = [e for e in custody_entries(daemon) if e["job_id"] == j.id]
+        (entry,) = custody_entries(daemon, j.id, 1)
         assert (entry["event"], entry["actor"], entry["details"]["reason"]) == \
             ("review_rejected", "bob", "face visible at 0s")
 

@@ -12,7 +12,8 @@ from redactd.commands._common import config_path
 from redactd.config import check_config
 from redactd.daemon import store_path
 from redactd.jobstore import JobState, JobStore, JobStoreError
-from redactd.review import ReviewDesk, custody_sink, default_actor
+from redactd.outbox import opened
+from redactd.review import ReviewDesk, default_actor, record_decisions
 from redactd.validation.sheet import contact_sheet, write_private_png
 
 
@@ -58,16 +59,16 @@ def _desk(args: argparse.Namespace, readonly: bool = False) -> Iterator[ReviewDe
 
 @contextmanager
 def _deciding(args: argparse.Namespace) -> Iterator[ReviewDesk]:
-    """A desk whose decisions also go to the custody log, when this process can write it."""
+    """A desk whose decisions queue custody entries, appended here when the daemon is not running."""
     cfg, policies = check_config(config_path(args))
-    with custody_sink(cfg) as (sink, note):
-        store = JobStore.open(store_path(cfg), sink=sink)
+    path = store_path(cfg)
+    with opened(path) as outbox:
+        store = JobStore.open(path, sink=outbox)
         try:
             yield ReviewDesk(cfg, policies, store)
         finally:
             store.close()
-    print(f"custody: {note}" if sink is not None else
-          f"custody: not recorded here ({note}); the job's history names who decided")
+    print(f"custody: {record_decisions(cfg, path)}")
 
 
 def _when(ts: float | None) -> str:
