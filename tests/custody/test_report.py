@@ -54,7 +54,10 @@ class TestReport:
         assert parsed.cards["Files ingested"] == counts["ingested"] > 0
         assert parsed.cards["Published"] == counts["published"]
         assert parsed.cards["Sent to review"] == counts["sent_to_review"]
-        assert parsed.cards["Raw files purged"] == counts["purged"]
+        raw_purges = sum(1 for e in load_entries(generated["dir"]) if e["event"] == "purged"
+                         and start <= date.fromisoformat(e["time"][:10]) <= end
+                         and (e.get("details") or {}).get("item", "raw") == "raw")
+        assert parsed.cards["Raw files purged"] == raw_purges
         assert parsed.cards["Legal holds set"] == counts["hold_set"]
         assert "Log verified" in page and "visual-default" in page
 
@@ -75,6 +78,36 @@ class TestReport:
     def test_the_page_loads_nothing_from_outside(self, generated: dict[str, Any]) -> None:
         page, _ = render(generated, date(2026, 3, 1), date(2026, 3, 2))
         assert not re.search(r"<script|<link|src=|https?://", page)
+
+
+class TestPurgesInTheReport:
+    def test_purges_count_by_item_and_a_refused_purge_is_not_a_failed_job(self, tmp_path) -> None:
+        from redactd.custody import CustodyLog
+        from redactd.custody.keys import init_key, public_path
+
+        key = tmp_path / "k.key"
+        init_key(key)
+        raw, out = "a" * 64, "b" * 64
+        pol = {"id": "retention-default", "version": 1, "hash": "c" * 64}
+        with CustodyLog.open(tmp_path / "log", key) as log:
+            log.append("ingested", job_id="j1", raw_sha256=raw, policy={**pol, "id": "visual-default"})
+            log.append("published", job_id="j1", raw_sha256=raw, output_sha256=out)
+            log.append("purge_intended", job_id="j1", raw_sha256=raw, policy=pol, item="clean")
+            log.append("purged", job_id="j1", raw_sha256=raw, policy=pol, item="clean", method="unlink")
+            log.append("purge_intended", job_id="j1", raw_sha256=raw, policy=pol, item="raw")
+            log.append("failed", job_id="j1", raw_sha256=raw, policy=pol, item="raw",
+                       purge_refused="size changed on disk")
+        today = date.today()
+        page = report.render(load_entries(tmp_path / "log"),
+                             verify_log(tmp_path / "log", load_public_key(public_path(key))), today, today)
+        parsed = _Cards()
+        parsed.feed(page)
+        assert parsed.cards["Raw files purged"] == 0
+        assert parsed.cards["Other items purged"] == 1
+        assert parsed.cards["Purges refused"] == 1
+        assert parsed.cards["Failed"] == 0
+        assert "raw refused: file changed on disk" in page and "clean " in page
+        assert "published" in page and "visual-default v1" in page
 
 
 class TestTimeline:

@@ -71,7 +71,7 @@ def render(entries: list[dict[str, Any]], result: Result, start: date, end: date
         (f"<h1>Chain-of-custody report</h1><p class=sub>{start} to {end} (UTC) · generated {now} · "
          f"{len(period)} log entries in this period</p>"),
         _verification(result),
-        _summary(Counter(e["event"] for e in period)),
+        _summary(Counter(_summary_key(e) for e in period)),
         "<h2>Policy versions in force</h2>" + _table(
             ["Policy", "Version", "Policy hash", "Loaded", "Entries citing it in period"],
             [[_e(p["id"]), _e(str(p["version"])), _sha(p["hash"]), _e(p["loaded"]), _e(str(p["used"]))]
@@ -95,10 +95,26 @@ def render(entries: list[dict[str, Any]], result: Result, start: date, end: date
             f"</title><style>{_CSS}</style></head><body><main>{''.join(sections)}</main></body></html>\n")
 
 
+def _item(e: dict[str, Any]) -> str:
+    """Which kind of item a purge entry is about (raw footage unless it says otherwise)."""
+    return str((e.get("details") or {}).get("item", "raw"))
+
+
+def _summary_key(e: dict[str, Any]) -> str:
+    """Purges count by item kind; a refused purge is not a failed job."""
+    details = e.get("details") or {}
+    if e["event"] == Event.FAILED and "purge_refused" in details:
+        return "purge_refused"
+    if e["event"] == Event.PURGED:
+        return "purged_raw" if _item(e) == "raw" else "purged_other"
+    return str(e["event"])
+
+
 def _summary(counts: Counter[str]) -> str:
     cards = [("Files ingested", Event.INGESTED), ("Published", Event.PUBLISHED),
              ("Sent to review", Event.SENT_TO_REVIEW), ("Failed", Event.FAILED), ("Rejected", Event.REJECTED),
-             ("Duplicates", Event.DUPLICATE), ("Raw files purged", Event.PURGED),
+             ("Duplicates", Event.DUPLICATE), ("Raw files purged", "purged_raw"),
+             ("Other items purged", "purged_other"), ("Purges refused", "purge_refused"),
              ("Legal holds set", Event.HOLD_SET), ("Holds released", Event.HOLD_RELEASED)]
     return "<h2>Summary</h2><div class=cards>" + "".join(
         f"<div class='card{' zero' if not counts[event] else ''}'><b>{counts[event]}</b><span>{_e(label)}</span></div>"
@@ -112,7 +128,7 @@ def _files_section(files: dict[str, dict[str, Any]], active: set[str | None]) ->
     return ("<h2>Files</h2><p class=note>Files are named by the SHA-256 of the raw footage. Original file names "
             "are personal data: they stay in the restricted custody log (<code>redactd custody show "
             "SHA256</code>). The state shown is the file's state at the end of the period.</p>" +
-            _table(["Raw SHA-256", "Job", "First seen", "Policy", "Outcome", "Output SHA-256", "Raw purged",
+            _table(["Raw SHA-256", "Job", "First seen", "Policy", "Outcome", "Output SHA-256", "Purged",
                     "Hold"], rows, "No file activity in this period."))
 
 
@@ -134,21 +150,27 @@ def _files(entries: list[dict[str, Any]], raw_of: Callable[[dict[str, Any]], str
         if raw is None or _day(e) > end:
             continue
         row = files.setdefault(raw, {"first": _when(e), "policy": "-", "outcome": "-", "output": None,
-                                     "purged": "-", "hold": "-", "job": e.get("job_id")})
+                                     "purges": {}, "hold": "-", "job": e.get("job_id")})
         kind = Event(e["event"])
-        if e.get("policy"):
+        purge_refused = kind == Event.FAILED and "purge_refused" in (e.get("details") or {})
+        if e.get("policy") and kind not in (Event.PURGE_INTENDED, Event.PURGED) and not purge_refused:
             row["policy"] = f"{e['policy']['id']} v{e['policy']['version']}"
-        if kind in OUTCOME:
+        if kind in OUTCOME and not purge_refused:
             row["outcome"] = OUTCOME[kind]
         if e.get("output_sha256"):
             row["output"] = e["output_sha256"]
         if kind == Event.PURGED:
-            row["purged"] = _when(e)
-        elif kind == Event.PURGE_INTENDED and row["purged"] == "-":
-            row["purged"] = "intended, not confirmed"
+            row["purges"][_item(e)] = _when(e)
+        elif kind == Event.PURGE_INTENDED:
+            row["purges"].setdefault(_item(e), "intended, not confirmed")
+        elif purge_refused:
+            row["purges"][_item(e)] = "refused: file changed on disk"
         elif kind in (Event.HOLD_SET, Event.HOLD_RELEASED):
             row["hold"] = "held" if kind == Event.HOLD_SET else "released"
         row["job"] = row["job"] or e.get("job_id")
+    for row in files.values():
+        purges = row.pop("purges")
+        row["purged"] = "; ".join(f"{item} {when}" for item, when in sorted(purges.items())) or "-"
     return files
 
 
