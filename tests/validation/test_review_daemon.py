@@ -188,6 +188,10 @@ class TestReviewBeforeBlurring:
         side = json.loads((folder / "output.json").read_text())
         assert side["stage"] == "review-before-blur" and side["detections"]["counts"]["tracks"] == {"face": 2}
         assert "review before blurring" in (j.last_error or "")
+        out = review(daemon, "show", j.id)
+        assert out.returncode == 0, out.stderr
+        sheet = cv2.imread(out.stdout.strip().splitlines()[-1].rsplit(": ", 1)[1])
+        assert sheet.shape[1] == 400  # the originals alone, with the boxes to be obscured: nothing rendered
 
     def test_approving_the_boxes_renders_exactly_them_then_validates_and_publishes(self, daemon: DaemonRun) -> None:
         j = job(daemon, "blur-later.mp4")
