@@ -24,7 +24,7 @@ from typing import Any
 from redactd import log
 from redactd.admit import Admitter, Route, StabilityTracker, is_junk, walk
 from redactd.config import DaemonConfig, check_config
-from redactd.custody import CustodyLog
+from redactd.custody import CustodyLog, policy_ref
 from redactd.custody.keys import read_passphrase
 from redactd.errors import ConfigError, RedactdError
 from redactd.jobrun import JobExecutor, RunLimits
@@ -130,7 +130,11 @@ class Daemon:
         self.config_path, self.cfg, self.policies = config_path, cfg, policies
         self.custody, self.clock = custody, clock
         self.scheduler = DaemonScheduler(Tasks(self._run_retention, self._request_rescan, self._checkpoint), clock)
-        self.sink, self.notifier = serialized(sink), notifier
+        # Every transition is told to ``sink`` (a log line unless a test observes) and then
+        # appended to the custody log from the outbox its own transaction filled.
+        self.sink, self.notifier = serialized(self._transitioned), notifier
+        self._observe = sink
+        self._custody_lock = threading.Lock()
         self.log = log.get_logger()
         self.routes = build_routes(cfg, policies)
         self.queues = Queues(cfg.clean_dir, cfg.review_dir, cfg.failed_dir)
@@ -203,6 +207,7 @@ class Daemon:
         admitter.recover(self.routes)
         self.executor.recover()
         self._flush_outbox()
+        self._record_policies()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         self.watcher.start((r.name, r.root, r.watch) for r in self.routes.values())
@@ -298,17 +303,32 @@ class Daemon:
             self._flush_outbox()
             self.custody.checkpoint()
 
-    def _flush_outbox(self) -> None:
-        """Custody entries other processes queued (review decisions): this process holds the log."""
+    def _record_policies(self) -> None:
+        """A policy_loaded entry per policy in force: the versions officers see in the report."""
         if self.custody is None:
             return
-        try:
-            written = flush_outbox(store_path(self.cfg), self.custody)
-        except Exception:  # they stay queued; the next checkpoint tries again
-            self.log.exception("custody_outbox_flush_failed")
+        with self._custody_lock:
+            for pol in [*self.policies.redaction.values(), *self.policies.retention.values()]:
+                self.custody.append("policy_loaded", policy=policy_ref(pol), kind=pol.kind,
+                                    file=self.policies.files[pol.id].name)
+
+    def _transitioned(self, event: str, **fields: Any) -> None:
+        self._observe(event, **fields)
+        self._flush_outbox()
+
+    def _flush_outbox(self) -> None:
+        """Append the queued custody entries (this process's transitions and other processes'
+        decisions): the daemon holds the log. One flush at a time, so none is appended twice."""
+        if self.custody is None:
             return
+        with self._custody_lock:
+            try:
+                written = flush_outbox(store_path(self.cfg), self.custody)
+            except Exception:  # they stay queued, in order; the next transition or checkpoint tries again
+                self.log.exception("custody_outbox_flush_failed")
+                return
         if written:
-            self.log.info("custody_outbox_flushed", entries=written)
+            self.log.debug("custody_outbox_flushed", entries=written)
 
     def _begin_drain(self) -> None:
         self.watcher.stop()
@@ -409,6 +429,7 @@ class Daemon:
             self.watcher.start((r.name, r.root, r.watch) for r in routes.values())
             self._rescan()
         self.scheduler.configure(self._timetable())
+        self._record_policies()
         self.log.info("config_reloaded", inboxes=sorted(routes), policies=sorted(policies.redaction))
         self.notifier.send(STATUS=self._status_line())
 

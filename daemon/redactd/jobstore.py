@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from redactd.errors import RedactdError
+from redactd.outbox import SCHEMA as OUTBOX_SCHEMA
+from redactd.outbox import queue_custody_event
 
 
 class JobState(str, Enum):
@@ -47,7 +49,7 @@ class JobStoreError(RedactdError):
 #: their own, the rest as details), so the custody log connects here at the composition root.
 TransitionSink = Callable[..., None]
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2  # 2: the custody outbox
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id             TEXT PRIMARY KEY,
@@ -87,7 +89,7 @@ CREATE TABLE IF NOT EXISTS transitions (
 );
 CREATE INDEX IF NOT EXISTS transitions_job ON transitions (job_id, seq);
 CREATE INDEX IF NOT EXISTS transitions_to ON transitions (to_state, at);
-"""
+""" + OUTBOX_SCHEMA
 
 
 def display_name(raw: bytes) -> str:
@@ -211,9 +213,26 @@ class JobStore:
 
     # ------------------------------------------------------------------ transitions
 
-    def _emit(self, event: str, **fields: Any) -> None:
+    @contextlib.contextmanager
+    def _change(self) -> Iterator[sqlite3.Connection]:
+        """A transaction whose custody events are queued in it and reported to the sink after commit."""
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        with self._tx(self._conn) as c:
+            yield c
+        pending, self._pending = self._pending, []
         if self._sink is not None:
-            self._sink(event, **fields)
+            for event, fields in pending:
+                self._sink(event, **fields)
+
+    def _emit(self, conn: sqlite3.Connection, event: str, **fields: Any) -> None:
+        """Queue the custody entry for a transition in the transaction that makes it.
+
+        The custody log has one writer (the running daemon, else whichever command holds it); it
+        appends the outbox in order (``redactd.outbox``). Being in the same transaction, no
+        committed transition can miss its entry, whatever crashes when.
+        """
+        queue_custody_event(conn, event, fields)
+        self._pending.append((event, fields))
 
     def _move(
         self,
@@ -269,7 +288,7 @@ class JobStore:
 
     def finish_receiving(self, job_id: str, raw_sha256: str) -> Job:
         """The raw file is in place: admit it, or record it as a duplicate of known content."""
-        with self._tx(self._conn) as c:
+        with self._change() as c:
             dup = c.execute(
                 "SELECT id FROM jobs WHERE raw_sha256 = ? AND id != ? AND state != ? "
                 "ORDER BY created_at LIMIT 1",
@@ -283,12 +302,12 @@ class JobStore:
             else:
                 job = self._move(c, job_id, {JobState.RECEIVING}, JobState.ADMITTED, None,
                                  raw_sha256=raw_sha256, admitted_at=now)
-        if job.state is JobState.DUPLICATE:
-            self._emit("duplicate", job_id=job.id, raw_sha256=raw_sha256, original_name=job.name,
-                       inbox=job.inbox, duplicate_of=job.duplicate_of)
-        else:
-            self._emit("ingested", job_id=job.id, raw_sha256=raw_sha256, original_name=job.name,
-                       policy=policy_ref(job), inbox=job.inbox, size=job.size)
+            if job.state is JobState.DUPLICATE:
+                self._emit(c, "duplicate", job_id=job.id, raw_sha256=raw_sha256, original_name=job.name,
+                           inbox=job.inbox, duplicate_of=job.duplicate_of)
+            else:
+                self._emit(c, "ingested", job_id=job.id, raw_sha256=raw_sha256, original_name=job.name,
+                           policy=policy_ref(job), inbox=job.inbox, size=job.size)
         return job
 
     def abandon_receiving(self, job_id: str) -> None:
@@ -303,18 +322,18 @@ class JobStore:
     ) -> Job:
         """A file refused at admission: recorded straight into failed, with where it was kept."""
         now = time.time()
-        with self._tx(self._conn) as c:
+        with self._change() as c:
             job = self._insert(
                 c, JobState.FAILED, reason, id=job_id, inbox=inbox, original_name=original_name,
                 size=size, policy_id=policy_id, raw_path=kept_at, last_error=reason, finished_at=now,
             )
-        self._emit("rejected", job_id=job_id, inbox=inbox, original_name=job.name, reason=reason)
+            self._emit(c, "rejected", job_id=job_id, inbox=inbox, original_name=job.name, reason=reason)
         return job
 
     def claim_next(self, now: float | None = None) -> Job | None:
         """Take the oldest admitted job that is due, and mark it processing, atomically."""
         now = time.time() if now is None else now
-        with self._tx(self._conn) as c:
+        with self._change() as c:
             row = c.execute(
                 "SELECT id FROM jobs WHERE state = ? AND not_before <= ? ORDER BY created_at LIMIT 1",
                 (JobState.ADMITTED.value, now),
@@ -324,7 +343,7 @@ class JobStore:
             job = self._move(c, row["id"], {JobState.ADMITTED}, JobState.PROCESSING, None,
                              started_at=now, progress=0.0, worker_pid=None, output_name=None,
                              output_sha256=None)
-        self._emit("processing_started", job_id=job.id, raw_sha256=job.raw_sha256, attempt=job.attempts + 1)
+            self._emit(c, "processing_started", job_id=job.id, raw_sha256=job.raw_sha256, attempt=job.attempts + 1)
         return job
 
     def set_policy(self, job_id: str, version: int, sha256: str) -> None:
@@ -354,45 +373,45 @@ class JobStore:
 
     def mark_published(self, job_id: str, output_path: Path) -> Job:
         now = time.time()
-        with self._tx(self._conn) as c:
+        with self._change() as c:
             job = self._move(c, job_id, {JobState.PROCESSING}, JobState.PUBLISHED, None,
                              output_path=output_path, progress=1.0, worker_pid=None, finished_at=now,
                              last_error=None)
-        self._emit("published", job_id=job.id, raw_sha256=job.raw_sha256, output_sha256=job.output_sha256,
-                   policy=policy_ref(job), output_name=job.output_name)
+            self._emit(c, "published", job_id=job.id, raw_sha256=job.raw_sha256, output_sha256=job.output_sha256,
+                       policy=policy_ref(job), output_name=job.output_name)
         return job
 
     def mark_review(self, job_id: str, output_path: Path, reason: str, output_sha256: str) -> Job:
-        with self._tx(self._conn) as c:
+        with self._change() as c:
             job = self._move(c, job_id, {JobState.PROCESSING}, JobState.REVIEW, reason,
                              output_path=output_path, output_sha256=output_sha256, last_error=reason,
                              worker_pid=None, finished_at=time.time())
-        self._emit("sent_to_review", job_id=job.id, raw_sha256=job.raw_sha256, output_sha256=job.output_sha256,
-                   policy=policy_ref(job), reason=reason)
+            self._emit(c, "sent_to_review", job_id=job.id, raw_sha256=job.raw_sha256, output_sha256=job.output_sha256,
+                       policy=policy_ref(job), reason=reason)
         return job
 
     def mark_failed(self, job_id: str, reason: str, raw_path: Path | None, count_attempt: bool = False) -> Job:
         """Processing gave up; ``raw_path`` is where the raw file now lies (the failed folder)."""
-        with self._tx(self._conn) as c:
+        with self._change() as c:
             attempts = c.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if attempts is None:
                 raise JobStoreError(f"no job {job_id}")
             job = self._move(c, job_id, {JobState.PROCESSING}, JobState.FAILED, reason, last_error=reason,
                              raw_path=raw_path, worker_pid=None, finished_at=time.time(),
                              attempts=attempts[0] + (1 if count_attempt else 0))
-        self._emit("failed", job_id=job.id, raw_sha256=job.raw_sha256, reason=reason, attempts=job.attempts)
+            self._emit(c, "failed", job_id=job.id, raw_sha256=job.raw_sha256, reason=reason, attempts=job.attempts)
         return job
 
     def requeue(self, job_id: str, reason: str, not_before: float, count_attempt: bool) -> Job:
         """Back to admitted: after a transient error or crash (counted), or a daemon restart (not)."""
-        with self._tx(self._conn) as c:
+        with self._change() as c:
             attempts = c.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if attempts is None:
                 raise JobStoreError(f"no job {job_id}")
             job = self._move(c, job_id, {JobState.PROCESSING}, JobState.ADMITTED, reason, last_error=reason,
                              not_before=not_before, worker_pid=None, progress=None,
                              attempts=attempts[0] + (1 if count_attempt else 0))
-        self._emit("requeued", job_id=job.id, raw_sha256=job.raw_sha256, reason=reason, attempts=job.attempts)
+            self._emit(c, "requeued", job_id=job.id, raw_sha256=job.raw_sha256, reason=reason, attempts=job.attempts)
         return job
 
     def retry(self, job_id: str, raw_path: Path, move_back: Callable[[], None] | None = None, *,
@@ -407,40 +426,40 @@ class JobStore:
         if policy_id is not None:
             detail = f"rejected by {actor or 'operator'}; re-queued with policy {policy_id}"
             changes = {"policy_id": policy_id, "policy_version": None, "policy_sha256": None}
-        with self._tx(self._conn) as c:
+        with self._change() as c:
             allowed = {JobState.REVIEW} if policy_id is not None else {JobState.FAILED, JobState.REVIEW}
             job = self._move(c, job_id, allowed, JobState.ADMITTED, detail, raw_path=raw_path, **_FRESH,
                              **changes)
             if move_back is not None:
                 move_back()
-        if policy_id is not None:
-            self._emit("review_rejected", job_id=job.id, raw_sha256=job.raw_sha256, actor=actor or "operator",
-                       requeued_with=policy_id)
-        else:
-            self._emit("retried", job_id=job.id, raw_sha256=job.raw_sha256, actor="operator")
+            if policy_id is not None:
+                self._emit(c, "review_rejected", job_id=job.id, raw_sha256=job.raw_sha256, actor=actor or "operator",
+                           requeued_with=policy_id)
+            else:
+                self._emit(c, "retried", job_id=job.id, raw_sha256=job.raw_sha256, actor="operator")
         return job
 
     # ------------------------------------------------------------------ review decisions
 
     def approve_review(self, job_id: str, output_name: str, output_path: Path, actor: str) -> Job:
         """A reviewer approved a review job; its output is already in clean storage at ``output_path``."""
-        with self._tx(self._conn) as c:
+        with self._change() as c:
             job = self._move(c, job_id, {JobState.REVIEW}, JobState.PUBLISHED, f"approved by {actor}",
                              output_name=output_name, output_path=output_path, progress=1.0,
                              finished_at=time.time(), last_error=None)
-        self._emit("review_approved", job_id=job.id, raw_sha256=job.raw_sha256, output_sha256=job.output_sha256,
-                   policy=policy_ref(job), actor=actor)
-        self._emit("published", job_id=job.id, raw_sha256=job.raw_sha256, output_sha256=job.output_sha256,
-                   policy=policy_ref(job), output_name=job.output_name, actor=actor)
+            self._emit(c, "review_approved", job_id=job.id, raw_sha256=job.raw_sha256, output_sha256=job.output_sha256,
+                       policy=policy_ref(job), actor=actor)
+            self._emit(c, "published", job_id=job.id, raw_sha256=job.raw_sha256, output_sha256=job.output_sha256,
+                       policy=policy_ref(job), output_name=job.output_name, actor=actor)
         return job
 
     def approve_boxes(self, job_id: str, actor: str) -> Job:
         """A reviewer approved the boxes of a job held before blurring: back to the queue to render them."""
-        with self._tx(self._conn) as c:
+        with self._change() as c:
             job = self._move(c, job_id, {JobState.REVIEW}, JobState.ADMITTED,
                              f"boxes approved by {actor}; rendering", **_FRESH)
-        self._emit("review_approved", job_id=job.id, raw_sha256=job.raw_sha256, policy=policy_ref(job),
-                   actor=actor, stage="before-blur")
+            self._emit(c, "review_approved", job_id=job.id, raw_sha256=job.raw_sha256, policy=policy_ref(job),
+                       actor=actor, stage="before-blur")
         return job
 
     def reject_review(self, job_id: str, reason: str, raw_path: Path | None, actor: str,
@@ -449,13 +468,13 @@ class JobStore:
 
         ``move_raw`` runs inside the transaction: if it raises, nothing changes.
         """
-        with self._tx(self._conn) as c:
+        with self._change() as c:
             job = self._move(c, job_id, {JobState.REVIEW}, JobState.FAILED, f"rejected by {actor}: {reason}",
                              raw_path=raw_path, last_error=f"rejected in review by {actor}: {reason}",
                              output_path=None, finished_at=time.time())
             if move_raw is not None:
                 move_raw()
-        self._emit("review_rejected", job_id=job.id, raw_sha256=job.raw_sha256, actor=actor, reason=reason)
+            self._emit(c, "review_rejected", job_id=job.id, raw_sha256=job.raw_sha256, actor=actor, reason=reason)
         return job
         return job
 

@@ -1,11 +1,12 @@
-"""Custody entries made where the custody log cannot be written, waiting for whoever holds it.
+"""The custody outbox: custody entries queued in the job store, appended by the log's one writer.
 
-The custody log has one writer: the daemon while it runs. A reviewer's decision (`redactd review
-approve|reject`) is made in another process, so its entries wait here, in the job store's SQLite
-file, until the daemon appends them (at start-up, at every custody checkpoint and at shutdown) or,
-while the daemon is stopped, the command appends them itself. Entries are appended in the order
-they were made; each is marked recorded after its append, so a crash in between records it twice
-rather than never.
+Every job transition queues its custody entry in the same SQLite transaction that makes it
+(``JobStore._emit``), so no committed transition can miss its entry, whatever crashes when.
+The custody log has one writer: the daemon while it runs (after every transition, at start-up,
+at each checkpoint and at shutdown); while it is stopped, the command that changed something
+(``redactd review``, ``redactd jobs retry``) appends them itself. Entries are appended in the
+order they were made; each is marked recorded after its append, so a crash in between records
+it twice (both carry the same ``outbox_seq``) rather than never.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-#: Transition events a decision outside the daemon produces that the custody log records.
-CUSTODY_EVENTS = frozenset({"review_approved", "review_rejected", "published"})
+if TYPE_CHECKING:
+    from redactd.config import DaemonConfig
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS custody_outbox (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     event       TEXT NOT NULL,
@@ -36,6 +37,25 @@ class CustodyWriter(Protocol):
     def append(self, event: Any, **fields: Any) -> Any: ...
 
 
+def _custody_value(value: Any) -> Any:
+    """Custody entries hold no floats (they have no single canonical text): write them as text."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _custody_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_custody_value(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def queue_custody_event(conn: sqlite3.Connection, event: str, fields: dict[str, Any]) -> None:
+    """Queue one entry inside the caller's transaction."""
+    conn.execute("INSERT INTO custody_outbox (event, fields, created_at) VALUES (?, ?, ?)",
+                 (event, json.dumps(_custody_value(fields), sort_keys=True), time.time()))
+
+
 class CustodyOutbox:
     """The ``custody_outbox`` table beside the job store's tables."""
 
@@ -46,17 +66,11 @@ class CustodyOutbox:
     def open(cls, path: Path) -> CustodyOutbox:
         conn = sqlite3.connect(path, isolation_level=None, timeout=30)
         conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute(_SCHEMA)
+        conn.execute(SCHEMA)
         return cls(conn)
 
     def close(self) -> None:
         self._conn.close()
-
-    def __call__(self, event: str, **fields: Any) -> None:
-        """A job-store transition sink: queue the events the custody log records."""
-        if event in CUSTODY_EVENTS:
-            self._conn.execute("INSERT INTO custody_outbox (event, fields, created_at) VALUES (?, ?, ?)",
-                               (event, json.dumps(fields, sort_keys=True), time.time()))
 
     def pending(self) -> list[tuple[int, str, dict[str, Any]]]:
         rows = self._conn.execute(
@@ -67,7 +81,7 @@ class CustodyOutbox:
         """Append every waiting entry to ``custody`` in order; returns how many were written."""
         written = 0
         for seq, event, fields in self.pending():
-            custody.append(event, **fields)
+            custody.append(event, outbox_seq=seq, **fields)
             self._conn.execute("UPDATE custody_outbox SET recorded_at = ? WHERE seq = ?", (time.time(), seq))
             written += 1
         return written
@@ -83,8 +97,37 @@ def opened(path: Path) -> Iterator[CustodyOutbox]:
 
 
 def flush_outbox(store_file: Path, custody: CustodyWriter) -> int:
-    """What the custody log's holder runs: append whatever decisions are waiting."""
+    """What the custody log's holder runs: append whatever entries are waiting."""
     if not store_file.exists():
         return 0
     with opened(store_file) as box:
         return box.flush(custody)
+
+
+def record_pending(cfg: DaemonConfig, store_file: Path) -> str:
+    """For a command that changed jobs: append the waiting custody entries if this process can
+    write the log (the daemon is stopped); say what happened.
+
+    The custody log has one writer. While ``redactd run`` holds it, the entries stay in the
+    outbox and the daemon appends them at its next custody checkpoint, start or stop.
+    """
+    from redactd.custody import CustodyLog
+    from redactd.custody.keys import read_passphrase
+    from redactd.errors import CustodyError
+
+    if not cfg.custody.signing_key.is_file():
+        return (f"queued: no custody signing key at {cfg.custody.signing_key} yet (see `redactd keys "
+                "init`); the job's history names who decided")
+    try:
+        custody = CustodyLog.open(cfg.custody.directory, cfg.custody.signing_key,
+                                  read_passphrase(cfg.custody.passphrase_file))
+    except CustodyError as exc:
+        if "another writer" not in str(exc):
+            raise
+        return (f"queued for the running daemon, which records it with its next job transition, within "
+                f"{cfg.custody.checkpoint_minutes:g} min (custody checkpoint) at the latest, or when it stops")
+    try:
+        written = flush_outbox(store_file, custody)
+    finally:
+        custody.close()
+    return f"recorded in the custody log ({written} entr{'y' if written == 1 else 'ies'})"

@@ -22,12 +22,9 @@ from typing import Any
 from redactd import log
 from redactd.admit import move_aside
 from redactd.config import DaemonConfig
-from redactd.custody import CustodyLog
-from redactd.custody.keys import read_passphrase
-from redactd.errors import ConfigError, CustodyError
+from redactd.errors import ConfigError
 from redactd.fsutil import atomic_write, sha256_file
 from redactd.jobstore import Job, JobState, JobStore, JobStoreError
-from redactd.outbox import flush_outbox
 from redactd.pipeline import BEFORE_BLUR
 from redactd.policy import PolicySet
 from redactd.publish import APPROVED_BOXES_FILE, REASON_FILE, Queues, output_name, safe_suffix
@@ -39,30 +36,6 @@ SHEETS_DIR = "review-sheets"
 def default_actor() -> str:
     """Who is deciding: the user behind sudo, else the login user."""
     return os.environ.get("SUDO_USER") or getpass.getuser()
-
-
-def record_decisions(cfg: DaemonConfig, store_file: Path) -> str:
-    """Append the waiting custody entries if this process can write the log; say what happened.
-
-    The custody log has one writer. While ``redactd run`` holds it, the entries stay in the
-    outbox and the daemon appends them at its next custody checkpoint, start or stop.
-    """
-    if not cfg.custody.signing_key.is_file():
-        return (f"queued: no custody signing key at {cfg.custody.signing_key} yet (see `redactd keys "
-                "init`); the job's history names who decided")
-    try:
-        custody = CustodyLog.open(cfg.custody.directory, cfg.custody.signing_key,
-                                  read_passphrase(cfg.custody.passphrase_file))
-    except CustodyError as exc:
-        if "another writer" not in str(exc):
-            raise
-        return (f"queued for the running daemon, which records it within "
-                f"{cfg.custody.checkpoint_minutes:g} min (custody checkpoint) or when it stops")
-    try:
-        written = flush_outbox(store_file, custody)
-    finally:
-        custody.close()
-    return f"recorded in the custody log ({written} entr{'y' if written == 1 else 'ies'})"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from redactd.jobstore import Job, JobState, JobStore, JobStoreError
 from redactd.outbox import opened
 from redactd.policy import PolicySet, RedactionPolicy
 from redactd.publish import Queues
-from redactd.review import ReviewDesk, record_decisions
+from redactd.outbox import record_pending
+from redactd.review import ReviewDesk
 
 
 @pytest.fixture()
@@ -90,16 +91,18 @@ class TestCustodyOutbox:
             self, desk: ReviewDesk, faces_policy: RedactionPolicy) -> None:
         cfg, path = desk.cfg, desk.cfg.state_dir / "jobs.sqlite3"
         job = in_review(desk, faces_policy)
+        store = JobStore.open(path)
+        ReviewDesk(cfg, desk.policies, store).reject(job.id, "bob", "face visible")
+        store.close()
         with opened(path) as box:
-            store = JobStore.open(path, sink=box)
-            ReviewDesk(cfg, desk.policies, store).reject(job.id, "bob", "face visible")
-            store.close()
-            assert [e for _, e, _ in box.pending()] == ["review_rejected"]
-        assert record_decisions(cfg, path).startswith("queued: no custody signing key")
+            pending = [e for _, e, _ in box.pending()]
+        # every transition of the job waits, in order, ending with the decision
+        assert pending[0] == "ingested" and pending[-2:] == ["sent_to_review", "review_rejected"]
+        assert record_pending(cfg, path).startswith("queued: no custody signing key")
         init_key(cfg.custody.signing_key)
         with CustodyLog.open(cfg.custody.directory, cfg.custody.signing_key):  # the daemon, say
-            assert record_decisions(cfg, path).startswith("queued for the running daemon")
-        assert record_decisions(cfg, path) == "recorded in the custody log (1 entry)"
+            assert record_pending(cfg, path).startswith("queued for the running daemon")
+        assert record_pending(cfg, path) == f"recorded in the custody log ({len(pending)} entries)"
         with opened(path) as box:
             assert box.pending() == []
         lines = [json.loads(x) for seg in sorted(cfg.custody.directory.glob("custody-*.jsonl"))

@@ -13,6 +13,7 @@ from redactd.commands._common import config_path
 from redactd.config import DaemonConfig, load_config
 from redactd.daemon import run_daemon, status_report, store_path
 from redactd.jobstore import JobState, JobStore, JobStoreError, as_dict
+from redactd.outbox import record_pending
 from redactd.publish import Queues, safe_suffix
 
 
@@ -174,6 +175,7 @@ def cmd_jobs_retry(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"job {job.id}: queued again (the daemon picks it up within a few seconds)")
+    print(f"custody: {record_pending(cfg, store_path(cfg))}")
     return 0
 
 

@@ -12,8 +12,8 @@ from redactd.commands._common import config_path
 from redactd.config import check_config
 from redactd.daemon import store_path
 from redactd.jobstore import JobState, JobStore, JobStoreError
-from redactd.outbox import opened
-from redactd.review import ReviewDesk, default_actor, record_decisions
+from redactd.outbox import record_pending
+from redactd.review import ReviewDesk, default_actor
 from redactd.validation.sheet import contact_sheet, write_private_png
 
 
@@ -62,13 +62,12 @@ def _deciding(args: argparse.Namespace) -> Iterator[ReviewDesk]:
     """A desk whose decisions queue custody entries, appended here when the daemon is not running."""
     cfg, policies = check_config(config_path(args))
     path = store_path(cfg)
-    with opened(path) as outbox:
-        store = JobStore.open(path, sink=outbox)
-        try:
-            yield ReviewDesk(cfg, policies, store)
-        finally:
-            store.close()
-    print(f"custody: {record_decisions(cfg, path)}")
+    store = JobStore.open(path)
+    try:
+        yield ReviewDesk(cfg, policies, store)
+    finally:
+        store.close()
+    print(f"custody: {record_pending(cfg, path)}")
 
 
 def _when(ts: float | None) -> str:

@@ -34,6 +34,8 @@ class Event(str, Enum):
     PUBLISHED = "published"
     SENT_TO_REVIEW = "sent_to_review"
     FAILED = "failed"
+    REQUEUED = "requeued"  # a transient error or crash: the job runs again from its raw file
+    RETRIED = "retried"  # an operator asked for a failed or review job to run again
     REVIEW_APPROVED = "review_approved"
     REVIEW_REJECTED = "review_rejected"
     PURGE_INTENDED = "purge_intended"

@@ -16,10 +16,11 @@ OUTCOME = {
     Event.INGESTED: "ingested", Event.PROCESSING_STARTED: "processing", Event.PUBLISHED: "published",
     Event.SENT_TO_REVIEW: "in review", Event.REVIEW_APPROVED: "review approved",
     Event.REVIEW_REJECTED: "review rejected", Event.FAILED: "failed", Event.REJECTED: "rejected",
-    Event.DUPLICATE: "duplicate",
+    Event.DUPLICATE: "duplicate", Event.REQUEUED: "processing", Event.RETRIED: "retried",
 }
 _BADGE = {"published": "ok", "review approved": "ok", "in review": "warn", "processing": "info",
-          "ingested": "info", "held": "warn", "failed": "bad", "rejected": "bad", "review rejected": "bad", "duplicate": "muted"}
+          "ingested": "info", "held": "warn", "failed": "bad", "rejected": "bad", "review rejected": "bad", "duplicate": "muted",
+          "retried": "info"}
 
 
 def history(entries: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
