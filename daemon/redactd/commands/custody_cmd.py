@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from redactd.commands._common import config_path
+from redactd.commands._common import add_config_arg, config_path
 from redactd.config import Custody, load_config
 from redactd.custody import report
 from redactd.custody.keys import (
@@ -80,8 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", dest="sub_config", default=None, metavar="FILE",
-                   help="daemon config to take custody paths from when not given here")
+    add_config_arg(p, "daemon config to take custody paths from when not given here")
 
 
 def _key_args(p: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from redactd import log
-from redactd.commands._common import config_path
+from redactd.commands._common import add_config_arg, config_path
 from redactd.config import DaemonConfig, load_config
 from redactd.daemon import run_daemon, status_report, store_path
 from redactd.jobstore import JobState, JobStore, JobStoreError, as_dict
@@ -17,19 +17,14 @@ from redactd.outbox import record_pending
 from redactd.publish import Queues, safe_suffix
 
 
-def _config_arg(p: argparse.ArgumentParser) -> None:
-    # Accepted after the sub-command too, as in `redactd run --config FILE` (the systemd unit).
-    p.add_argument("--config", dest="sub_config", default=None, help="daemon configuration file")
-
-
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run = sub.add_parser("run", help="run the daemon in the foreground (SIGTERM: finish jobs and stop)")
-    _config_arg(run)
+    add_config_arg(run)
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", help="job counts, jobs in flight, recent errors, throughput")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    _config_arg(status)
+    add_config_arg(status)
     status.set_defaults(func=cmd_status)
 
     jobs = sub.add_parser("jobs", help="list, show and retry jobs")
@@ -39,16 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     help="only jobs in this state (repeatable)")
     ls.add_argument("--limit", type=int, default=50, help="at most this many (default 50; 0 = all)")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
-    _config_arg(ls)
+    add_config_arg(ls)
     ls.set_defaults(func=cmd_jobs_list)
     show = jsub.add_parser("show", help="everything about one job, with its history")
     show.add_argument("job_id", help="job id or an unambiguous prefix of it")
     show.add_argument("--json", action="store_true")
-    _config_arg(show)
+    add_config_arg(show)
     show.set_defaults(func=cmd_jobs_show)
     retry = jsub.add_parser("retry", help="run a failed or review job again from its raw file")
     retry.add_argument("job_id", help="job id or an unambiguous prefix of it")
-    _config_arg(retry)
+    add_config_arg(retry)
     retry.set_defaults(func=cmd_jobs_retry)
 
 

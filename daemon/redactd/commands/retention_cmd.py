@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from redactd.commands._common import config_path
+from redactd.commands._common import add_config_arg, config_path
 from redactd.config import DaemonConfig, check_config
 from redactd.custody import CustodyLog
 from redactd.custody.keys import read_passphrase
@@ -37,12 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     plan.add_argument("--only", action="append", choices=[a.value for a in Action],
                       help="show only these actions (repeatable)")
     plan.add_argument("--json", action="store_true", help="one JSON object per decision")
-    _config_arg(plan)
+    add_config_arg(plan)
     plan.set_defaults(func=cmd_plan)
     app = rsub.add_parser("apply", help="delete what is due now, with custody entries (the daemon does this "
                           "itself at start-up and on its schedule)")
     app.add_argument("--dry-run", action="store_true", help="show what would be deleted; delete nothing")
-    _config_arg(app)
+    add_config_arg(app)
     app.set_defaults(func=cmd_apply)
 
     hold = sub.add_parser("hold", help="legal holds: nothing a hold covers is deleted, whatever the policy says")
@@ -56,22 +56,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add.add_argument("--reason", required=True, help="why (a case or request reference)")
     add.add_argument("--requested-by", required=True, help="who asked for the hold")
     add.add_argument("--review-date", type=_day, help="when the hold should be reviewed (YYYY-MM-DD)")
-    _config_arg(add)
+    add_config_arg(add)
     add.set_defaults(func=cmd_hold_add)
     rel = hsub.add_parser("release", help="release a hold; what it protected becomes subject to the policy again")
     rel.add_argument("hold_id", type=int)
     rel.add_argument("--by", default=None, help="who released it (default: the current user)")
-    _config_arg(rel)
+    add_config_arg(rel)
     rel.set_defaults(func=cmd_hold_release)
     ls = hsub.add_parser("list", help="active holds (--all: released ones too)")
     ls.add_argument("--all", action="store_true")
     ls.add_argument("--json", action="store_true")
-    _config_arg(ls)
+    add_config_arg(ls)
     ls.set_defaults(func=cmd_hold_list)
-
-
-def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", dest="sub_config", default=None, help="daemon configuration")
 
 
 def _moment(value: str) -> datetime:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from redactd.commands._common import config_path
+from redactd.commands._common import add_config_arg, config_path
 from redactd.config import check_config
 from redactd.daemon import store_path
 from redactd.jobstore import JobState, JobStore, JobStoreError
@@ -17,23 +17,18 @@ from redactd.review import ReviewDesk, default_actor
 from redactd.validation.sheet import contact_sheet, write_private_png
 
 
-def _config_arg(p: argparse.ArgumentParser) -> None:
-    # Accepted after the action too (`redactd review list --config FILE`), as `run` and `jobs` do.
-    p.add_argument("--config", dest="sub_config", default=None, help="daemon configuration file")
-
-
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     review = sub.add_parser("review", help="the review queue: outputs held back for a human decision")
     rsub = review.add_subparsers(dest="review_command", metavar="ACTION", required=True)
     ls = rsub.add_parser("list", help="jobs waiting in review, newest first")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.set_defaults(func=cmd_list)
-    _config_arg(ls)
+    add_config_arg(ls)
     show = rsub.add_parser("show", help="why a job is in review; writes a contact sheet PNG (private)")
     show.add_argument("job_id", help="job id or an unambiguous prefix of it")
     show.add_argument("--frames", type=int, default=6, help="frames on the contact sheet (default 6)")
     show.set_defaults(func=cmd_show)
-    _config_arg(show)
+    add_config_arg(show)
     for name, text in (("approve", "publish the output as it is to clean storage"),
                        ("reject", "send the job to failed (raw kept), or re-queue it with another policy")):
         p = rsub.add_parser(name, help=text)
@@ -44,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             p.add_argument("--requeue-with", metavar="POLICY", default=None,
                            help="run the job again from its raw file under this redaction policy")
         p.set_defaults(func=cmd_approve if name == "approve" else cmd_reject)
-        _config_arg(p)
+        add_config_arg(p)
 
 
 @contextmanager
