@@ -308,7 +308,7 @@ class Daemon:
         if self.custody is None:
             return
         with self._custody_lock:
-            for pol in [*self.policies.redaction.values(), *self.policies.retention.values()]:
+            for pol in self.policies.all():
                 self.custody.append("policy_loaded", policy=policy_ref(pol), kind=pol.kind,
                                     file=self.policies.files[pol.id].name)
 

@@ -237,6 +237,10 @@ class PolicySet:
     retention: dict[str, RetentionPolicy] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
 
+    def all(self) -> list[Policy]:
+        """Every policy, redaction then retention, each sorted by id."""
+        return [*(self.redaction[k] for k in sorted(self.redaction)), *(self.retention[k] for k in sorted(self.retention))]
+
     @classmethod
     def load_dir(cls, directory: Path) -> PolicySet:
         if not directory.is_dir():

@@ -60,7 +60,7 @@ class TestCleanMp4:
         out = tmp_path / "out.mp4"
         result = clean_metadata(src, out, keep_audio=True)
         streams = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type",
-                                  "-of", "csv=p=0", str(out)], capture_output=True, text=True).stdout.split()
+                                  "-of", "csv=p=0", str(out)], check=True, capture_output=True, text=True).stdout.split()
         assert streams == ["video", "audio"]
         assert (result.video_streams, result.audio_streams) == (1, 1)
         assert any(d.startswith("data:") for d in result.dropped)
@@ -225,7 +225,7 @@ class TestVerifyFailsClosed:
 
 class TestCli:
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "redactd", *args], capture_output=True, text=True,
+        return subprocess.run([sys.executable, "-m", "redactd", *args], check=False, capture_output=True, text=True,
                               timeout=120)
 
     def test_clean_metadata_command_writes_a_verified_file(self, loaded_mp4, tmp_path):

@@ -13,10 +13,9 @@ from redactd.custody import CustodyLog
 from redactd.custody.keys import init_key
 from redactd.errors import ConfigError
 from redactd.jobstore import Job, JobState, JobStore, JobStoreError
-from redactd.outbox import opened
+from redactd.outbox import opened, record_pending
 from redactd.policy import PolicySet, RedactionPolicy
 from redactd.publish import Queues
-from redactd.outbox import record_pending
 from redactd.review import ReviewDesk
 
 

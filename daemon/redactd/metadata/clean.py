@@ -141,8 +141,8 @@ def _remux(src: av.container.InputContainer, dst: Path, container_name: str, pla
     return removed
 
 
-def _replace_payload(packet: av.Packet, data: bytes) -> av.Packet:
-    new = av.Packet(data)
+def _replace_payload(packet: av.Packet, data: bytes | memoryview) -> av.Packet:
+    new = av.Packet(bytes(data))
     new.pts, new.dts, new.duration, new.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
     new.is_keyframe = packet.is_keyframe
     new.stream = packet.stream

@@ -7,6 +7,7 @@ Packets come length-prefixed (MP4, Matroska: size from the configuration record)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 USER_DATA_TYPES = {"h264": frozenset({6}), "hevc": frozenset({39, 40}), "av1": frozenset({5})}
@@ -152,7 +153,7 @@ class PacketFilter:
             return True
         return sum(self.size + len(u) for u in split_length_prefixed(data, self.size)) == len(data)
 
-    def units(self, data: memoryview | bytes) -> list[tuple[int, bytes | memoryview]]:
+    def units(self, data: memoryview | bytes) -> Sequence[tuple[int, bytes | memoryview]]:
         if self.codec == "av1":
             return split_obus(data)
         if self.length_prefixed(data):
