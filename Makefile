@@ -8,18 +8,24 @@ VENV       := .venv
 VPY        := $(VENV)/bin/python
 REDACTD    := $(VENV)/bin/redactd
 CONFIG     ?= etc/redactd.yaml
+CUSTODY_KEY ?= var/keys/custody.key
 # Debian packages the project needs at run time and in its tests.
 APT_PKGS   := ffmpeg libimage-exiftool-perl libgl1 libglib2.0-0 python3-venv systemd
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test deps venv lint bench clean layout
+.PHONY: run test deps venv lint bench clean layout install uninstall
 
 run: venv layout
 	$(REDACTD) config check --config $(CONFIG)
-	@echo "Layout ready under ./var/ (inbox, raw, clean, review, failed, state)."
-	@echo "The watch daemon is not built yet; clean one file by hand meanwhile:"
-	@echo "  $(REDACTD) clean-metadata IN.mp4 -o var/clean/out.mp4 && $(REDACTD) inspect var/clean/out.mp4"
+	@# A signing key for the custody log, once, when this build has the custody commands.
+	@if [ ! -f $(CUSTODY_KEY) ] && $(REDACTD) keys --help >/dev/null 2>&1; then \
+	  $(REDACTD) keys init --config $(CONFIG); fi
+	@echo "redactd: drop video files into   $(CURDIR)/var/inbox/"
+	@echo "         clean copies appear in   $(CURDIR)/var/clean/  (review: var/review/, failed: var/failed/)"
+	@echo "         in another terminal:     $(REDACTD) --config $(CONFIG) status"
+	@echo "         stop: Ctrl-C (finishes running jobs; press again to stop at once)"
+	$(REDACTD) --config $(CONFIG) run
 
 test: venv
 	$(VPY) -m pytest $(PYTEST_ARGS)
@@ -49,6 +55,21 @@ layout:
 	mkdir -p var/inbox var/raw var/clean var/review var/failed var/state var/keys
 	chmod 700 var/raw var/state var/keys
 
+# The system service: a venv of its own (system Python, not this checkout's .venv), then
+# `redactd install` (user, group, /srv/redactd, /etc/redactd, signing key, unit; safe to re-run).
+# DESTDIR=/some/root installs into another root filesystem instead of /.
+INSTALL_VENV  ?= /opt/redactd/venv
+SYSTEM_PYTHON ?= /usr/bin/python3
+INSTALL_ROOT  := $(if $(DESTDIR),--root $(DESTDIR))
+
+install: deps
+	[ -x $(INSTALL_VENV)/bin/python ] || $(SUDO) $(SYSTEM_PYTHON) -m venv $(INSTALL_VENV)
+	$(SUDO) $(INSTALL_VENV)/bin/python -m pip install -q --upgrade .
+	$(SUDO) $(INSTALL_VENV)/bin/redactd install --source $(CURDIR) --bin $(INSTALL_VENV)/bin/redactd $(INSTALL_ROOT)
+
+uninstall:
+	$(SUDO) $(INSTALL_VENV)/bin/redactd uninstall $(INSTALL_ROOT)
+
 lint: venv
 	$(VENV)/bin/ruff check daemon tests bench
 	$(VENV)/bin/mypy
@@ -56,6 +77,8 @@ lint: venv
 bench: venv
 	$(VPY) bench/metadata.py
 	PYTHONPATH=daemon $(VPY) bench/visual.py
+	$(VPY) bench/custody.py
+	PYTHONPATH=daemon $(VPY) bench/validation.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache

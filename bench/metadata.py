@@ -9,6 +9,7 @@ remux alone and for remux + the fail-closed verification the cleaner always runs
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import subprocess
 import sys
@@ -47,13 +48,13 @@ def main() -> int:
         make_clip(src, args.seconds, args.size)
         mb = src.stat().st_size / 1e6
         plain, clean_only, clean_verified = [], [], []
+        plain_argv = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(src), "-map", "0", "-c", "copy"]
         for i in range(args.repeats):
-            out = work / f"plain{i}.mp4"
-            plain.append(timed(lambda: subprocess.run(
-                ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(src), "-map", "0", "-c", "copy",
-                 str(out)], check=True)))
-            clean_only.append(timed(lambda: clean_metadata(src, work / f"c{i}.mp4", keep_audio=True, verify=False)))
-            clean_verified.append(timed(lambda: clean_metadata(src, work / f"v{i}.mp4", keep_audio=True)))
+            plain.append(timed(functools.partial(subprocess.run, [*plain_argv, str(work / f"plain{i}.mp4")],
+                                                 check=True)))
+            clean_only.append(timed(functools.partial(clean_metadata, src, work / f"c{i}.mp4", keep_audio=True,
+                                                      verify=False)))
+            clean_verified.append(timed(functools.partial(clean_metadata, src, work / f"v{i}.mp4", keep_audio=True)))
             for p in work.glob("[pcv]*.mp4"):
                 p.unlink()
         med = {name: statistics.median(v) for name, v in

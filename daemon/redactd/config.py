@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from redactd.errors import ConfigError
 from redactd.policy import PolicySet
@@ -48,11 +49,18 @@ class Limits(_Strict):
     rescan_seconds: float = Field(300.0, ge=5, description="periodic full rescan of every inbox")
     job_timeout_seconds: float = Field(6 * 3600, ge=10)
     max_attempts: int = Field(3, ge=1, description="a job that crashes this often goes to failed")
+    retry_backoff_seconds: float = Field(30.0, ge=0, description="wait before the first retry; doubles each time")
 
 
 class Retention(_Strict):
     policy: str = Field(description="id of the retention policy")
     schedule: str = Field("17 * * * *", description="cron expression (minute hour day month weekday)")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        CronTrigger.from_crontab(value)  # raises ValueError naming the bad field
+        return value
 
 
 class Custody(_Strict):

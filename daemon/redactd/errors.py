@@ -80,11 +80,12 @@ class CustodyError(RedactdError):
 
 
 class ChainBroken(CustodyError):
-    pass
+    # A finding of `custody verify`, reported in full by its message: a traceback is noise.
+    traceback = False
 
 
 class BadSignature(CustodyError):
-    pass
+    traceback = False
 
 
 class RetentionError(RedactdError):

@@ -67,9 +67,8 @@ def _atomic(path: Path, mode: int, suffix: str) -> Iterator[Path]:
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
-    with atomic_output(path, mode) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
+    with atomic_output(path, mode) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
 
 
 def sha256_file(path: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,12 @@ import structlog
 from redactd import __version__
 from redactd.fsutil import sha256_file
 from redactd.metadata.clean import choose_container, clean_metadata
+from redactd.metadata.verify import verify_clean
 from redactd.policy import AudioMode, Mode, RedactionPolicy, policy_hash
+from redactd.validation import validate_output
+from redactd.validation.beforeblur import detect_only, render_approved
+from redactd.validation.sheet import contact_sheet, write_private_png
+from redactd.visual import redact_video
 
 log = structlog.get_logger(__name__)
 
@@ -26,6 +32,8 @@ class JobSpec:
     raw_path: Path
     scratch_dir: Path
     policy: RedactionPolicy
+    #: Boxes a reviewer approved (review before blurring): render exactly these, detect nothing.
+    approved_detections: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -61,9 +69,94 @@ def run_metadata_only(spec: JobSpec, progress: Progress | None) -> JobResult:
     return JobResult(out, sha256_file(out), sidecar, "publish")
 
 
-# One entry per policy mode. The visual pipeline registers itself here.
+#: The sidecar's ``stage`` of a job held for review before blurring (nothing rendered yet).
+BEFORE_BLUR = "review-before-blur"
+
+#: Share of a visual job's progress bar the render takes; validation fills the rest.
+RENDER_SHARE = 0.85
+
+
+def hold_for_box_review(spec: JobSpec, progress: Progress | None) -> JobResult:
+    """Review before blurring: detect only; the boxes and a contact sheet wait for a reviewer."""
+    policy = spec.policy
+    doc = detect_only(spec.raw_path, policy, (lambda f: progress(0.9 * f)) if progress else None)
+    out = spec.scratch_dir / "output.png"
+    write_private_png(spec.scratch_dir, out.name, contact_sheet(spec.raw_path, None, {"detections": doc}, policy))
+    if progress:
+        progress(1.0)
+    counts = doc["counts"]
+    sidecar: dict[str, Any] = {
+        "redactd_version": __version__,
+        "job_id": spec.job_id,
+        "stage": BEFORE_BLUR,
+        "policy": policy_record(policy),
+        "mode": policy.mode.value,
+        "models": {m["name"]: m["sha256"] for m in doc["models"]},
+        "detections": doc,
+    }
+    reason = (f"review before blurring (policy {policy.id}): {sum(counts['tracks'].values())} track(s) on "
+              f"{counts['frames_with_boxes']} of {counts['frames']} frames would be obscured; approve the "
+              "boxes to render them, or reject")
+    return JobResult(out, sha256_file(out), sidecar, "review", reason)
+
+
+def run_visual(spec: JobSpec, progress: Progress | None) -> JobResult:
+    """Detect, track, obscure, re-encode; verify the output carries no metadata; then red-team it."""
+    policy = spec.policy
+    if policy.validation.review_before_blur and spec.approved_detections is None:
+        return hold_for_box_review(spec, progress)
+    suffix = ".mkv" if policy.output.container == "mkv" else ".mp4"
+    out = spec.scratch_dir / f"output{suffix}"
+    detections_path = spec.scratch_dir / "detections.json"
+    share = RENDER_SHARE if policy.validation.enabled else 1.0
+
+    def render_progress(done: int, total: int) -> None:
+        if progress:
+            progress(share * done / max(1, total))
+
+    review: dict[str, Any] = {}
+    if spec.approved_detections is not None:
+        approval = json.loads(spec.approved_detections.read_bytes())
+        detections = approval["detections"]
+        audio, models = render_approved(spec.raw_path, out, policy, detections,
+                                        lambda f: render_progress(int(f * 1000), 1000))
+        review = {"boxes_approved_by": approval["approved_by"], "boxes_approved_at": approval["approved_at"]}
+    else:
+        redacted = redact_video(spec.raw_path, out, policy, render_progress, sidecar_path=detections_path)
+        audio, models = redacted.audio, redacted.models
+        detections = json.loads(detections_path.read_bytes())
+    keep_audio = audio not in ("none", AudioMode.DROP.value)
+    verify_clean(out, expect_video=1, expect_audio=int(keep_audio))
+    sidecar: dict[str, Any] = {
+        "redactd_version": __version__,
+        "job_id": spec.job_id,
+        "policy": policy_record(policy),
+        "mode": policy.mode.value,
+        "audio": audio,
+        "models": {m.name: m.sha256 for m in models},
+        "detections": detections,
+        "verified": ["exiftool", "ffprobe", "box-tree", "bitstream-sei"],
+    }
+    if review:
+        sidecar["review"] = review
+    if not policy.validation.enabled:
+        sidecar["validation"] = {"verdict": "skipped", "note": "validation disabled by the policy"}
+        return JobResult(out, sha256_file(out), sidecar, "publish")
+
+    def validate_progress(fraction: float) -> None:
+        if progress:
+            progress(share + (1 - share) * fraction)
+
+    report = validate_output(out, detections, policy.validation, policy.obscure, validate_progress)
+    sidecar["validation"] = report.figures()
+    sidecar["models"].update({m.name: m.sha256 for m in report.models})
+    return JobResult(out, sha256_file(out), sidecar, report.verdict, report.reason)
+
+
+# One entry per policy mode.
 STAGES: dict[Mode, Callable[[JobSpec, Progress | None], JobResult]] = {
     Mode.METADATA_ONLY: run_metadata_only,
+    Mode.VISUAL: run_visual,
 }
 
 

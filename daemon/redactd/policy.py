@@ -105,6 +105,49 @@ class Output(_Strict):
     container: Literal["mp4", "mkv", "auto"] = "auto"
 
 
+class ValidationDetectors(_Strict):
+    """The second opinion: model families other than the primary's, or the primary pushed harder."""
+
+    # OpenCV's own frontal and profile cascades (profile also on the mirrored frame).
+    haar: bool = True
+    haar_input_width: int = Field(640, ge=160, le=4096, description="frame width the cascades see")
+    # CenterFace again, on a larger picture (frames are upscaled up to 2x) and at a lower threshold.
+    centerface: bool = True
+    centerface_input_width: int = Field(1280, ge=160, le=4096)
+    centerface_threshold: float = Field(0.1, gt=0, lt=1)
+    # OpenCV's HOG people detector: a person whose head is not inside any obscured box.
+    hog_people: bool = False
+    yolo: YoloDetection | None = None
+
+
+class ValidationThresholds(_Strict):
+    """When findings on the output count as a leak, and how many leaks send a job to review."""
+
+    max_leak_frames: int = Field(0, ge=0, description="sampled frames with a leak tolerated before review")
+    max_leak_share: float = Field(0.0, ge=0, le=1, description="share of sampled frames with a leak tolerated")
+    min_size_px: int = Field(12, ge=4, description="findings narrower than this are ignored")
+    covered_fraction: float = Field(
+        0.5, gt=0, le=1, description="a finding this much inside obscured pixels is covered, not a leak"
+    )
+    # Haar fires on blurred blobs and on texture (chains of up to 2 samples measured on printed
+    # text): one family alone must see a finding this often; two families together count at once.
+    min_persistence: int = Field(
+        3, ge=1, description="consecutive sampled frames an uncovered finding needs to count as a leak"
+    )
+
+
+class Validation(_Strict):
+    enabled: bool = True
+    # Every 10th frame: 3 samples a second at 30 fps, which a face visible for a second fills.
+    sample_every_n_frames: int = Field(10, ge=1, le=300, description="check every n-th output frame")
+    max_samples: int = Field(600, ge=1, description="at most this many frames per job (spread evenly)")
+    detectors: ValidationDetectors = ValidationDetectors()
+    thresholds: ValidationThresholds = ValidationThresholds()
+    review_before_blur: bool = Field(
+        False, description="detect only, wait for a reviewer to approve the boxes, then render"
+    )
+
+
 class RedactionPolicy(_Strict):
     kind: Literal["redaction"]
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
@@ -118,6 +161,7 @@ class RedactionPolicy(_Strict):
     limits: Limits = Limits()
     encode: Encode = Encode()
     output: Output = Output()
+    validation: Validation = Validation()
 
     @model_validator(mode="after")
     def _metadata_only_has_no_visual_settings(self) -> RedactionPolicy:
@@ -192,6 +236,10 @@ class PolicySet:
     redaction: dict[str, RedactionPolicy] = field(default_factory=dict)
     retention: dict[str, RetentionPolicy] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+
+    def all(self) -> list[Policy]:
+        """Every policy, redaction then retention, each sorted by id."""
+        return [*(self.redaction[k] for k in sorted(self.redaction)), *(self.retention[k] for k in sorted(self.retention))]
 
     @classmethod
     def load_dir(cls, directory: Path) -> PolicySet:

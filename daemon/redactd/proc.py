@@ -12,7 +12,7 @@ def run_tool(argv: Sequence[str], timeout: float, what: str | None = None) -> su
     """Run ``argv``; raise ToolError (with the tail of stderr) on failure, timeout or absence."""
     name = what or argv[0]
     try:
-        proc = subprocess.run(list(argv), capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(list(argv), check=False, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except FileNotFoundError as exc:
         raise ToolError(f"{name}: program not found ({argv[0]}); is it installed?") from exc
     except subprocess.TimeoutExpired as exc:

@@ -60,7 +60,7 @@ class TestCleanMp4:
         out = tmp_path / "out.mp4"
         result = clean_metadata(src, out, keep_audio=True)
         streams = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type",
-                                  "-of", "csv=p=0", str(out)], capture_output=True, text=True).stdout.split()
+                                  "-of", "csv=p=0", str(out)], check=True, capture_output=True, text=True).stdout.split()
         assert streams == ["video", "audio"]
         assert (result.video_streams, result.audio_streams) == (1, 1)
         assert any(d.startswith("data:") for d in result.dropped)
@@ -176,6 +176,13 @@ class TestCleanRejectsWhatItCannotClean:
         with pytest.raises(InputError):
             clean_metadata(src, tmp_path / "out.mp4")
 
+    def test_truncated_mp4_with_index_first_is_refused_not_published_short(self, tmp_path):
+        full = mf.plain_video(tmp_path / "full.mp4", seconds=2, extra=("-movflags", "+faststart"))
+        src = tmp_path / "cut.mp4"
+        src.write_bytes(full.read_bytes()[: full.stat().st_size * 2 // 3])
+        with pytest.raises(InputError, match=r"truncated: the file ends inside its 'mdat' box"):
+            clean_metadata(src, tmp_path / "out.mp4")
+
     def test_audio_only_file_is_not_a_video(self, tmp_path):
         src = tmp_path / "a.m4a"
         mf.ffmpeg("-f", "lavfi", "-i", "sine", "-t", "0.5", "-c:a", "aac", str(src))
@@ -218,7 +225,7 @@ class TestVerifyFailsClosed:
 
 class TestCli:
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "redactd", *args], capture_output=True, text=True,
+        return subprocess.run([sys.executable, "-m", "redactd", *args], check=False, capture_output=True, text=True,
                               timeout=120)
 
     def test_clean_metadata_command_writes_a_verified_file(self, loaded_mp4, tmp_path):

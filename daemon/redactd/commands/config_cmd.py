@@ -21,8 +21,8 @@ def run_check(args: argparse.Namespace) -> int:
     path = config_path(args)
     cfg, policies = check_config(path)
     print(f"{path}: OK ({len(cfg.inboxes)} inbox(es), {cfg.worker_count} worker(s))")
-    for pid, pol in sorted({**policies.redaction, **policies.retention}.items()):
-        print(f"  policy {pid} v{pol.version} ({pol.kind}, {policies.files[pid].name}) "
+    for pol in sorted(policies.all(), key=lambda p: p.id):
+        print(f"  policy {pol.id} v{pol.version} ({pol.kind}, {policies.files[pol.id].name}) "
               f"sha256:{policy_hash(pol)[:16]}")
     for inbox in cfg.inboxes:
         print(f"  inbox {inbox.name}: {inbox.path} -> {inbox.policy} (watch: {inbox.watch})")

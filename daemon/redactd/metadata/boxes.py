@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,6 +47,37 @@ def findings(path: Path) -> list[str]:
     return out
 
 
+_KNOWN_TOP = _TOP_OK | {b"uuid", b"meta", b"moof", b"mfra", b"sidx", b"styp", b"pdin"}
+
+
+def truncation(path: Path) -> str | None:
+    """Why an MP4/QuickTime file looks cut short (a top-level box runs past its end), else None.
+
+    A copy that stopped early still demuxes when its index comes first, and would otherwise be
+    published as a shorter clip. Unknown bytes after the last box are trailing junk, not this.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        if not _is_isobmff(fh):
+            return None
+        pos = 0
+        while pos < size:
+            fh.seek(pos)
+            hdr = _read_header(fh, size)
+            if hdr is None:
+                return None
+            kind, box_size, _ = hdr
+            if box_size < 8:
+                return None
+            if pos + box_size > size:
+                if kind in _KNOWN_TOP:
+                    return (f"the file ends inside its '{kind.decode('latin-1')}' box "
+                            f"({size - pos} of {box_size} bytes present): the copy is incomplete")
+                return None
+            pos += box_size
+    return None
+
+
 def _walk(fh: BinaryIO, start: int, end: int, top: bool, out: list[str], parent: bytes) -> None:
     pos = start
     while pos < end:
@@ -81,8 +113,8 @@ def _meta_skip(fh: BinaryIO, payload: int) -> int:
     return 0 if probe[4:8] == b"hdlr" else 4
 
 
-def _check_udta(fh: BinaryIO, start: int, end: int, out: list[str]) -> None:
-    """udta may hold only an empty iTunes-style meta (hdlr + empty ilst), as FFmpeg writes it."""
+def _boxes(fh: BinaryIO, start: int, end: int, out: list[str], what: str) -> Iterator[tuple[bytes, int, int, int]]:
+    """(type, offset, size, header length) of each box in [start, end); a malformed one ends it."""
     pos = start
     while pos < end:
         fh.seek(pos)
@@ -91,28 +123,24 @@ def _check_udta(fh: BinaryIO, start: int, end: int, out: list[str]) -> None:
             return
         kind, size, header = hdr
         if size < header or pos + size > end:
-            out.append("box: malformed user-data box")
+            out.append(f"box: malformed {what} box")
             return
+        yield kind, pos, size, header
+        pos += size
+
+
+def _check_udta(fh: BinaryIO, start: int, end: int, out: list[str]) -> None:
+    """udta may hold only an empty iTunes-style meta (hdlr + empty ilst), as FFmpeg writes it."""
+    for kind, pos, size, header in _boxes(fh, start, end, out, "user-data"):
         if kind == b"meta":
             _check_meta(fh, pos + header + _meta_skip(fh, pos + header), pos + size, out)
         else:
             out.append(f"box: user-data box '{kind.decode('latin-1')}'")
-        pos += size
 
 
 def _check_meta(fh: BinaryIO, start: int, end: int, out: list[str]) -> None:
-    pos = start
-    while pos < end:
-        fh.seek(pos)
-        hdr = _read_header(fh, end)
-        if hdr is None:
-            return
-        kind, size, header = hdr
-        if size < header or pos + size > end:
-            out.append("box: malformed meta box")
-            return
+    for kind, _, size, header in _boxes(fh, start, end, out, "meta"):
         if kind == b"ilst" and size > header:
             out.append("box: iTunes metadata list with entries")
         elif kind not in (b"hdlr", b"ilst"):
             out.append(f"box: meta child '{kind.decode('latin-1')}'")
-        pos += size

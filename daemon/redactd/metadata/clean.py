@@ -18,7 +18,7 @@ import structlog
 
 from redactd.errors import InputError, UnsupportedMediaError
 from redactd.fsutil import atomic_output_keep_suffix
-from redactd.metadata import nal
+from redactd.metadata import boxes, nal
 from redactd.metadata.bitstream import codec_name
 from redactd.metadata.verify import verify_clean
 
@@ -141,8 +141,8 @@ def _remux(src: av.container.InputContainer, dst: Path, container_name: str, pla
     return removed
 
 
-def _replace_payload(packet: av.Packet, data: bytes) -> av.Packet:
-    new = av.Packet(data)
+def _replace_payload(packet: av.Packet, data: bytes | memoryview) -> av.Packet:
+    new = av.Packet(bytes(data))
     new.pts, new.dts, new.duration, new.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
     new.is_keyframe = packet.is_keyframe
     new.stream = packet.stream
@@ -161,6 +161,9 @@ def clean_metadata(src: Path, dst: Path, keep_audio: bool = False, verify: bool 
     container_name = CONTAINERS.get(dst.suffix.lower())
     if container_name is None:
         raise InputError(f"output suffix {dst.suffix!r} not supported (use one of {', '.join(CONTAINERS)})")
+    cut_short = boxes.truncation(src)
+    if cut_short:
+        raise InputError(f"truncated: {cut_short}")
     with _open_input(src) as container:
         plan = _plan(container, keep_audio)
         _check_fits(container_name, plan)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from redactd.media.probe import probe
 from redactd.metadata import bitstream, boxes
-from redactd.metadata.verify import tag_problem, exiftool_tags, ffprobe_findings
+from redactd.metadata.verify import exiftool_tags, ffprobe_findings, tag_problem
 
 
 def inspect_file(path: Path) -> dict[str, list[str]]:

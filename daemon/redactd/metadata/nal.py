@@ -7,6 +7,7 @@ Packets come length-prefixed (MP4, Matroska: size from the configuration record)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 USER_DATA_TYPES = {"h264": frozenset({6}), "hevc": frozenset({39, 40}), "av1": frozenset({5})}
@@ -140,10 +141,22 @@ class PacketFilter:
         self.types = USER_DATA_TYPES[self.codec]
         self.size = length_size(self.codec, self.extradata)
 
-    def units(self, data: memoryview | bytes) -> list[tuple[int, bytes | memoryview]]:
+    def length_prefixed(self, data: memoryview | bytes) -> bool:
+        """Whether ``data`` is in the configuration record's length-prefixed framing.
+
+        A start code alone does not tell: a 4-byte length of 256–511 begins 00 00 01 too. A
+        packet that parses as length-prefixed units to its last byte is taken as such.
+        """
+        if not self.size:
+            return False
+        if not is_annexb(data):
+            return True
+        return sum(self.size + len(u) for u in split_length_prefixed(data, self.size)) == len(data)
+
+    def units(self, data: memoryview | bytes) -> Sequence[tuple[int, bytes | memoryview]]:
         if self.codec == "av1":
             return split_obus(data)
-        if self.size and not is_annexb(data):
+        if self.length_prefixed(data):
             return [(nal_type(self.codec, u[0]), u) for u in split_length_prefixed(data, self.size)]
         return [(nal_type(self.codec, u[0]), u) for u in split_annexb(data)]
 
@@ -159,6 +172,6 @@ class PacketFilter:
         kept = [u for t, u in units if t not in self.types]
         if self.codec == "av1":
             return b"".join(bytes(u) for u in kept), cut
-        if self.size and not is_annexb(data):
+        if self.length_prefixed(data):
             return b"".join(len(u).to_bytes(self.size, "big") + bytes(u) for u in kept), cut
         return b"".join(b"\x00\x00\x00\x01" + bytes(u) for u in kept), cut

@@ -19,7 +19,7 @@ import exiftool
 
 from redactd.errors import VerifyError
 from redactd.media.probe import probe
-from redactd.metadata import boxes, bitstream
+from redactd.metadata import bitstream, boxes
 
 EXIFTOOL_ARGS = ["-ee3", "-a", "-u", "-G1", "-s"]
 

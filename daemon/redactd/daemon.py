@@ -1,0 +1,517 @@
+"""The daemon's composition root: wire watch → admit → job store → workers → publish, and run the loop.
+
+Threads, each with one job: the main thread owns the watchers, the stability tracker, signals
+and systemd notifications; one admission thread moves ready files into the raw store (hashing a
+large file must not stall the loop); N worker threads each drive one child process at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import queue
+import signal
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from redactd import log
+from redactd.admit import Admitter, Route, StabilityTracker, is_junk, walk
+from redactd.config import DaemonConfig, check_config
+from redactd.custody import CustodyLog, policy_ref
+from redactd.custody.keys import read_passphrase
+from redactd.errors import ConfigError, RedactdError
+from redactd.jobrun import JobExecutor, RunLimits
+from redactd.jobstore import Job, JobState, JobStore, TransitionSink
+from redactd.notify import SystemdNotifier
+from redactd.outbox import flush_outbox
+from redactd.policy import PolicySet, policy_hash
+from redactd.publish import Queues, sweep_temps
+from redactd.retention.service import log_missed_runs, run_retention
+from redactd.retention.snapshots import warn_about_snapshots
+from redactd.scheduler import DaemonScheduler, Tasks, Timetable
+from redactd.watch import InboxWatcher, Sighting
+from redactd.workers import ChildRunner, Processor, WorkerPool
+
+STORE_FILE = "jobs.sqlite3"
+LOCK_FILE = "redactd.lock"
+SCRATCH_DIR = "scratch"
+
+#: Fields that name a person's file: kept out of the ordinary log (the custody log may hold them).
+PERSONAL_FIELDS = frozenset({"original_name"})
+
+
+def store_path(cfg: DaemonConfig) -> Path:
+    return cfg.state_dir / STORE_FILE
+
+
+def log_transition(event: str, **fields: Any) -> None:
+    """The default transition sink until the custody log is connected: a log line, no personal data."""
+    log.get_logger().debug("transition_recorded", transition=event,
+                           **{k: v for k, v in fields.items() if k not in PERSONAL_FIELDS})
+
+
+def serialized(sink: TransitionSink) -> TransitionSink:
+    """Transitions come from several threads; the sink sees them one at a time."""
+    lock = threading.Lock()
+
+    def call(event: str, **fields: Any) -> None:
+        with lock:
+            sink(event, **fields)
+
+    return call
+
+
+class DaemonLock:
+    """One daemon per state directory: an flock held for the life of the process."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RedactdError(f"another redactd is already running on {self.path.parent} "
+                               f"(pid {self.holder() or '?'})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def holder(self) -> int | None:
+        """The pid of the running daemon, or None when none holds the lock."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = os.read(fd, 32).decode(errors="replace").strip()
+                return int(text) if text.isdigit() else -1
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+
+def build_routes(cfg: DaemonConfig, policies: PolicySet) -> dict[str, Route]:
+    routes = {}
+    for inbox in cfg.inboxes:
+        if not inbox.path.is_dir():
+            raise ConfigError(f"inbox '{inbox.name}': {inbox.path} is not a directory (is the share mounted?)")
+        policy = policies.get_redaction(inbox.policy)
+        routes[inbox.name] = Route(inbox.name, Path(os.path.realpath(inbox.path)), inbox.policy,
+                                   policy.version, inbox.watch, policy_hash(policy))
+    return routes
+
+
+class Daemon:
+    """``redactd run``: everything between a file landing in an inbox and its clean copy."""
+
+    def __init__(self, config_path: Path, cfg: DaemonConfig, policies: PolicySet, processor: Processor,
+                 sink: TransitionSink, notifier: SystemdNotifier, custody: CustodyLog | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.config_path, self.cfg, self.policies = config_path, cfg, policies
+        self.custody, self.clock = custody, clock
+        self.scheduler = DaemonScheduler(Tasks(self._run_retention, self._request_rescan, self._checkpoint), clock)
+        # Every transition is told to ``sink`` (a log line unless a test observes) and then
+        # appended to the custody log from the outbox its own transaction filled.
+        self.sink, self.notifier = serialized(self._transitioned), notifier
+        self._observe = sink
+        self._custody_lock = threading.Lock()
+        self.log = log.get_logger()
+        self.routes = build_routes(cfg, policies)
+        self.queues = Queues(cfg.clean_dir, cfg.review_dir, cfg.failed_dir)
+        self.tracker = StabilityTracker(cfg.limits.settle_seconds)
+        self.sightings: queue.Queue[Sighting] = queue.Queue()
+        self.watcher = InboxWatcher(self.sightings, self._poll_interval())
+        self.wake = threading.Condition()
+        self.stop_now = threading.Event()
+        self.runner = ChildRunner(processor, cfg.log_level)
+        self._ready: queue.Queue[tuple[Route, Path] | None] = queue.Queue()
+        self._done: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        self._local = threading.local()
+        self._stores: list[JobStore] = []
+        self._stores_lock = threading.Lock()
+        self._signals = 0
+        self._reload_requested = False
+        self.exit_code = 0
+        self.executor = JobExecutor(self.store, self.runner, self.queues, cfg.state_dir / SCRATCH_DIR,
+                                    lambda: self.policies, self._run_limits, self.stop_now)
+        self.pool = WorkerPool(cfg.worker_count, lambda: self.store().claim_next(), self.executor.execute,
+                               self.wake)
+        self._admission = threading.Thread(target=self._admission_loop, name="admission", daemon=True)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def store(self) -> JobStore:
+        """This thread's connection to the job store."""
+        existing: JobStore | None = getattr(self._local, "store", None)
+        if existing is None:
+            existing = JobStore.open(store_path(self.cfg), self.sink)
+            self._local.store = existing
+            with self._stores_lock:
+                self._stores.append(existing)
+        return existing
+
+    def _run_limits(self) -> RunLimits:
+        lim = self.cfg.limits
+        return RunLimits(lim.job_timeout_seconds, lim.max_attempts, lim.retry_backoff_seconds)
+
+    def _poll_interval(self) -> float:
+        # Polling a network share costs a directory walk; more often than the settle window is waste.
+        return min(5.0, max(0.5, self.cfg.limits.settle_seconds / 2))
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self._reload_requested = True
+            return
+        self._signals += 1
+
+    # ------------------------------------------------------------------ life cycle
+
+    def run(self) -> int:
+        cfg = self.cfg
+        for d in (cfg.state_dir, cfg.raw_store, cfg.state_dir / SCRATCH_DIR):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = DaemonLock(cfg.state_dir)
+        lock.acquire()
+        try:
+            return self._run_locked()
+        finally:
+            for s in self._stores:
+                with contextlib.suppress(Exception):
+                    s.close()
+            lock.release()
+
+    def _run_locked(self) -> int:
+        self.queues.ensure()
+        sweep_temps(self.cfg.raw_store)
+        admitter = self._admitter()
+        admitter.recover(self.routes)
+        self.executor.recover()
+        self._flush_outbox()
+        self._record_policies()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+        self.watcher.start((r.name, r.root, r.watch) for r in self.routes.values())
+        self._admission.start()
+        self.pool.start()
+        warn_about_snapshots({"raw_store": self.cfg.raw_store, "failed_dir": self.cfg.failed_dir})
+        log_missed_runs(self.cfg, store_path(self.cfg), self.clock())
+        # Retention and the first full rescan run now: files and deadlines that passed while we were down.
+        self.scheduler.start(self._timetable())
+        self.log.info("daemon_started", pid=os.getpid(), workers=self.cfg.worker_count,
+                      inboxes={r.name: self.watcher.modes[r.name] for r in self.routes.values()})
+        self.notifier.send(READY=1, STATUS=self._status_line(), MAINPID=os.getpid())
+        try:
+            self._loop()
+        finally:
+            self.scheduler.shutdown()
+            self._flush_outbox()
+            self.watcher.stop()
+            self.notifier.send(STOPPING=1, STATUS="stopped")
+            self.notifier.close()
+        return self.exit_code
+
+    def _loop(self) -> None:
+        draining = False
+        next_status = 0.0
+        while True:
+            if self._signals >= 2:
+                self.log.warning("daemon_stopping_now", note="running jobs resume at the next start")
+                self.stop_now.set()
+                self._begin_drain()
+                self.pool.join(timeout=15)
+                break
+            if self._signals == 1 and not draining:
+                draining = True
+                self.log.info("daemon_stopping", running_jobs=self.pool.busy,
+                              note="a second SIGTERM stops now")
+                self._begin_drain()
+            if draining and not self._admission.is_alive() and self.pool.join(timeout=0):
+                self.log.info("daemon_stopped")
+                break
+            if self._reload_requested:
+                self._reload_requested = False
+                self._reload()
+            self._take_sightings(timeout=0.2)
+            now = time.monotonic()
+            if not draining:
+                for path in self.tracker.due(now):
+                    route = self._route_of(path)
+                    if route is None:
+                        self.tracker.forget(path)
+                    else:
+                        self._ready.put((route, path))
+            while True:
+                try:
+                    self.tracker.forget(self._done.get_nowait())
+                except queue.Empty:
+                    break
+            if now >= next_status:
+                next_status = now + 5.0
+                self.notifier.send(STATUS=self._status_line())
+            # Ping only while every part is alive: a dead thread must let systemd restart us.
+            if self._admission.is_alive() and self.pool.alive() and (draining or self.watcher.alive()):
+                self.notifier.ping_if_due()
+            elif not draining:
+                self.log.critical("daemon_part_died", admission=self._admission.is_alive(),
+                                  workers=self.pool.alive(), watcher=self.watcher.alive(),
+                                  note="stopping so that the service manager restarts the daemon")
+                self.exit_code = 1
+                self._signals = max(self._signals, 1)
+
+    # ------------------------------------------------------------------ scheduled jobs (scheduler threads)
+
+    def _timetable(self) -> Timetable:
+        return Timetable.from_config(self.cfg, custody=self.custody is not None)
+
+    def _run_retention(self) -> None:
+        if self.custody is None:
+            self.log.error("retention_skipped", reason="no custody log is open",
+                           note=f"create the signing key ({self.cfg.custody.signing_key}) with `redactd keys "
+                           "init`: nothing is purged without a custody entry")
+            return
+        # On SIGTERM a run stops between two deletions, so shutdown never waits on a long run.
+        run_retention(self.cfg, self.policies, store_path(self.cfg), self.custody, self.clock, trigger="daemon",
+                      stop=lambda: self._signals > 0)
+
+    def _request_rescan(self) -> None:
+        """A full rescan of every inbox, done by the main loop like any other sighting."""
+        for route in list(self.routes.values()):
+            self.sightings.put(Sighting(route.name, route.root, rescan=True))
+
+    def _checkpoint(self) -> None:
+        if self.custody is not None:
+            self._flush_outbox()
+            self.custody.checkpoint()
+
+    def _record_policies(self) -> None:
+        """A policy_loaded entry per policy in force: the versions officers see in the report."""
+        if self.custody is None:
+            return
+        with self._custody_lock:
+            for pol in self.policies.all():
+                self.custody.append("policy_loaded", policy=policy_ref(pol), kind=pol.kind,
+                                    file=self.policies.files[pol.id].name)
+
+    def _transitioned(self, event: str, **fields: Any) -> None:
+        self._observe(event, **fields)
+        self._flush_outbox()
+
+    def _flush_outbox(self) -> None:
+        """Append the queued custody entries (this process's transitions and other processes'
+        decisions): the daemon holds the log. One flush at a time, so none is appended twice."""
+        if self.custody is None:
+            return
+        with self._custody_lock:
+            try:
+                written = flush_outbox(store_path(self.cfg), self.custody)
+            except Exception:  # they stay queued, in order; the next transition or checkpoint tries again
+                self.log.exception("custody_outbox_flush_failed")
+                return
+        if written:
+            self.log.debug("custody_outbox_flushed", entries=written)
+
+    def _begin_drain(self) -> None:
+        self.watcher.stop()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._ready.get_nowait()  # not yet admitted: they stay in the inbox for next time
+        self._ready.put(None)
+        self.pool.draining.set()
+        with self.wake:
+            self.wake.notify_all()
+        self.notifier.send(STOPPING=1, STATUS=f"finishing {self.pool.busy} running job(s)")
+
+    # ------------------------------------------------------------------ watching and admission
+
+    def _route_of(self, path: Path) -> Route | None:
+        for route in self.routes.values():
+            if route.root in path.parents:
+                return route
+        return None
+
+    def _consider(self, path: Path, now: float) -> None:
+        route = self._route_of(path)
+        if route is None or is_junk(path.relative_to(route.root)):
+            return
+        if os.path.isdir(path) and not os.path.islink(path):
+            return
+        self.tracker.observe(path, now)
+
+    def _take_sightings(self, timeout: float) -> None:
+        try:
+            first = self.sightings.get(timeout=timeout)
+        except queue.Empty:
+            return
+        batch = [first]
+        with contextlib.suppress(queue.Empty):
+            while len(batch) < 10_000:
+                batch.append(self.sightings.get_nowait())
+        now = time.monotonic()
+        for s in batch:
+            if s.rescan and os.path.isdir(s.path) and not os.path.islink(s.path):
+                for p in walk(s.path):
+                    self._consider(p, now)
+                continue
+            self._consider(s.path, now)
+
+    def _rescan(self) -> None:
+        now = time.monotonic()
+        for route in self.routes.values():
+            try:
+                for path in walk(route.root):
+                    self._consider(path, now)
+            except OSError as exc:
+                self.log.error("inbox_scan_failed", inbox=route.name, error=str(exc))
+
+    def _admitter(self) -> Admitter:
+        return Admitter(self.store(), self.cfg.raw_store, self.queues, self.cfg.limits.max_file_size)
+
+    def _admission_loop(self) -> None:
+        admitter = self._admitter()
+        while True:
+            item = self._ready.get()
+            if item is None:
+                return
+            route, path = item
+            admitter.max_size = self.cfg.limits.max_file_size
+            try:
+                job = admitter.admit(route, path)
+            except Exception:
+                self.log.exception("admission_crashed", inbox=route.name)
+                job = None
+            if job is None or job.raw_path is not None or job.state is not JobState.FAILED:
+                self._done.put(path)  # else refused and left in place: do not refuse it again
+            if job is not None and job.state is JobState.ADMITTED:
+                with self.wake:
+                    self.wake.notify()
+
+    # ------------------------------------------------------------------ reload and status
+
+    def _reload(self) -> None:
+        try:
+            cfg, policies = check_config(self.config_path)
+            routes = build_routes(cfg, policies)
+        except RedactdError as exc:
+            self.log.error("config_reload_failed", error=str(exc), note="the previous configuration stays")
+            return
+        fixed = ("raw_store", "clean_dir", "review_dir", "failed_dir", "state_dir", "workers", "custody")
+        ignored = [k for k in fixed if getattr(cfg, k) != getattr(self.cfg, k)]
+        if ignored:
+            self.log.warning("config_change_needs_restart", keys=ignored)
+            cfg = cfg.model_copy(update={k: getattr(self.cfg, k) for k in ignored})
+        watch_changed = {(r.name, r.root, r.watch) for r in routes.values()} != \
+            {(r.name, r.root, r.watch) for r in self.routes.values()}
+        self.cfg, self.policies, self.routes = cfg, policies, routes
+        self.tracker.set_settle(cfg.limits.settle_seconds)
+        if watch_changed:
+            self.watcher.stop()
+            self.watcher = InboxWatcher(self.sightings, self._poll_interval())
+            self.watcher.start((r.name, r.root, r.watch) for r in routes.values())
+            self._rescan()
+        self.scheduler.configure(self._timetable())
+        self._record_policies()
+        self.log.info("config_reloaded", inboxes=sorted(routes), policies=sorted(policies.redaction))
+        self.notifier.send(STATUS=self._status_line())
+
+    def _status_line(self) -> str:
+        counts = self.store().counts()
+        return (f"{counts[JobState.PROCESSING]} running, {counts[JobState.ADMITTED]} waiting, "
+                f"{counts[JobState.PUBLISHED]} published, {counts[JobState.REVIEW]} in review, "
+                f"{counts[JobState.FAILED]} failed")
+
+
+def run_daemon(config_path: Path, processor: Processor | None = None, sink: TransitionSink | None = None,
+               notifier: SystemdNotifier | None = None) -> int:
+    """Build the daemon from its config and run it in the foreground until stopped.
+
+    ``processor`` is what each worker runs on a job (default: ``redactd.pipeline.run_job``);
+    ``sink`` receives every job transition (default: a log line; the custody log in production).
+    """
+    cfg, policies = check_config(config_path)
+    if processor is None:
+        from redactd.pipeline import run_job
+
+        processor = run_job
+    custody = open_custody(cfg)
+    try:
+        daemon = Daemon(config_path, cfg, policies, processor, sink or log_transition,
+                        notifier or SystemdNotifier(), custody)
+        return daemon.run()
+    finally:
+        if custody is not None:
+            custody.close()
+
+
+def open_custody(cfg: DaemonConfig) -> CustodyLog | None:
+    """The daemon's custody log, or None (logged) while no signing key exists yet."""
+    c = cfg.custody
+    if not c.signing_key.exists():
+        log.get_logger().warning("custody_log_not_open", signing_key=str(c.signing_key),
+                                 note="run `redactd keys init`; retention purges nothing without it")
+        return None
+    return CustodyLog.open(c.directory, c.signing_key, read_passphrase(c.passphrase_file),
+                           segment_max_bytes=c.segment_max_bytes)
+
+
+# --------------------------------------------------------------------------- status (read-only)
+
+
+def throughput(jobs: list[Job], window: float) -> dict[str, float | int | None]:
+    """Finished jobs in a window: count, per hour, and the median seconds from start to finish."""
+    durations = [j.finished_at - j.started_at for j in jobs if j.finished_at and j.started_at]
+    return {
+        "finished": len(jobs),
+        "per_hour": round(len(jobs) * 3600 / window, 1),
+        "median_job_seconds": round(statistics.median(durations), 3) if durations else None,
+    }
+
+
+def status_report(cfg: DaemonConfig, recent: int = 5) -> dict[str, Any]:
+    """What ``redactd status`` shows, as data: read-only, safe while the daemon runs."""
+    store = JobStore.open(store_path(cfg), readonly=True)
+    try:
+        now = time.time()
+        counts = store.counts()
+        in_flight = store.jobs({JobState.PROCESSING})
+        failed = store.jobs({JobState.FAILED}, limit=recent)
+        waiting = store.jobs({JobState.ADMITTED})
+        return {
+            "daemon_pid": DaemonLock(cfg.state_dir).holder(),
+            "state_dir": str(cfg.state_dir),
+            "counts": {s.value: n for s, n in counts.items()},
+            "in_flight": [
+                {"id": j.id, "inbox": j.inbox, "progress": j.progress, "attempt": j.attempts + 1,
+                 "running_s": round(now - j.started_at, 1) if j.started_at else None, "worker_pid": j.worker_pid}
+                for j in in_flight
+            ],
+            "retrying": [{"id": j.id, "attempts": j.attempts, "due_in_s": round(max(0.0, j.not_before - now), 1),
+                          "last_error": j.last_error} for j in waiting if j.attempts],
+            "recent_errors": [{"id": j.id, "at": j.finished_at, "error": j.last_error} for j in failed],
+            "throughput": {
+                "last_hour": throughput(store.finished_since(now - 3600), 3600),
+                "last_day": throughput(store.finished_since(now - 86400), 86400),
+            },
+        }
+    finally:
+        store.close()
+

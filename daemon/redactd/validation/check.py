@@ -1,0 +1,360 @@
+"""Red-team one redacted output: a second opinion on sampled frames, a leak score, publish or review.
+
+The rule, tuned on measured false alarms (see bench/validation.py and the README):
+  1. Every finding that lies mostly inside the pixels the render obscured (``covered_fraction``),
+     or is centred on them, is ignored: that is where Haar fires on blurred blobs, and where
+     CenterFace at a low threshold answers a blob with a box larger than it. For a person, the
+     head is what counts.
+  2. Findings narrower than ``min_size_px`` are ignored.
+  3. What is left is a candidate. Candidates are chained across consecutive sampled frames; a chain
+     is a leak when it persists for ``min_persistence`` samples, or when two detector families
+     agree on it in one frame. Haar alone fires on text and texture, in chains of up to two
+     samples on the test backgrounds; a missed face persists for as long as it is visible.
+  4. Leak frames are the sampled frames holding a leak; the leak score is their share. More than
+     ``max_leak_frames`` or a share above ``max_leak_share`` sends the job to review.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import av
+import cv2
+import numpy as np
+
+from redactd import log
+from redactd.errors import InputError
+from redactd.policy import Obscure, Validation
+from redactd.validation.detectors import Finding, SecondDetector, build_second_opinion
+from redactd.visual.codec import to_bgr
+from redactd.visual.detect import Box, ModelInfo
+from redactd.visual.obscure import Region, regions_for
+
+#: Most flagged frames kept in the report (sidecar and contact sheet): enough to judge, small to store.
+MAX_FLAGGED = 12
+CHAIN_IOU = 0.2
+
+
+@dataclass(frozen=True)
+class FlaggedFrame:
+    """A sampled output frame holding a leak, and the uncovered boxes that make it one."""
+
+    frame: int
+    boxes: tuple[Box, ...]
+    detectors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What the second opinion saw and decided. Geometry and counts only: no pixels, no names."""
+
+    sampled_frames: int
+    sample_step: int
+    findings: int
+    covered: int
+    too_small: int
+    candidates: int
+    leak_frames: int
+    leak_share: float
+    verdict: Literal["publish", "review"]
+    reason: str | None
+    flagged: tuple[FlaggedFrame, ...]
+    models: tuple[ModelInfo, ...]
+    seconds: float
+    by_family: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def leak_score(self) -> float:
+        return self.leak_share
+
+    def figures(self) -> dict[str, Any]:
+        """The sidecar's ``validation`` section."""
+        return {
+            "verdict": self.verdict,
+            "leak_score": round(self.leak_share, 4),
+            "leak_frames": self.leak_frames,
+            "sampled_frames": self.sampled_frames,
+            "sample_step": self.sample_step,
+            "findings": self.findings,
+            "findings_by_family": dict(sorted(self.by_family.items())),
+            "covered": self.covered,
+            "too_small": self.too_small,
+            "candidates": self.candidates,
+            "seconds": round(self.seconds, 3),
+            "models": [asdict(m) for m in self.models],
+            "flagged": [
+                {"i": f.frame, "detectors": list(f.detectors),
+                 "boxes": [{"x0": round(b.x0, 1), "y0": round(b.y0, 1), "x1": round(b.x1, 1),
+                            "y1": round(b.y1, 1), "class": b.label} for b in f.boxes]}
+                for f in self.flagged
+            ],
+        }
+
+
+def sample_indices(frames: int, every_n: int, max_samples: int) -> list[int]:
+    """Every n-th frame from the first; spread wider when that would exceed ``max_samples``."""
+    if frames <= 0:
+        return []
+    step = max(every_n, -(-frames // max_samples))
+    return list(range(0, frames, step))
+
+
+def obscured_regions(doc: Mapping[str, Any], obscure: Obscure) -> dict[int, list[Region]]:
+    """Per frame index, the regions the render obscured, from the detections sidecar."""
+    out: dict[int, list[Region]] = {}
+    for entry in doc.get("frames", []):
+        boxes = [(b["x0"], b["y0"], b["x1"], b["y1"], b["class"]) for b in entry["boxes"]]
+        out[int(entry["i"])] = regions_for(boxes, obscure)
+    return out
+
+
+def checked_area(box: Box) -> tuple[float, float, float, float]:
+    """The part of a finding that must be obscured: the whole box, or a person's head."""
+    if box.label != "person":
+        return box.x0, box.y0, box.x1, box.y1
+    # HOG and YOLO person boxes run head to foot; the head is the top fifth, middle half.
+    w, h = box.width, box.height
+    return box.x0 + w / 4, box.y0, box.x1 - w / 4, box.y0 + h / 5
+
+
+def centre_obscured(box: Box, regions: Sequence[Region]) -> bool:
+    """Whether the finding's centre lies in obscured pixels (ellipses as rendered)."""
+    x0, y0, x1, y1 = checked_area(box)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    for r in regions:
+        if not (r.x0 <= cx < r.x1 and r.y0 <= cy < r.y1):
+            continue
+        if not r.ellipse:
+            return True
+        ax, ay = max(0.5, (r.x1 - r.x0) / 2), max(0.5, (r.y1 - r.y0) / 2)
+        if ((cx - (r.x0 + r.x1) / 2) / ax) ** 2 + ((cy - (r.y0 + r.y1) / 2) / ay) ** 2 <= 1.0:
+            return True
+    return False
+
+
+def is_covered(box: Box, regions: Sequence[Region], fraction: float) -> bool:
+    """Rule 1: mostly inside obscured pixels, or centred on them.
+
+    The second test is for detectors that answer a blurred blob with a box larger than the blob
+    (CenterFace at a low threshold does): the blob is then a minority of the box's area.
+    """
+    return centre_obscured(box, regions) or covered_share(box, regions) >= fraction
+
+
+def covered_share(box: Box, regions: Sequence[Region]) -> float:
+    """Share of the finding's checked area inside obscured pixels (ellipses as rendered)."""
+    x0, y0, x1, y1 = (round(v) for v in checked_area(box))
+    w, h = x1 - x0, y1 - y0
+    if w <= 0 or h <= 0:
+        return 1.0
+    mask = np.zeros((h, w), np.uint8)
+    for r in regions:
+        if r.x1 <= x0 or r.x0 >= x1 or r.y1 <= y0 or r.y0 >= y1:
+            continue
+        if r.ellipse:
+            centre = ((r.x0 + r.x1) / 2 - x0, (r.y0 + r.y1) / 2 - y0)
+            axes = (max(1.0, (r.x1 - r.x0) / 2), max(1.0, (r.y1 - r.y0) / 2))
+            cv2.ellipse(mask, (centre, (axes[0] * 2, axes[1] * 2), 0.0), 1, -1)
+        else:
+            cv2.rectangle(mask, (r.x0 - x0, r.y0 - y0), (r.x1 - x0 - 1, r.y1 - y0 - 1), 1, -1)
+    return float(mask.mean())
+
+
+def _iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
+    iy = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    inter = ix * iy
+    union = a.width * a.height + b.width * b.height - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class _Chain:
+    """Uncovered findings of (probably) one object over consecutive sampled frames."""
+
+    members: list[Finding]
+    last_sample: int
+
+    def matches(self, finding: Finding, sample: int) -> bool:
+        if sample - self.last_sample > 1:
+            return False
+        last = [m.box for m in self.members if m.frame == self.members[-1].frame]
+        return any(_iou(b, finding.box) >= CHAIN_IOU or _centre_close(b, finding.box) for b in last)
+
+    @property
+    def samples(self) -> int:
+        return len({m.frame for m in self.members})
+
+    @property
+    def families_together(self) -> bool:
+        """Two families saw it in the same frame."""
+        seen: dict[int, set[str]] = {}
+        for m in self.members:
+            seen.setdefault(m.frame, set()).add(m.family)
+        return any(len(f) > 1 for f in seen.values())
+
+
+def _centre_close(a: Box, b: Box) -> bool:
+    size = max(a.width, a.height, b.width, b.height, 1.0)
+    dx = (a.x0 + a.x1 - b.x0 - b.x1) / 2
+    dy = (a.y0 + a.y1 - b.y0 - b.y1) / 2
+    return float(np.hypot(dx, dy)) < 0.5 * size
+
+
+def chain_candidates(candidates: Sequence[tuple[int, Finding]]) -> list[_Chain]:
+    """Group (sample number, finding) pairs into chains, in sample order."""
+    chains: list[_Chain] = []
+    for sample, finding in sorted(candidates, key=lambda p: p[0]):
+        for chain in chains:
+            if chain.last_sample != sample and chain.matches(finding, sample):
+                chain.members.append(finding)
+                chain.last_sample = sample
+                break
+        else:
+            same = [c for c in chains if c.last_sample == sample and c.matches(finding, sample)]
+            if same:
+                same[0].members.append(finding)
+            else:
+                chains.append(_Chain([finding], sample))
+    return chains
+
+
+def decide(
+    frames: Sequence[int],
+    findings: Sequence[Finding],
+    regions: Mapping[int, Sequence[Region]],
+    cfg: Validation,
+) -> tuple[dict[str, int], list[_Chain], list[Finding]]:
+    """Apply rules 1–3 of the module docstring: counts, leak chains, and every candidate."""
+    th = cfg.thresholds
+    sample_of = {f: k for k, f in enumerate(frames)}
+    counts = {"covered": 0, "too_small": 0}
+    candidates: list[tuple[int, Finding]] = []
+    for finding in findings:
+        box = finding.box
+        if min(box.width, box.height) < th.min_size_px:
+            counts["too_small"] += 1
+            continue
+        if is_covered(box, regions.get(finding.frame, ()), th.covered_fraction):
+            counts["covered"] += 1
+            continue
+        candidates.append((sample_of[finding.frame], finding))
+    chains = chain_candidates(candidates)
+    need = min(th.min_persistence, len(frames))
+    leaks = [c for c in chains if c.samples >= need or c.families_together]
+    return counts, leaks, [f for _, f in candidates]
+
+
+class Validator:
+    """Loads the second-opinion detectors once; ``check`` runs them over one output."""
+
+    def __init__(self, cfg: Validation) -> None:
+        self.cfg = cfg
+        self.detectors: list[SecondDetector] = build_second_opinion(cfg.detectors, cfg.thresholds.min_size_px)
+        self._pool = ThreadPoolExecutor(len(self.detectors), "validate")
+
+    @property
+    def models(self) -> tuple[ModelInfo, ...]:
+        return tuple(info for d in self.detectors for info in d.infos)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for d in self.detectors:
+            close = getattr(d, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def look(self, index: int, frame: np.ndarray) -> list[Finding]:
+        """Every detector on one BGR frame, side by side (OpenCV and onnxruntime release the GIL)."""
+        futures = [(d, self._pool.submit(d.detect, frame)) for d in self.detectors]
+        return [Finding(index, box, d.infos[0].name, d.family) for d, fut in futures for box in fut.result()]
+
+    def check(
+        self,
+        output: Path,
+        detections: Mapping[str, Any],
+        obscure: Obscure,
+        progress: Callable[[float], None] | None = None,
+    ) -> ValidationReport:
+        """Sample ``output``'s frames, look for what the render left visible, and decide."""
+        started = time.perf_counter()
+        total = int(detections.get("counts", {}).get("frames", 0))
+        frames = sample_indices(total, self.cfg.sample_every_n_frames, self.cfg.max_samples)
+        wanted = set(frames)
+        findings: list[Finding] = []
+        seen: list[int] = []
+        try:
+            with av.open(str(output)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for index, frame in enumerate(container.decode(stream)):
+                    if index in wanted:
+                        findings.extend(self.look(index, to_bgr(frame)))
+                        seen.append(index)
+                        if progress is not None:
+                            progress(len(seen) / len(frames))
+        except av.error.FFmpegError as exc:
+            raise InputError(f"the rendered output cannot be decoded for validation: {exc}") from exc
+        if len(seen) != len(frames):
+            raise InputError(f"the output has fewer frames than the sidecar says ({len(seen)} of "
+                             f"{len(frames)} sampled frames decoded)")
+        return self._report(seen, findings, obscured_regions(detections, obscure), time.perf_counter() - started)
+
+    def _report(self, frames: list[int], findings: list[Finding], regions: Mapping[int, Sequence[Region]],
+                seconds: float) -> ValidationReport:
+        th = self.cfg.thresholds
+        counts, leaks, candidates = decide(frames, findings, regions, self.cfg)
+        by_frame: dict[int, list[Finding]] = {}
+        for chain in leaks:
+            for m in chain.members:
+                by_frame.setdefault(m.frame, []).append(m)
+        leak_frames = len(by_frame)
+        share = leak_frames / len(frames) if frames else 0.0
+        review = leak_frames > th.max_leak_frames or share > th.max_leak_share
+        reason = None
+        if review:
+            first = min(by_frame)
+            reason = (f"validation: {leak_frames} of {len(frames)} sampled frames show a face or person the "
+                      f"redaction left visible (leak score {share:.3f}; the policy allows "
+                      f"{th.max_leak_frames} frames and {th.max_leak_share:.3f}); first at output frame {first}")
+        flagged = tuple(
+            FlaggedFrame(i, tuple(m.box for m in ms), tuple(sorted({m.detector for m in ms})))
+            for i, ms in sorted(by_frame.items())[:MAX_FLAGGED]
+        )
+        by_family: dict[str, int] = {}
+        for f in findings:
+            by_family[f.family] = by_family.get(f.family, 0) + 1
+        report = ValidationReport(
+            sampled_frames=len(frames), sample_step=frames[1] - frames[0] if len(frames) > 1 else 1,
+            findings=len(findings), covered=counts["covered"], too_small=counts["too_small"],
+            candidates=len(candidates), leak_frames=leak_frames, leak_share=share,
+            verdict="review" if review else "publish", reason=reason, flagged=flagged, models=self.models,
+            seconds=seconds, by_family=by_family,
+        )
+        log.get_logger().info("output_validated", verdict=report.verdict, sampled=len(frames),
+                              findings=len(findings), covered=counts["covered"], candidates=len(candidates),
+                              leak_frames=leak_frames, seconds=round(seconds, 3))
+        return report
+
+
+def validate_output(
+    output: Path,
+    detections: Mapping[str, Any],
+    cfg: Validation,
+    obscure: Obscure,
+    progress: Callable[[float], None] | None = None,
+) -> ValidationReport:
+    """One-shot ``Validator(cfg).check(...)``: load the detectors, check, release them."""
+    with Validator(cfg) as validator:
+        return validator.check(output, detections, obscure, progress)

@@ -1,0 +1,100 @@
+"""`redactd status` and `redactd jobs list|show|retry` on a job store filled through its real API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from redactd.cli import main
+from redactd.jobstore import JobState, JobStore
+
+from .conftest import DaemonRun
+
+
+@pytest.fixture()
+def setup(tmp_path: Path):
+    run = DaemonRun(tmp_path / "d")
+    for d in (run.raw, run.failed, run.state):
+        d.mkdir(parents=True, exist_ok=True)
+    store = JobStore.open(run.state / "jobs.sqlite3")
+
+    def admit(job_id: str, name: bytes, sha: str) -> Path:
+        raw = run.raw / f"{job_id}.mp4"
+        raw.write_bytes(sha.encode())
+        store.begin_receiving(job_id, "default", name, 64, "metadata-only-by-job", 1, raw)
+        store.finish_receiving(job_id, sha)
+        return raw
+
+    admit("job-published", b"a.mp4", "a" * 64)
+    store.claim_next()
+    store.plan_output("job-published", "job-published.mp4", "f" * 64)
+    store.mark_published("job-published", run.clean / "job-published.mp4")
+    raw = admit("job-failed", b"new\nline \xff.mp4", "b" * 64)
+    store.claim_next()
+    kept = run.failed / "job-failed" / "raw.mp4"
+    kept.parent.mkdir()
+    raw.rename(kept)
+    (kept.parent / "REASON.txt").write_text("why")
+    store.mark_failed("job-failed", "InputError: moov atom not found", kept, count_attempt=True)
+    admit("job-running", b"c.mp4", "c" * 64)
+    store.claim_next()
+    store.set_running("job-running", worker_pid=4242, progress=0.4)
+    store.record_rejection("job-refused", "default", b"passwd.mp4", 0, "metadata-only-by-job",
+                           "it is a symbolic link", run.failed / "job-refused" / "original.mp4")
+    yield run, store
+    store.close()
+
+
+def cli(run: DaemonRun, *args: str) -> int:
+    return main(["--config", str(run.config), *args])
+
+
+class TestStatusCommand:
+    def test_shows_counts_jobs_in_flight_recent_errors_and_throughput(self, setup, capsys):
+        run, _ = setup
+        assert cli(run, "status") == 0
+        out = capsys.readouterr().out
+        assert "daemon: not running" in out
+        assert "published 1" in out and "failed 2" in out and "processing 1" in out
+        assert "job-running" in out and " 40%" in out and "pid 4242" in out
+        assert "InputError: moov atom not found" in out and "it is a symbolic link" in out
+        assert "throughput: 1 finished in the last hour" in out
+
+    def test_json_output_is_machine_readable_and_config_may_follow_the_command(self, setup, capsys):
+        run, _ = setup
+        assert main(["status", "--json", "--config", str(run.config)]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["counts"]["failed"] == 2 and report["in_flight"][0]["worker_pid"] == 4242
+
+
+class TestJobsCommand:
+    def test_list_filters_by_state_and_prints_json_lines(self, setup, capsys):
+        run, _ = setup
+        cli(run, "jobs", "list", "--state", "failed", "--json")
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert sorted(r["id"] for r in rows) == ["job-failed", "job-refused"]
+        assert next(r for r in rows if r["id"] == "job-failed")["original_name"] == "new\\nline \\xff.mp4"
+
+    def test_show_prints_fields_and_history_with_the_name_escaped(self, setup, capsys):
+        run, _ = setup
+        assert cli(run, "jobs", "show", "job-f") == 0
+        out = capsys.readouterr().out
+        assert "new\\nline \\xff.mp4" in out and "processing -> failed" in out
+
+    def test_retry_puts_the_raw_file_back_and_queues_the_job_again(self, setup, capsys):
+        run, store = setup
+        assert cli(run, "jobs", "retry", "job-failed") == 0
+        job = store.get("job-failed")
+        assert job.state is JobState.ADMITTED and job.attempts == 0
+        assert job.raw_path == run.raw / "job-failed.mp4" and job.raw_path.read_bytes() == b"b" * 64
+        assert not (run.failed / "job-failed").exists()
+        assert [p.name for p in run.failed.glob("job-failed.before-retry-*/REASON.txt")] == ["REASON.txt"]
+
+    def test_retry_explains_why_a_refused_or_published_job_cannot_be_retried(self, setup, capsys):
+        run, _ = setup
+        assert cli(run, "jobs", "retry", "job-refused") == 1
+        assert "refused at admission" in capsys.readouterr().err
+        assert cli(run, "jobs", "retry", "job-published") == 1
+        assert "only failed or review jobs can be retried" in capsys.readouterr().err

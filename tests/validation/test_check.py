@@ -1,0 +1,97 @@
+"""The second opinion on real renders: a face left unobscured is caught, a right redaction passes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from redactd.errors import ConfigError, InputError
+from redactd.policy import RedactionPolicy, Validation, ValidationDetectors
+from redactd.validation import Validator, validate_output
+from redactd.validation.detectors import build_second_opinion
+from tests.validation import scenes
+from tests.validation.conftest import Rendered
+from tests.visual import synth
+from tests.visual.onnxbuild import tiny_yolo
+
+
+def overlaps(box: dict[str, float], gt: tuple[int, int, int, int]) -> bool:
+    return box["x0"] < gt[2] and gt[0] < box["x1"] and box["y0"] < gt[3] and gt[1] < box["y1"]
+
+
+class TestValidator:
+    def test_sends_an_output_with_one_unobscured_track_to_review(self, under: Rendered, validator: Validator,
+                                                                 faces_policy: RedactionPolicy) -> None:
+        report = validator.check(under.output, under.detections, faces_policy.obscure)
+        assert report.verdict == "review"
+        assert report.leak_frames == report.sampled_frames == 4  # frames 0, 5, 10, 15
+        assert report.reason is not None and "left visible" in report.reason
+        # Every flagged box sits on the face that was left unobscured, none on the obscured one.
+        for flagged in report.flagged:
+            hidden = under.clip.faces[flagged.frame][0]
+            other = under.clip.faces[flagged.frame][1]
+            for box in report.figures()["flagged"][report.flagged.index(flagged)]["boxes"]:
+                assert overlaps(box, hidden) and not overlaps(box, other)
+
+    def test_publishes_a_correctly_redacted_output(self, correct: Rendered, validator: Validator,
+                                                   faces_policy: RedactionPolicy) -> None:
+        report = validator.check(correct.output, correct.detections, faces_policy.obscure)
+        assert (report.verdict, report.reason, report.leak_frames) == ("publish", None, 0)
+        # The detectors did fire on the blurred faces; the rule set those findings aside.
+        assert report.covered > 0
+
+    def test_figures_name_every_model_with_its_sha256(self, correct: Rendered, validator: Validator,
+                                                      faces_policy: RedactionPolicy) -> None:
+        figures = validator.check(correct.output, correct.detections, faces_policy.obscure).figures()
+        names = {m["name"] for m in figures["models"]}
+        assert names == {"haar-frontal", "haar-profile", "centerface-strong"}
+        assert all(len(m["sha256"]) == 64 for m in figures["models"])
+        assert figures["leak_score"] == 0.0 and figures["sampled_frames"] == 4
+
+    def test_a_tolerant_policy_publishes_what_a_strict_one_holds_back(self, under: Rendered,
+                                                                     faces_policy: RedactionPolicy) -> None:
+        tolerant = Validation.model_validate({"sample_every_n_frames": 5,
+                                              "thresholds": {"max_leak_frames": 10, "max_leak_share": 1.0}})
+        report = validate_output(under.output, under.detections, tolerant, faces_policy.obscure)
+        assert report.verdict == "publish" and report.leak_frames == 4
+
+    def test_an_undecodable_output_is_an_input_error(self, tmp_path: Path, correct: Rendered,
+                                                     validator: Validator, faces_policy: RedactionPolicy) -> None:
+        (tmp_path / "broken.mp4").write_bytes(b"not a video")
+        with pytest.raises(InputError, match="cannot be decoded for validation"):
+            validator.check(tmp_path / "broken.mp4", correct.detections, faces_policy.obscure)
+
+
+class TestSecondOpinionDetectors:
+    def test_haar_and_hog_ship_with_opencv(self) -> None:
+        detectors = build_second_opinion(ValidationDetectors(centerface=False, hog_people=True), 12)
+        assert [d.family for d in detectors] == ["haar", "hog"]
+
+    def test_no_detector_at_all_is_a_configuration_error(self) -> None:
+        with pytest.raises(ConfigError, match="names no detector"):
+            build_second_opinion(ValidationDetectors(haar=False, centerface=False), 12)
+
+
+class TestYoloSecondOpinion:
+    def test_configured_yolo_weights_catch_what_the_render_left_visible(
+            self, tmp_path: Path, faces_policy: RedactionPolicy) -> None:
+        # A tiny real ONNX model (the visual tests' builder) that reports red squares as class 0.
+        weights = tmp_path / "tiny.onnx"
+        weights.write_bytes(tiny_yolo(size=160))
+        scene = np.full((240, 320, 3), 90, np.uint8)
+        scene[90:150, 200:260] = (0, 0, 255)  # red in BGR, on grey
+        clip = synth.make_clip(tmp_path / "in.mp4", 320, 240, 10, [], stills=[(scene, 0, 0)])
+        doc = scenes.render(clip, tmp_path / "out.mp4", faces_policy)  # CenterFace leaves a red square alone
+        cfg = Validation.model_validate({
+            "sample_every_n_frames": 3,
+            "detectors": {"haar": False, "centerface": False,
+                          "yolo": {"weights": str(weights), "classes": {0: "face"}, "input_size": 160}},
+        })
+        report = validate_output(tmp_path / "out.mp4", doc, cfg, faces_policy.obscure)
+        assert report.verdict == "review" and report.leak_frames == report.sampled_frames == 4
+        assert report.models[0].sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+        assert all(180 <= b.x0 and b.x1 <= 280 and 70 <= b.y0 and b.y1 <= 170
+                   for f in report.flagged for b in f.boxes)

@@ -1,0 +1,106 @@
+"""The leak rule on hand-made findings: coverage, size, persistence and agreement between families."""
+
+from __future__ import annotations
+
+import pytest
+
+from redactd.policy import Obscure, Validation
+from redactd.validation.check import (
+    centre_obscured,
+    covered_share,
+    decide,
+    is_covered,
+    obscured_regions,
+    sample_indices,
+)
+from redactd.validation.detectors import Finding
+from redactd.visual.detect import Box
+from redactd.visual.obscure import Region
+
+
+def face(frame: int, x: float, y: float, size: float = 40, family: str = "haar") -> Finding:
+    return Finding(frame, Box(x, y, x + size, y + size, 1.0, "face"), f"{family}-test", family)
+
+
+class TestCoverage:
+    def test_a_finding_inside_a_rectangle_is_fully_covered(self) -> None:
+        assert covered_share(Box(10, 10, 30, 30, 1, "face"), [Region(0, 0, 50, 50, False)]) == 1.0
+
+    def test_a_finding_beside_every_region_is_not_covered(self) -> None:
+        assert covered_share(Box(100, 100, 140, 140, 1, "face"), [Region(0, 0, 50, 50, True)]) == 0.0
+
+    def test_ellipse_corners_do_not_count_as_covered(self) -> None:
+        # The corner square of an ellipse's bounding box lies mostly outside the ellipse.
+        share = covered_share(Box(0, 0, 20, 20, 1, "face"), [Region(0, 0, 100, 100, True)])
+        assert share < 0.2
+
+    def test_a_box_larger_than_the_blob_but_centred_on_it_is_covered(self) -> None:
+        # CenterFace at a low threshold answers a blurred face with a box larger than the blur.
+        regions = [Region(40, 40, 80, 90, True)]
+        big = Box(20, 30, 100, 110, 0.1, "face")
+        assert covered_share(big, regions) < 0.5
+        assert centre_obscured(big, regions)
+        assert is_covered(big, regions, 0.5)
+
+    def test_a_person_counts_as_covered_when_the_head_is(self) -> None:
+        person = Box(100, 50, 160, 230, 0.9, "person")  # head: top fifth, middle half
+        assert is_covered(person, [Region(110, 45, 150, 90, True)], 0.5)
+        assert not is_covered(person, [Region(100, 150, 160, 230, False)], 0.5)
+
+    def test_regions_come_from_the_sidecar_with_the_rendered_shape(self) -> None:
+        doc = {"frames": [{"i": 3, "boxes": [
+            {"x0": 1.2, "y0": 2.5, "x1": 20.1, "y1": 30.0, "class": "face"},
+            {"x0": 5, "y0": 5, "x1": 60, "y1": 15, "class": "text"}]}]}
+        regions = obscured_regions(doc, Obscure(shape="ellipse"))
+        assert regions == {3: [Region(1, 2, 21, 30, True), Region(5, 5, 60, 15, False)]}
+
+
+class TestSampling:
+    def test_samples_every_nth_frame_from_the_first(self) -> None:
+        assert sample_indices(23, 5, 100) == [0, 5, 10, 15, 20]
+
+    def test_spreads_samples_when_a_long_clip_would_exceed_the_cap(self) -> None:
+        picked = sample_indices(10_000, 5, 100)
+        assert len(picked) == 100 and picked[1] == 100
+
+    def test_an_empty_clip_has_no_samples(self) -> None:
+        assert sample_indices(0, 5, 100) == []
+
+
+class TestDecide:
+    cfg = Validation()  # min_persistence 3, min_size_px 12, covered_fraction 0.5
+    frames = (0, 5, 10, 15, 20)
+
+    def leaks(self, findings: list[Finding], regions: dict[int, list[Region]] | None = None) -> int:
+        _, chains, _ = decide(self.frames, findings, regions or {}, self.cfg)
+        return len(chains)
+
+    def test_haar_alone_on_two_samples_is_noise(self) -> None:
+        assert self.leaks([face(0, 50, 50), face(5, 52, 50)]) == 0
+
+    def test_haar_alone_on_three_consecutive_samples_is_a_leak(self) -> None:
+        assert self.leaks([face(0, 50, 50), face(5, 52, 50), face(10, 55, 51)]) == 1
+
+    def test_findings_that_jump_around_do_not_chain(self) -> None:
+        assert self.leaks([face(0, 10, 10), face(5, 150, 10), face(10, 10, 150)]) == 0
+
+    def test_a_gap_between_samples_breaks_the_chain(self) -> None:
+        assert self.leaks([face(0, 50, 50), face(5, 50, 50), face(15, 50, 50), face(20, 50, 50)]) == 0
+
+    def test_two_families_agreeing_in_one_frame_are_a_leak_at_once(self) -> None:
+        assert self.leaks([face(10, 50, 50, family="haar"), face(10, 53, 48, family="centerface")]) == 1
+
+    def test_findings_inside_obscured_boxes_are_ignored(self) -> None:
+        regions = {f: [Region(40, 40, 100, 100, True)] for f in self.frames}
+        counts, chains, candidates = decide(self.frames, [face(f, 50, 50) for f in self.frames], regions, self.cfg)
+        assert (counts["covered"], len(chains), candidates) == (5, 0, [])
+
+    def test_findings_below_the_minimum_size_are_ignored(self) -> None:
+        counts, chains, _ = decide(self.frames, [face(f, 50, 50, size=8) for f in self.frames], {}, self.cfg)
+        assert (counts["too_small"], len(chains)) == (5, 0)
+
+    @pytest.mark.parametrize("samples", [1, 2])
+    def test_a_clip_shorter_than_the_persistence_needs_every_sample(self, samples: int) -> None:
+        frames = self.frames[:samples]
+        _, chains, _ = decide(frames, [face(f, 50, 50) for f in frames], {}, self.cfg)
+        assert len(chains) == 1
