@@ -6,10 +6,10 @@ when its crop in the output is still structurally similar to the same crop in th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
