@@ -18,9 +18,8 @@ PYTEST_ARGS ?=
 
 run: venv layout
 	$(REDACTD) config check --config $(CONFIG)
-	@# A signing key for the custody log, once, when this build has the custody commands.
-	@if [ ! -f $(CUSTODY_KEY) ] && $(REDACTD) keys --help >/dev/null 2>&1; then \
-	  $(REDACTD) keys init --config $(CONFIG); fi
+	@# The custody log's signing key, made once (never overwritten).
+	@[ -f $(CUSTODY_KEY) ] || $(REDACTD) keys init --config $(CONFIG)
 	@echo "redactd: drop video files into   $(CURDIR)/var/inbox/"
 	@echo "         clean copies appear in   $(CURDIR)/var/clean/  (review: var/review/, failed: var/failed/)"
 	@echo "         in another terminal:     $(REDACTD) --config $(CONFIG) status"
