@@ -170,7 +170,9 @@ class TestAudio:
                                                              detector: CompositeDetector) -> None:
         redact_video(clip.path, tmp_path / "out.mp4", tweak(policy, audio="anonymize"), detector=detector)
         hz = dominant_hz(tmp_path / "out.mp4")
-        assert abs(hz - 440) > 440 * 0.15  # at least ~2.5 semitones away
+        # the factor is drawn from 0.78-0.85 or 1.18-1.25: at least 15 % (2.8 semitones) away, less
+        # FFT bin noise; 12 % keeps the test off that edge
+        assert abs(hz - 440) > 440 * 0.12
         info = ffprobe(tmp_path / "out.mp4")
         (audio,) = [s for s in info["streams"] if s["codec_type"] == "audio"]
         assert abs(float(audio["duration"]) - 1.0) < 0.1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 
 from redactd.errors import ConfigError, InputError
+from redactd.metadata import verify_clean
 from redactd.policy import RedactionPolicy, policy_hash
 from redactd.visual import redact_video
+from redactd.visual.codec import probe
 from redactd.visual.detect import CompositeDetector, build_detector
 from tests.visual import synth
 from tests.visual.conftest import tweak
@@ -199,3 +202,31 @@ class TestRedactVideo:
         leaked, total, _ = synth.leaked_face_frames(synth.decode_gray(clip.path),
                                                     synth.decode_gray(tmp_path / "out.mp4"), clip.faces)
         assert (leaked, total) == (0, 8)
+
+
+class TestPhoneFootage:
+    def test_a_portrait_clip_stored_sideways_is_detected_upright_and_keeps_its_rotation(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        # What a phone writes: landscape coded frames plus "turn 90°" in the display matrix.
+        upright_clip = synth.make_clip(tmp_path / "upright.mp4", 360, 640, 12,
+                                       [synth.astronaut(80, 120, 200, vy=4), synth.lfw_face(3, 48, 60, 60, vx=3)])
+        turned, sideways = tmp_path / "turned.mp4", tmp_path / "phone.mp4"
+        ffmpeg = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i"]
+        subprocess.run([*ffmpeg, str(upright_clip.path), "-vf", "transpose=clock", "-c:v", "libx264",
+                        "-crf", "12", "-preset", "ultrafast", str(turned)], check=True, timeout=120)
+        # FFmpeg 5.1 writes the display matrix from the 'rotate' tag on a stream copy only
+        subprocess.run([*ffmpeg, str(turned), "-c", "copy", "-metadata:s:v", "rotate=90", str(sideways)],
+                       check=True, timeout=120)
+        assert probe(sideways).rotation == 90
+
+        out = tmp_path / "out.mp4"
+        redact_video(sideways, out, policy, detector=detector)
+        info = probe(out)
+        assert (info.width, info.height, info.rotation) == (640, 360, 90)  # coded as the input, turned alike
+        verify_clean(out)
+
+        original = synth.decode_gray(upright_clip.path)
+        redacted = [np.ascontiguousarray(np.rot90(f, 1)) for f in synth.decode_gray(out)]
+        leaked, total, _ = synth.leaked_face_frames(original, redacted, upright_clip.faces)
+        assert (leaked, total) == (0, 2 * 12)

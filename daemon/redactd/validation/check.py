@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -34,6 +34,7 @@ from redactd.validation.detectors import Finding, SecondDetector, build_second_o
 from redactd.visual.codec import to_bgr
 from redactd.visual.detect import Box, ModelInfo
 from redactd.visual.obscure import Region, regions_for
+from redactd.visual.orient import quarter_turns, to_coded, upright
 
 #: Most flagged frames kept in the report (sidecar and contact sheet): enough to judge, small to store.
 MAX_FLAGGED = 12
@@ -300,7 +301,10 @@ class Validator:
                 stream.thread_type = "AUTO"
                 for index, frame in enumerate(container.decode(stream)):
                     if index in wanted:
-                        findings.extend(self.look(index, to_bgr(frame)))
+                        # Detectors look at the picture upright, as a viewer would (phone footage).
+                        turns = quarter_turns(frame.rotation)
+                        findings.extend(replace(f, box=to_coded(f.box, turns, frame.width, frame.height))
+                                        for f in self.look(index, upright(to_bgr(frame), turns)))
                         seen.append(index)
                         if progress is not None:
                             progress(len(seen) / len(frames))

@@ -52,6 +52,7 @@ class VideoInfo:
     frames: int  # estimated from the container when it does not say
     duration_s: float
     audio_codec: str | None
+    rotation: int = 0  # display rotation in degrees (phone footage), from the first frame
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class FramePlan:
     height: int
     max_fps: Fraction | None
     frames: int  # expected output frames (for progress)
+    rotation: int = 0  # display rotation, kept on the output; detectors see frames upright
 
     @classmethod
     def from_limits(cls, info: VideoInfo, limits: Limits) -> FramePlan:
@@ -75,7 +77,7 @@ class FramePlan:
         if limits.max_fps is not None and (info.fps is None or info.fps > limits.max_fps):
             max_fps = Fraction(limits.max_fps).limit_denominator(1001)
             frames = math.ceil(info.duration_s * max_fps) if info.duration_s else frames
-        return cls(width, height, max_fps, frames)
+        return cls(width, height, max_fps, frames, info.rotation)
 
 
 def _open(path: Path) -> Any:
@@ -103,7 +105,17 @@ def probe(path: Path) -> VideoInfo:
             duration = 0.0
         frames = vs.frames or (round(duration * fps) if fps else 0)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
-        return VideoInfo(ctx.width, ctx.height, ctx.format.name, fps, frames, duration, audio)
+        return VideoInfo(ctx.width, ctx.height, ctx.format.name, fps, frames, duration, audio,
+                         _display_rotation(container, vs))
+
+
+def _display_rotation(container: Any, stream: Any) -> int:
+    """The display rotation FFmpeg attaches to decoded frames (0 when there is none or no frame)."""
+    try:
+        frame = next(container.decode(stream), None)
+    except av.error.FFmpegError:
+        return 0  # decoding problems are reported by the passes that need the frames
+    return round(frame.rotation) if frame is not None and frame.rotation else 0
 
 
 class _FrameSelector:
@@ -279,6 +291,9 @@ class VideoWriter:
         self.video.pix_fmt = self._pix_fmt(encode.codec, src_ctx.format.name, reader.plan.width,
                                            reader.plan.height)
         self.video.time_base = output_time_base(reader)
+        if reader.plan.rotation:
+            # Frames stay in their coded orientation: keep the player's instruction to turn them.
+            self.video.set_display_rotation(reader.plan.rotation)
         self.video.codec_context.thread_type = "FRAME"  # measured 2x faster than x264's sliced threads
         for attr in ("color_range", "colorspace", "color_primaries", "color_trc"):
             # Colour description is kept so colours do not shift; a value the encoder refuses is

@@ -35,6 +35,7 @@ from redactd.visual.codec import (
 )
 from redactd.visual.detect import Box, CompositeDetector, ModelInfo, build_detector
 from redactd.visual.obscure import obscure_planes, regions_for
+from redactd.visual.orient import quarter_turns, to_coded, upright
 from redactd.visual.track import TrackedBox, track_boxes
 
 Progress = Callable[[int, int], None]
@@ -110,13 +111,15 @@ def detect_pass(
 ) -> list[list[Box] | None]:
     """Run the detectors on every k-th kept frame; ``None`` for frames left to tracking."""
     detections: list[list[Box] | None] = []
+    turns = quarter_turns(plan.rotation)
     with VideoReader(src, plan) as reader:
         for item in prefetch(clock.timed("decode", reader.frames())):
             if item.index % every_k:
                 detections.append(None)
             else:
                 start = time.perf_counter()
-                detections.append(detector.detect(to_bgr(item.frame)))
+                boxes = detector.detect(upright(to_bgr(item.frame), turns))
+                detections.append([to_coded(b, turns, plan.width, plan.height) for b in boxes])
                 clock.add("detect", start)
             tick()
     return detections
