@@ -121,7 +121,17 @@ class Confinement:
         mounts.append(f"mount --bind {shlex.quote(str(pyenv))} {shlex.quote(str(stash))}")
         mounts.append("mount -o remount,bind,ro /")
         if s.get("PrivateTmp") == ["yes"]:
+            # A checkout (and its .venv) under /tmp would vanish behind the private /tmp; on a real
+            # system the code lives in /opt, so bring the checkout back, read-only.
+            code = sorted({p for p in (Path(sys.prefix).resolve(), HERE.parent.parent.resolve())
+                           if Path("/tmp") in p.parents})
+            for i, path in enumerate(code):
+                (self.root / f".code{i}").mkdir(exist_ok=True)
+                mounts.append(f"mount --bind {shlex.quote(str(path))} {shlex.quote(str(self.root / f'.code{i}'))}")
             mounts.append("mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp")
+            for i, path in enumerate(code):
+                mounts += [f"mkdir -p {shlex.quote(str(path))}",
+                           f"mount --bind -o ro {shlex.quote(str(self.root / f'.code{i}'))} {shlex.quote(str(path))}"]
         if s.get("ProtectProc") == ["invisible"]:
             subset = ",subset=pid" if s.get("ProcSubset") == ["pid"] else ""
             mounts.append(f"mount -t proc -o hidepid=invisible{subset},nosuid,nodev,noexec proc /proc")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shlex
 import signal
@@ -135,8 +136,30 @@ def proc_status(pid: int) -> dict[str, str]:
 
 
 @pytest.fixture()
-def site(root: Path) -> Site:
-    return make_site(root)
+def site(root: Path) -> Iterator[Site]:
+    with code_traversable():
+        yield make_site(root)
+
+
+@contextlib.contextmanager
+def code_traversable() -> Iterator[None]:
+    """Let the unprivileged user reach this checkout and its .venv, as it reaches /opt/redactd.
+
+    A checkout cloned into a private directory (mkdtemp makes them 0700) would otherwise stop the
+    daemon from starting at all; only the search bit is added, and only for the test's length.
+    """
+    changed: list[tuple[Path, int]] = []
+    for code in {Path(sys.prefix).resolve(), REPO.resolve()}:
+        for directory in [code, *code.parents]:
+            mode = directory.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                changed.append((directory, mode))
+                os.chmod(directory, stat.S_IMODE(mode) | stat.S_IXOTH)
+    try:
+        yield
+    finally:
+        for directory, mode in changed:
+            os.chmod(directory, stat.S_IMODE(mode))
 
 
 class TestConfinement:
