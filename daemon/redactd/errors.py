@@ -39,7 +39,7 @@ class InputError(RedactdError):
 
 
 class UnsupportedMediaError(InputError):
-    pass
+    """A real video, but not one this path can handle (e.g. a codec that cannot be remuxed)."""
 
 
 class StageError(RedactdError):
@@ -51,11 +51,11 @@ class ToolError(StageError):
 
 
 class EncodeError(StageError):
-    pass
+    """The encoder could not be set up or failed while writing the output."""
 
 
 class DetectError(StageError):
-    pass
+    """A detector model is missing, altered (SHA-256) or failed on a frame."""
 
 
 class VerifyError(StageError):
