@@ -13,10 +13,13 @@
      ├── CustodyError                 exit 7
      │    ├── ChainBroken             exit 7
      │    └── BadSignature            exit 7
-     └── RetentionError               exit 8
+     ├── RetentionError               exit 8
+     ├── JobStoreError (jobstore.py)  exit 1   no such job, or not in the state an action needs
+     └── InstallError (install.py)    exit 1   the system cannot be set up as asked
 
-Each error carries its own exit code; user errors (config, input) print one clear message,
-integrity errors (custody) are worth a traceback in the log.
+Each error carries its own exit code; user errors (config, input) print one clear message.
+A custody error inside the writer is worth a traceback in the log; a broken chain or bad
+signature found by `custody verify` is a finding, fully said by its message.
 """
 
 from __future__ import annotations
