@@ -5,7 +5,8 @@
 
 Clips are built from real photographs scikit-image ships (tests/visual/synth.py): faces from 36 px
 up moving across a background, one face touching a larger picture (a case CenterFace scores low),
-one zig-zagging, one shown for five frames only, a licence plate and a document. For each tool: median frames per second and realtime factor over
+one zig-zagging, one shown for five frames only, one for a single odd frame, a small (36 px at
+720p) real face, a licence plate and a document. For each tool: median frames per second and realtime factor over
 the repeats (run round-robin, so load from other work hits every tool alike), median CPU time per
 frame (less sensitive to a shared machine than wall time), and the share of ground-truth
 face-frames it leaked, scored by the same SSIM scorer the tests use. For redactd, where the time went (decode / detect / track / obscure / encode).
@@ -58,6 +59,8 @@ def make_clip(path: Path, height: int, frames: int) -> synth.Clip:
         # A small real face (36 px at 720p): CenterFace alone finds it in 0/15 frames at a 768 px
         # input and 9/15 at 960, so it keeps the bench from flattering a smaller input width.
         synth.lfw_face(21, int(36 * k), 620 * k, 40 * k, 2 * k, 1 * k),
+        # One frame only, and an odd one: what detecting on every 2nd frame cannot see by design.
+        synth.lfw_face(30, int(56 * k), 1120 * k, 420 * k, 0, 0, visible=(61, 61)),
     ]
     stills = [(synth.plate(scale=1.5 * k), int(800 * k), int(600 * k)),
               (synth.document(int(220 * k), int(160 * k)), int(60 * k), int(420 * k))]
