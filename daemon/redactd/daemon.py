@@ -291,6 +291,7 @@ class Daemon:
             return
         # On SIGTERM a run stops between two deletions, so shutdown never waits on a long run.
         run_retention(self.cfg, self.policies, store_path(self.cfg), self.custody, self.clock, trigger="daemon",
+                      flush_pending=self._flush_outbox,
                       stop=lambda: self._signals > 0)
 
     def _request_rescan(self) -> None:

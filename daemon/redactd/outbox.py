@@ -117,7 +117,7 @@ def record_pending(cfg: DaemonConfig, store_file: Path) -> str:
 
     if not cfg.custody.signing_key.is_file():
         return (f"queued: no custody signing key at {cfg.custody.signing_key} yet (see `redactd keys "
-                "init`); the job's history names who decided")
+                "init`); written once there is one")
     try:
         custody = CustodyLog.open(cfg.custody.directory, cfg.custody.signing_key,
                                   read_passphrase(cfg.custody.passphrase_file))

@@ -9,6 +9,7 @@ import pytest
 
 from redactd.errors import RetentionError
 from redactd.jobstore import JobStore
+from redactd.outbox import opened
 from redactd.retention import HoldScope
 from redactd.retention.store import RetentionStore
 
@@ -56,11 +57,20 @@ class TestHolds:
             store.add_hold(HoldScope.JOB, "abc", " ", "legal", T0)
 
     def test_custody_outbox_lists_each_change_once_until_recorded(self, tmp_path: Path) -> None:
-        with RetentionStore.open(tmp_path / "j.sqlite3") as store:
+        path = tmp_path / "j.sqlite3"
+        with RetentionStore.open(path) as store:
             hold = store.add_hold(HoldScope.JOB, "abc", "case", "legal", T0)
             store.release_hold(hold.id, "legal", T0 + timedelta(hours=1))
-            assert [e for e, _ in store.unrecorded_hold_events()] == ["hold_set", "hold_released"]
-            store.mark_hold_recorded(hold.id, "hold_set")
-            assert [e for e, _ in store.unrecorded_hold_events()] == ["hold_released"]
-            store.mark_hold_recorded(hold.id, "hold_released")
-            assert store.unrecorded_hold_events() == []
+        with opened(path) as box:
+            assert [e for _, e, _ in box.pending()] == ["hold_set", "hold_released"]
+            written: list[tuple[str, dict[str, object]]] = []
+
+            class Log:
+                def append(self, event: str, **fields: object) -> None:
+                    written.append((event, fields))
+
+            assert box.flush(Log()) == 2
+            assert box.pending() == []
+            assert box.flush(Log()) == 0
+        assert [(e, f["job_id"], f["actor"]) for e, f in written] == [("hold_set", "abc", "legal"),
+                                                                      ("hold_released", "abc", "legal")]

@@ -19,10 +19,11 @@ from redactd.custody.keys import read_passphrase
 from redactd.daemon import DaemonLock, store_path
 from redactd.errors import RetentionError
 from redactd.jobstore import JobStore
+from redactd.outbox import record_pending
 from redactd.retention.apply import ApplyReport
 from redactd.retention.model import Action, Decision, Hold, HoldScope, Plan
 from redactd.retention.plan import fmt_time
-from redactd.retention.service import make_plan, record_hold_events, retention_policy, run_retention
+from redactd.retention.service import make_plan, retention_policy, run_retention
 from redactd.retention.store import RetentionStore
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -204,15 +205,11 @@ def _hold_target(args: argparse.Namespace, cfg: DaemonConfig) -> tuple[HoldScope
     return HoldScope.PATTERN, args.pattern
 
 
-def _flush_hold_events(cfg: DaemonConfig, store: RetentionStore) -> str:
-    """Write pending hold entries now if we may; else say who will."""
+def _flush_hold_events(cfg: DaemonConfig) -> str:
+    """Write the queued custody entries now if we may; else say who will."""
     if DaemonLock(cfg.state_dir).holder() is not None:
-        return "the running daemon writes its custody entry at its next retention run"
-    if not cfg.custody.signing_key.exists():
-        return f"no custody signing key yet ({cfg.custody.signing_key}): the entry is written once the daemon runs"
-    with _open_custody(cfg) as custody:
-        written = record_hold_events(store, custody)
-    return f"recorded in the custody log ({written} entr{'y' if written == 1 else 'ies'})"
+        return "the running daemon writes its custody entry with its next job transition or checkpoint"
+    return record_pending(cfg, store_path(cfg))
 
 
 def _hold_line(h: Hold) -> str:
@@ -228,7 +225,7 @@ def _change_hold(args: argparse.Namespace, verb: str,
     cfg, _ = check_config(config_path(args))
     with RetentionStore.open(store_path(cfg)) as store:
         hold = change(cfg, store)
-        note = _flush_hold_events(cfg, store)
+        note = _flush_hold_events(cfg)
     print(f"hold {verb}: {_hold_line(hold)}")
     print(note)
     return 0

@@ -33,10 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from redactd import log
 from redactd.fsutil import fsync_dir
+from redactd.outbox import CustodyWriter
 from redactd.retention.model import Decision, ItemKind, Plan, RetentionItem
 from redactd.retention.plan import fmt_time
 from redactd.retention.snapshots import filesystem_of
@@ -45,12 +46,6 @@ from redactd.retention.store import RetentionStore
 Clock = Callable[[], datetime]
 METHOD = "unlink"
 _CHUNK = 1 << 20
-
-
-class CustodyWriter(Protocol):
-    """What apply needs of ``redactd.custody.CustodyLog``."""
-
-    def append(self, event: Any, **fields: Any) -> dict[str, Any]: ...
 
 
 class IdentityMismatch(Exception):

@@ -18,6 +18,7 @@ from redactd import log
 from redactd.config import DaemonConfig
 from redactd.errors import RetentionError
 from redactd.jobstore import JobStore
+from redactd.outbox import flush_outbox
 from redactd.policy import PolicySet, RetentionPolicy
 from redactd.retention.apply import Applier, ApplyReport, CustodyWriter
 from redactd.retention.items import collect_items
@@ -53,36 +54,23 @@ def make_plan(cfg: DaemonConfig, policies: PolicySet, store_file: Path, now: dat
             own.close()
 
 
-def record_hold_events(store: RetentionStore, custody: CustodyWriter) -> int:
-    """Write the custody entries of holds set or released since the last time (the outbox)."""
-    written = 0
-    for event, hold in store.unrecorded_hold_events():
-        fields: dict[str, object] = {"hold_id": hold.id, "scope": hold.scope.value, "reason": hold.reason,
-                                     "created": hold.created_at.isoformat()}
-        if hold.scope.value == "sha256":
-            fields["raw_sha256"] = hold.value
-        elif hold.scope.value == "job":
-            fields["job_id"] = hold.value
-        else:
-            fields["covers"] = hold.value
-        if hold.review_date is not None:
-            fields["review_date"] = hold.review_date.date().isoformat()
-        actor = hold.requested_by if event == "hold_set" else (hold.released_by or "unknown")
-        custody.append(event, actor=actor, **fields)
-        store.mark_hold_recorded(hold.id, event)
-        written += 1
-    return written
-
-
 def run_retention(cfg: DaemonConfig, policies: PolicySet, store_file: Path, custody: CustodyWriter, clock: Clock,
                   *, dry_run: bool = False, trigger: str = "schedule",
-                  stop: Callable[[], bool] | None = None) -> ApplyReport:
-    """Plan for ``clock()`` and apply it; every purge lands in ``custody``."""
+                  stop: Callable[[], bool] | None = None,
+                  flush_pending: Callable[[], object] | None = None) -> ApplyReport:
+    """Plan for ``clock()`` and apply it; every purge lands in ``custody``.
+
+    Queued custody entries (hold changes among them) are appended first, by ``flush_pending``
+    where the caller already serialises its appends (the daemon), else straight from the outbox.
+    """
     policy = retention_policy(cfg, policies)
     logger = log.get_logger()
     store = RetentionStore.open(store_file)
     try:
-        record_hold_events(store, custody)
+        if flush_pending is not None:
+            flush_pending()
+        else:
+            flush_outbox(store_file, custody)
         now = clock()
         the_plan = make_plan(cfg, policies, store_file, now, store)
         dry = dry_run or policy.dry_run

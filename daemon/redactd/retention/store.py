@@ -3,10 +3,9 @@
 They live beside the ``jobs`` table (``state_dir/jobs.sqlite3``) so one backup holds the whole
 truth, but in their own tables, created here: the job store's schema stays the daemon's.
 
-Custody entries for holds are written through an outbox: ``redactd hold add`` records the hold
-here at once (it takes effect at the next plan), and whoever holds the custody log (the CLI
-when the daemon is stopped, else the daemon at its next retention run) writes the pending
-``hold_set`` / ``hold_released`` entries and marks them recorded.
+A hold takes effect at once (at the next plan). Its ``hold_set`` / ``hold_released`` custody
+entry is queued in the custody outbox (``redactd.outbox``) in the same transaction, and whoever
+holds the custody log appends it: the daemon, or the command itself while the daemon is stopped.
 
 Each purge is a row written *before* the file is touched (``intended``) and completed after
 (``purged``) or marked ``refused``. A crash between the unlink and the ``purged`` custody entry
@@ -23,6 +22,8 @@ from typing import Self
 
 from redactd.errors import RetentionError
 from redactd.jobstore import JobStore
+from redactd.outbox import SCHEMA as OUTBOX_SCHEMA
+from redactd.outbox import queue_custody_event
 from redactd.retention.model import Hold, HoldScope, ItemKind
 
 _SCHEMA = """
@@ -35,9 +36,7 @@ CREATE TABLE IF NOT EXISTS retention_holds (
     created_at        REAL NOT NULL,
     review_date       REAL,
     released_at       REAL,
-    released_by       TEXT,
-    set_recorded      INTEGER NOT NULL DEFAULT 0,  -- custody hold_set written
-    released_recorded INTEGER NOT NULL DEFAULT 0   -- custody hold_released written
+    released_by       TEXT
 );
 CREATE TABLE IF NOT EXISTS retention_purges (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -69,7 +68,7 @@ CREATE TABLE IF NOT EXISTS retention_runs (
     held           INTEGER,
     deferred       INTEGER
 );
-"""
+""" + OUTBOX_SCHEMA
 
 
 def to_ts(when: datetime) -> float:
@@ -93,6 +92,22 @@ class PurgeRow:
     policy_version: int
     policy_hash: str
     rule: str | None
+
+
+def _hold_fields(hold_id: int, scope: HoldScope, value: str, reason: str, created: datetime,
+                 review_date: datetime | None, actor: str) -> dict[str, object]:
+    """The custody entry of a hold change: what it covers, why, since when, who."""
+    fields: dict[str, object] = {"hold_id": hold_id, "scope": scope.value, "reason": reason,
+                                 "created": created.isoformat(), "actor": actor}
+    if scope is HoldScope.SHA256:
+        fields["raw_sha256"] = value
+    elif scope is HoldScope.JOB:
+        fields["job_id"] = value
+    else:
+        fields["covers"] = value
+    if review_date is not None:
+        fields["review_date"] = review_date.date().isoformat()
+    return fields
 
 
 class RetentionStore:
@@ -141,18 +156,23 @@ class RetentionStore:
                 (scope.value, value, reason, requested_by, to_ts(now),
                  to_ts(review_date) if review_date else None))
             hold_id = cur.lastrowid
-        assert hold_id is not None
+            assert hold_id is not None
+            queue_custody_event(c, "hold_set", _hold_fields(
+                hold_id, scope, value, reason, now, review_date, actor=requested_by))
         return self.hold(hold_id)
 
     def release_hold(self, hold_id: int, released_by: str, now: datetime) -> Hold:
         with self._tx(self._conn) as c:
-            row = c.execute("SELECT released_at FROM retention_holds WHERE id = ?", (hold_id,)).fetchone()
+            row = c.execute("SELECT * FROM retention_holds WHERE id = ?", (hold_id,)).fetchone()
             if row is None:
                 raise RetentionError(f"no hold #{hold_id} (see `redactd hold list`)")
             if row["released_at"] is not None:
                 raise RetentionError(f"hold #{hold_id} was already released at {from_ts(row['released_at'])}")
             c.execute("UPDATE retention_holds SET released_at = ?, released_by = ? WHERE id = ?",
                       (to_ts(now), released_by, hold_id))
+            held = self._hold(row)
+            queue_custody_event(c, "hold_released", _hold_fields(
+                hold_id, held.scope, held.value, held.reason, held.created_at, held.review_date, actor=released_by))
         return self.hold(hold_id)
 
     @staticmethod
@@ -174,23 +194,6 @@ class RetentionStore:
         if not include_released:
             sql += " WHERE released_at IS NULL"
         return [self._hold(r) for r in self._conn.execute(sql + " ORDER BY id")]
-
-    def unrecorded_hold_events(self) -> list[tuple[str, Hold]]:
-        """Hold changes not yet in the custody log, oldest first: ("hold_set" | "hold_released", hold)."""
-        out: list[tuple[float, str, Hold]] = []
-        for row in self._conn.execute("SELECT * FROM retention_holds WHERE set_recorded = 0 OR "
-                                      "(released_at IS NOT NULL AND released_recorded = 0) ORDER BY id"):
-            hold = self._hold(row)
-            if not row["set_recorded"]:
-                out.append((row["created_at"], "hold_set", hold))
-            if row["released_at"] is not None and not row["released_recorded"]:
-                out.append((row["released_at"], "hold_released", hold))
-        return [(event, hold) for _, event, hold in sorted(out, key=lambda t: t[0])]
-
-    def mark_hold_recorded(self, hold_id: int, event: str) -> None:
-        column = "set_recorded" if event == "hold_set" else "released_recorded"
-        with self._tx(self._conn) as c:
-            c.execute(f"UPDATE retention_holds SET {column} = 1 WHERE id = ?", (hold_id,))
 
     # ------------------------------------------------------------------ purges
 
