@@ -15,7 +15,7 @@ def inspect_file(path: Path) -> dict[str, list[str]]:
     info = probe(path)
     groups: dict[str, list[str]] = defaultdict(list)
     video, audio = len(info.video), len(info.audio)
-    for line in ffprobe_findings(path, expect_video=video, expect_audio=audio):
+    for line in ffprobe_findings(path, expect_video=video, expect_audio=audio, info=info):
         groups["streams and container (ffprobe)"].append(line.removeprefix("ffprobe: "))
     for line in boxes.findings(path):
         groups["MP4/QuickTime boxes"].append(line.removeprefix("box: "))

@@ -18,7 +18,7 @@ from pathlib import Path
 import exiftool
 
 from redactd.errors import VerifyError
-from redactd.media.probe import probe
+from redactd.media.probe import Probe, probe
 from redactd.metadata import bitstream, boxes
 
 EXIFTOOL_ARGS = ["-ee3", "-a", "-u", "-G1", "-s"]
@@ -122,8 +122,8 @@ def tag_problem(group: str, tag: str, value: str) -> str | None:
     return None
 
 
-def ffprobe_findings(path: Path, expect_video: int, expect_audio: int) -> list[str]:
-    info = probe(path)
+def ffprobe_findings(path: Path, expect_video: int, expect_audio: int, info: Probe | None = None) -> list[str]:
+    info = info or probe(path)
     findings = []
     video = [s for s in info.streams if s.kind == "video"]
     audio = [s for s in info.streams if s.kind == "audio"]
