@@ -10,12 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
-from redactd.errors import ConfigError, InputError
+from redactd.errors import ConfigError, DetectError, InputError
 from redactd.metadata import verify_clean
 from redactd.policy import RedactionPolicy, policy_hash
 from redactd.visual import redact_video
-from redactd.visual.codec import probe
-from redactd.visual.detect import CompositeDetector, build_detector
+from redactd.visual.codec import FramePlan, VideoReader, probe, to_bgr
+from redactd.visual.detect import CompositeDetector, Pending, build_detector
+from redactd.visual.render import _Clock, detect_pass
 from tests.visual import synth
 from tests.visual.conftest import tweak
 
@@ -53,10 +54,10 @@ class DroppingDetector(CompositeDetector):
         self.blind = blind
         self.calls = 0
 
-    def detect(self, frame: np.ndarray) -> list:
-        index = self.calls
+    def submit(self, frame: np.ndarray) -> Pending:
+        index = self.calls  # frames are submitted in order
         self.calls += 1
-        return [] if index in self.blind else super().detect(frame)
+        return Pending([]) if index in self.blind else super().submit(frame)
 
 
 class TestLeakScorer:
@@ -202,6 +203,45 @@ class TestRedactVideo:
         leaked, total, _ = synth.leaked_face_frames(synth.decode_gray(clip.path),
                                                     synth.decode_gray(tmp_path / "out.mp4"), clip.faces)
         assert (leaked, total) == (0, 8)
+
+
+class TestPipelinedDetection:
+    def test_frames_in_flight_give_the_same_boxes_as_one_frame_at_a_time(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        clip = faces_clip(tmp_path / "in.mp4", frames=10)
+        plan = FramePlan.from_limits(probe(clip.path), policy.limits)
+        assert detector.workers == 2  # faces and text: two frames' work overlaps
+        pipelined = detect_pass(clip.path, plan, detector, 1, _Clock(), lambda: None)
+        with VideoReader(clip.path, plan) as reader:
+            one_by_one = [detector.detect(to_bgr(item.frame)) for item in reader.frames()]
+        assert pipelined == one_by_one
+        assert all(any(b.label == "face" for b in boxes) for boxes in pipelined if boxes is not None)
+
+    def test_a_detector_failing_mid_clip_fails_the_job_and_leaves_no_output(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        class FailsOnFourthFrame:
+            info = detector.infos[0]
+
+            def __init__(self) -> None:
+                self.calls = 0
+
+            def detect(self, frame: np.ndarray) -> list:
+                self.calls += 1
+                if self.calls == 4:
+                    raise DetectError("CenterFace inference failed: out of memory")
+                return []
+
+        failing = CompositeDetector([detector.detectors[1], FailsOnFourthFrame()])
+        clip = faces_clip(tmp_path / "in.mp4", frames=8)
+        try:
+            with pytest.raises(DetectError, match="out of memory"):
+                redact_video(clip.path, tmp_path / "out.mp4", policy, detector=failing)
+        finally:
+            failing.close()
+        assert not (tmp_path / "out.mp4").exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".redactd-")]
 
 
 class TestPhoneFootage:

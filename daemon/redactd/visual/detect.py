@@ -12,7 +12,7 @@ import hashlib
 import importlib.resources
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ import numpy as np
 from redactd.errors import ConfigError, DetectError
 from redactd.fsutil import sha256_file
 from redactd.policy import Detection, FaceDetection, TextDetection, YoloDetection
+from redactd.visual.graphopt import simplify
 from redactd.visual.onnxwire import optimise_for_runtime
 
 #: SHA-256 of the model files this code was written and tested against. A different file means a
@@ -211,7 +212,8 @@ class TextDetector:
             "rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx", PPOCR_DET_SHA256
         )
         self.cfg = cfg
-        self.session = onnx_session(data, threads)
+        # Exact rewrites (HardSwish and scalar affines folded): same outputs, ~1.5x faster here.
+        self.session = onnx_session(simplify(data)[0], threads)
         self.input_name = self.session.get_inputs()[0].name
         self.info = ModelInfo("ppocrv4-det", path.name, PPOCR_DET_SHA256, "onnxruntime-cpu")
 
@@ -354,28 +356,49 @@ def decode_yolo(
     return nms(boxes, 0.45)
 
 
+class Pending:
+    """Boxes still being found for one frame: ``result()`` waits for every detector on it."""
+
+    def __init__(self, futures: Sequence[Future[list[Box]]]) -> None:
+        self._futures = futures
+
+    def result(self) -> list[Box]:
+        return [box for f in self._futures for box in f.result()]
+
+
 class CompositeDetector:
     """All detectors a policy enables, run side by side on the same frame.
 
     Each model gets its own thread (onnxruntime releases the GIL) with fewer intra-op threads:
     two single-threaded models in parallel beat two two-threaded models in turn by ~20 % here,
-    because small convolutions scale poorly across threads.
+    because small convolutions scale poorly across threads. ``submit`` lets a caller keep more
+    than one frame in flight, so that a worker done with the quicker model starts on the next
+    frame instead of waiting for the slower one: the cores stay busy.
     """
 
     def __init__(self, detectors: Sequence[Detector]) -> None:
         self.detectors = list(detectors)
         self.infos = [d.info for d in self.detectors]
-        self._pool = ThreadPoolExecutor(len(self.detectors), "detect") if len(self.detectors) > 1 else None
+        self.workers = len(self.detectors)
+        self._pool = ThreadPoolExecutor(self.workers, "detect") if self.workers > 1 else None
+
+    def submit(self, frame: np.ndarray) -> Pending:
+        """Start every detector on ``frame`` (in the pool when there is one); returns at once."""
+        if self._pool is None:
+            done: Future[list[Box]] = Future()
+            try:
+                done.set_result([box for d in self.detectors for box in d.detect(frame)])
+            except BaseException as exc:  # noqa: BLE001 - re-raised by result(), as the pool would
+                done.set_exception(exc)
+            return Pending([done])
+        return Pending([self._pool.submit(d.detect, frame) for d in self.detectors])
 
     def detect(self, frame: np.ndarray) -> list[Box]:
-        if self._pool is None:
-            return [box for d in self.detectors for box in d.detect(frame)]
-        futures = [self._pool.submit(d.detect, frame) for d in self.detectors]
-        return [box for f in futures for box in f.result()]
+        return self.submit(frame).result()
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def build_detector(cfg: Detection, threads: int | None = None) -> CompositeDetector:

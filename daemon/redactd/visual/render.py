@@ -8,6 +8,7 @@ fps here) next to detection and encoding.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from redactd.visual.codec import (
     probe,
     to_bgr,
 )
-from redactd.visual.detect import Box, CompositeDetector, ModelInfo, build_detector
+from redactd.visual.detect import Box, CompositeDetector, ModelInfo, Pending, build_detector
 from redactd.visual.obscure import obscure_planes, regions_for
 from redactd.visual.orient import quarter_turns, to_coded, upright
 from redactd.visual.track import TrackedBox, track_boxes
@@ -109,19 +110,34 @@ def detect_pass(
     clock: _Clock,
     tick: Callable[[], None],
 ) -> list[list[Box] | None]:
-    """Run the detectors on every k-th kept frame; ``None`` for frames left to tracking."""
+    """Run the detectors on every k-th kept frame; ``None`` for frames left to tracking.
+
+    A few frames are kept in flight (``detector.workers`` of them), so each model's thread moves
+    on to the next frame as soon as it is done with this one; results are taken in frame order.
+    """
     detections: list[list[Box] | None] = []
+    in_flight: deque[tuple[int, Pending]] = deque()
     turns = quarter_turns(plan.rotation)
+
+    def settle(limit: int) -> None:
+        while len(in_flight) > limit:
+            index, pending = in_flight.popleft()
+            start = time.perf_counter()
+            detections[index] = [to_coded(b, turns, plan.width, plan.height) for b in pending.result()]
+            clock.add("detect", start)
+            tick()
+
     with VideoReader(src, plan) as reader:
         for item in prefetch(clock.timed("decode", reader.frames())):
+            detections.append(None)
             if item.index % every_k:
-                detections.append(None)
-            else:
-                start = time.perf_counter()
-                boxes = detector.detect(upright(to_bgr(item.frame), turns))
-                detections.append([to_coded(b, turns, plan.width, plan.height) for b in boxes])
-                clock.add("detect", start)
-            tick()
+                tick()
+                continue
+            start = time.perf_counter()
+            in_flight.append((len(detections) - 1, detector.submit(upright(to_bgr(item.frame), turns))))
+            clock.add("detect", start)
+            settle(detector.workers)
+        settle(0)
     return detections
 
 
