@@ -13,8 +13,14 @@ CUSTODY_KEY ?= var/keys/custody.key
 APT_PKGS   := ffmpeg libimage-exiftool-perl libgl1 libglib2.0-0 python3-venv systemd
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
+# The optional [yolo] extra (ultralytics + torch, ~6 GB) lives in a venv of its own, so that
+# `make run` never carries it; `make test` builds it and runs the tests marked `yolo` there.
+# torch and torchvision are pinned together: a bare `torch` takes the newest CUDA build, and a
+# mismatched torchvision fails to import ("operator torchvision::nms does not exist").
+YOLO_VENV  := .venv-yolo
+YOLO_PINS  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: run test deps venv lint bench clean layout install uninstall
+.PHONY: run test deps venv yolo-venv lint bench clean layout install uninstall
 
 run: venv layout
 	$(REDACTD) config check --config $(CONFIG)
@@ -26,8 +32,9 @@ run: venv layout
 	@echo "         stop: Ctrl-C (finishes running jobs; press again to stop at once)"
 	$(REDACTD) --config $(CONFIG) run
 
-test: venv
-	$(VPY) -m pytest $(PYTEST_ARGS)
+test: venv yolo-venv
+	$(VPY) -m pytest -m "not yolo" $(PYTEST_ARGS)
+	$(YOLO_VENV)/bin/python -m pytest -m yolo
 
 deps:
 	@missing=""; for p in $(APT_PKGS); do \
@@ -48,6 +55,14 @@ $(VENV)/.installed: pyproject.toml | deps
 	touch $@
 
 venv: deps $(VENV)/.installed
+
+$(YOLO_VENV)/.installed: pyproject.toml | deps
+	[ -x $(YOLO_VENV)/bin/python ] || $(PYTHON) -m venv $(YOLO_VENV)
+	$(YOLO_VENV)/bin/python -m pip install -q --upgrade pip
+	$(YOLO_VENV)/bin/python -m pip install -q $(YOLO_PINS) -e '.[dev,yolo]'
+	touch $@
+
+yolo-venv: deps $(YOLO_VENV)/.installed
 
 # The local default layout that etc/redactd.yaml points at.
 layout:
@@ -80,4 +95,4 @@ bench: venv
 	PYTHONPATH=daemon $(VPY) bench/validation.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(YOLO_VENV) build *.egg-info .pytest_cache .mypy_cache

@@ -22,7 +22,7 @@ import yaml
 
 from redactd.policy import RedactionPolicy
 from redactd.visual import redact_video
-from redactd.visual.detect import Box, CompositeDetector, build_detector
+from redactd.visual.detect import CompositeDetector, Pending, build_detector
 from tests.visual import synth  # the visual tests' clip builder, shared rather than copied
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,11 +73,11 @@ class ForgetfulDetector(CompositeDetector):
         super().close()
         self.inner.close()
 
-    def detect(self, frame: np.ndarray) -> list[Box]:
-        x0, y0, x1, y1 = self.forget[min(self.calls, len(self.forget) - 1)]
+    def submit(self, frame: np.ndarray) -> Pending:
+        x0, y0, x1, y1 = self.forget[min(self.calls, len(self.forget) - 1)]  # frames come in order
         self.calls += 1
-        return [b for b in super().detect(frame)
-                if not (x0 <= (b.x0 + b.x1) / 2 <= x1 and y0 <= (b.y0 + b.y1) / 2 <= y1)]
+        return Pending.resolved([b for b in super().submit(frame).result()
+                                 if not (x0 <= (b.x0 + b.x1) / 2 <= x1 and y0 <= (b.y0 + b.y1) / 2 <= y1)])
 
 
 def render(clip: synth.Clip, out: Path, policy: RedactionPolicy, hide_face: int | None = None) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -10,7 +12,8 @@ import numpy as np
 import pytest
 
 from redactd.errors import ConfigError
-from redactd.policy import Detection, FaceDetection, TextDetection, YoloDetection
+from redactd.policy import Detection, FaceDetection, TextDetection, YoloDetection, resolve_policy
+from redactd.visual import redact_video
 from redactd.visual.detect import (
     CENTERFACE_SHA256,
     CenterFaceDetector,
@@ -22,6 +25,7 @@ from redactd.visual.detect import (
     tiles,
 )
 from tests.visual import synth
+from tests.visual.conftest import REPO, tweak
 from tests.visual.onnxbuild import tiny_yolo
 
 
@@ -170,14 +174,57 @@ class TestYoloTorchDetector:
             YoloTorchDetector(YoloDetection(weights=weights, classes={0: "face"}))
 
     @pytest.mark.slow
-    def test_loads_weights_built_from_the_shipped_yaml_offline(self, tmp_path: Path) -> None:
-        ultralytics = pytest.importorskip("ultralytics", reason="needs the optional [yolo] extra")
-        model = ultralytics.YOLO("yolov8n.yaml")  # architecture only, random weights: no download
+    @pytest.mark.yolo
+    def test_loads_weights_built_from_the_shipped_yaml_offline(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import socket
+
+        def no_network(*args: object, **kwargs: object) -> None:
+            raise AssertionError(f"network access attempted: {args}")
+
+        monkeypatch.setattr(socket.socket, "connect", no_network)
+        monkeypatch.setattr(socket, "create_connection", no_network)
+        # As YoloTorchDetector sets them, before ultralytics is first imported.
+        monkeypatch.setenv("YOLO_OFFLINE", "1")
+        monkeypatch.setenv("YOLO_AUTOINSTALL", "0")
+        import ultralytics  # the [yolo] extra: `make test` runs this in .venv-yolo
+        model = ultralytics.YOLO("yolov8n.yaml")  # the architecture file it ships, random weights
+        # Fresh class biases make every score ~1e-4; raise class 2's so that the random network
+        # returns boxes to check, all of class 2.
+        for branch in model.model.model[-1].cv3:
+            bias = branch[-1].bias.data
+            bias[:] = -10.0
+            bias[2] = 2.0
         weights = tmp_path / "tiny.pt"
         model.save(str(weights))
-        det = YoloTorchDetector(YoloDetection(weights=weights, classes={0: "person"}, threshold=0.9))
-        assert isinstance(det.detect(np.zeros((320, 320, 3), np.uint8)), list)
-        assert det.info.runtime == "ultralytics"
+
+        det = YoloTorchDetector(YoloDetection(weights=weights, classes={0: "face", 2: "plate"}, threshold=0.05))
+        unmapped = YoloTorchDetector(YoloDetection(weights=weights, classes={0: "face"}, threshold=0.05))
+        assert det.info.runtime == "ultralytics" and det.info.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+        assert ultralytics.settings["sync"] is False
+        frame, _ = _scene(480, 360, synth.astronaut(120, 60, 20))
+        boxes = det.detect(frame)
+        # Random weights still produce scored boxes: what matters is that they come back as
+        # redactd boxes, only for the mapped classes, inside the frame, above the threshold.
+        assert boxes and {b.label for b in boxes} == {"plate"}
+        assert unmapped.detect(frame) == []  # classes the policy does not map are dropped
+        assert all(0 <= b.x0 <= b.x1 <= 480 and 0 <= b.y0 <= b.y1 <= 360 and b.score >= 0.05 for b in boxes)
+
+        # The detect pass calls detectors from several threads: results must not mix.
+        others = [np.ascontiguousarray(frame[:, ::-1]), np.zeros_like(frame)]
+        alone = [det.detect(f) for f in others]
+        with ThreadPoolExecutor(2) as pool:
+            together = list(pool.map(det.detect, others * 3))
+        assert together == alone * 3
+
+        # And the whole path: a policy naming .pt weights redacts a clip.
+        policy = resolve_policy(str(REPO / "policies" / "visual-default.yaml"))
+        with_yolo = tweak(policy, **{"detect.yolo": {"weights": weights, "classes": {2: "plate"}, "threshold": 0.05}})
+        clip = synth.make_clip(tmp_path / "in.mp4", 320, 240, 3, [synth.astronaut(60, 100, 40)])
+        result = redact_video(clip.path, tmp_path / "out.mp4", with_yolo)
+        assert {m.runtime for m in result.models} == {"onnxruntime-cpu", "ultralytics"}
+        assert result.frames == 3 and result.tracks.get("plate", 0) > 0
 
 
 class TestBuildDetector:

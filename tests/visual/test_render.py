@@ -57,7 +57,7 @@ class DroppingDetector(CompositeDetector):
     def submit(self, frame: np.ndarray) -> Pending:
         index = self.calls  # frames are submitted in order
         self.calls += 1
-        return Pending([]) if index in self.blind else super().submit(frame)
+        return Pending.resolved([]) if index in self.blind else super().submit(frame)
 
 
 class TestLeakScorer:
@@ -211,7 +211,7 @@ class TestPipelinedDetection:
     ) -> None:
         clip = faces_clip(tmp_path / "in.mp4", frames=10)
         plan = FramePlan.from_limits(probe(clip.path), policy.limits)
-        assert detector.workers == 2  # faces and text: two frames' work overlaps
+        assert detector.workers >= 2  # faces and text at least: two frames overlap
         pipelined = detect_pass(clip.path, plan, detector, 1, _Clock(), lambda: None)
         with VideoReader(clip.path, plan) as reader:
             one_by_one = [detector.detect(to_bgr(item.frame)) for item in reader.frames()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -281,7 +282,12 @@ class YoloOnnxDetector:
 
 
 class YoloTorchDetector:
-    """User YOLO ``.pt`` weights through ultralytics (the optional ``[yolo]`` extra), offline."""
+    """User YOLO ``.pt`` weights through ultralytics (the optional ``[yolo]`` extra), offline.
+
+    An ultralytics model keeps per-call state in its predictor, so it is not safe to call from two
+    threads at once (the detect pass keeps several frames in flight): calls take turns on a lock.
+    Torch parallelises each call across the cores itself.
+    """
 
     def __init__(self, cfg: YoloDetection) -> None:
         # ultralytics reads these at import time: never reach the network, never pip-install.
@@ -301,11 +307,13 @@ class YoloTorchDetector:
         self.cfg = cfg
         self.model = ultralytics.YOLO(str(path))
         self.info = ModelInfo(f"yolo:{path.stem}", path.name, sha256_file(path), "ultralytics")
+        self._lock = threading.Lock()
 
     def detect(self, frame: np.ndarray) -> list[Box]:
-        result = self.model.predict(
-            frame, imgsz=self.cfg.input_size, conf=self.cfg.threshold, device="cpu", verbose=False
-        )[0]
+        with self._lock:
+            result = self.model.predict(
+                frame, imgsz=self.cfg.input_size, conf=self.cfg.threshold, device="cpu", verbose=False
+            )[0]
         boxes = []
         for xyxy, score, cls in zip(
             result.boxes.xyxy.numpy(), result.boxes.conf.numpy(), result.boxes.cls.numpy(), strict=True
@@ -362,6 +370,13 @@ class Pending:
     def __init__(self, futures: Sequence[Future[list[Box]]]) -> None:
         self._futures = futures
 
+    @classmethod
+    def resolved(cls, boxes: list[Box]) -> Pending:
+        """A result that is already known."""
+        done: Future[list[Box]] = Future()
+        done.set_result(boxes)
+        return cls([done])
+
     def result(self) -> list[Box]:
         return [box for f in self._futures for box in f.result()]
 
@@ -369,28 +384,23 @@ class Pending:
 class CompositeDetector:
     """All detectors a policy enables, run side by side on the same frame.
 
-    Each model gets its own thread (onnxruntime releases the GIL) with fewer intra-op threads:
-    two single-threaded models in parallel beat two two-threaded models in turn by ~20 % here,
-    because small convolutions scale poorly across threads. ``submit`` lets a caller keep more
-    than one frame in flight, so that a worker done with the quicker model starts on the next
-    frame instead of waiting for the slower one: the cores stay busy.
+    The models run in a pool of ``workers`` threads (onnxruntime releases the GIL), at least one
+    per model: two single-threaded models in parallel beat two two-threaded models in turn by
+    ~20 % here, because small convolutions scale poorly across threads. ``submit`` lets a caller
+    keep ``workers`` frames in flight, so a worker done with the quicker model starts on the next
+    frame instead of waiting for the slower one, and one model alone still fills every core.
     """
 
-    def __init__(self, detectors: Sequence[Detector]) -> None:
+    def __init__(self, detectors: Sequence[Detector], workers: int | None = None) -> None:
         self.detectors = list(detectors)
         self.infos = [d.info for d in self.detectors]
-        self.workers = len(self.detectors)
+        self.workers = max(len(self.detectors), workers or 0)
         self._pool = ThreadPoolExecutor(self.workers, "detect") if self.workers > 1 else None
 
     def submit(self, frame: np.ndarray) -> Pending:
         """Start every detector on ``frame`` (in the pool when there is one); returns at once."""
         if self._pool is None:
-            done: Future[list[Box]] = Future()
-            try:
-                done.set_result([box for d in self.detectors for box in d.detect(frame)])
-            except BaseException as exc:  # noqa: BLE001 - re-raised by result(), as the pool would
-                done.set_exception(exc)
-            return Pending([done])
+            return Pending.resolved([box for d in self.detectors for box in d.detect(frame)])
         return Pending([self._pool.submit(d.detect, frame) for d in self.detectors])
 
     def detect(self, frame: np.ndarray) -> list[Box]:
@@ -401,10 +411,20 @@ class CompositeDetector:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+#: Frames in flight at most: each concurrent call holds its own activations (~50-100 MB at 1080p).
+MAX_WORKERS = 8
+
+
 def build_detector(cfg: Detection, threads: int | None = None) -> CompositeDetector:
-    """The detectors a policy's ``detect`` section asks for, sharing the CPUs between them."""
+    """The detectors a policy's ``detect`` section asks for, sharing the CPUs between them.
+
+    By default every model call is single-threaded and the pool runs one call per CPU, on
+    successive frames: on 2 cores two one-thread CenterFace calls at 960 px give a frame every
+    ~31 ms where one two-thread call takes ~52 ms (small convolutions scale poorly across threads).
+    """
     wanted = int(cfg.faces.enabled) + int(cfg.text.enabled) + int(cfg.yolo is not None)
-    threads = threads or max(1, (os.cpu_count() or 1) // max(1, wanted))
+    threads = threads or 1
+    workers = max(wanted, min(MAX_WORKERS, (os.cpu_count() or 1) // threads))
     detectors: list[Detector] = []
     if cfg.faces.enabled:
         detectors.append(CenterFaceDetector(cfg.faces, threads))
@@ -420,4 +440,4 @@ def build_detector(cfg: Detection, threads: int | None = None) -> CompositeDetec
             raise ConfigError(f"YOLO weights {cfg.yolo.weights}: expected a .onnx or .pt file")
     if not detectors:
         raise ConfigError("policy enables no detector: enable faces, text or yolo, or use metadata-only")
-    return CompositeDetector(detectors)
+    return CompositeDetector(detectors, workers)
