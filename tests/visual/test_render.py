@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
 
 from redactd.errors import ConfigError, DetectError, InputError
 from redactd.metadata import verify_clean
-from redactd.policy import RedactionPolicy, policy_hash
+from redactd.policy import Obscure, RedactionPolicy, policy_hash
 from redactd.visual import redact_video
-from redactd.visual.codec import FramePlan, VideoReader, probe, to_bgr
+from redactd.visual.codec import FramePlan, VideoReader, fresh_copy, plane_views, probe, to_bgr
 from redactd.visual.detect import CompositeDetector, Pending, build_detector
-from redactd.visual.render import _Clock, detect_pass
+from redactd.visual.obscure import Region
+from redactd.visual.render import _Clock, detect_pass, obscure_frame
 from tests.visual import synth
 from tests.visual.conftest import tweak
 
@@ -242,6 +245,65 @@ class TestPipelinedDetection:
             failing.close()
         assert not (tmp_path / "out.mp4").exists()
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".redactd-")]
+
+
+def _with_10bit_gradient(src: Path, dst: Path, band: slice) -> None:
+    """``src`` re-encoded as 10-bit 4:2:0, with a smooth 10-bit ramp (640 levels) in the rows ``band``."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p10le"
+        stream.options = {"crf": "4", "preset": "ultrafast"}
+        for frame in inp.decode(video=0):
+            deep = fresh_copy(frame, "yuv420p10le")
+            with plane_views(deep) as (y, _, _):
+                y[band] = np.linspace(200, 839, 640).round().astype(np.uint16)[None, :]
+            for packet in stream.encode(deep):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+class TestHighBitDepth:
+    def test_10bit_footage_is_obscured_at_10bit_and_keeps_its_precision(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        clip = faces_clip(tmp_path / "in8.mp4", frames=8)
+        band = slice(332, 356)  # below every face in the clip
+        src, out = tmp_path / "in10.mp4", tmp_path / "out.mp4"
+        _with_10bit_gradient(clip.path, src, band)
+        assert probe(src).pix_fmt == "yuv420p10le"
+
+        redact_video(src, out, policy, detector=detector)
+        assert probe(out).pix_fmt == "yuv420p10le"
+        leaked, total, _ = synth.leaked_face_frames(synth.decode_gray(src), synth.decode_gray(out), clip.faces)
+        assert (leaked, total) == (0, 5 * 8)
+
+
+    @pytest.mark.parametrize("fmt", ["yuv420p10le", "yuv422p10le", "yuv444p10le", "yuv420p12le"])
+    def test_a_deep_frame_is_obscured_in_place_and_untouched_elsewhere(self, fmt: str) -> None:
+        bits = 12 if "12" in fmt else 10
+        src = av.VideoFrame(128, 96, fmt)
+        src.pts, src.time_base = 0, Fraction(1, 25)
+        rng = np.random.default_rng(3)
+        with plane_views(src) as planes:
+            for plane in planes:
+                plane[:] = rng.integers(64, (235 << (bits - 8)), plane.shape, dtype=np.uint16)
+            before = [p.copy() for p in planes]
+        region = Region(32, 24, 96, 72, ellipse=False)
+        for method in ("blur", "fill"):
+            out = obscure_frame(src, fmt, [region], Obscure(method=method, fill_color=(0, 0, 0)))
+            assert out.format.name == fmt
+            with plane_views(out) as planes:
+                luma, after = planes[0], [p.copy() for p in planes]
+            outside = np.ones((96, 128), bool)
+            outside[24:72, 32:96] = False
+            # Bit-exact outside the box: no trip through 8 bits anywhere in the picture.
+            assert np.array_equal(after[0][outside], before[0][outside])
+            inside = luma[24:72, 32:96]
+            if method == "fill":
+                assert (inside == 16 << (bits - 8)).all()  # black, at this depth
+            else:
+                assert inside.std() < before[0][24:72, 32:96].std() / 3
 
 
 class TestPhoneFootage:

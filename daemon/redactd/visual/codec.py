@@ -448,12 +448,17 @@ def _voice_shift_graph(src: Any, rate: int) -> Any:
 
 @contextmanager
 def plane_views(frame: av.VideoFrame) -> Iterator[list[np.ndarray]]:
-    """Writable numpy views (rows × visible width) of each plane of a frame we own."""
-    yield [_plane_array(plane)[:, : plane.width] for plane in frame.planes]
+    """Writable numpy views (rows × visible width) of each plane of a frame we own.
+
+    8-bit formats give uint8 planes; 9- to 16-bit little-endian ones (``yuv420p10le``…) uint16
+    planes holding the samples as they are (0..1023 for 10-bit).
+    """
+    dtype = np.dtype("<u2") if frame.format.name.endswith("le") else np.dtype(np.uint8)
+    yield [_plane_bytes(plane).view(dtype)[:, : plane.width] for plane in frame.planes]
 
 
-def _plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:
-    """The whole plane buffer (rows × line size, padding included) as a writable array."""
+def _plane_bytes(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """The whole plane buffer (rows × line size in bytes, padding included) as a writable array."""
     return np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
 
 
@@ -466,7 +471,7 @@ def fresh_copy(frame: av.VideoFrame, fmt: str) -> av.VideoFrame:
     src = frame if frame.format.name == fmt else frame.reformat(format=fmt)
     out = av.VideoFrame(src.width, src.height, fmt)
     for a, b in zip(src.planes, out.planes, strict=True):
-        sa, sb = _plane_array(a), _plane_array(b)
+        sa, sb = _plane_bytes(a), _plane_bytes(b)
         width = min(a.line_size, b.line_size)
         sb[:, :width] = sa[:, :width]
     out.pts = frame.pts

@@ -65,14 +65,17 @@ def obscure_planes(
     regions: Sequence[Region],
     cfg: Obscure,
     chroma_shift: tuple[int, int] = (1, 1),
+    bits: int = 8,
 ) -> None:
     """Obscure every region in all three planes of one frame (modified in place).
 
     ``chroma_shift`` is (log2 horizontal, log2 vertical) chroma subsampling: (1, 1) for 4:2:0.
+    ``bits`` is the sample depth: 8 for uint8 planes, 10 or 12 for uint16 planes, which are
+    obscured at their own precision (OpenCV's resize and blur take 16-bit samples as they are).
     Regions are first snapped outwards to the chroma grid so luma and chroma cover the same pixels.
     """
     sx, sy = chroma_shift
-    fill = bgr_to_yuv(cfg.fill_color)
+    fill = tuple(v << (bits - 8) for v in bgr_to_yuv(cfg.fill_color))
     height, width = planes[0].shape
     for region in regions:
         gx, gy = 1 << sx, 1 << sy

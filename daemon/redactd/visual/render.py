@@ -20,7 +20,7 @@ import numpy as np
 
 from redactd import log
 from redactd.errors import ConfigError, DetectError, InputError
-from redactd.policy import AudioMode, Mode, RedactionPolicy
+from redactd.policy import AudioMode, Mode, Obscure, RedactionPolicy
 from redactd.visual import sidecar
 from redactd.visual.codec import (
     Decoded,
@@ -35,15 +35,21 @@ from redactd.visual.codec import (
     to_bgr,
 )
 from redactd.visual.detect import Box, CompositeDetector, ModelInfo, Pending, build_detector
-from redactd.visual.obscure import obscure_planes, regions_for
+from redactd.visual.obscure import Region, obscure_planes, regions_for
 from redactd.visual.orient import quarter_turns, to_coded, upright
 from redactd.visual.track import TrackedBox, track_boxes
 
 Progress = Callable[[int, int], None]
 
-#: Pixel formats the obscurer edits directly (8-bit planar YUV); anything else is converted to 4:2:0.
-PLANAR_YUV = {"yuv420p": (1, 1), "yuvj420p": (1, 1), "yuv422p": (1, 0), "yuvj422p": (1, 0),
-              "yuv444p": (0, 0), "yuvj444p": (0, 0)}
+#: Pixel formats the obscurer edits directly (planar YUV): chroma subsampling (log2 x, log2 y) and
+#: bits per sample. Anything else is converted to 8-bit 4:2:0 for obscuring and back.
+PLANAR_YUV = {
+    "yuv420p": (1, 1, 8), "yuvj420p": (1, 1, 8), "yuv422p": (1, 0, 8), "yuvj422p": (1, 0, 8),
+    "yuv444p": (0, 0, 8), "yuvj444p": (0, 0, 8),
+    # Phone HDR and pro cameras: obscured at full depth, so the rest of the picture keeps it.
+    "yuv420p10le": (1, 1, 10), "yuv422p10le": (1, 0, 10), "yuv444p10le": (0, 0, 10),
+    "yuv420p12le": (1, 1, 12), "yuv422p12le": (1, 0, 12), "yuv444p12le": (0, 0, 12),
+}
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,20 @@ def detect_pass(
     return detections
 
 
+def obscure_frame(decoded: av.VideoFrame, out_format: str, regions: list[Region], cfg: Obscure) -> av.VideoFrame:
+    """A copy of ``decoded`` in ``out_format`` with ``regions`` obscured.
+
+    Planar YUV formats (8 to 12 bits) are obscured in place at their own depth; anything else
+    goes through 8-bit 4:2:0 for obscuring and is converted back.
+    """
+    fmt = out_format if out_format in PLANAR_YUV else "yuv420p"
+    frame = fresh_copy(decoded, fmt)
+    sx, sy, bits = PLANAR_YUV[fmt]
+    with plane_views(frame) as planes:
+        obscure_planes(planes, regions, cfg, (sx, sy), bits)
+    return frame if fmt == out_format else frame.reformat(format=out_format)
+
+
 def render_pass(
     src: Path,
     dst: Path,
@@ -154,7 +174,6 @@ def render_pass(
     """Decode again, obscure each frame's boxes in its YUV planes, encode; returns the pixel format."""
     with VideoReader(src, plan, with_audio=policy.audio is not AudioMode.DROP) as reader:
         writer = VideoWriter(dst, reader, policy.encode, policy.audio, container_format)
-        fmt = writer.video_format if writer.video_format in PLANAR_YUV else "yuv420p"
         rendered = 0
         try:
             for item in prefetch(clock.timed("decode", reader.items())):
@@ -164,17 +183,13 @@ def render_pass(
                 if item.index >= len(boxes):
                     raise DetectError("the render pass decoded more frames than the detection pass")
                 start = time.perf_counter()
-                frame = fresh_copy(item.frame, fmt)
-                frame.pts = item.pts
-                frame.time_base = item.time_base
                 regions = regions_for(
                     [(b.box.x0, b.box.y0, b.box.x1, b.box.y1, b.box.label) for b in boxes[item.index]],
                     policy.obscure,
                 )
-                with plane_views(frame) as planes:
-                    obscure_planes(planes, regions, policy.obscure, PLANAR_YUV[fmt])
-                if fmt != writer.video_format:
-                    frame = frame.reformat(format=writer.video_format)
+                frame = obscure_frame(item.frame, writer.video_format, regions, policy.obscure)
+                frame.pts = item.pts
+                frame.time_base = item.time_base
                 start = clock.add("obscure", start)
                 writer.write_frame(frame)
                 clock.add("encode", start)
