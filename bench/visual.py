@@ -41,32 +41,6 @@ TIMEOUT_S = 1800
 FPS = 25
 
 
-def make_clip(path: Path, height: int, frames: int) -> synth.Clip:
-    width = height * 16 // 9
-    k = height / 720
-    sprites = [
-        synth.astronaut(int(36 * k), 40 * k, 80 * k, 6 * k, 0),
-        synth.astronaut(int(120 * k), 500 * k, 200 * k, -4 * k, 0),
-        synth.lfw_face(5, int(48 * k), 900 * k, 500 * k, -5 * k, -1 * k),
-        synth.lfw_face(9, int(40 * k), 1100 * k, 100 * k, -3 * k, 2 * k),
-        # Starts against the big astronaut picture: the hard case.
-        synth.lfw_face(0, int(44 * k), 790 * k, 300 * k, 3 * k, 0),
-        # Zig-zags 12 px either way every 3 frames: interpolation between detections cannot follow.
-        # (Kept clear of the other pictures: a face hidden behind another picture is not a leak.)
-        synth.astronaut(int(60 * k), 300 * k, 540 * k, 2 * k, 0, wobble=12 * k),
-        # In the picture for 5 frames only, popping in and out.
-        synth.lfw_face(14, int(56 * k), 1000 * k, 330 * k, 0, 0, visible=(31, 35)),
-        # A small real face (36 px at 720p): CenterFace alone finds it in 0/15 frames at a 768 px
-        # input and 9/15 at 960, so it keeps the bench from flattering a smaller input width.
-        synth.lfw_face(21, int(36 * k), 620 * k, 40 * k, 2 * k, 1 * k),
-        # One frame only, and an odd one: what detecting on every 2nd frame cannot see by design.
-        synth.lfw_face(30, int(56 * k), 1120 * k, 420 * k, 0, 0, visible=(61, 61)),
-    ]
-    stills = [(synth.plate(scale=1.5 * k), int(800 * k), int(600 * k)),
-              (synth.document(int(220 * k), int(160 * k)), int(60 * k), int(420 * k))]
-    return synth.make_clip(path, width, height, frames, sprites, fps=FPS, stills=stills, crf=18)
-
-
 def gray_frames(path: Path, width: int, height: int) -> list[np.ndarray]:
     """Frames as luma at the input size (deface's writer pads 1080 to 1088: scale it back)."""
     frames = synth.decode_gray(path)
@@ -125,7 +99,7 @@ def main() -> None:
                 *tools["redactd"][:-1], str(policy_variant(tmp, f"bench-k{args.every_k}", every_k=args.every_k))
             ]
         for height in (int(s) for s in args.sizes.split(",")):
-            clip = make_clip(tmp / f"clip{height}.mp4", height, args.frames)
+            clip = synth.bench_scene(tmp / f"clip{height}.mp4", height, args.frames, fps=FPS)
             original = synth.decode_gray(clip.path)
             seconds = clip.frames / FPS
             print(f"\n{clip.width}x{clip.height}, {clip.frames} frames ({seconds:.1f} s), "

@@ -177,6 +177,33 @@ def make_clip(
     return Clip(path, width, height, fps, frames, gt, still_boxes)
 
 
+def bench_scene(path: Path, height: int, frames: int, fps: int = 25) -> Clip:
+    """The clip bench/visual.py scores tools on (16:9 at ``height``); tests reuse its hard cases."""
+    width = height * 16 // 9
+    k = height / 720
+    sprites = [
+        astronaut(int(36 * k), 40 * k, 80 * k, 6 * k, 0),
+        astronaut(int(120 * k), 500 * k, 200 * k, -4 * k, 0),
+        lfw_face(5, int(48 * k), 900 * k, 500 * k, -5 * k, -1 * k),
+        lfw_face(9, int(40 * k), 1100 * k, 100 * k, -3 * k, 2 * k),
+        # Starts against the big astronaut picture: the hard case.
+        lfw_face(0, int(44 * k), 790 * k, 300 * k, 3 * k, 0),
+        # Zig-zags 12 px either way every 3 frames: interpolation between detections cannot follow.
+        # (Kept clear of the other pictures: a face hidden behind another picture is not a leak.)
+        astronaut(int(60 * k), 300 * k, 540 * k, 2 * k, 0, wobble=12 * k),
+        # In the picture for 5 frames only, popping in and out.
+        lfw_face(14, int(56 * k), 1000 * k, 330 * k, 0, 0, visible=(31, 35)),
+        # A small real face (36 px at 720p): CenterFace alone finds it in 0/15 frames at a 768 px
+        # input and 9/15 at 960, so it keeps the bench from flattering a smaller input width.
+        lfw_face(21, int(36 * k), 620 * k, 40 * k, 2 * k, 1 * k),
+        # One frame only, and an odd one: what detecting on every 2nd frame cannot see by design.
+        lfw_face(30, int(56 * k), 1120 * k, 420 * k, 0, 0, visible=(61, 61)),
+    ]
+    stills = [(plate(scale=1.5 * k), int(800 * k), int(600 * k)),
+              (document(int(220 * k), int(160 * k)), int(60 * k), int(420 * k))]
+    return make_clip(path, width, height, frames, sprites, fps=fps, stills=stills, crf=18)
+
+
 def _tone_stream(out: av.container.OutputContainer, rate: int = 48000) -> av.audio.stream.AudioStream:
     stream = out.add_stream("aac", rate=rate)
     stream.layout = "mono"

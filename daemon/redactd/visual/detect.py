@@ -206,7 +206,11 @@ class TextDetector:
     """
 
     BINARY_THRESHOLD = 0.3  # PP-OCR's own default for the probability map
-    UNCLIP_RATIO = 1.6  # PP-OCR's own default: DB shrinks regions in training, grow them back
+    # DB is trained on regions shrunk by D = A(1 - 0.4²)/L; growing the found region by A·r/L with
+    # r = 2.0 gives that distance back for short words (PP-OCR's default 1.5-1.6 left the tops of
+    # a plate's first letters outside the box). Too large a box costs a little picture; too small leaks.
+    UNCLIP_RATIO = 2.0
+    END_MARGIN = 0.4  # × the line's height, added at both ends of a (horizontal) line
 
     def __init__(self, cfg: TextDetection, threads: int | None = None) -> None:
         path, data = packaged_model(
@@ -239,15 +243,19 @@ class TextDetector:
             score = float(prob[y : y + bh, x : x + bw][mask[y : y + bh, x : x + bw] > 0].mean())
             if score < self.cfg.threshold:
                 continue
-            area = cv2.contourArea(contour)
-            perimeter = max(cv2.arcLength(contour, True), 1.0)
-            grow = area * self.UNCLIP_RATIO / perimeter
+            # PP-OCR grows the region's bounding rectangle, not its raw outline: a ragged outline
+            # has less area and more perimeter, and grew so little that glyph tops stuck out.
+            grow = bw * bh * self.UNCLIP_RATIO / (2 * (bw + bh))
+            # A word's first or last letter is where the map is weakest: reach a little further
+            # along the line (the longer side), in proportion to its thickness (a letter's size).
+            along = grow + self.END_MARGIN * (min(bw, bh) + 2 * grow)
+            gx, gy = (along, grow) if bw >= bh else (grow, along)
             boxes.append(
                 Box(
-                    max(0.0, (x - grow) * fx),
-                    max(0.0, (y - grow) * fy),
-                    min(float(w), (x + bw + grow) * fx),
-                    min(float(h), (y + bh + grow) * fy),
+                    max(0.0, (x - gx) * fx),
+                    max(0.0, (y - gy) * fy),
+                    min(float(w), (x + bw + gx) * fx),
+                    min(float(h), (y + bh + gy) * fy),
                     score,
                     "text",
                 )
