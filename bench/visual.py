@@ -1,19 +1,16 @@
 """Speed and leaks of `redactd redact` next to the `deface` CLI on the same generated clips, same run.
 
     PYTHONPATH=daemon .venv/bin/python bench/visual.py [--frames 75] [--repeats 3] [--sizes 720,1080]
-                                                     [--deface PATH] [--every-k 2 [--between]]
-                                                     [--faces-only]
+                                                     [--deface PATH] [--every-k 2] [--faces-only]
 
-Clips are built from real photographs scikit-image ships (``synth.bench_scene`` in
-tests/visual/synth.py): ten faces from 28 px up moving across a background, one touching a larger
-picture (a case CenterFace scores low), one zig-zagging, one shown for five frames only, one for a
-single odd frame, a small one for a single odd frame, a small real face moving, a licence plate
-and a document. For each tool: median frames per second and realtime factor over
+Clips are built from real photographs scikit-image ships (tests/visual/synth.py): faces from 36 px
+up moving across a background, one face touching a larger picture (a case CenterFace scores low),
+one zig-zagging, one shown for five frames only, one for a single odd frame, a small (36 px at
+720p) real face, a licence plate and a document. For each tool: median frames per second and realtime factor over
 the repeats (run round-robin, so load from other work hits every tool alike), median CPU time per
 frame (less sensitive to a shared machine than wall time), and the share of ground-truth
 face-frames it leaked, scored by the same SSIM scorer the tests use. For redactd, where the time went (decode / detect / track / obscure / encode).
 ``--every-k 2`` adds a redactd run detecting on every 2nd frame only, to see whether it leaks more;
-``--between`` one more that gives the frames in between a cheaper pass (``detect.between``);
 ``--faces-only`` adds one with text detection off: the same work deface does.
 """
 
@@ -65,13 +62,11 @@ def run(argv: list[str]) -> tuple[float, float, str]:
     return wall, cpu, proc.stdout
 
 
-def policy_variant(tmp: Path, name: str, every_k: int = 1, text: bool = True, between: bool = False) -> Path:
+def policy_variant(tmp: Path, name: str, every_k: int = 1, text: bool = True) -> Path:
     """The default policy with detection every k-th frame and/or text detection off."""
     doc = yaml.safe_load((REPO / "policies" / "visual-default.yaml").read_text())
     doc["id"] = name
     doc["detect"]["every_k_frames"] = every_k
-    if between:
-        doc["detect"]["between"] = {}  # its defaults: faces at 640 px, text at 480 px
     doc["detect"]["text"]["enabled"] = text
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -85,7 +80,6 @@ def main() -> None:
     ap.add_argument("--sizes", default="720,1080")
     ap.add_argument("--deface", default=shutil.which("deface") or str(Path(sys.executable).parent / "deface"))
     ap.add_argument("--every-k", type=int, default=None, help="also run redactd detecting every k-th frame")
-    ap.add_argument("--between", action="store_true", help="with --every-k: also run it with a between pass")
     ap.add_argument("--faces-only", action="store_true", help="also run redactd with text detection off")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -104,9 +98,6 @@ def main() -> None:
             tools[f"redactd k={args.every_k}"] = [
                 *tools["redactd"][:-1], str(policy_variant(tmp, f"bench-k{args.every_k}", every_k=args.every_k))
             ]
-            if args.between:
-                tools[f"redactd k={args.every_k}+between"] = [*tools["redactd"][:-1], str(policy_variant(
-                    tmp, f"bench-k{args.every_k}-between", every_k=args.every_k, between=True))]
         for height in (int(s) for s in args.sizes.split(",")):
             clip = synth.bench_scene(tmp / f"clip{height}.mp4", height, args.frames, fps=FPS)
             original = synth.decode_gray(clip.path)

@@ -113,16 +113,6 @@ class TestPolicies:
                                               r"'pixelate' or 'fill' \(got 'smudge'\)"):
             load_policy(p)
 
-    def test_a_between_pass_needs_skipped_frames(self, tmp_path):
-        p = tmp_path / "p.yaml"
-        p.write_text("kind: redaction\nid: x\nversion: 1\nmode: visual\ndetect:\n  between: {}\n")
-        with pytest.raises(ConfigError, match="between only applies when every_k_frames is more than 1"):
-            load_policy(p)
-        p.write_text("kind: redaction\nid: x\nversion: 1\nmode: visual\ndetect:\n  every_k_frames: 2\n"
-                     "  between: {faces_input_width: 512}\n")
-        between = load_policy(p).detect.between
-        assert between is not None and (between.faces_input_width, between.text_input_width) == (512, 480)
-
     def test_policy_kind_must_be_known(self, tmp_path):
         p = tmp_path / "p.yaml"
         p.write_text("kind: shredding\nid: x\nversion: 1\n")

@@ -57,13 +57,6 @@ class YoloDetection(_Strict):
     input_size: int = Field(640, ge=160, le=4096)
 
 
-class BetweenPass(_Strict):
-    """With ``every_k_frames`` > 1: a cheaper look at the frames in between (same models, smaller input)."""
-
-    faces_input_width: int = Field(640, ge=160, le=4096)
-    text_input_width: int = Field(480, ge=160, le=4096)
-
-
 class Detection(_Strict):
     faces: FaceDetection = FaceDetection()
     text: TextDetection = TextDetection()
@@ -71,15 +64,6 @@ class Detection(_Strict):
     every_k_frames: int = Field(
         1, ge=1, le=30, description="detect on every k-th frame and track in between (1 = every frame)"
     )
-    # Without it, frames between the k-th ones are covered by tracking alone, so something seen on
-    # one of them only is missed; with it they get a cheaper pass that still finds larger objects.
-    between: BetweenPass | None = None
-
-    @model_validator(mode="after")
-    def _between_needs_k(self) -> Detection:
-        if self.between is not None and self.every_k_frames == 1:
-            raise ValueError("detect.between only applies when every_k_frames is more than 1")
-        return self
 
 
 class Tracking(_Strict):

@@ -198,9 +198,6 @@ def bench_scene(path: Path, height: int, frames: int, fps: int = 25) -> Clip:
         lfw_face(21, int(36 * k), 620 * k, 40 * k, 2 * k, 1 * k),
         # One frame only, and an odd one: what detecting on every 2nd frame cannot see by design.
         lfw_face(30, int(56 * k), 1120 * k, 420 * k, 0, 0, visible=(61, 61)),
-        # A small face (28 px) for one odd frame only: what a cheaper pass on the frames in
-        # between (`detect.between`, faces at 640 px) is too coarse to see.
-        lfw_face(40, int(36 * k), 1150 * k, 250 * k, 0, 0, visible=(45, 45)),
     ]
     stills = [(plate(scale=1.5 * k), int(800 * k), int(600 * k)),
               (document(int(220 * k), int(160 * k)), int(60 * k), int(420 * k))]

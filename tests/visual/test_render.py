@@ -241,30 +241,11 @@ class TestPipelinedDetection:
         clip = faces_clip(tmp_path / "in.mp4", frames=10)
         plan = FramePlan.from_limits(probe(clip.path), policy.limits)
         assert detector.workers >= 2  # faces and text at least: two frames overlap
-        pipelined = detect_pass(clip.path, plan, detector, policy.detect, _Clock(), lambda: None)
+        pipelined = detect_pass(clip.path, plan, detector, 1, _Clock(), lambda: None)
         with VideoReader(clip.path, plan) as reader:
             one_by_one = [detector.detect(to_bgr(item.frame)) for item in reader.frames()]
         assert pipelined == one_by_one
         assert all(any(b.label == "face" for b in boxes) for boxes in pipelined if boxes is not None)
-
-    def test_every_other_frame_misses_a_one_frame_face_unless_a_between_pass_looks(
-        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
-    ) -> None:
-        sprites = [synth.astronaut(80, 200, 120, vx=4), synth.lfw_face(30, 56, 900, 400, visible=(5, 5))]
-        clip = synth.make_clip(tmp_path / "in.mp4", 1280, 720, 10, sprites)
-        original = synth.decode_gray(clip.path)
-        every_2nd = tweak(policy, **{"detect.every_k_frames": 2})
-        redact_video(clip.path, tmp_path / "k2.mp4", every_2nd, detector=detector)
-        leaked, total, _ = synth.leaked_face_frames(original, synth.decode_gray(tmp_path / "k2.mp4"), clip.faces)
-        assert (leaked, total) == (1, 11)  # frame 5 is skipped and nothing else shows that face
-
-        lighter = tweak(every_2nd, **{"detect.between": {"faces_input_width": 640, "text_input_width": 480}})
-        side = tmp_path / "between.json"
-        redact_video(clip.path, tmp_path / "between.mp4", lighter, detector=detector, sidecar_path=side)
-        leaked, _, _ = synth.leaked_face_frames(original, synth.decode_gray(tmp_path / "between.mp4"), clip.faces)
-        assert leaked == 0
-        frame5 = next(f for f in json.loads(side.read_text())["frames"] if f["i"] == 5)
-        assert any(b["source"] == "detected" and b["x0"] > 850 for b in frame5["boxes"])
 
     def test_a_detector_failing_mid_clip_fails_the_job_and_leaves_no_output(
         self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector

@@ -36,7 +36,7 @@ def detect_only(src: Path, policy: RedactionPolicy, progress: Progress | None = 
             progress(min(1.0, done / max(1, plan.frames)))
 
     try:
-        detections = detect_pass(src, plan, detector, policy.detect, _Clock(), tick)
+        detections = detect_pass(src, plan, detector, policy.detect.every_k_frames, _Clock(), tick)
         infos = list(detector.infos)
     finally:
         detector.close()

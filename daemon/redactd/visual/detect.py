@@ -8,7 +8,6 @@ downloaded. Text is only *located*: recognition would compute personal data, so 
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import importlib.resources
 import os
@@ -24,7 +23,7 @@ import numpy as np
 
 from redactd.errors import ConfigError, DetectError
 from redactd.fsutil import sha256_file
-from redactd.policy import BetweenPass, Detection, FaceDetection, TextDetection, YoloDetection
+from redactd.policy import Detection, FaceDetection, TextDetection, YoloDetection
 from redactd.visual.graphopt import simplify
 from redactd.visual.onnxwire import optimise_for_runtime
 
@@ -156,12 +155,6 @@ class CenterFaceDetector:
         self.session = onnx_session(optimise_for_runtime(data, dynamic_shapes=True), threads)
         self.info = ModelInfo("centerface", path.name, CENTERFACE_SHA256, "onnxruntime-cpu")
 
-    def at_width(self, input_width: int) -> CenterFaceDetector:
-        """The same loaded model fed frames ``input_width`` wide (no tiles)."""
-        other = copy.copy(self)
-        other.cfg = self.cfg.model_copy(update={"input_width": input_width, "tiles": 1})
-        return other
-
     def detect(self, frame: np.ndarray) -> list[Box]:
         h, w = frame.shape[:2]
         found = self._run(frame, 0, 0)
@@ -228,12 +221,6 @@ class TextDetector:
         self.session = onnx_session(simplify(data)[0], threads)
         self.input_name = self.session.get_inputs()[0].name
         self.info = ModelInfo("ppocrv4-det", path.name, PPOCR_DET_SHA256, "onnxruntime-cpu")
-
-    def at_width(self, input_width: int) -> TextDetector:
-        """The same loaded model fed frames ``input_width`` wide."""
-        other = copy.copy(self)
-        other.cfg = self.cfg.model_copy(update={"input_width": input_width})
-        return other
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         h, w = frame.shape[:2]
@@ -417,22 +404,6 @@ class CompositeDetector:
         self.infos = [d.info for d in self.detectors]
         self.workers = max(len(self.detectors), workers or 0)
         self._pool = ThreadPoolExecutor(self.workers, "detect") if self.workers > 1 else None
-        self._owns_pool = True
-
-    def lighter(self, between: BetweenPass) -> CompositeDetector:
-        """The same models (and threads) at the smaller input widths of ``between``."""
-        scaled: list[Detector] = []
-        for d in self.detectors:
-            if isinstance(d, CenterFaceDetector):
-                scaled.append(d.at_width(between.faces_input_width))
-            elif isinstance(d, TextDetector):
-                scaled.append(d.at_width(between.text_input_width))
-            else:
-                scaled.append(d)  # custom YOLO weights have one input size
-        other = copy.copy(self)
-        other.detectors = scaled
-        other._owns_pool = False  # closing this view leaves the shared pool to its owner
-        return other
 
     def submit(self, frame: np.ndarray) -> Pending:
         """Start every detector on ``frame`` (in the pool when there is one); returns at once."""
@@ -444,7 +415,7 @@ class CompositeDetector:
         return self.submit(frame).result()
 
     def close(self) -> None:
-        if self._pool is not None and self._owns_pool:
+        if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from redactd import log
 from redactd.errors import ConfigError, DetectError, InputError
-from redactd.policy import AudioMode, Detection, Mode, Obscure, RedactionPolicy
+from redactd.policy import AudioMode, Mode, Obscure, RedactionPolicy
 from redactd.visual import sidecar
 from redactd.visual.codec import (
     Decoded,
@@ -112,20 +112,18 @@ def detect_pass(
     src: Path,
     plan: FramePlan,
     detector: CompositeDetector,
-    cfg: Detection,
+    every_k: int,
     clock: _Clock,
     tick: Callable[[], None],
 ) -> list[list[Box] | None]:
     """Run the detectors on every k-th kept frame; ``None`` for frames left to tracking.
 
-    With ``cfg.between`` the frames in between get the cheaper pass instead of ``None``. A few
-    frames are kept in flight (``detector.workers`` of them), so each model's thread moves on to
-    the next frame as soon as it is done with this one; results are taken in frame order.
+    A few frames are kept in flight (``detector.workers`` of them), so each model's thread moves
+    on to the next frame as soon as it is done with this one; results are taken in frame order.
     """
     detections: list[list[Box] | None] = []
     in_flight: deque[tuple[int, Pending]] = deque()
     turns = quarter_turns(plan.rotation)
-    between = detector.lighter(cfg.between) if cfg.between is not None else None
 
     def settle(limit: int) -> None:
         while len(in_flight) > limit:
@@ -138,12 +136,11 @@ def detect_pass(
     with VideoReader(src, plan) as reader:
         for item in prefetch(clock.timed("decode", reader.frames())):
             detections.append(None)
-            use = detector if item.index % cfg.every_k_frames == 0 else between
-            if use is None:
+            if item.index % every_k:
                 tick()
                 continue
             start = time.perf_counter()
-            in_flight.append((len(detections) - 1, use.submit(upright(to_bgr(item.frame), turns))))
+            in_flight.append((len(detections) - 1, detector.submit(upright(to_bgr(item.frame), turns))))
             clock.add("detect", start)
             settle(detector.workers)
         settle(0)
@@ -269,7 +266,7 @@ def _redact(
         if progress is not None:
             progress(done, max(total, done))
 
-    detections = detect_pass(src, plan, detector, policy.detect, clock, tick)
+    detections = detect_pass(src, plan, detector, policy.detect.every_k_frames, clock, tick)
     if not detections:
         raise InputError(f"{src.name}: no video frames could be decoded")
     total = done + len(detections)
