@@ -15,11 +15,12 @@ import pytest
 from redactd.errors import ConfigError, DetectError, InputError
 from redactd.metadata import verify_clean
 from redactd.policy import Obscure, RedactionPolicy, policy_hash
-from redactd.visual import redact_video
+from redactd.visual import redact_video, render
 from redactd.visual.codec import FramePlan, VideoReader, fresh_copy, plane_views, probe, to_bgr
 from redactd.visual.detect import CompositeDetector, Pending, build_detector
 from redactd.visual.obscure import Region
-from redactd.visual.render import _Clock, detect_pass, obscure_frame
+from redactd.visual.render import _Clock, detect_pass, held_frames, obscure_frame
+from redactd.visual.track import StreamTracker
 from tests.visual import synth
 from tests.visual.conftest import tweak
 
@@ -185,14 +186,14 @@ class TestRedactVideo:
         box = doc["frames"][0]["boxes"][0]
         assert set(box) == {"x0", "y0", "x1", "y1", "class", "score", "track", "source"}
 
-    def test_reports_progress_for_both_passes(
+    def test_reports_progress_once_per_frame(
         self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
     ) -> None:
         clip = faces_clip(tmp_path / "in.mp4", frames=5)
         seen: list[tuple[int, int]] = []
         redact_video(clip.path, tmp_path / "out.mp4", policy, progress=lambda d, t: seen.append((d, t)),
                      detector=detector)
-        assert [d for d, _ in seen] == list(range(1, 11)) and seen[-1] == (10, 10)
+        assert [d for d, _ in seen] == list(range(1, 6)) and seen[-1] == (5, 5)
 
     def test_refuses_a_metadata_only_policy(self, tmp_path: Path) -> None:
         from redactd.policy import resolve_policy
@@ -232,6 +233,65 @@ class TestRedactVideo:
         leaked, total, _ = synth.leaked_face_frames(synth.decode_gray(clip.path),
                                                     synth.decode_gray(tmp_path / "out.mp4"), clip.faces)
         assert (leaked, total) == (0, 8)
+
+
+class TestSinglePass:
+    """Detect, track and encode in one decode, each frame encoded once its boxes are final."""
+
+    def run(self, tmp_path: Path, name: str, policy: RedactionPolicy, detector: CompositeDetector,
+            clip: synth.Clip) -> tuple[list[np.ndarray], dict, list[tuple[int, int]]]:
+        out, side = tmp_path / f"{name}.mp4", tmp_path / f"{name}.json"
+        seen: list[tuple[int, int]] = []
+        redact_video(clip.path, out, policy, progress=lambda d, t: seen.append((d, t)), sidecar_path=side,
+                     detector=detector)
+        with av.open(str(out)) as c:
+            frames = [f.to_ndarray(format="yuv420p") for f in c.decode(video=0)]
+            assert len(c.streams.audio) == (policy.audio.value != "drop")
+        return frames, json.loads(side.read_text()), seen
+
+    @pytest.mark.parametrize("every_k", [1, 3])
+    def test_one_pass_renders_what_two_passes_render(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector,
+        monkeypatch: pytest.MonkeyPatch, every_k: int
+    ) -> None:
+        sprites = [synth.astronaut(40, 30, 200, vx=4), synth.lfw_face(3, 44, 560, 20, vx=-2, vy=1),
+                   synth.lfw_face(7, 48, 300, 100, visible=(10, 12))]
+        clip = synth.make_clip(tmp_path / "in.mp4", 640, 360, 40, sprites, audio_hz=440.0)
+        keep = tweak(policy, audio="keep", **{"detect.every_k_frames": every_k})
+        one, one_side, one_seen = self.run(tmp_path, "one", keep, detector, clip)
+        monkeypatch.setattr(render, "MAX_HELD_BYTES", 0)  # as a policy holding too many frames would
+        two, two_side, two_seen = self.run(tmp_path, "two", keep, detector, clip)
+        assert one_side["frames"] == two_side["frames"] and one_side["counts"] == two_side["counts"]
+        assert len(one) == len(two) == 40
+        assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
+        assert one_seen[-1] == (40, 40) and two_seen[-1] == (80, 80)  # each pass counts every frame
+        leaked, total, _ = synth.leaked_face_frames(synth.decode_gray(clip.path),
+                                                    synth.decode_gray(tmp_path / "one.mp4"), clip.faces)
+        assert (leaked, total) == (0, 83)
+
+    def test_frames_are_encoded_while_later_ones_are_detected(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        clip = faces_clip(tmp_path / "in.mp4", frames=40)
+        rendered: list[int] = []
+        behind: list[int] = []
+
+        class Watching(CompositeDetector):
+            def submit(self, frame: np.ndarray) -> Pending:
+                behind.append(len(behind) - len(rendered))  # frames decoded but not yet encoded
+                return super().submit(frame)
+
+        watching = Watching(detector.detectors, detector.workers)
+        try:
+            redact_video(clip.path, tmp_path / "out.mp4", policy, progress=lambda d, t: rendered.append(d),
+                         detector=watching)
+        finally:
+            watching.close()
+        lag = StreamTracker(policy.tracking, 640, 360).lag
+        assert len(behind) == 40 and len(rendered) == 40
+        # Encoding starts as soon as the tracker allows, and memory holds a bounded number of frames.
+        assert max(behind) <= held_frames(lag, watching.workers)
+        assert rendered and behind[-1] <= lag + watching.workers + 1
 
 
 class TestPipelinedDetection:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 from redactd.policy import Tracking
 from redactd.visual.detect import Box
-from redactd.visual.track import TrackedBox, associate, track_boxes
+from redactd.visual.track import StreamTracker, TrackedBox, _detect_step, associate, fill_tracks, track_boxes
 
 NO_PAD = Tracking(pad=0.0, extend_frames=0, hold_frames=0)
 
@@ -105,3 +107,53 @@ class TestTrackBoxes:
         out = track_boxes(moving(10, missing={3}), Tracking(extend_frames=0, hold_frames=0), 1000, 1000)
         assert sum(b.detected for f in out for b in f) == 9
         assert sum(not b.detected for f in out for b in f) == 1
+
+
+def random_clip(rng: random.Random, frames: int, step: int) -> list[list[Box] | None]:
+    """Faces and text coming and going, moving, missed now and then, plus one-frame flukes."""
+    objects = []
+    for _ in range(rng.randint(1, 6)):
+        start = rng.randint(-10, frames - 1)
+        objects.append((start, rng.randint(start + 1, frames + 10), rng.uniform(0, 800), rng.uniform(0, 800),
+                        rng.uniform(-12, 12), rng.uniform(-6, 6), rng.uniform(15, 80),
+                        rng.choice(["face", "face", "text"]), rng.uniform(0.0, 0.6)))
+    out: list[list[Box] | None] = []
+    for f in range(frames):
+        if f % step:
+            out.append(None)
+            continue
+        boxes = [Box(x + vx * f, y + vy * f, x + vx * f + size, y + vy * f + size, 0.8, label)
+                 for start, end, x, y, vx, vy, size, label, miss in objects
+                 if start <= f < end and rng.random() >= miss]
+        if rng.random() < 0.1:
+            boxes.append(face(rng.uniform(0, 900), rng.uniform(0, 900), size=20))
+        rng.shuffle(boxes)
+        out.append(boxes)
+    return out
+
+
+class TestStreamTracker:
+    """Boxes handed out as detections arrive must be exactly those of tracking the whole clip at once."""
+
+    def test_streaming_equals_whole_clip_tracking(self) -> None:
+        rng = random.Random(7)
+        for case in range(300):
+            step = rng.choice([1, 1, 1, 2, 3])
+            cfg = Tracking(max_gap=rng.choice([0, 2, 5, 15]), extend_frames=rng.choice([0, 3, 5, 12]),
+                           hold_frames=rng.choice([0, 5, 20]), min_track_hits=rng.choice([1, 1, 2, 3]),
+                           pad=rng.choice([0.0, 0.2]), iou_threshold=0.2)
+            dets = random_clip(rng, rng.randint(1, 90), step)
+            whole = fill_tracks(associate(dets, cfg), 0, len(dets), cfg, 1000, 1000, _detect_step(dets))
+            tracker = StreamTracker(cfg, 1000, 1000, _detect_step(dets))
+            streamed: list[list[TrackedBox]] = []
+            for frame, boxes in enumerate(dets):
+                ready = tracker.push(boxes)
+                streamed.extend(ready)
+                assert len(streamed) == max(0, frame + 1 - tracker.lag)  # final no later than promised
+            streamed.extend(tracker.finish())
+            assert streamed == whole, f"case {case}: {cfg}, step {step}"
+
+    def test_lag_is_what_the_policy_implies(self) -> None:
+        assert StreamTracker(Tracking(), 1920, 1080).lag == 22  # 5 frames back + a next detection 17 on
+        assert StreamTracker(Tracking(max_gap=40), 1920, 1080).lag == 47
+        assert StreamTracker(Tracking(min_track_hits=2), 1920, 1080).lag == 39

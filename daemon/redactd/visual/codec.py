@@ -146,7 +146,11 @@ class Decoded:
     frame: av.VideoFrame
 
 
-def prefetch(items: Iterator[T], depth: int = 4) -> Iterator[T]:
+#: Items decoded ahead of the consumer.
+PREFETCH_DEPTH = 4
+
+
+def prefetch(items: Iterator[T], depth: int = PREFETCH_DEPTH) -> Iterator[T]:
     """Run an iterator in a background thread so decoding overlaps detection or encoding.
 
     FFmpeg and onnxruntime release the GIL, so the two really run in parallel.

@@ -1,8 +1,12 @@
-"""Compose the visual redaction of one file: detect pass, offline tracking, obscure-and-encode pass.
+"""Compose the visual redaction of one file: detection, tracking and the obscure-and-encode step.
 
-Two decoding passes rather than holding frames in memory: tracking needs every detection before
-the first frame can be rendered (to extend tracks backwards), and decoding is cheap (720p ≈ 500
-fps here) next to detection and encoding.
+One decoding pass: each frame is detected, held in memory, and encoded as soon as tracking has
+seen every later detection that could still change its boxes (`StreamTracker.lag` frames, 22
+with the default policy), so encoding overlaps detection and the file is decoded once (12 %
+less wall time on 4K HEVC phone footage here). A policy whose tracking window would hold more
+than `MAX_HELD_BYTES` of frames runs as two passes instead: detect the whole clip, track, then
+decode again to render. The boxes are the same either way; review-before-blur uses the two
+passes with a human in between.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from redactd.errors import ConfigError, DetectError, InputError
 from redactd.policy import AudioMode, Mode, Obscure, RedactionPolicy
 from redactd.visual import sidecar
 from redactd.visual.codec import (
+    PREFETCH_DEPTH,
     Decoded,
     FramePlan,
     VideoInfo,
@@ -37,7 +42,7 @@ from redactd.visual.codec import (
 from redactd.visual.detect import Box, CompositeDetector, ModelInfo, Pending, build_detector
 from redactd.visual.obscure import Region, obscure_planes, regions_for
 from redactd.visual.orient import quarter_turns, to_coded, upright
-from redactd.visual.track import TrackedBox, track_boxes
+from redactd.visual.track import StreamTracker, TrackedBox, track_boxes
 
 Progress = Callable[[int, int], None]
 
@@ -108,6 +113,47 @@ class _Clock:
             yield item
 
 
+class _InFlight:
+    """Frames handed to the detector and not taken back yet, in frame order.
+
+    Up to ``detector.workers`` frames are detected at once, so each model's thread moves on to
+    the next frame as soon as it is done with this one; results come back in frame order, with
+    ``None`` for frames left to tracking (detection on every k-th frame only).
+    """
+
+    def __init__(self, detector: CompositeDetector, plan: FramePlan, clock: _Clock) -> None:
+        self.detector = detector
+        self.plan = plan
+        self.clock = clock
+        self.turns = quarter_turns(plan.rotation)
+        self.queue: deque[Pending | None] = deque()
+        self.running = 0
+
+    def add(self, item: Decoded, every_k: int) -> Iterator[list[Box] | None]:
+        """Start on ``item`` (or skip it); yields the results now due, oldest first."""
+        if item.index % every_k:
+            self.queue.append(None)
+        else:
+            start = time.perf_counter()
+            self.queue.append(self.detector.submit(upright(to_bgr(item.frame), self.turns)))
+            self.running += 1
+            self.clock.add("detect", start)
+        yield from self.take(self.detector.workers)
+
+    def take(self, limit: int = 0) -> Iterator[list[Box] | None]:
+        """Results of the oldest frames until at most ``limit`` are still being detected."""
+        while self.queue and (self.running > limit or self.queue[0] is None):
+            pending = self.queue.popleft()
+            if pending is None:
+                yield None
+                continue
+            start = time.perf_counter()
+            found = pending.result()
+            self.running -= 1
+            self.clock.add("detect", start)
+            yield [to_coded(b, self.turns, self.plan.width, self.plan.height) for b in found]
+
+
 def detect_pass(
     src: Path,
     plan: FramePlan,
@@ -116,34 +162,17 @@ def detect_pass(
     clock: _Clock,
     tick: Callable[[], None],
 ) -> list[list[Box] | None]:
-    """Run the detectors on every k-th kept frame; ``None`` for frames left to tracking.
-
-    A few frames are kept in flight (``detector.workers`` of them), so each model's thread moves
-    on to the next frame as soon as it is done with this one; results are taken in frame order.
-    """
+    """Run the detectors on every k-th kept frame; ``None`` for frames left to tracking."""
     detections: list[list[Box] | None] = []
-    in_flight: deque[tuple[int, Pending]] = deque()
-    turns = quarter_turns(plan.rotation)
-
-    def settle(limit: int) -> None:
-        while len(in_flight) > limit:
-            index, pending = in_flight.popleft()
-            start = time.perf_counter()
-            detections[index] = [to_coded(b, turns, plan.width, plan.height) for b in pending.result()]
-            clock.add("detect", start)
-            tick()
-
+    flight = _InFlight(detector, plan, clock)
     with VideoReader(src, plan) as reader:
         for item in prefetch(clock.timed("decode", reader.frames())):
-            detections.append(None)
-            if item.index % every_k:
+            for found in flight.add(item, every_k):
+                detections.append(found)
                 tick()
-                continue
-            start = time.perf_counter()
-            in_flight.append((len(detections) - 1, detector.submit(upright(to_bgr(item.frame), turns))))
-            clock.add("detect", start)
-            settle(detector.workers)
-        settle(0)
+        for found in flight.take():
+            detections.append(found)
+            tick()
     return detections
 
 
@@ -159,6 +188,18 @@ def obscure_frame(decoded: av.VideoFrame, out_format: str, regions: list[Region]
     with plane_views(frame) as planes:
         obscure_planes(planes, regions, cfg, (sx, sy), bits)
     return frame if fmt == out_format else frame.reformat(format=out_format)
+
+
+def render_frame(item: Decoded, boxes: list[TrackedBox], writer: VideoWriter, cfg: Obscure, clock: _Clock) -> None:
+    """Obscure one decoded frame's boxes and hand it to the encoder."""
+    start = time.perf_counter()
+    regions = regions_for([(b.box.x0, b.box.y0, b.box.x1, b.box.y1, b.box.label) for b in boxes], cfg)
+    frame = obscure_frame(item.frame, writer.video_format, regions, cfg)
+    frame.pts = item.pts
+    frame.time_base = item.time_base
+    start = clock.add("obscure", start)
+    writer.write_frame(frame)
+    clock.add("encode", start)
 
 
 def render_pass(
@@ -182,17 +223,7 @@ def render_pass(
                     continue
                 if item.index >= len(boxes):
                     raise DetectError("the render pass decoded more frames than the detection pass")
-                start = time.perf_counter()
-                regions = regions_for(
-                    [(b.box.x0, b.box.y0, b.box.x1, b.box.y1, b.box.label) for b in boxes[item.index]],
-                    policy.obscure,
-                )
-                frame = obscure_frame(item.frame, writer.video_format, regions, policy.obscure)
-                frame.pts = item.pts
-                frame.time_base = item.time_base
-                start = clock.add("obscure", start)
-                writer.write_frame(frame)
-                clock.add("encode", start)
+                render_frame(item, boxes[item.index], writer, policy.obscure, clock)
                 tick()
                 rendered = item.index + 1
             if rendered != len(boxes):
@@ -205,6 +236,81 @@ def render_pass(
             writer.abort()
             raise
     return writer.video_format
+
+
+#: Decoded frames the single pass may hold while their boxes wait on later detections; a policy
+#: that needs more (a very long ``max_gap`` on large frames) runs as two passes instead.
+MAX_HELD_BYTES = 512 * 1024 * 1024
+
+
+def held_frames(tracking_lag: int, workers: int) -> int:
+    """Frames the single pass holds at most: the tracker's lag, frames being detected, decode read-ahead."""
+    return tracking_lag + workers + PREFETCH_DEPTH + 2
+
+
+def frame_bytes(plan: FramePlan, pix_fmt: str) -> int:
+    """Memory one decoded frame takes, near enough (4:4:4, two bytes a sample above 8 bits)."""
+    depth = 2 if PLANAR_YUV.get(pix_fmt, (0, 0, 8))[2] > 8 else 1
+    return plan.width * plan.height * 3 * depth
+
+
+def single_pass(
+    src: Path,
+    dst: Path,
+    plan: FramePlan,
+    policy: RedactionPolicy,
+    detector: CompositeDetector,
+    container_format: str,
+    clock: _Clock,
+    tick: Callable[[], None],
+) -> tuple[str, list[list[TrackedBox]]]:
+    """Decode once: detect, track and render together, each frame encoded once its boxes are final.
+
+    A frame waits (decoded, in memory) only until the tracker has seen the detections that can
+    still change its boxes (`StreamTracker.lag` frames), so encoding overlaps detection and the
+    file is decoded once. The boxes are exactly those of detecting the whole clip first.
+    Returns the output pixel format and every frame's boxes (for the sidecar).
+    """
+    every_k = policy.detect.every_k_frames
+    tracker = StreamTracker(policy.tracking, plan.width, plan.height, every_k)
+    flight = _InFlight(detector, plan, clock)
+    waiting: deque[Decoded] = deque()
+    boxes: list[list[TrackedBox]] = []
+    with VideoReader(src, plan, with_audio=policy.audio is not AudioMode.DROP) as reader:
+        writer = VideoWriter(dst, reader, policy.encode, policy.audio, container_format)
+
+        def track(found: list[Box] | None) -> None:
+            start = time.perf_counter()
+            final = tracker.push(found)
+            clock.add("track", start)
+            render(final)
+
+        def render(final: list[list[TrackedBox]]) -> None:
+            for frame_boxes in final:
+                render_frame(waiting.popleft(), frame_boxes, writer, policy.obscure, clock)
+                boxes.append(frame_boxes)
+                tick()
+
+        try:
+            for item in prefetch(clock.timed("decode", reader.items()), PREFETCH_DEPTH):
+                if not isinstance(item, Decoded):
+                    writer.write_audio(item)
+                    continue
+                waiting.append(item)
+                for found in flight.add(item, every_k):
+                    track(found)
+            for found in flight.take():
+                track(found)
+            render(tracker.finish())
+            if not boxes:
+                raise InputError(f"{src.name}: no video frames could be decoded")
+            start = time.perf_counter()
+            writer.commit()
+            clock.add("encode", start)
+        except BaseException:
+            writer.abort()
+            raise
+    return writer.video_format, boxes
 
 
 def _container_for(dst: Path, policy: RedactionPolicy) -> str:
@@ -223,8 +329,9 @@ def redact_video(
 ) -> RedactResult:
     """Find, track and obscure faces and text in ``src``; write the re-encoded result to ``dst``.
 
-    ``progress(done, total)`` counts every frame twice, once per pass. ``detector`` lets a caller
-    reuse loaded models across jobs (loading costs ~0.3 s); by default the policy's are built.
+    ``progress(done, total)`` counts every frame once (twice when it runs as two passes).
+    ``detector`` lets a caller reuse loaded models across jobs (loading costs ~0.3 s); by default
+    the policy's are built.
     The output is written atomically; on any error nothing is left at ``dst``.
     """
     if policy.mode is not Mode.VISUAL:
@@ -256,9 +363,13 @@ def _redact(
 ) -> RedactResult:
     logger = log.get_logger().bind(policy=policy.id, policy_version=policy.version)
     clock = _Clock()
+    container_format = _container_for(dst, policy)
+    lag = StreamTracker(policy.tracking, plan.width, plan.height, policy.detect.every_k_frames).lag
+    held = held_frames(lag, detector.workers) * frame_bytes(plan, info.pix_fmt)
+    single = held <= MAX_HELD_BYTES
     done = 0
-    # Both passes count every frame; the expected count is an estimate until pass 1 has run.
-    total = max(1, plan.frames) * 2
+    # Each pass counts every frame; the expected count is an estimate until the first pass has run.
+    total = max(1, plan.frames) * (1 if single else 2)
 
     def tick() -> None:
         nonlocal done
@@ -266,14 +377,19 @@ def _redact(
         if progress is not None:
             progress(done, max(total, done))
 
-    detections = detect_pass(src, plan, detector, policy.detect.every_k_frames, clock, tick)
-    if not detections:
-        raise InputError(f"{src.name}: no video frames could be decoded")
-    total = done + len(detections)
-    start = time.perf_counter()
-    boxes = track_boxes(detections, policy.tracking, plan.width, plan.height)
-    clock.add("track", start)
-    pix_fmt = render_pass(src, dst, plan, policy, boxes, _container_for(dst, policy), clock, tick)
+    if single:
+        pix_fmt, boxes = single_pass(src, dst, plan, policy, detector, container_format, clock, tick)
+    else:
+        logger.info("two_passes", reason="frames held for tracking would exceed the memory cap",
+                    held_mib=held >> 20, cap_mib=MAX_HELD_BYTES >> 20)
+        detections = detect_pass(src, plan, detector, policy.detect.every_k_frames, clock, tick)
+        if not detections:
+            raise InputError(f"{src.name}: no video frames could be decoded")
+        total = done + len(detections)
+        start = time.perf_counter()
+        boxes = track_boxes(detections, policy.tracking, plan.width, plan.height)
+        clock.add("track", start)
+        pix_fmt = render_pass(src, dst, plan, policy, boxes, container_format, clock, tick)
     summary = sidecar.summary(policy, detector.infos, boxes)
     if sidecar_path is not None:
         rate = plan.max_fps or info.fps
@@ -286,12 +402,12 @@ def _redact(
     )
     counts = summary["counts"]
     logger.info(
-        "video_redacted", frames=len(detections), width=plan.width, height=plan.height,
+        "video_redacted", frames=len(boxes), width=plan.width, height=plan.height,
         boxes_detected=counts["boxes_detected"], boxes_filled=counts["boxes_filled"],
         wall_s=round(times.wall, 3), detect_s=round(times.detect, 3), encode_s=round(times.encode, 3),
     )
     return RedactResult(
-        frames=len(detections), width=plan.width, height=plan.height, pix_fmt=pix_fmt,
+        frames=len(boxes), width=plan.width, height=plan.height, pix_fmt=pix_fmt,
         audio=policy.audio.value if info.audio_codec else "none",
         boxes_detected=counts["boxes_detected"], boxes_filled=counts["boxes_filled"],
         tracks=dict(counts["tracks"]), models=tuple(detector.infos), times=times, summary=summary,

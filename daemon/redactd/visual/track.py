@@ -9,6 +9,7 @@ frame of detection missed is the typical leak; this is what closes it.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -74,20 +75,27 @@ def _centre_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2) / size)
 
 
-def associate(detections: Sequence[Sequence[Box] | None], cfg: Tracking) -> list[_Track]:
+class _Associator:
     """Greedy association of detections into tracks by IoU with each track's motion prediction.
 
-    ``None`` marks a frame that was not run through the detector (detect every k-th frame).
+    Causal: what happens at frame ``f`` depends only on frames up to ``f``, so it runs as the
+    detections arrive. ``step`` is the number of frames between detector runs.
     """
-    tracks: list[_Track] = []
-    active: list[_Track] = []
-    reach = cfg.max_gap + 1 + _detect_step(detections)
-    for frame, boxes in enumerate(detections):
+
+    def __init__(self, cfg: Tracking, step: int) -> None:
+        self.cfg = cfg
+        self.reach = cfg.max_gap + 1 + step
+        self.tracks: list[_Track] = []
+        self.active: list[_Track] = []
+
+    def push(self, frame: int, boxes: Sequence[Box] | None) -> None:
+        """Detections of ``frame`` (``None``: the detector did not run on it)."""
         if boxes is None:
-            continue
-        active = [t for t in active if frame - t.frames[-1] <= reach]
+            return
+        cfg = self.cfg
+        self.active = [t for t in self.active if frame - t.frames[-1] <= self.reach]
         unmatched = list(range(len(boxes)))
-        free = list(active)
+        free = list(self.active)
         for score_fn, accept in ((iou, lambda s: s >= cfg.iou_threshold), (_neg_distance, lambda s: s > -MAX_CENTRE_DISTANCE)):
             pairs = sorted(
                 (
@@ -109,11 +117,21 @@ def associate(detections: Sequence[Sequence[Box] | None], cfg: Tracking) -> list
             free = [t for ti, t in enumerate(free) if ti not in used_t]
             unmatched = [i for i in unmatched if i not in used_d]
         for i in unmatched:
-            track = _Track(len(tracks) + 1, boxes[i].label)
+            track = _Track(len(self.tracks) + 1, boxes[i].label)
             track.add(frame, boxes[i])
-            tracks.append(track)
-            active.append(track)
-    return [t for t in tracks if len(t.frames) >= cfg.min_track_hits]
+            self.tracks.append(track)
+            self.active.append(track)
+
+
+def associate(detections: Sequence[Sequence[Box] | None], cfg: Tracking) -> list[_Track]:
+    """The tracks of a whole clip with at least ``min_track_hits`` detections (see `_Associator`).
+
+    ``None`` marks a frame that was not run through the detector (detect every k-th frame).
+    """
+    assoc = _Associator(cfg, _detect_step(detections))
+    for frame, boxes in enumerate(detections):
+        assoc.push(frame, boxes)
+    return [t for t in assoc.tracks if len(t.frames) >= cfg.min_track_hits]
 
 
 def _neg_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -142,38 +160,51 @@ def _padded(coords: np.ndarray, pad: float, width: int, height: int) -> tuple[fl
 
 
 def fill_tracks(
-    tracks: Sequence[_Track], n_frames: int, cfg: Tracking, width: int, height: int, detect_step: int = 1
+    tracks: Sequence[_Track], lo: int, hi: int, cfg: Tracking, width: int, height: int, detect_step: int = 1
 ) -> list[list[TrackedBox]]:
-    """Per frame, every box to obscure: detected, interpolated across gaps, extended and held; padded."""
-    out: list[list[TrackedBox]] = [[] for _ in range(n_frames)]
+    """For frames ``lo``..``hi``-1, every box to obscure: detected, interpolated, extended, held; padded.
+
+    Only the detections that can reach the range are visited, so filling a clip a few frames at a
+    time costs no more than filling it at once.
+    """
+    out: list[list[TrackedBox]] = [[] for _ in range(lo, hi)]
     max_gap = max(cfg.max_gap, detect_step - 1)
     extend = max(cfg.extend_frames, detect_step - 1)
+    # Detection k puts boxes into frames k - extend .. k + max(max_gap, extend + hold).
+    behind, ahead = max(max_gap, extend + cfg.hold_frames) + 1, extend + 1
 
     def put(frame: int, coords: np.ndarray, track: _Track, score: float, detected: bool) -> None:
-        if 0 <= frame < n_frames:
+        if lo <= frame < hi:
             x0, y0, x1, y1 = _padded(coords, cfg.pad, width, height)
             if x1 > x0 and y1 > y0:
-                out[frame].append(TrackedBox(Box(x0, y0, x1, y1, score, track.label), track.track_id, detected))
+                out[frame - lo].append(TrackedBox(Box(x0, y0, x1, y1, score, track.label), track.track_id, detected))
 
     for track in tracks:
-        coords = [_arr(b) for b in track.boxes]
-        for k, frame in enumerate(track.frames):
-            put(frame, coords[k], track, track.boxes[k].score, True)
+        first, last = track.frames[0], track.frames[-1]
+        if first - ahead >= hi or last + behind < lo:
+            continue
+        # One detection either side to spare: a gap or a piece boundary is handled from its left end.
+        k_lo = max(0, bisect.bisect_left(track.frames, lo - behind) - 1)
+        k_hi = min(len(track.frames), bisect.bisect_right(track.frames, hi + ahead) + 1)
+        for k in range(k_lo, k_hi):
+            frame = track.frames[k]
+            coords = _arr(track.boxes[k])
+            put(frame, coords, track, track.boxes[k].score, True)
             if k + 1 < len(track.frames):
                 nxt = track.frames[k + 1]
+                following = _arr(track.boxes[k + 1])
                 gap = nxt - frame - 1
                 if 0 < gap <= max_gap:
                     for j in range(1, gap + 1):
                         t = j / (gap + 1)
-                        put(frame + j, (1 - t) * coords[k] + t * coords[k + 1], track, 0.0, False)
+                        put(frame + j, (1 - t) * coords + t * following, track, 0.0, False)
                 elif gap > max_gap:
                     # Too long to bridge safely: treat as the end of one piece and the start of
                     # the next, each extended and held.
-                    _extend(put, track, frame, coords[k], _velocity(track, k, +1), +1, extend, cfg.hold_frames)
-                    _extend(put, track, nxt, coords[k + 1], _velocity(track, k + 1, -1), -1, extend, 0)
-        first, last = track.frames[0], track.frames[-1]
-        _extend(put, track, first, coords[0], _velocity(track, 0, -1), -1, extend, 0)
-        _extend(put, track, last, coords[-1], _velocity(track, len(track.frames) - 1, +1), +1, extend,
+                    _extend(put, track, frame, coords, _velocity(track, k, +1), +1, extend, cfg.hold_frames)
+                    _extend(put, track, nxt, following, _velocity(track, k + 1, -1), -1, extend, 0)
+        _extend(put, track, first, _arr(track.boxes[0]), _velocity(track, 0, -1), -1, extend, 0)
+        _extend(put, track, last, _arr(track.boxes[-1]), _velocity(track, len(track.frames) - 1, +1), +1, extend,
                 cfg.hold_frames)
     return out
 
@@ -200,9 +231,58 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
         put(frame + direction * i, _grown(pos, i), track, 0.0, False)
 
 
+class StreamTracker:
+    """Tracking as the detections arrive: each frame's boxes are handed out once nothing can change them.
+
+    Offline tracking looks into the future, but not far: a frame's boxes depend on detections at
+    most `lag` frames later (a gap closes within ``max_gap`` frames; a track extended backwards
+    takes its motion from its next detection, at most ``reach`` frames on; a track's hit count is
+    settled ``min_track_hits`` × ``reach`` frames after it starts). So frame ``f`` is final once
+    frame ``f + lag`` is in, and the boxes are the same as if the whole clip had been seen first.
+    """
+
+    def __init__(self, cfg: Tracking, width: int, height: int, step: int = 1) -> None:
+        self.cfg, self.width, self.height, self.step = cfg, width, height, step
+        self._assoc = _Associator(cfg, step)
+        extend = max(cfg.extend_frames, step - 1)
+        self.lag = max(max(cfg.max_gap, step - 1), extend + cfg.min_track_hits * self._assoc.reach)
+        # Tracks that may still put a box into a frame not handed out yet, in creation order.
+        self._live: list[_Track] = []
+        self._seen = 0
+        self.pushed = 0
+        self.emitted = 0
+
+    def push(self, boxes: Sequence[Box] | None) -> list[list[TrackedBox]]:
+        """The next frame's detections (``None``: not detected); returns the frames now final, in order."""
+        self._assoc.push(self.pushed, boxes)
+        self.pushed += 1
+        return self._emit(self.pushed - self.lag)
+
+    def finish(self) -> list[list[TrackedBox]]:
+        """The end of the clip: every frame not handed out yet."""
+        return self._emit(self.pushed)
+
+    def _emit(self, hi: int) -> list[list[TrackedBox]]:
+        lo = self.emitted
+        if hi <= lo:
+            return []
+        tracks = self._assoc.tracks
+        self._live.extend(tracks[self._seen :])
+        self._seen = len(tracks)
+        reach, span = self._assoc.reach, max(self.cfg.max_gap, self.step - 1) + self.cfg.extend_frames
+        span += self.cfg.hold_frames + self.step + 1
+        # A track that can take no more detections and reaches no frame from ``lo`` on is done with.
+        self._live = [t for t in self._live if self.pushed - 1 - t.frames[-1] <= reach or t.frames[-1] + span >= lo]
+        confirmed = [t for t in self._live if len(t.frames) >= self.cfg.min_track_hits]
+        out = fill_tracks(confirmed, lo, hi, self.cfg, self.width, self.height, self.step)
+        self.emitted = hi
+        return out
+
+
 def track_boxes(
     detections: Sequence[Sequence[Box] | None], cfg: Tracking, width: int, height: int
 ) -> list[list[TrackedBox]]:
     """Detections per frame in, boxes to obscure per frame out (see the module docstring)."""
-    tracks = associate(detections, cfg)
-    return fill_tracks(tracks, len(detections), cfg, width, height, _detect_step(detections))
+    tracker = StreamTracker(cfg, width, height, _detect_step(detections))
+    out = [frame for boxes in detections for frame in tracker.push(boxes)]
+    return out + tracker.finish()
