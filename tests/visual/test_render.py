@@ -11,7 +11,9 @@ import av
 import cv2
 import numpy as np
 import pytest
+import structlog
 
+from redactd import log
 from redactd.errors import ConfigError, DetectError, InputError
 from redactd.metadata import verify_clean
 from redactd.policy import Obscure, RedactionPolicy, policy_hash
@@ -268,6 +270,22 @@ class TestSinglePass:
         leaked, total, _ = synth.leaked_face_frames(synth.decode_gray(clip.path),
                                                     synth.decode_gray(tmp_path / "one.mp4"), clip.faces)
         assert (leaked, total) == (0, 83)
+
+    def test_a_tracking_window_too_large_to_hold_falls_back_to_two_passes(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        clip = faces_clip(tmp_path / "in.mp4", frames=6)
+        # A gap of 1,000 frames may be bridged: holding that many 640x360 frames would need ~700 MB.
+        patient = tweak(policy, **{"tracking.max_gap": 1000})
+        log.configure(level="info", json=True)  # the fallback is logged at info
+        try:
+            with structlog.testing.capture_logs() as logs:
+                _, _, seen = self.run(tmp_path, "patient", patient, detector, clip)
+        finally:
+            log.configure(level="warning", json=True)  # as tests/conftest.py sets it
+        assert seen[-1] == (12, 12)  # two passes, each counting every frame
+        fallback = [e for e in logs if e["event"] == "two_passes"]
+        assert len(fallback) == 1 and fallback[0]["held_mib"] > render.MAX_HELD_BYTES >> 20
 
     def test_frames_are_encoded_while_later_ones_are_detected(
         self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
