@@ -8,8 +8,9 @@ up moving across a background, one face touching a larger picture (a case Center
 one zig-zagging, one shown for five frames only, one for a single odd frame, a small (36 px at
 720p) real face, a licence plate and a document. For each tool: median frames per second and realtime factor over
 the repeats (run round-robin, so load from other work hits every tool alike), median CPU time per
-frame (less sensitive to a shared machine than wall time), and the share of ground-truth
-face-frames it leaked, scored by the same SSIM scorer the tests use. For redactd, where the time went (decode / detect / track / obscure / encode).
+frame (less sensitive to a shared machine than wall time), the share of ground-truth
+face-frames it leaked, scored by the same SSIM scorer the tests use, and the text-frames (plate,
+page) whose print it left legible (deface does not look for text: it leaks them all). For redactd, where the time went (decode / detect / track / obscure / encode).
 ``--every-k 2`` adds a redactd run detecting on every 2nd frame only, to see whether it leaks more;
 ``--faces-only`` adds one with text detection off: the same work deface does.
 """
@@ -120,19 +121,20 @@ def main() -> None:
                         phases[name].append(json.loads(stdout.strip().splitlines()[-1])["seconds"])
             results = {}
             for name in tools:
-                leaked, total, _ = synth.leaked_face_frames(
-                    original, gray_frames(outs[name], clip.width, clip.height), clip.faces
-                )
+                redacted = gray_frames(outs[name], clip.width, clip.height)
+                leaked, total, _ = synth.leaked_face_frames(original, redacted, clip.faces)
+                text_leaked, text_total, _ = synth.leaked_text_frames(original, redacted, clip)
                 wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
                 results[name] = (wall, cpu)
                 print(f"  {name:12s} {clip.frames / wall:6.2f} fps  realtime x{seconds / wall:5.2f}  "
                       f"wall {wall:6.2f} s  cpu {1000 * cpu / clip.frames:6.1f} ms/frame  "
-                      f"leaked {leaked}/{total} face-frames ({100 * leaked / total:.1f} %)")
+                      f"leaked {leaked}/{total} face-frames ({100 * leaked / total:.1f} %), "
+                      f"{text_leaked}/{text_total} text-frames")
                 if phases[name]:
                     med = {k: statistics.median(p[k] for p in phases[name]) for k in phases[name][0]}
                     busy = sum(v for k, v in med.items() if k != "wall")
                     split = "  ".join(f"{k} {100 * v / busy:.0f}%" for k, v in med.items() if k != "wall")
-                    print(f"  {'':12s} time in: {split}  (of {busy:.2f} s busy; decode overlaps)")
+                    print(f"  {'':12s} time in: {split}  (of {busy:.2f} s busy; decode runs beside)")
             for name in (n for n in tools if n.startswith("redactd")):
                 print(f"  speed {name}/deface: {results['deface'][0] / results[name][0]:.2f}x by wall time, "
                       f"{results['deface'][1] / results[name][1]:.2f}x by CPU time")

@@ -55,7 +55,7 @@ class TestExampleFiles:
     def test_config_check_command_prints_what_it_validated(self, repo):
         proc = run_cli("config", "check", "--config", str(repo / "etc" / "redactd.yaml"))
         assert proc.returncode == 0, proc.stderr
-        assert "OK" in proc.stdout and "policy visual-default v1" in proc.stdout
+        assert "OK" in proc.stdout and "policy visual-default v2" in proc.stdout
 
 
 class TestConfigErrors:
@@ -128,7 +128,7 @@ class TestPolicies:
     def test_policy_hash_changes_with_content(self, repo):
         pol = resolve_policy("visual-default", repo / "policies")
         assert isinstance(pol, RedactionPolicy) and pol.mode is Mode.VISUAL
-        changed = pol.model_copy(update={"version": 2})
+        changed = pol.model_copy(update={"version": pol.version + 1})
         assert policy_hash(pol) != policy_hash(changed)
         assert len(policy_hash(pol)) == 64
 

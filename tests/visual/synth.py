@@ -31,6 +31,8 @@ _ASTRONAUT_FACE: GtBox = (54, 46, 139, 161)
 #: redaction (x264 crf 20) scored 0.985-0.99, redacted ones at most 0.41; the threshold sits
 #: between with margin on both sides (checked again by test_render.py TestLeakScorer).
 LEAK_SSIM = 0.55
+#: Share of a still's visible ink left unchanged from which a text-frame counts as leaked.
+LEAK_INK = 0.10
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class Clip:
     frames: int
     faces: list[list[GtBox]]  # per frame, ground-truth face boxes
     stills: list[GtBox] = field(default_factory=list)  # static text objects (plates, pages)
+    still_images: list[np.ndarray] = field(default_factory=list)  # their pictures (BGR), same order
 
 
 def paste(frame: np.ndarray, img: np.ndarray, x: int, y: int) -> None:
@@ -174,7 +177,7 @@ def make_clip(
     if audio is not None and audio_hz is not None:
         write_tone(out, audio, audio_hz, frames / fps)
     out.close()
-    return Clip(path, width, height, fps, frames, gt, still_boxes)
+    return Clip(path, width, height, fps, frames, gt, still_boxes, [img for img, _, _ in stills])
 
 
 def bench_scene(path: Path, height: int, frames: int, fps: int = 25) -> Clip:
@@ -255,4 +258,31 @@ def leaked_face_frames(
             scores.append(s)
             total += 1
             leaked += s >= LEAK_SSIM
+    return leaked, total, scores
+
+
+def leaked_text_frames(
+    original: Sequence[np.ndarray], redacted: Sequence[np.ndarray], clip: Clip
+) -> tuple[int, int, list[float]]:
+    """(leaked, total) text-frames of the clip's stills (plates, pages), and every score.
+
+    The score is the share of the print's visible ink left as it was: ink pixels of the still
+    that no moving picture covers in the original frame (a plate's border is not print), unchanged
+    (within codec noise) in the output. In the bench clips obscured print scores 0.00, untouched
+    print 1.00; a still-frame leaks from `LEAK_INK`, which one legible word on a page passes.
+    """
+    leaked = total = 0
+    scores = []
+    for (x0, y0, x1, y1), img in zip(clip.stills, clip.still_images, strict=True):
+        ink = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.int16)
+        for orig, out in zip(original, redacted, strict=False):
+            before = orig[y0:y1, x0:x1].astype(np.int16)
+            visible = (ink < 100) & (np.abs(before - ink) < 30)
+            visible[:4], visible[-4:], visible[:, :4], visible[:, -4:] = False, False, False, False  # a plate's border
+            if visible.sum() < 20:
+                continue
+            kept = float((np.abs(out[y0:y1, x0:x1].astype(np.int16) - before)[visible] < 40).mean())
+            scores.append(kept)
+            total += 1
+            leaked += kept >= LEAK_INK
     return leaked, total, scores

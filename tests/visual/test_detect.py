@@ -20,6 +20,7 @@ from redactd.visual.detect import (
     TextDetector,
     YoloOnnxDetector,
     YoloTorchDetector,
+    _model_size,
     build_detector,
     packaged_model,
     tiles,
@@ -106,6 +107,14 @@ class TestTiles:
             covered[y0:y1, x0:x1] = True
         assert covered.all()
         assert parts[1][0] < parts[0][2]  # neighbours overlap
+
+
+class TestModelSize:
+    def test_input_width_with_a_floor_relative_to_the_frame(self) -> None:
+        assert _model_size(1280, 720, 640, 0.5) == (640, 352)  # 720p: the width decides
+        assert _model_size(1920, 1080, 640, 0.5) == (960, 544)  # 1080p: half size at least
+        assert _model_size(1920, 1080, 640) == (640, 352)  # no floor: a third
+        assert _model_size(640, 360, 960, 0.5) == (640, 352)  # never scaled up
 
 
 class TestTextDetector:

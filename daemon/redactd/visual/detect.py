@@ -110,9 +110,12 @@ def onnx_session(model: bytes, threads: int | None = None) -> Any:
         raise DetectError(f"onnxruntime could not load the model: {exc}") from exc
 
 
-def _model_size(width: int, height: int, input_width: int, multiple: int = 32) -> tuple[int, int]:
-    """Model input size: the frame scaled to ``input_width`` (never up), both sides rounded to ``multiple``."""
-    scale = min(1.0, input_width / width)
+def _model_size(
+    width: int, height: int, input_width: int, min_scale: float = 0.0, multiple: int = 32
+) -> tuple[int, int]:
+    """Model input size: the frame scaled to ``input_width`` but never below ``min_scale`` of its
+    size (nor up), both sides rounded to ``multiple``."""
+    scale = min(1.0, max(input_width / width, min_scale))
     w = max(multiple, round(width * scale / multiple) * multiple)
     h = max(multiple, round(height * scale / multiple) * multiple)
     return w, h
@@ -166,7 +169,7 @@ class CenterFaceDetector:
 
     def _run(self, img: np.ndarray, off_x: int, off_y: int) -> list[Box]:
         h, w = img.shape[:2]
-        mw, mh = _model_size(w, h, self.cfg.input_width)
+        mw, mh = _model_size(w, h, self.cfg.input_width, self.cfg.min_scale)
         small = cv2.resize(img, (mw, mh), interpolation=cv2.INTER_AREA)
         # CenterFace was trained on RGB 0..255 without normalisation.
         blob = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32)
@@ -224,7 +227,7 @@ class TextDetector:
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         h, w = frame.shape[:2]
-        mw, mh = _model_size(w, h, self.cfg.input_width)
+        mw, mh = _model_size(w, h, self.cfg.input_width, self.cfg.min_scale)
         small = cv2.resize(frame, (mw, mh), interpolation=cv2.INTER_AREA)
         blob = ((small.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]
         try:
