@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,29 +214,39 @@ def render_pass(
     tick: Callable[[], None],
 ) -> str:
     """Decode again, obscure each frame's boxes in its YUV planes, encode; returns the pixel format."""
-    with VideoReader(src, plan, with_audio=policy.audio is not AudioMode.DROP) as reader:
-        writer = VideoWriter(dst, reader, policy.encode, policy.audio, container_format)
+    with (VideoReader(src, plan, with_audio=policy.audio is not AudioMode.DROP) as reader,
+          _output(dst, reader, policy, container_format, clock) as writer):
         rendered = 0
-        try:
-            for item in prefetch(clock.timed("decode", reader.items())):
-                if not isinstance(item, Decoded):
-                    writer.write_audio(item)
-                    continue
-                if item.index >= len(boxes):
-                    raise DetectError("the render pass decoded more frames than the detection pass")
-                render_frame(item, boxes[item.index], writer, policy.obscure, clock)
-                tick()
-                rendered = item.index + 1
-            if rendered != len(boxes):
-                # Fail closed before the output exists: frames and boxes no longer line up.
-                raise DetectError(f"the render pass decoded {rendered} frames, the detection pass {len(boxes)}")
-            start = time.perf_counter()
-            writer.commit()
-            clock.add("encode", start)
-        except BaseException:
-            writer.abort()
-            raise
+        for item in prefetch(clock.timed("decode", reader.items())):
+            if not isinstance(item, Decoded):
+                writer.write_audio(item)
+                continue
+            if item.index >= len(boxes):
+                raise DetectError("the render pass decoded more frames than the detection pass")
+            render_frame(item, boxes[item.index], writer, policy.obscure, clock)
+            tick()
+            rendered = item.index + 1
+        if rendered != len(boxes):
+            # Fail closed before the output exists: frames and boxes no longer line up.
+            raise DetectError(f"the render pass decoded {rendered} frames, the detection pass {len(boxes)}")
     return writer.video_format
+
+
+@contextmanager
+def _output(
+    dst: Path, reader: VideoReader, policy: RedactionPolicy, container_format: str, clock: _Clock
+) -> Iterator[VideoWriter]:
+    """The encoder for ``dst``: committed (timed as encoding) if the block succeeds, else aborted,
+    so a failure never leaves an output behind."""
+    writer = VideoWriter(dst, reader, policy.encode, policy.audio, container_format)
+    try:
+        yield writer
+        start = time.perf_counter()
+        writer.commit()
+        clock.add("encode", start)
+    except BaseException:
+        writer.abort()
+        raise
 
 
 #: Decoded frames the single pass may hold while their boxes wait on later detections; a policy
@@ -276,8 +287,8 @@ def single_pass(
     flight = _InFlight(detector, plan, clock)
     waiting: deque[Decoded] = deque()
     boxes: list[list[TrackedBox]] = []
-    with VideoReader(src, plan, with_audio=policy.audio is not AudioMode.DROP) as reader:
-        writer = VideoWriter(dst, reader, policy.encode, policy.audio, container_format)
+    with (VideoReader(src, plan, with_audio=policy.audio is not AudioMode.DROP) as reader,
+          _output(dst, reader, policy, container_format, clock) as writer):
 
         def track(found: list[Box] | None) -> None:
             start = time.perf_counter()
@@ -291,25 +302,18 @@ def single_pass(
                 boxes.append(frame_boxes)
                 tick()
 
-        try:
-            for item in prefetch(clock.timed("decode", reader.items()), PREFETCH_DEPTH):
-                if not isinstance(item, Decoded):
-                    writer.write_audio(item)
-                    continue
-                waiting.append(item)
-                for found in flight.add(item, every_k):
-                    track(found)
-            for found in flight.take():
+        for item in prefetch(clock.timed("decode", reader.items()), PREFETCH_DEPTH):
+            if not isinstance(item, Decoded):
+                writer.write_audio(item)
+                continue
+            waiting.append(item)
+            for found in flight.add(item, every_k):
                 track(found)
-            render(tracker.finish())
-            if not boxes:
-                raise InputError(f"{src.name}: no video frames could be decoded")
-            start = time.perf_counter()
-            writer.commit()
-            clock.add("encode", start)
-        except BaseException:
-            writer.abort()
-            raise
+        for found in flight.take():
+            track(found)
+        render(tracker.finish())
+        if not boxes:
+            raise InputError(f"{src.name}: no video frames could be decoded")
     return writer.video_format, boxes
 
 
