@@ -91,6 +91,7 @@ lint: venv
 bench: venv
 	$(VPY) bench/metadata.py
 	PYTHONPATH=daemon $(VPY) bench/visual.py
+	PYTHONPATH=daemon $(VPY) bench/passes.py
 	$(VPY) bench/custody.py
 	PYTHONPATH=daemon $(VPY) bench/validation.py
 

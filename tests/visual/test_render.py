@@ -95,6 +95,25 @@ class TestLeakScorer:
                                                          clip.faces)
         assert leaked == 0 and max(scores) < synth.LEAK_SSIM - 0.05
 
+    def test_separates_legible_from_obscured_print(self, tmp_path: Path, policy: RedactionPolicy,
+                                                   detector: CompositeDetector) -> None:
+        # A picture slides over the page: ink it hides is neither leaked nor obscured.
+        clip = synth.make_clip(tmp_path / "in.mp4", 640, 360, 6, [synth.astronaut(60, 150, 60, vx=6)],
+                               stills=[(synth.plate(), 360, 280), (synth.document(), 40, 40)])
+        original = synth.decode_gray(clip.path)
+        noisy = [cv2.GaussianBlur(f, (3, 3), 0.5) for f in original]
+        leaked, total, scores = synth.leaked_text_frames(original, noisy, clip)
+        assert leaked == total == 12 and min(scores) > 0.9
+        # Half the page's lines left legible is a leak too.
+        half = [f.copy() for f in original]
+        for f in half:
+            f[40:130, 40:260] = cv2.blur(f[40:130, 40:260], (15, 15))  # the top half of the page
+        leaked, _, scores = synth.leaked_text_frames(original, half, clip)  # plate frames, then page frames
+        assert leaked == 12 and all(synth.LEAK_INK < s < 0.9 for s in scores[6:])
+        redact_video(clip.path, tmp_path / "out.mp4", policy, detector=detector)
+        leaked, total, scores = synth.leaked_text_frames(original, synth.decode_gray(tmp_path / "out.mp4"), clip)
+        assert (leaked, total) == (0, 12) and max(scores) < synth.LEAK_INK / 2
+
 
 class TestRedactVideo:
     def test_obscures_every_face_in_every_frame_and_nothing_else(

@@ -2,8 +2,8 @@
 
 One decoding pass: each frame is detected, held in memory, and encoded as soon as tracking has
 seen every later detection that could still change its boxes (`StreamTracker.lag` frames, 22
-with the default policy), so encoding overlaps detection and the file is decoded once (12 %
-less wall time on 4K HEVC phone footage here). A policy whose tracking window would hold more
+with the default policy), so encoding overlaps detection and the file is decoded once (7 %
+less wall time on 4K HEVC phone footage here, bench/passes.py). A policy whose tracking window would hold more
 than `MAX_HELD_BYTES` of frames runs as two passes instead: detect the whole clip, track, then
 decode again to render. The boxes are the same either way; review-before-blur uses the two
 passes with a human in between.
