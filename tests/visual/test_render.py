@@ -14,7 +14,7 @@ import pytest
 import structlog
 
 from redactd import log
-from redactd.errors import ConfigError, DetectError, InputError
+from redactd.errors import ConfigError, DetectError, EncodeError, InputError
 from redactd.metadata import verify_clean
 from redactd.policy import Obscure, RedactionPolicy, policy_hash
 from redactd.visual import redact_video, render
@@ -250,6 +250,15 @@ class TestRedactVideo:
             redact_video(cut, tmp_path / "out.mp4", policy, detector=detector)
         assert not (tmp_path / "out.mp4").exists()
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".redactd-")]
+
+    def test_a_sidecar_that_cannot_be_written_fails_cleanly_and_keeps_no_output(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        clip = faces_clip(tmp_path / "in.mp4", frames=3)
+        with pytest.raises(EncodeError, match="cannot write the detections sidecar out.json: No such file"):
+            redact_video(clip.path, tmp_path / "out.mp4", policy, sidecar_path=tmp_path / "gone" / "out.json",
+                         detector=detector)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
     def test_finds_a_30px_face_in_1080p_with_the_tiled_pass(self, tmp_path: Path, policy: RedactionPolicy) -> None:
         sprites = [synth.astronaut(30, 1500, 800, vx=-3), synth.lfw_face(11, 34, 300, 150, vy=2)]

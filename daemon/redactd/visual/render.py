@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from redactd import log
-from redactd.errors import ConfigError, DetectError, InputError
+from redactd.errors import ConfigError, DetectError, EncodeError, InputError
 from redactd.policy import AudioMode, Mode, Obscure, RedactionPolicy
 from redactd.visual import sidecar
 from redactd.visual.codec import (
@@ -398,7 +398,12 @@ def _redact(
     if sidecar_path is not None:
         rate = plan.max_fps or info.fps
         fps = float(rate) if rate is not None else None
-        sidecar.write(sidecar_path, sidecar.document(policy, detector.infos, boxes, plan.width, plan.height, fps))
+        try:
+            sidecar.write(sidecar_path, sidecar.document(policy, detector.infos, boxes, plan.width, plan.height, fps))
+        except OSError as exc:
+            dst.unlink(missing_ok=True)  # a redacted video and its detections come together or not at all
+            raise EncodeError(f"cannot write the detections sidecar {sidecar_path.name}: "
+                              f"{exc.strerror or exc}; no output was kept") from exc
     s = clock.seconds
     times = PhaseTimes(
         s.get("decode", 0.0), s.get("detect", 0.0), s.get("track", 0.0), s.get("obscure", 0.0),
