@@ -21,6 +21,34 @@ def redactd(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
                           check=False, timeout=120, env=env, cwd=cwd)
 
 
+def run_on_terminal(argv: list[str], columns: int = 120) -> str:
+    """Everything ``argv`` writes to a pseudo-terminal of ``columns`` columns (tqdm draws nothing
+    on a terminal of width 0, which is what a new pty reports until it is given a size)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "daemon")}
+    proc = subprocess.Popen(argv, stdin=follower, stdout=follower, stderr=follower, env=env, cwd=REPO)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child has exited and the terminal is drained
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert proc.wait(timeout=120) == 0, screen[-2000:]
+    return screen
+
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> synth.Clip:
     path = tmp_path_factory.mktemp("cli") / "in.mp4"
@@ -38,6 +66,14 @@ class TestRedactCommand:
         assert summary["frames"] == 10 and summary["size"] == "320x240" and summary["tracks"]["face"] >= 1
         assert set(summary["seconds"]) == {"wall", "decode", "detect", "track", "obscure", "encode"}
         assert out.stat().st_size > 0 and json.loads(side.read_text())["format"] == "redactd-detections"
+
+    def test_shows_a_progress_bar_in_frames_on_a_terminal(self, tmp_path: Path, clip: synth.Clip) -> None:
+        out = tmp_path / "out.mp4"
+        screen = run_on_terminal([sys.executable, "-m", "redactd", "redact", str(clip.path), "-o", str(out),
+                                  "--policy", "visual-default"])
+        bars = [line for line in screen.replace("\r", "\n").splitlines() if line.startswith("redact:")]
+        assert bars and "10/10" in bars[-1] and "frame/s" in bars[-1], screen[-500:]
+        assert all("/20 " not in line for line in bars)  # frames, not frames times passes
 
     def test_accepts_a_policy_file_path(self, tmp_path: Path, clip: synth.Clip) -> None:
         proc = redactd("redact", str(clip.path), "-o", str(tmp_path / "o.mp4"),

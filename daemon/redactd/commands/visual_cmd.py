@@ -75,9 +75,7 @@ def run_redact(args: argparse.Namespace) -> int:
     if show_bar:
         from tqdm import tqdm
 
-        # Each frame is counted twice (detect pass, render pass): halve the display so the bar
-        # shows frames and the real end-to-end frames per second.
-        bar = tqdm(total=0, unit="frame", unit_scale=0.5, dynamic_ncols=True, desc="redact")
+        bar = tqdm(total=0, unit="frame", dynamic_ncols=True, desc="redact")
 
         def progress(done: int, total: int) -> None:
             assert bar is not None

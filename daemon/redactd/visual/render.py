@@ -333,7 +333,7 @@ def redact_video(
 ) -> RedactResult:
     """Find, track and obscure faces and text in ``src``; write the re-encoded result to ``dst``.
 
-    ``progress(done, total)`` counts every frame once (twice when it runs as two passes).
+    ``progress(done, total)`` counts frames (half a frame per pass when it runs as two).
     ``detector`` lets a caller reuse loaded models across jobs (loading costs ~0.3 s); by default
     the policy's are built.
     The output is written atomically; on any error nothing is left at ``dst``.
@@ -371,15 +371,16 @@ def _redact(
     lag = StreamTracker(policy.tracking, plan.width, plan.height, policy.detect.every_k_frames).lag
     held = held_frames(lag, detector.workers) * frame_bytes(plan, info.pix_fmt)
     single = held <= MAX_HELD_BYTES
+    passes = 1 if single else 2
     done = 0
-    # Each pass counts every frame; the expected count is an estimate until the first pass has run.
-    total = max(1, plan.frames) * (1 if single else 2)
+    # In frames: the container's count is an estimate until the first pass has seen every frame.
+    total = max(1, plan.frames)
 
     def tick() -> None:
         nonlocal done
         done += 1
         if progress is not None:
-            progress(done, max(total, done))
+            progress(done // passes, max(total, done // passes))
 
     if single:
         pix_fmt, boxes = single_pass(src, dst, plan, policy, detector, container_format, clock, tick)
@@ -389,7 +390,7 @@ def _redact(
         detections = detect_pass(src, plan, detector, policy.detect.every_k_frames, clock, tick)
         if not detections:
             raise InputError(f"{src.name}: no video frames could be decoded")
-        total = done + len(detections)
+        total = len(detections)
         start = time.perf_counter()
         boxes = track_boxes(detections, policy.tracking, plan.width, plan.height)
         clock.add("track", start)
