@@ -1,11 +1,11 @@
 """Compose the visual redaction of one file: detection, tracking and the obscure-and-encode step.
 
 One decoding pass: each frame is detected, held in memory, and encoded as soon as tracking has
-seen every later detection that could still change its boxes (`StreamTracker.lag` frames, 22
-with the default policy), so encoding overlaps detection and the file is decoded once (7 %
-less wall time on 4K HEVC phone footage here, bench/passes.py). A policy whose tracking window would hold more
-than `MAX_HELD_BYTES` of frames runs as two passes instead: detect the whole clip, track, then
-decode again to render. The boxes are the same either way; review-before-blur uses the two
+seen every later detection that could still change its boxes (`tracking_lag` frames, 22 with
+the default policy), so encoding overlaps detection and the file is decoded once (7 % less wall
+time on 4K HEVC phone footage here, bench/passes.py). A policy whose tracking window would hold
+more than `MAX_HELD_BYTES` of frames runs as two passes instead: detect the whole clip, track,
+then decode again to render. The boxes are the same either way; review-before-blur uses the two
 passes with a human in between.
 """
 
@@ -43,7 +43,7 @@ from redactd.visual.codec import (
 from redactd.visual.detect import Box, CompositeDetector, ModelInfo, Pending, build_detector
 from redactd.visual.obscure import Region, obscure_planes, regions_for
 from redactd.visual.orient import quarter_turns, to_coded, upright
-from redactd.visual.track import StreamTracker, TrackedBox, track_boxes
+from redactd.visual.track import StreamTracker, TrackedBox, track_boxes, tracking_lag
 
 Progress = Callable[[int, int], None]
 
@@ -122,17 +122,18 @@ class _InFlight:
     ``None`` for frames left to tracking (detection on every k-th frame only).
     """
 
-    def __init__(self, detector: CompositeDetector, plan: FramePlan, clock: _Clock) -> None:
+    def __init__(self, detector: CompositeDetector, plan: FramePlan, every_k: int, clock: _Clock) -> None:
         self.detector = detector
         self.plan = plan
+        self.every_k = every_k
         self.clock = clock
         self.turns = quarter_turns(plan.rotation)
         self.queue: deque[Pending | None] = deque()
         self.running = 0
 
-    def add(self, item: Decoded, every_k: int) -> Iterator[list[Box] | None]:
+    def add(self, item: Decoded) -> Iterator[list[Box] | None]:
         """Start on ``item`` (or skip it); yields the results now due, oldest first."""
-        if item.index % every_k:
+        if item.index % self.every_k:
             self.queue.append(None)
         else:
             start = time.perf_counter()
@@ -165,10 +166,10 @@ def detect_pass(
 ) -> list[list[Box] | None]:
     """Run the detectors on every k-th kept frame; ``None`` for frames left to tracking."""
     detections: list[list[Box] | None] = []
-    flight = _InFlight(detector, plan, clock)
+    flight = _InFlight(detector, plan, every_k, clock)
     with VideoReader(src, plan) as reader:
         for item in prefetch(clock.timed("decode", reader.frames())):
-            for found in flight.add(item, every_k):
+            for found in flight.add(item):
                 detections.append(found)
                 tick()
         for found in flight.take():
@@ -284,7 +285,7 @@ def single_pass(
     """
     every_k = policy.detect.every_k_frames
     tracker = StreamTracker(policy.tracking, plan.width, plan.height, every_k)
-    flight = _InFlight(detector, plan, clock)
+    flight = _InFlight(detector, plan, every_k, clock)
     waiting: deque[Decoded] = deque()
     boxes: list[list[TrackedBox]] = []
     with (VideoReader(src, plan, with_audio=policy.audio is not AudioMode.DROP) as reader,
@@ -307,7 +308,7 @@ def single_pass(
                 writer.write_audio(item)
                 continue
             waiting.append(item)
-            for found in flight.add(item, every_k):
+            for found in flight.add(item):
                 track(found)
         for found in flight.take():
             track(found)
@@ -368,7 +369,7 @@ def _redact(
     logger = log.get_logger().bind(policy=policy.id, policy_version=policy.version)
     clock = _Clock()
     container_format = _container_for(dst, policy)
-    lag = StreamTracker(policy.tracking, plan.width, plan.height, policy.detect.every_k_frames).lag
+    lag = tracking_lag(policy.tracking, policy.detect.every_k_frames)
     held = held_frames(lag, detector.workers) * frame_bytes(plan, info.pix_fmt)
     single = held <= MAX_HELD_BYTES
     passes = 1 if single else 2

@@ -84,7 +84,7 @@ class _Associator:
 
     def __init__(self, cfg: Tracking, step: int) -> None:
         self.cfg = cfg
-        self.reach = cfg.max_gap + 1 + step
+        self.reach = _reach(cfg, step)
         self.tracks: list[_Track] = []
         self.active: list[_Track] = []
 
@@ -159,6 +159,26 @@ def _padded(coords: np.ndarray, pad: float, width: int, height: int) -> tuple[fl
     return max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1)
 
 
+def _reach(cfg: Tracking, step: int) -> int:
+    """Frames a track may go undetected and still take the next detection."""
+    return cfg.max_gap + 1 + step
+
+
+def _window(cfg: Tracking, step: int) -> tuple[int, int, int]:
+    """(max_gap, extend, behind) with detection every ``step`` frames: gaps up to ``max_gap`` are
+    bridged, tracks extended ``extend`` frames, and a detection at frame k puts boxes into frames
+    k - extend .. k + behind - 1 (a gap it closes, or its extension and hold)."""
+    max_gap = max(cfg.max_gap, step - 1)
+    extend = max(cfg.extend_frames, step - 1)
+    return max_gap, extend, max(max_gap, extend + cfg.hold_frames) + 1
+
+
+def tracking_lag(cfg: Tracking, step: int = 1) -> int:
+    """Frames after which a frame's boxes can no longer change (see `StreamTracker`)."""
+    max_gap, extend, _ = _window(cfg, step)
+    return max(max_gap, extend + cfg.min_track_hits * _reach(cfg, step))
+
+
 def fill_tracks(
     tracks: Sequence[_Track], lo: int, hi: int, cfg: Tracking, width: int, height: int, detect_step: int = 1
 ) -> list[list[TrackedBox]]:
@@ -168,10 +188,8 @@ def fill_tracks(
     time costs no more than filling it at once.
     """
     out: list[list[TrackedBox]] = [[] for _ in range(lo, hi)]
-    max_gap = max(cfg.max_gap, detect_step - 1)
-    extend = max(cfg.extend_frames, detect_step - 1)
-    # Detection k puts boxes into frames k - extend .. k + max(max_gap, extend + hold).
-    behind, ahead = max(max_gap, extend + cfg.hold_frames) + 1, extend + 1
+    max_gap, extend, behind = _window(cfg, detect_step)
+    ahead = extend + 1
 
     def put(frame: int, coords: np.ndarray, track: _Track, score: float, detected: bool) -> None:
         if lo <= frame < hi:
@@ -244,8 +262,8 @@ class StreamTracker:
     def __init__(self, cfg: Tracking, width: int, height: int, step: int = 1) -> None:
         self.cfg, self.width, self.height, self.step = cfg, width, height, step
         self._assoc = _Associator(cfg, step)
-        extend = max(cfg.extend_frames, step - 1)
-        self.lag = max(max(cfg.max_gap, step - 1), extend + cfg.min_track_hits * self._assoc.reach)
+        self.lag = tracking_lag(cfg, step)
+        self._behind = _window(cfg, step)[2]
         # Tracks that may still put a box into a frame not handed out yet, in creation order.
         self._live: list[_Track] = []
         self._seen = 0
@@ -269,10 +287,9 @@ class StreamTracker:
         tracks = self._assoc.tracks
         self._live.extend(tracks[self._seen :])
         self._seen = len(tracks)
-        reach, span = self._assoc.reach, max(self.cfg.max_gap, self.step - 1) + self.cfg.extend_frames
-        span += self.cfg.hold_frames + self.step + 1
         # A track that can take no more detections and reaches no frame from ``lo`` on is done with.
-        self._live = [t for t in self._live if self.pushed - 1 - t.frames[-1] <= reach or t.frames[-1] + span >= lo]
+        self._live = [t for t in self._live
+                      if self.pushed - 1 - t.frames[-1] <= self._assoc.reach or t.frames[-1] + self._behind >= lo]
         confirmed = [t for t in self._live if len(t.frames) >= self.cfg.min_track_hits]
         out = fill_tracks(confirmed, lo, hi, self.cfg, self.width, self.height, self.step)
         self.emitted = hi
