@@ -269,7 +269,8 @@ def leaked_text_frames(
     The score is the share of the print's visible ink left as it was: ink pixels of the still
     that no moving picture covers in the original frame (a plate's border is not print), unchanged
     (within codec noise) in the output. In the bench clips obscured print scores 0.00, untouched
-    print 1.00; a still-frame leaks from `LEAK_INK`, which one legible word on a page passes.
+    print 1.00; a still-frame leaks from `LEAK_INK`, which one legible line of the five-line page
+    passes (0.15-0.16); a single word may not.
     """
     leaked = total = 0
     scores = []

@@ -104,12 +104,17 @@ class TestLeakScorer:
         noisy = [cv2.GaussianBlur(f, (3, 3), 0.5) for f in original]
         leaked, total, scores = synth.leaked_text_frames(original, noisy, clip)
         assert leaked == total == 12 and min(scores) > 0.9
-        # Half the page's lines left legible is a leak too.
+        # Half the page's lines left legible is a leak too, and so is a single line.
         half = [f.copy() for f in original]
         for f in half:
             f[40:130, 40:260] = cv2.blur(f[40:130, 40:260], (15, 15))  # the top half of the page
         leaked, _, scores = synth.leaked_text_frames(original, half, clip)  # plate frames, then page frames
         assert leaked == 12 and all(synth.LEAK_INK < s < 0.9 for s in scores[6:])
+        one_line = [f.copy() for f in original]
+        for f, o in zip(one_line, original, strict=True):
+            f[40:200, 40:260] = cv2.blur(f[40:200, 40:260], (15, 15))
+            f[144:170, 40:260] = o[144:170, 40:260]  # one line of print left as it was
+        assert all(s >= synth.LEAK_INK for s in synth.leaked_text_frames(original, one_line, clip)[2][6:])
         redact_video(clip.path, tmp_path / "out.mp4", policy, detector=detector)
         leaked, total, scores = synth.leaked_text_frames(original, synth.decode_gray(tmp_path / "out.mp4"), clip)
         assert (leaked, total) == (0, 12) and max(scores) < synth.LEAK_INK / 2
