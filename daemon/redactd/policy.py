@@ -94,7 +94,10 @@ class Obscure(_Strict):
 
 class Limits(_Strict):
     max_fps: float | None = Field(None, gt=0, le=240)
-    max_height: int | None = Field(None, ge=144, le=4320)
+    max_height: int | None = Field(
+        None, ge=144, le=4320,
+        description="cap on the picture's shorter side: its height in landscape, its width in portrait",
+    )
 
 
 class Encode(_Strict):

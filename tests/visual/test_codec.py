@@ -13,7 +13,7 @@ import pytest
 from redactd.errors import UnsupportedMediaError
 from redactd.policy import Limits, RedactionPolicy
 from redactd.visual import redact_video
-from redactd.visual.codec import FramePlan, VideoInfo, probe
+from redactd.visual.codec import FramePlan, VideoInfo, probe, to_bgr
 from redactd.visual.detect import CompositeDetector
 from tests.visual import synth
 from tests.visual.conftest import tweak
@@ -45,9 +45,36 @@ class TestFramePlan:
         plan = FramePlan.from_limits(self.INFO, Limits(max_height=721))
         assert (plan.width, plan.height) == (1280, 720)
 
+    @pytest.mark.parametrize(("size", "capped"), [
+        ((1080, 1920), (1080, 1920)),  # portrait-coded 1080p: already at the cap
+        ((2160, 3840), (1080, 1920)),  # portrait-coded 4K
+        ((1920, 1080), (1920, 1080)),
+        ((3840, 2160), (1920, 1080)),
+        ((1440, 1440), (1080, 1080)),
+    ])
+    def test_height_cap_is_on_the_shorter_side_so_portrait_coded_video_is_capped_like_landscape(
+            self, size: tuple[int, int], capped: tuple[int, int]) -> None:
+        info = VideoInfo(*size, "yuv420p", Fraction(30), 30, 1.0, None)
+        plan = FramePlan.from_limits(info, Limits(max_height=1080))
+        assert (plan.width, plan.height) == capped
+
     def test_rate_cap_applies_only_above_the_cap(self) -> None:
         assert FramePlan.from_limits(self.INFO, Limits(max_fps=30)).frames == 300
         assert FramePlan.from_limits(self.INFO, Limits(max_fps=120)).max_fps is None
+
+
+class TestToBgr:
+    @pytest.mark.parametrize("size", [(320, 240), (480, 270), (426, 240), (482, 270)])
+    def test_matches_ffmpegs_conversion_whatever_the_chroma_rows(self, size: tuple[int, int]) -> None:
+        from skimage import data
+
+        width, height = size
+        rgb = np.ascontiguousarray(data.astronaut()[:height, :width])
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        ours = to_bgr(frame).astype(int)
+        assert ours.shape == (height, width, 3)
+        assert np.abs(ours - frame.to_ndarray(format="bgr24").astype(int)).max() <= 4
+        assert np.abs(ours[..., ::-1] - rgb).mean() < 2
 
 
 class TestProbe:
@@ -60,7 +87,7 @@ class TestProbe:
 
 
 class TestOutputFile:
-    @pytest.mark.parametrize("size", [(640, 360), (854, 480)])
+    @pytest.mark.parametrize("size", [(640, 360), (854, 480), (480, 270)])  # 270: odd chroma rows
     def test_frame_size_and_pixel_format_equal_the_input(self, tmp_path: Path, policy: RedactionPolicy,
                                                          detector: CompositeDetector, size: tuple[int, int]) -> None:
         clip = small_clip(tmp_path / "in.mp4", *size, frames=3)
@@ -189,13 +216,15 @@ class TestFrameRateCap:
         assert video["avg_frame_rate"] == "25/1" and int(video["nb_frames"]) == 25
         assert abs(float(video["duration"]) - 1.0) < 0.05
 
+    @pytest.mark.parametrize(("size", "capped"), [((640, 360), (426, 240)), ((360, 640), (240, 426))])
     def test_height_cap_scales_before_detection(self, tmp_path: Path, policy: RedactionPolicy,
-                                                detector: CompositeDetector) -> None:
-        clip = small_clip(tmp_path / "in.mp4", 640, 360, frames=3)
-        capped = tweak(policy, **{"limits.max_height": 240})
-        result = redact_video(clip.path, tmp_path / "out.mp4", capped, detector=detector)
+                                                detector: CompositeDetector, size: tuple[int, int],
+                                                capped: tuple[int, int]) -> None:
+        clip = small_clip(tmp_path / "in.mp4", *size, frames=3)
+        pol = tweak(policy, **{"limits.max_height": 240})
+        result = redact_video(clip.path, tmp_path / "out.mp4", pol, detector=detector)
         (video,) = ffprobe(tmp_path / "out.mp4")["streams"]
-        assert (video["width"], video["height"], result.height) == (426, 240, 240)
+        assert (video["width"], video["height"]) == (result.width, result.height) == capped
 
 
 class TestMetadataVerification:

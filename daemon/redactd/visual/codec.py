@@ -68,10 +68,15 @@ class FramePlan:
     @classmethod
     def from_limits(cls, info: VideoInfo, limits: Limits) -> FramePlan:
         width, height = info.width, info.height
-        if limits.max_height is not None and height > limits.max_height:
-            # Keep the aspect ratio; even sizes because 4:2:0 chroma needs them.
-            height = limits.max_height - limits.max_height % 2
-            width = max(2, round(info.width * height / info.height / 2) * 2)
+        short, long = min(width, height), max(width, height)
+        if limits.max_height is not None and short > limits.max_height:
+            # The cap is on the picture's shorter side, which is what "1080p" means for vertical
+            # video too: a 1080x1920 screen recording stays 1080x1920, as the same picture coded
+            # 1920x1080 with a phone's rotation flag does. Keep the aspect ratio; even sizes
+            # because 4:2:0 chroma needs them.
+            short_capped = limits.max_height - limits.max_height % 2
+            long_capped = max(2, round(long * short_capped / short / 2) * 2)
+            width, height = (long_capped, short_capped) if width >= height else (short_capped, long_capped)
         max_fps = None
         frames = info.frames
         if limits.max_fps is not None and (info.fps is None or info.fps > limits.max_fps):
@@ -490,7 +495,9 @@ def to_bgr(frame: av.VideoFrame) -> np.ndarray:
 
     if frame.format.name in ("yuv420p", "yuvj420p") and frame.width % 2 == 0 and frame.height % 2 == 0:
         with plane_views(frame) as (y, u, v):
-            i420 = np.concatenate([y, u.reshape(-1, frame.width), v.reshape(-1, frame.width)])
+            # OpenCV reads I420 as one buffer of height × 3/2 rows: the chroma planes follow the
+            # luma back to back, not row-aligned (a 270-row frame has 135 chroma rows each).
+            i420 = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(-1, frame.width)
         return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
     return frame.to_ndarray(format="bgr24")
 
