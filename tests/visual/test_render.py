@@ -18,7 +18,7 @@ from redactd.errors import ConfigError, DetectError, EncodeError, InputError
 from redactd.metadata import verify_clean
 from redactd.policy import Obscure, RedactionPolicy, policy_hash
 from redactd.visual import redact_video, render
-from redactd.visual.codec import FramePlan, VideoReader, fresh_copy, plane_views, probe, to_bgr
+from redactd.visual.codec import FramePlan, VideoReader, VideoWriter, fresh_copy, plane_views, probe, to_bgr
 from redactd.visual.detect import CompositeDetector, Pending, build_detector
 from redactd.visual.obscure import Region
 from redactd.visual.render import _Clock, detect_pass, held_frames, obscure_frame
@@ -420,6 +420,33 @@ class TestHighBitDepth:
         leaked, total, _ = synth.leaked_face_frames(synth.decode_gray(src), synth.decode_gray(out), clip.faces)
         assert (leaked, total) == (0, 5 * 8)
 
+
+    @pytest.mark.parametrize(("codec", "src", "expected"), [
+        ("libx264", "yuv420p12le", "yuv420p10le"),
+        ("libx264", "yuv422p12le", "yuv422p10le"),
+        ("libx264", "yuva444p12le", "yuv444p10le"),  # ProRes 4444: no alpha, depth kept where it can be
+        ("libx264", "yuva420p", "yuv420p"),
+        ("libx264", "yuvj422p", "yuvj422p"),  # taken as it is
+        ("libx264", "yuv411p", "yuv420p"),  # DV: no encoder takes 4:1:1
+        ("libx264", "bgr0", "yuv420p"),
+        ("libx265", "yuva444p12le", "yuv444p12le"),
+        ("libx265", "yuv420p16le", "yuv420p12le"),
+    ])
+    def test_an_encoder_without_the_input_format_gets_the_nearest_one(self, codec: str, src: str,
+                                                                      expected: str) -> None:
+        assert VideoWriter._pix_fmt(codec, src, 64, 64) == expected
+
+    def test_12bit_footage_keeps_10_bits_through_x264(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        clip = faces_clip(tmp_path / "in8.mp4", frames=4)
+        src, out = tmp_path / "in12.mkv", tmp_path / "out.mp4"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(clip.path), "-c:v", "ffv1",
+                        "-pix_fmt", "yuv420p12le", str(src)], check=True, timeout=120)
+        redact_video(src, out, policy, detector=detector)
+        assert probe(out).pix_fmt == "yuv420p10le"  # was 8-bit before the nearest format was chosen
+        leaked, total, _ = synth.leaked_face_frames(synth.decode_gray(src), synth.decode_gray(out), clip.faces)
+        assert (leaked, total) == (0, 5 * 4)
 
     @pytest.mark.parametrize("fmt", ["yuv420p10le", "yuv422p10le", "yuv444p10le", "yuv420p12le"])
     def test_a_deep_frame_is_obscured_in_place_and_untouched_elsewhere(self, fmt: str) -> None:

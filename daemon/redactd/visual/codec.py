@@ -29,6 +29,7 @@ import numpy as np
 from redactd.errors import EncodeError, InputError, UnsupportedMediaError
 from redactd.fsutil import fsync_dir, fsync_file
 from redactd.policy import AudioMode, Encode, Limits
+from redactd.visual.obscure import PLANAR_YUV
 
 T = TypeVar("T")
 
@@ -83,6 +84,35 @@ class FramePlan:
             max_fps = Fraction(limits.max_fps).limit_denominator(1001)
             frames = math.ceil(info.duration_s * max_fps) if info.duration_s else frames
         return cls(width, height, max_fps, frames, info.rotation)
+
+
+def _yuv_layout(fmt: str) -> tuple[int, int, int] | None:
+    """(log2 horizontal, log2 vertical) chroma subsampling and bit depth of a YUV format, or None."""
+    try:
+        desc = av.VideoFormat(fmt, 64, 64)
+    except (ValueError, av.error.FFmpegError):
+        return None
+    comps = desc.components
+    if desc.is_rgb or len(comps) < 3:
+        return None
+    return (64 // comps[1].width).bit_length() - 1, (64 // comps[1].height).bit_length() - 1, comps[0].bits
+
+
+def _nearest_yuv(src_fmt: str, supported: set[str]) -> str:
+    """The supported planar YUV format closest to ``src_fmt``; 8-bit 4:2:0 when none is close."""
+    layout = _yuv_layout(src_fmt)
+    if layout is None:
+        return "yuv420p"
+    sx, sy, bits = layout
+    full_range = src_fmt.startswith("yuvj")
+    candidates = [
+        (depth, name) for name, (cx, cy, depth) in PLANAR_YUV.items()
+        if name in supported and (cx, cy) == (sx, sy) and name.startswith("yuvj") == full_range
+    ]
+    if not candidates:
+        return "yuv420p"
+    shallower = [c for c in candidates if c[0] <= bits]
+    return max(shallower)[1] if shallower else min(candidates)[1]
 
 
 def _open(path: Path) -> Any:
@@ -326,13 +356,16 @@ class VideoWriter:
 
     @staticmethod
     def _pix_fmt(codec: str, src_fmt: str, width: int, height: int) -> str:
-        """The input's pixel format when the encoder takes it, else 4:2:0 (the one every player reads).
+        """The input's pixel format when the encoder takes it, else the nearest one it does.
 
-        x264/x265 cannot subsample chroma of an odd-sized frame (VP9 and others can): such a frame
-        keeps its exact size in 4:4:4 rather than being cropped or padded.
+        Nearest: the same chroma subsampling at the deepest depth not above the input's (ProRes
+        4444's 12-bit 4:4:4 with alpha becomes 10-bit 4:4:4 in x264, not 8-bit 4:2:0). RGB and
+        unusual subsamplings (4:1:1) become 4:2:0, the one every player reads. x264/x265 cannot
+        subsample chroma of an odd-sized frame (VP9 and others can): such a frame keeps its exact
+        size in 4:4:4 rather than being cropped or padded.
         """
         supported = {f.name for f in (av.codec.Codec(codec, "w").video_formats or [])}
-        fmt = src_fmt if src_fmt in supported else "yuv420p"
+        fmt = src_fmt if src_fmt in supported else _nearest_yuv(src_fmt, supported)
         if (width % 2 or height % 2) and fmt not in ("yuv444p", "yuvj444p", "gray"):
             return "yuv444p"
         return fmt

@@ -41,22 +41,11 @@ from redactd.visual.codec import (
     to_bgr,
 )
 from redactd.visual.detect import Box, CompositeDetector, ModelInfo, Pending, build_detector
-from redactd.visual.obscure import Region, obscure_planes, regions_for
+from redactd.visual.obscure import PLANAR_YUV, Region, obscure_planes, regions_for
 from redactd.visual.orient import quarter_turns, to_coded, upright
 from redactd.visual.track import StreamTracker, TrackedBox, track_boxes, tracking_lag
 
 Progress = Callable[[int, int], None]
-
-#: Pixel formats the obscurer edits directly (planar YUV): chroma subsampling (log2 x, log2 y) and
-#: bits per sample. Anything else is converted to 8-bit 4:2:0 for obscuring and back.
-PLANAR_YUV = {
-    "yuv420p": (1, 1, 8), "yuvj420p": (1, 1, 8), "yuv422p": (1, 0, 8), "yuvj422p": (1, 0, 8),
-    "yuv444p": (0, 0, 8), "yuvj444p": (0, 0, 8),
-    # Phone HDR and pro cameras: obscured at full depth, so the rest of the picture keeps it.
-    "yuv420p10le": (1, 1, 10), "yuv422p10le": (1, 0, 10), "yuv444p10le": (0, 0, 10),
-    "yuv420p12le": (1, 1, 12), "yuv422p12le": (1, 0, 12), "yuv444p12le": (0, 0, 12),
-}
-
 
 @dataclass(frozen=True)
 class PhaseTimes:
