@@ -87,7 +87,7 @@ def main() -> None:
         tmp = Path(tmpdir)
         tools: dict[str, list[str]] = {
             "redactd": [sys.executable, "-m", "redactd", "--log-level", "warning", "redact", "{in}", "-o", "{out}",
-                        "--policy", str(REPO / "policies" / "visual-default.yaml")],
+                        "--force", "--policy", str(REPO / "policies" / "visual-default.yaml")],
             # Its faster backend, named so the baseline does not depend on what else is installed
             # (with "auto" it falls back to OpenCV DNN, ~1.3x slower here, when `onnx` is missing).
             "deface": [args.deface, "{in}", "-o", "{out}", "--backend", "onnxrt"],

@@ -5,13 +5,13 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from redactd.jobstore import JobState, JobStore
 from redactd.publish import Queues, output_name, place_file, safe_suffix, sweep_temps
+from tests.conftest import tmpfs
 
 
 @pytest.fixture()
@@ -43,22 +43,13 @@ class TestPlaceFile:
         assert oct((tmp_path / "clean" / "out.mp4").stat().st_mode & 0o777) == oct(0o644)
 
     def test_on_a_full_filesystem_leaves_neither_a_partial_file_nor_a_temp_behind(self, tmp_path):
-        full = tmp_path / "full"
-        full.mkdir()
-        mounted = os.geteuid() == 0 and subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)], check=False, capture_output=True,
-            timeout=10).returncode == 0
-        if not mounted:
-            pytest.skip("cannot mount a tmpfs here (needs root)")
-        try:
+        with tmpfs(tmp_path / "full", "size=64k") as full:
             src = tmp_path / "big.mp4"
             src.write_bytes(os.urandom(256 * 1024))
             with pytest.raises(OSError) as info:
                 place_file(src, full / "out.mp4", 0o644)
             assert info.value.errno == errno.ENOSPC
             assert os.listdir(full) == [] and src.exists()
-        finally:
-            subprocess.run(["umount", "-l", str(full)], check=False, capture_output=True, timeout=10)
 
 
 class TestSweepTemps:

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from tests.conftest import tmpfs
 from tests.visual import synth
 from tests.visual.conftest import REPO
 
@@ -91,6 +92,69 @@ class TestRedactCommand:
     def test_refuses_to_overwrite_its_input(self, clip: synth.Clip) -> None:
         proc = redactd("redact", str(clip.path), "-o", str(clip.path))
         assert proc.returncode == 2 and "overwrite the input" in proc.stderr
+
+    @pytest.mark.parametrize("sidecar_is", ["input", "output"])
+    def test_refuses_a_sidecar_that_would_overwrite_the_input_or_the_output(
+            self, tmp_path: Path, clip: synth.Clip, sidecar_is: str) -> None:
+        src = tmp_path / "in.mp4"
+        src.write_bytes(clip.path.read_bytes())
+        out = tmp_path / "out.mp4"
+        side = src if sidecar_is == "input" else out
+        proc = redactd("redact", str(src), "-o", str(out), "--sidecar", str(side))
+        assert proc.returncode == 2 and f"the sidecar would overwrite the {sidecar_is}" in proc.stderr
+        assert src.read_bytes() == clip.path.read_bytes() and not out.exists()
+
+    def test_replaces_an_existing_output_only_with_force(self, tmp_path: Path, clip: synth.Clip) -> None:
+        out = tmp_path / "out.mp4"
+        out.write_bytes(b"keep me")
+        proc = redactd("redact", str(clip.path), "-o", str(out))
+        assert proc.returncode == 2 and "already exists (use --force" in proc.stderr
+        assert out.read_bytes() == b"keep me"
+        proc = redactd("redact", str(clip.path), "-o", str(out), "--force")
+        assert proc.returncode == 0, proc.stderr
+        assert out.read_bytes()[4:8] == b"ftyp"
+
+    @pytest.mark.parametrize("kind", ["directory", "fifo", "device"])
+    def test_never_replaces_an_output_that_is_not_a_regular_file(self, tmp_path: Path, clip: synth.Clip,
+                                                                 kind: str) -> None:
+        # As root, os.replace onto /dev/null swapped the device node for a regular file.
+        out = {"directory": tmp_path / "out.mp4", "fifo": tmp_path / "out.mp4", "device": Path("/dev/null")}[kind]
+        if kind == "directory":
+            out.mkdir()
+        elif kind == "fifo":
+            os.mkfifo(out)
+        proc = redactd("redact", str(clip.path), "-o", str(out), "--force")
+        described = {"directory": "a directory", "fifo": "a named pipe", "device": "a character device"}[kind]
+        assert proc.returncode == 2 and f"the output path is {described}" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert Path("/dev/null").is_char_device()
+
+    @pytest.mark.parametrize("kind", ["directory", "fifo"])
+    def test_an_input_that_is_not_a_file_is_named_for_what_it_is(self, tmp_path: Path, kind: str) -> None:
+        src = tmp_path / "in.mp4"
+        if kind == "directory":
+            src.mkdir()
+        else:
+            os.mkfifo(src)
+        proc = redactd("redact", str(src), "-o", str(tmp_path / "o.mp4"))
+        assert proc.returncode == 3 and "not a video file" in proc.stderr and "not found" not in proc.stderr
+
+    def test_a_read_only_output_folder_is_a_one_line_error(self, tmp_path: Path, clip: synth.Clip) -> None:
+        with tmpfs(tmp_path / "ro", "ro,size=64k") as folder:
+            proc = redactd("redact", str(clip.path), "-o", str(folder / "o.mp4"))
+        assert proc.returncode == 4 and "Read-only file system" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+    @pytest.mark.parametrize(("name", "policy", "message"), [
+        ("o.webm", "visual-default", "name the output .mp4 or .mkv"),
+        ("o", "visual-default", "name the output .mp4 or .mkv"),
+        ("o.mkv", "visual-default", "policy 'visual-default' writes MP4 (output.container): name the output .mp4"),
+    ])
+    def test_an_output_name_must_match_the_container_written(self, tmp_path: Path, clip: synth.Clip,
+                                                             name: str, policy: str, message: str) -> None:
+        proc = redactd("redact", str(clip.path), "-o", str(tmp_path / name), "--policy", policy)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert not (tmp_path / name).exists()
 
     def test_not_a_video_is_an_input_error(self, tmp_path: Path) -> None:
         bogus = tmp_path / "x.mp4"

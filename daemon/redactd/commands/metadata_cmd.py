@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from redactd.errors import InputError
+from redactd.commands._common import check_file_paths
 from redactd.metadata.clean import clean_metadata
 from redactd.metadata.inspect import inspect_file
 
@@ -25,10 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_clean(args: argparse.Namespace) -> int:
-    if args.output.exists() and not args.force:
-        raise InputError(f"{args.output}: already exists (use --force to replace it)")
-    if args.output.resolve() == args.input.resolve():
-        raise InputError("output must differ from input")
+    check_file_paths(args.input, args.output, args.force)
     result = clean_metadata(args.input, args.output, keep_audio=args.keep_audio)
     print(f"{args.output}: clean ({result.container}, {result.video_streams} video, "
           f"{result.audio_streams} audio stream(s); removed: {', '.join(result.dropped) or 'nothing'}; "

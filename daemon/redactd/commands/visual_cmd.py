@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 
+from redactd.commands._common import check_file_paths
 from redactd.errors import ConfigError, InputError
 from redactd.fsutil import atomic_write
 from redactd.policy import resolve_policy
@@ -36,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("-o", "--output", type=Path, required=True, help="output video (.mp4 or .mkv)")
     _policy_args(r)
     r.add_argument("--sidecar", type=Path, default=None, help="write the detections sidecar (JSON) here")
+    r.add_argument("--force", action="store_true", help="replace OUTPUT (and the sidecar) if they exist")
     r.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     r.set_defaults(func=run_redact)
 
@@ -57,17 +59,8 @@ def _policy_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_paths(src: Path, dst: Path) -> None:
-    if not src.is_file():
-        raise InputError(f"{src}: input file not found")
-    if not dst.parent.is_dir():
-        raise ConfigError(f"{dst.parent}: output directory does not exist")
-    if dst.resolve() == src.resolve():
-        raise ConfigError(f"{dst}: output would overwrite the input")
-
-
 def run_redact(args: argparse.Namespace) -> int:
-    _check_paths(args.input, args.output)
+    check_file_paths(args.input, args.output, args.force, (("sidecar", args.sidecar),))
     policy = resolve_policy(args.policy, args.policies_dir)
     show_bar = not args.no_progress and sys.stderr.isatty()
     bar = None
@@ -104,8 +97,7 @@ def run_redact(args: argparse.Namespace) -> int:
 
 
 def run_preview(args: argparse.Namespace) -> int:
-    if not args.input.is_file():
-        raise InputError(f"{args.input}: input file not found")
+    check_file_paths(args.input, args.output, force=True)  # a preview image is cheap to replace
     if args.output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise ConfigError(f"{args.output}: the preview is an image: use a .png or .jpg name")
     policy = resolve_policy(args.policy, args.policies_dir)

@@ -299,7 +299,10 @@ class VideoWriter:
     ) -> None:
         self.dst = dst
         # Same temp naming as redactd.fsutil: watchers and junk filters skip ".redactd-*.tmp".
-        fd, tmp = tempfile.mkstemp(prefix=".redactd-", suffix=".tmp", dir=dst.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".redactd-", suffix=".tmp", dir=dst.parent)
+        except OSError as exc:
+            raise EncodeError(f"cannot write in {dst.parent}: {exc.strerror or exc}") from exc
         os.close(fd)
         self.tmp = Path(tmp)
         opts = {"movflags": "+faststart"} if container_format == "mp4" else {}
@@ -446,11 +449,16 @@ class VideoWriter:
         except av.error.FFmpegError as exc:
             self.abort()
             raise EncodeError(f"finishing the output failed: {exc}") from exc
-        os.chmod(self.tmp, 0o644)
-        fsync_file(self.tmp)
-        os.replace(self.tmp, self.dst)
-        fsync_dir(self.dst.parent)
+        try:
+            os.chmod(self.tmp, 0o644)
+            fsync_file(self.tmp)
+            os.replace(self.tmp, self.dst)
+        except OSError as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise EncodeError(f"cannot put the output in place as {self.dst}: {exc.strerror or exc}; "
+                              "no output was kept") from exc
         self._committed = True
+        fsync_dir(self.dst.parent)
 
     def abort(self) -> None:
         if not self._committed:

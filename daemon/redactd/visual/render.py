@@ -307,10 +307,19 @@ def single_pass(
     return writer.video_format, boxes
 
 
+_SUFFIX_CONTAINER = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska"}
+
+
 def _container_for(dst: Path, policy: RedactionPolicy) -> str:
-    if policy.output.container != "auto":
-        return {"mp4": "mp4", "mkv": "matroska"}[policy.output.container]
-    return "matroska" if dst.suffix.lower() == ".mkv" else "mp4"
+    """The container ``dst``'s name asks for, which must be the one the policy writes, if it names one:
+    MP4 bytes in a file called ``.mkv`` (or ``.webm``) mislead every tool that trusts the name."""
+    named = _SUFFIX_CONTAINER.get(dst.suffix.lower())
+    if named is None:
+        raise ConfigError(f"{dst.name}: redactd writes MP4 or Matroska video: name the output .mp4 or .mkv")
+    if policy.output.container != "auto" and {"mp4": "mp4", "mkv": "matroska"}[policy.output.container] != named:
+        raise ConfigError(f"{dst.name}: policy '{policy.id}' writes {policy.output.container.upper()} "
+                          f"(output.container): name the output .{policy.output.container}")
+    return named
 
 
 def redact_video(
@@ -331,14 +340,15 @@ def redact_video(
     if policy.mode is not Mode.VISUAL:
         raise ConfigError(f"policy '{policy.id}' is mode {policy.mode.value}: visual redaction needs mode visual")
     if not src.is_file():
-        raise InputError(f"{src}: input file not found")
+        raise InputError(f"{src}: input file not found" if not src.exists() else f"{src}: not a regular file")
+    container_format = _container_for(dst, policy)
     started = time.perf_counter()
     info = probe(src)
     plan = FramePlan.from_limits(info, policy.limits)
     own_detector = detector is None
     detector = detector or build_detector(policy.detect)
     try:
-        return _redact(src, dst, policy, progress, sidecar_path, detector, info, plan, started)
+        return _redact(src, dst, policy, progress, sidecar_path, detector, info, plan, container_format, started)
     finally:
         if own_detector:
             detector.close()
@@ -353,11 +363,11 @@ def _redact(
     detector: CompositeDetector,
     info: VideoInfo,
     plan: FramePlan,
+    container_format: str,
     started: float,
 ) -> RedactResult:
     logger = log.get_logger().bind(policy=policy.id, policy_version=policy.version)
     clock = _Clock()
-    container_format = _container_for(dst, policy)
     lag = tracking_lag(policy.tracking, policy.detect.every_k_frames)
     held = held_frames(lag, detector.workers) * frame_bytes(plan, info.pix_fmt)
     single = held <= MAX_HELD_BYTES
