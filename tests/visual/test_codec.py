@@ -216,6 +216,35 @@ class TestFrameRateCap:
         assert video["avg_frame_rate"] == "25/1" and int(video["nb_frames"]) == 25
         assert abs(float(video["duration"]) - 1.0) < 0.05
 
+    @pytest.mark.parametrize("size", ["320x240", "321x241"])
+    def test_rgb_footage_keeps_its_colours(self, tmp_path: Path, policy: RedactionPolicy,
+                                           detector: CompositeDetector, size: str) -> None:
+        # Lossless RGB, as a screen recorder writes it, tagged with the "GBR" matrix. That tag
+        # used to be copied onto the YUV output, so an odd-sized clip decoded in false colours
+        # (13 dB); chroma was also resampled bilinearly (-3 dB on colour bars).
+        src = tmp_path / "rgb.mkv"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", f"smptehdbars=s={size}:r=25:d=0.12",
+                        "-f", "lavfi", "-i", f"rgbtestsrc=s={size}:r=25:d=0.12", "-filter_complex",
+                        "[0][1]blend=all_mode=average,format=bgr0", "-c:v", "ffv1", str(src)], check=True, timeout=60)
+        assert ffprobe(src)["streams"][0]["color_space"] == "gbr"
+        out = tmp_path / "out.mp4"
+        result = redact_video(src, out, tweak(policy, **{"encode.crf": 0}), detector=detector)
+        assert result.boxes_detected == 0
+        with av.open(str(src)) as a, av.open(str(out)) as b:
+            want = next(a.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+            got = next(b.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+        psnr = 10 * np.log10(255**2 / ((got - want) ** 2).mean())
+        assert psnr > 43, psnr
+
+    def test_non_square_pixels_keep_their_aspect_ratio(self, tmp_path: Path, policy: RedactionPolicy,
+                                                       detector: CompositeDetector) -> None:
+        src = tmp_path / "sar.mp4"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=gray:s=480x360:r=25:d=0.2",
+                        "-vf", "setsar=4/3", "-c:v", "libx264", str(src)], check=True, timeout=60)
+        redact_video(src, tmp_path / "out.mp4", tweak(policy, **{"limits.max_height": 180}), detector=detector)
+        (video,) = ffprobe(tmp_path / "out.mp4")["streams"]
+        assert (video["width"], video["sample_aspect_ratio"], video["display_aspect_ratio"]) == (240, "4:3", "16:9")
+
     @pytest.mark.parametrize(("size", "capped"), [((640, 360), (426, 240)), ((360, 640), (240, 426))])
     def test_height_cap_scales_before_detection(self, tmp_path: Path, policy: RedactionPolicy,
                                                 detector: CompositeDetector, size: tuple[int, int],

@@ -436,6 +436,14 @@ class TestHighBitDepth:
                                                                       expected: str) -> None:
         assert VideoWriter._pix_fmt(codec, src, 64, 64) == expected
 
+    @pytest.mark.parametrize(("src", "expected"), [
+        ("yuv420p", "yuv444p"), ("yuvj420p", "yuvj444p"), ("yuv420p10le", "yuv444p10le"),
+        ("yuv422p12le", "yuv444p10le"), ("bgr0", "yuv444p"), ("gray10le", "gray10le"),
+    ])
+    def test_an_odd_sized_frame_goes_to_4_4_4_at_its_own_depth(self, src: str, expected: str) -> None:
+        # x264 cannot subsample an odd number of pixels; 10 bits stay 10 bits.
+        assert VideoWriter._pix_fmt("libx264", src, 321, 241) == expected
+
     def test_12bit_footage_keeps_10_bits_through_x264(
         self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
     ) -> None:

@@ -28,6 +28,7 @@ from redactd.errors import ConfigError, DetectError, EncodeError, InputError
 from redactd.policy import AudioMode, Mode, Obscure, RedactionPolicy
 from redactd.visual import sidecar
 from redactd.visual.codec import (
+    CHROMA_INTERPOLATION,
     PREFETCH_DEPTH,
     Decoded,
     FramePlan,
@@ -178,7 +179,7 @@ def obscure_frame(decoded: av.VideoFrame, out_format: str, regions: list[Region]
     sx, sy, bits = PLANAR_YUV[fmt]
     with plane_views(frame) as planes:
         obscure_planes(planes, regions, cfg, (sx, sy), bits)
-    return frame if fmt == out_format else frame.reformat(format=out_format)
+    return frame if fmt == out_format else frame.reformat(format=out_format, interpolation=CHROMA_INTERPOLATION)
 
 
 def render_frame(item: Decoded, boxes: list[TrackedBox], writer: VideoWriter, cfg: Obscure, clock: _Clock) -> None:
