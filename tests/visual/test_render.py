@@ -389,6 +389,23 @@ class TestPipelinedDetection:
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".redactd-")]
 
 
+class TestTruncatedInput:
+    def test_a_copy_cut_short_is_refused_not_published_shorter(
+        self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
+    ) -> None:
+        # Index first (faststart): the demuxer finds the first frames and then just stops, so
+        # this used to come out as a shorter clip with exit code 0.
+        clip = faces_clip(tmp_path / "in.mp4", frames=8)
+        whole = tmp_path / "whole.mp4"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(clip.path), "-c", "copy",
+                        "-movflags", "+faststart", str(whole)], check=True, timeout=60)
+        cut = tmp_path / "cut.mp4"
+        cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+        with pytest.raises(InputError, match=r"cut.mp4: truncated: the file ends inside its 'mdat' box"):
+            redact_video(cut, tmp_path / "out.mp4", policy, detector=detector)
+        assert not (tmp_path / "out.mp4").exists()
+
+
 def _with_10bit_gradient(src: Path, dst: Path, band: slice) -> None:
     """``src`` re-encoded as 10-bit 4:2:0, with a smooth 10-bit ramp (640 levels) in the rows ``band``."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:

@@ -25,6 +25,7 @@ import numpy as np
 
 from redactd import log
 from redactd.errors import ConfigError, DetectError, EncodeError, InputError
+from redactd.metadata.boxes import truncation
 from redactd.policy import AudioMode, Mode, Obscure, RedactionPolicy
 from redactd.visual import sidecar
 from redactd.visual.codec import (
@@ -343,6 +344,11 @@ def redact_video(
     if not src.is_file():
         raise InputError(f"{src}: input file not found" if not src.exists() else f"{src}: not a regular file")
     container_format = _container_for(dst, policy)
+    cut_short = truncation(src)
+    if cut_short:
+        # Its index may still list every frame, but only those before the cut can be decoded:
+        # it would be published as a shorter clip without a word.
+        raise InputError(f"{src.name}: truncated: {cut_short}")
     started = time.perf_counter()
     info = probe(src)
     plan = FramePlan.from_limits(info, policy.limits)
