@@ -77,6 +77,23 @@ class TestToBgr:
         assert np.abs(ours[..., ::-1] - rgb).mean() < 2
 
 
+class TestMainVideoStream:
+    def test_the_largest_picture_is_redacted_whatever_its_stream_order(
+            self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector) -> None:
+        main = small_clip(tmp_path / "main.mp4", 320, 240, frames=4)
+        thumb = tmp_path / "thumb.mp4"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=red:s=160x120:r=25:d=0.16",
+                        "-c:v", "libx264", str(thumb)], check=True, timeout=60)
+        both = tmp_path / "both.mkv"  # the small stream first, as a preview track would be
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(thumb), "-i", str(main.path),
+                        "-map", "0:v", "-map", "1:v", "-c", "copy", str(both)], check=True, timeout=60)
+        info = probe(both)
+        assert (info.width, info.height, info.other_video) == (320, 240, 1)
+        result = redact_video(both, tmp_path / "out.mp4", policy, detector=detector)
+        assert (result.width, result.height, result.frames) == (320, 240, 4)
+        assert result.boxes_detected > 0  # the face in the main picture was found
+
+
 class TestProbe:
     def test_rejects_audio_only_files(self, tmp_path: Path) -> None:
         path = tmp_path / "a.m4a"

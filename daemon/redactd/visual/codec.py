@@ -54,6 +54,7 @@ class VideoInfo:
     duration_s: float
     audio_codec: str | None
     rotation: int = 0  # display rotation in degrees (phone footage), from the first frame
+    other_video: int = 0  # video streams besides the footage (other angles, cover art): not kept
 
 
 @dataclass(frozen=True)
@@ -141,12 +142,23 @@ def _open(path: Path) -> Any:
         raise InputError(f"{path.name}: not a readable media file ({exc})") from exc
 
 
+def main_video(container: Any, name: str) -> Any:
+    """The stream that is the footage: the largest picture, cover art aside, the first of equals.
+
+    A second video stream is a preview, a thumbnail track or another angle; it is not redacted and
+    never reaches the output (the log says how many were left out).
+    """
+    pictures = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not pictures:
+        kind = "only cover art" if container.streams.video else "no video stream"
+        raise UnsupportedMediaError(f"{name}: has {kind}")
+    return max(pictures, key=lambda s: (s.codec_context.width or 0) * (s.codec_context.height or 0))
+
+
 def probe(path: Path) -> VideoInfo:
-    """Size, pixel format, rate, length and audio codec of the first video stream."""
+    """Size, pixel format, rate, length and audio codec of the footage's video stream."""
     with _open(path) as container:
-        if not container.streams.video:
-            raise UnsupportedMediaError(f"{path.name}: has no video stream")
-        vs = container.streams.video[0]
+        vs = main_video(container, path.name)
         ctx = vs.codec_context
         if not ctx.width or not ctx.height or ctx.format is None:
             raise UnsupportedMediaError(f"{path.name}: video stream has no usable size or pixel format")
@@ -159,8 +171,9 @@ def probe(path: Path) -> VideoInfo:
             duration = 0.0
         frames = vs.frames or (round(duration * fps) if fps else 0)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        others = sum(1 for s in container.streams.video if s is not vs)
         return VideoInfo(ctx.width, ctx.height, ctx.format.name, fps, frames, duration, audio,
-                         _display_rotation(container, vs))
+                         _display_rotation(container, vs), others)
 
 
 def _display_rotation(container: Any, stream: Any) -> int:
@@ -243,14 +256,14 @@ def prefetch(items: Iterator[T], depth: int = PREFETCH_DEPTH) -> Iterator[T]:
 
 
 class VideoReader:
-    """Decodes the first video stream (and, if asked, hands over audio packets in file order)."""
+    """Decodes the footage's video stream (and, if asked, hands over audio packets in file order)."""
 
     def __init__(self, path: Path, plan: FramePlan, with_audio: bool = False) -> None:
         self.path = path
         self.plan = plan
         self.with_audio = with_audio
         self.container = _open(path)
-        self.video = self.container.streams.video[0]
+        self.video = main_video(self.container, path.name)
         self.video.thread_type = "AUTO"
         self.audio = self.container.streams.audio[0] if with_audio and self.container.streams.audio else None
 

@@ -375,6 +375,9 @@ def _redact(
 ) -> RedactResult:
     logger = log.get_logger().bind(policy=policy.id, policy_version=policy.version)
     clock = _Clock()
+    if info.other_video:
+        logger.info("video_streams_left_out", count=info.other_video, kept=f"{info.width}x{info.height}",
+                    why="only the largest picture is redacted and kept (other angles, previews, cover art)")
     lag = tracking_lag(policy.tracking, policy.detect.every_k_frames)
     held = held_frames(lag, detector.workers) * frame_bytes(plan, info.pix_fmt)
     single = held <= MAX_HELD_BYTES
