@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from redactd.errors import UnsupportedMediaError
 from redactd.policy import Limits, RedactionPolicy
 from redactd.visual import redact_video
-from redactd.visual.codec import FramePlan, VideoInfo, probe, to_bgr
+from redactd.visual.codec import _AAC_LAYOUTS, _AAC_SIDE_TO_BACK, FramePlan, VideoInfo, probe, to_bgr
 from redactd.visual.detect import CompositeDetector
 from tests.visual import synth
 from tests.visual.conftest import tweak
@@ -26,12 +27,56 @@ def small_clip(path: Path, width: int = 320, height: int = 240, frames: int = 6,
                            fps=fps, **kw)  # type: ignore[arg-type]
 
 
+def first_channel(frame: av.AudioFrame) -> np.ndarray:
+    if frame.format.name == "fltp":
+        # PyAV 18.1 lists one plane too many for 8-channel planar audio, and to_ndarray() then
+        # reads a pointer that is not there (a segfault): take the first plane alone.
+        return np.frombuffer(memoryview(frame.planes[0]), np.float32)[: frame.samples]
+    return frame.to_ndarray()[0]
+
+
 def dominant_hz(path: Path) -> float:
     with av.open(str(path)) as c:
-        samples = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
+        samples = np.concatenate([first_channel(f) for f in c.decode(audio=0)])
         rate = c.streams.audio[0].codec_context.sample_rate
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
     return float(np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()])
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=60, capture_output=True)
+
+
+def tone_clip(path: Path, audio: str = "", rate: int = 48000, seconds: float = 1.0, mix: str = "") -> Path:
+    """A 160x120 test pattern with a 440 Hz tone, both ``seconds`` long, made by the ffmpeg CLI.
+
+    ``audio`` is more ffmpeg arguments (codec, channels), ``mix`` a filter graph from the tone to
+    the audio written; the video codec follows the container: MJPEG in AVI, MPEG-2 in MPEG-TS,
+    x264 (ultrafast) elsewhere.
+    """
+    video = {".avi": ["mjpeg"], ".ts": ["mpeg2video"]}.get(path.suffix, ["libx264", "-preset", "ultrafast"])
+    sound = ["-filter_complex", f"[1:a]{mix}[a]", "-map", "[a]"] if mix else ["-map", "1:a"]
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=s=160x120:r=25:d={seconds}",
+           "-f", "lavfi", "-i", f"sine=f=440:r={rate}:d={seconds}",
+           "-map", "0:v", *sound, "-c:v", *video, *audio.split(), str(path))
+    return path
+
+
+def audio_end(path: Path) -> float:
+    """When the first audio stream's last decoded sample ends, in seconds.
+
+    Compared between input and output it checks length and place together, and it does not count
+    the AAC encoder's priming, which an MP4 cannot cut when the audio does not start at zero.
+    """
+    with av.open(str(path)) as c:
+        return max(float(f.time) + f.samples / f.sample_rate for f in c.decode(audio=0))
+
+
+def decode_errors(path: Path) -> str:
+    """What the ffmpeg CLI says when it decodes every stream of ``path`` (nothing when clean)."""
+    out = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
+                         check=True, capture_output=True, text=True, timeout=60)
+    return out.stderr.strip()
 
 
 class TestFramePlan:
@@ -203,6 +248,100 @@ class TestAudio:
         info = ffprobe(tmp_path / "out.mp4")
         (audio,) = [s for s in info["streams"] if s["codec_type"] == "audio"]
         assert abs(float(audio["duration"]) - 1.0) < 0.1
+
+
+def _spread(channels: int) -> str:
+    """A filter graph putting the mono tone on ``channels`` channels."""
+    return f"asplit={channels}" + "".join(f"[c{i}]" for i in range(channels)) + ";" + \
+        "".join(f"[c{i}]" for i in range(channels)) + f"amerge=inputs={channels}"
+
+
+def _mp2_that_changes_mid_stream(folder: Path) -> Path:
+    """MP2 in Matroska whose first half is mono at 48 kHz and second half stereo at 44.1 kHz:
+    two MP2 streams joined byte for byte, as broadcast recordings switch programmes."""
+    halves = []
+    for channels, rate in ((1, 48000), (2, 44100)):
+        half = folder / f"{channels}.mp2"
+        ffmpeg("-f", "lavfi", "-i", f"sine=f=440:r={rate}:d=0.5", "-ac", str(channels), "-c:a", "mp2", str(half))
+        halves.append(half.read_bytes())
+    joined = folder / "joined.mp2"
+    joined.write_bytes(b"".join(halves))
+    path = folder / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=1", "-i", str(joined),
+           "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", str(path))
+    return path
+
+
+#: Inputs whose audio must be re-encoded to AAC: name, how to make it in a folder, and the
+#: channels, layout and rate the output should have.
+REENCODED: dict[str, tuple[Callable[[Path], Path], int, str, int]] = {
+    # PCM in AVI states a channel count but no positions ("2 channels"): AAC needs a layout.
+    "pcm-stereo-avi": (lambda d: tone_clip(d / "in.avi", "-c:a pcm_s16le -ac 2"), 2, "stereo", 48000),
+    "pcm-mono-avi": (lambda d: tone_clip(d / "in.avi", "-c:a pcm_s16le -ac 1"), 1, "mono", 48000),
+    # MP2 in MPEG-TS is announced as fltp and decodes to s16p.
+    "mp2-ts": (lambda d: tone_clip(d / "in.ts", "-c:a mp2"), 1, "mono", 48000),
+    "pcm-8khz-mkv": (lambda d: tone_clip(d / "in.mkv", "-c:a pcm_s16le", rate=8000), 1, "mono", 8000),
+    # AAC stops at 96 kHz.
+    "pcm-192khz-mkv": (lambda d: tone_clip(d / "in.mkv", "-c:a pcm_s16le", rate=192000), 1, "mono", 96000),
+    # 5.1 with side surrounds (AC-3's) needs a PCE in AAC, which decoders read back without positions.
+    "ac3-5.1side-mkv": (lambda d: tone_clip(d / "in.mkv", "-c:a ac3 -ac 6"), 6, "5.1", 48000),
+    # More channels than AAC carries (PCM in Matroska keeps no positions): 16 are taken as
+    # FFmpeg's 16-channel layout and downmixed to 7.1; 9 have no such layout and become mono.
+    "pcm-16ch-mkv": (lambda d: tone_clip(d / "in.mkv", "-c:a pcm_s16le", mix=_spread(16)), 8, "7.1", 48000),
+    "pcm-9ch-mkv": (lambda d: tone_clip(d / "in.mkv", "-c:a pcm_s16le", mix=_spread(9)), 1, "mono", 48000),
+    # AVI keeps the positions amerge gives 10 channels, a left side speaker without a right one,
+    # which swresample refuses to mix from: mono too.
+    "pcm-10ch-lopsided-avi": (lambda d: tone_clip(d / "in.avi", "-c:a pcm_s16le", mix=_spread(10)),
+                              1, "mono", 48000),
+    # The output is set up from the header (mono, 48 kHz); the stereo 44.1 kHz half is fitted to it.
+    "mp2-changes-mid-stream-mkv": (_mp2_that_changes_mid_stream, 1, "mono", 48000),
+}
+
+
+@pytest.fixture(scope="module")
+def reencoded_input(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """The `REENCODED` input of that name, made once for the module."""
+    made: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in made:
+            made[name] = REENCODED[name][0](tmp_path_factory.mktemp(name))
+        return made[name]
+
+    return get
+
+
+class TestAudioInputs:
+    """Audio from hostile or unusual inputs comes out decodable, with a layout and rate AAC carries."""
+
+    @pytest.mark.parametrize(("name", "mode"), [
+        *[(name, mode) for name in REENCODED for mode in ("keep", "anonymize") if name != "ac3-5.1side-mkv"],
+        ("ac3-5.1side-mkv", "anonymize"),  # kept, AC-3 is copied
+    ])
+    def test_is_reencoded_to_aac_it_can_carry(self, tmp_path: Path, policy: RedactionPolicy,
+                                              detector: CompositeDetector, reencoded_input: Callable[[str], Path],
+                                              name: str, mode: str) -> None:
+        src = reencoded_input(name)
+        _, channels, layout, rate = REENCODED[name]
+        out = tmp_path / "out.mp4"
+        redact_video(src, out, tweak(policy, audio=mode), detector=detector)
+        assert decode_errors(out) == ""
+        (audio,) = [s for s in ffprobe(out)["streams"] if s["codec_type"] == "audio"]
+        assert (audio["codec_name"], audio["channels"], int(audio["sample_rate"])) == ("aac", channels, rate)
+        with av.open(str(out)) as c:
+            assert c.streams.audio[0].codec_context.layout.name == layout  # read back with positions
+        hz = dominant_hz(out)
+        if mode == "keep":
+            assert abs(hz - 440) < 3
+            assert abs(audio_end(out) - audio_end(src)) <= 1024 / rate  # one AAC frame
+        else:
+            assert abs(hz - 440) > 440 * 0.12
+
+    def test_every_layout_it_writes_opens_the_aac_encoder(self) -> None:
+        for layout in sorted(_AAC_LAYOUTS | set(_AAC_SIDE_TO_BACK.values())):
+            ctx = av.codec.CodecContext.create("aac", "w")
+            ctx.sample_rate, ctx.layout, ctx.format, ctx.time_base = 48000, layout, "fltp", Fraction(1, 48000)
+            ctx.open()  # raises for a layout FFmpeg's AAC encoder does not take
 
 
 class TestFrameRateCap:

@@ -8,6 +8,7 @@ copy of every frame through the kernel, so everything stays in process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import os
@@ -39,6 +40,17 @@ _STRIP_SEI = {"h264": "filter_units=remove_types=6", "hevc": "filter_units=remov
 _ENCODER_STREAM = {"libx264": "h264", "libx265": "hevc"}
 #: Audio codecs an MP4 carries as they are; anything else is re-encoded to AAC when kept.
 _MP4_AUDIO = {"aac", "mp3", "alac"}
+#: Channel layouts FFmpeg's AAC encoder takes: its standard ones and those it writes with a program
+#: config element (PCE); none has more than eight channels.
+_AAC_LAYOUTS = {
+    "mono", "stereo", "2.1", "3.0", "3.0(back)", "4.0", "quad", "quad(side)", "3.1", "5.0", "5.0(side)",
+    "4.1", "5.1", "5.1(side)", "6.0", "6.0(front)", "hexagonal", "6.1", "6.1(back)", "6.1(front)", "7.0",
+    "7.0(front)", "7.1", "7.1(wide)", "7.1(wide-side)", "octagonal",
+}
+#: Side-surround layouts AAC can carry only with a PCE, which decoders read back as channels in no
+#: order: written with back surrounds instead, as AAC's standard layouts have them (swresample
+#: moves side channels to the back ones unchanged).
+_AAC_SIDE_TO_BACK = {"quad(side)": "quad", "5.0(side)": "5.0", "5.1(side)": "5.1"}
 _OPEN_TIMEOUT_S = 30.0
 
 
@@ -349,7 +361,7 @@ class VideoWriter:
             _STRIP_SEI[_ENCODER_STREAM[encode.codec]], self.video
         )
         self.audio_out: Any = None
-        self.audio_graph: Any = None
+        self.audio_convert: _AudioConverter | None = None
         self.audio_copy = False
         if audio is not AudioMode.DROP and reader.audio is not None:
             self._add_audio(reader.audio, audio, container_format)
@@ -371,17 +383,20 @@ class VideoWriter:
         return fmt
 
     def _add_audio(self, src: Any, mode: AudioMode, container_format: str) -> None:
-        codec = src.codec_context.name
-        if mode is AudioMode.KEEP and (codec in _MP4_AUDIO or container_format != "mp4"):
+        ctx = src.codec_context
+        if mode is AudioMode.KEEP and (ctx.name in _MP4_AUDIO or container_format != "mp4"):
             self.audio_out = self.out.add_stream_from_template(src)
             self.audio_out.metadata.clear()
             self.audio_copy = True
             return
-        rate = src.codec_context.sample_rate or 48000
+        # The encoder is set up from the stream header (the output's header is written before any
+        # audio is decoded); the converter fits whatever the frames turn out to be to it.
+        rate = _aac_rate(ctx.sample_rate or 48000)
+        layout = _aac_layout(ctx.layout)
         self.audio_out = self.out.add_stream("aac", rate=rate)
-        self.audio_out.layout = src.codec_context.layout.name if src.codec_context.layout else "stereo"
-        if mode is AudioMode.ANONYMIZE:
-            self.audio_graph = _voice_shift_graph(src, rate)
+        self.audio_out.layout = layout
+        shift = _voice_shift_factor() if mode is AudioMode.ANONYMIZE else None
+        self.audio_convert = _AudioConverter(rate, layout, shift)
 
     @property
     def video_format(self) -> str:
@@ -413,21 +428,12 @@ class VideoWriter:
             raise EncodeError(f"audio processing failed: {exc}") from exc
 
     def _encode_audio(self, frame: av.AudioFrame | None) -> None:
-        frames: list[av.AudioFrame | None]
-        if self.audio_graph is not None:
-            self.audio_graph.push(frame)
-            frames = []
-            while True:
-                try:
-                    frames.append(self.audio_graph.pull())
-                except (av.error.BlockingIOError, av.error.EOFError):
-                    break
-            if frame is None:
-                frames.append(None)
-        else:
-            frames = [frame]
+        assert self.audio_convert is not None
+        frames: list[av.AudioFrame | None] = list(self.audio_convert.convert(frame))
+        if frame is None:
+            frames.append(None)
         for f in frames:
-            if f is not None:
+            if f is not None and self.audio_convert.voice_shift is not None:
                 f.pts = None  # let the encoder count samples: the filter changed their timing
             for packet in self.audio_out.encode(f):
                 self.out.mux(packet)
@@ -460,28 +466,159 @@ class VideoWriter:
             self.tmp.unlink(missing_ok=True)
 
 
-def _voice_shift_graph(src: Any, rate: int) -> Any:
-    """An FFmpeg filter graph that shifts pitch and formants together, keeping tempo.
+def _aac_rate(rate: int) -> int:
+    """``rate`` when AAC codes it, else the next rate up that it does (at most 96 kHz)."""
+    rates = sorted(av.codec.Codec("aac", "w").audio_rates or (48000,))
+    return next((r for r in rates if r >= rate), rates[-1])
+
+
+@functools.cache
+def _speaker_bits() -> dict[str, int]:
+    """FFmpeg's bit for each speaker position in its native layouts (FL 0, FR 1, FC 2…)."""
+    bits = {}
+    for bit in range(64):
+        with contextlib.suppress(ValueError):
+            bits[av.AudioLayout(f"0x{1 << bit:x}").channels[0].name] = bit
+    return bits
+
+
+def _speaker_mask(layout: av.AudioLayout) -> int | None:
+    """The speaker positions of ``layout`` as an FFmpeg channel mask, which swresample can mix from.
+
+    Channels in no stated order (PCM in AVI or Matroska says only "2 channels") get FFmpeg's
+    default layout for as many channels, which is what ffmpeg itself assumes. None when there is
+    none (9, 11, 13, 15 or over 16 channels). A layout named by its channels ("10 channels
+    (FL+FR+…)") is turned back into a mask because FFmpeg reads such a name as a custom order,
+    which swresample refuses.
+    """
+    bits = _speaker_bits()
+    positions = [bits.get(ch.name, -1) for ch in layout.channels]
+    if positions and min(positions) >= 0 and positions == sorted(set(positions)):
+        return sum(1 << bit for bit in positions)
+    try:
+        default = av.AudioLayout(f"{layout.nb_channels}c")
+    except ValueError:
+        return None
+    return sum(1 << bits[ch.name] for ch in default.channels)
+
+
+@functools.cache
+def _mixable(mask: int) -> bool:
+    """Whether swresample mixes from these positions: it refuses lopsided ones (a left side
+    speaker without a right one), which some muxers write for channels that are not speakers."""
+    graph = av.filter.Graph()
+    chain = [graph.add("abuffer", sample_fmt="fltp", sample_rate="48000", channel_layout=f"0x{mask:x}"),
+             graph.add("aformat", "channel_layouts=stereo"), graph.add("abuffersink")]
+    for a, b in itertools.pairwise(chain):
+        a.link_to(b)
+    try:
+        graph.configure()
+    except av.error.FFmpegError:
+        return False
+    return True
+
+
+def _aac_layout(layout: av.AudioLayout) -> str:
+    """The channel layout AAC output gets for input in ``layout``.
+
+    The input's when AAC takes it (side surrounds moved to the back, see `_AAC_SIDE_TO_BACK`);
+    any other layout of up to eight channels becomes the default layout for its channel count.
+    AAC has no layout above eight channels: more are downmixed to 7.1 by swresample's matrix when
+    their positions are known, and averaged into mono when they are not (or swresample cannot
+    mix from them).
+    """
+    if not layout.nb_channels:
+        return "stereo"  # no channel count in the header: the converter fits the frames to stereo
+    mask = _speaker_mask(layout)
+    if mask is None or not _mixable(mask):
+        return "mono"
+    name = av.AudioLayout(f"0x{mask:x}").name
+    name = _AAC_SIDE_TO_BACK.get(name, name)
+    if name in _AAC_LAYOUTS:
+        return name
+    return str(av.AudioLayout(f"{layout.nb_channels}c").name) if layout.nb_channels <= 8 else "7.1"
+
+
+def _voice_shift_factor() -> float:
+    """A pitch factor from 0.78-0.85 or 1.18-1.25, drawn per job and never recorded: a known
+    constant shift would be trivial to invert."""
+    return (0.78 + secrets.randbelow(8) / 100) if secrets.randbelow(2) else (1.18 + secrets.randbelow(8) / 100)
+
+
+class _AudioConverter:
+    """Decoded audio frames in; planar float frames at the encoder's rate and layout out.
+
+    The filter graph is built from the frames actually decoded, not from what the stream header
+    says (MP2 in MPEG-TS is announced as ``fltp`` and decodes to ``s16p``), and built again when
+    they change mid-stream (broadcast recordings switch between mono and stereo, or sample rates).
+    """
+
+    def __init__(self, rate: int, layout: str, voice_shift: float | None) -> None:
+        self.rate = rate
+        self.layout = layout
+        self.voice_shift = voice_shift
+        self.graph: Any = None
+        self.source: tuple[str, int, str] | None = None
+
+    def convert(self, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
+        """The frames ready for the encoder; ``None`` flushes what the filters still hold."""
+        if frame is None:
+            return self._drain()
+        out = []
+        source = (frame.format.name, frame.sample_rate, frame.layout.name)
+        if source != self.source:
+            out = self._drain()  # the graph for the earlier frames gives up what it still holds
+            self.graph = _audio_graph(frame, self.rate, self.layout, self.voice_shift)
+            self.source = source
+        self.graph.push(frame)
+        return out + self._pull()
+
+    def _drain(self) -> list[av.AudioFrame]:
+        if self.graph is None:
+            return []
+        self.graph.push(None)
+        frames = self._pull()
+        self.graph, self.source = None, None
+        return frames
+
+    def _pull(self) -> list[av.AudioFrame]:
+        frames = []
+        while True:
+            try:
+                frames.append(self.graph.pull())
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return frames
+
+
+def _audio_graph(frame: av.AudioFrame, rate: int, layout: str, factor: float | None) -> Any:
+    """An FFmpeg filter graph from frames like ``frame`` to planar float at ``rate`` and ``layout``;
+    with a ``factor``, one that also shifts pitch and formants together, keeping tempo.
 
     ``asetrate`` resamples the voice (pitch and formants move together, which hides the speaker
     better than a formant-preserving pitch shift), ``aresample`` restores the sample rate and
-    ``atempo`` restores the duration. The factor is drawn per job and never recorded: a known
-    constant shift would be trivial to invert.
+    ``atempo`` restores the duration.
     """
-    factor = (0.78 + secrets.randbelow(8) / 100) if secrets.randbelow(2) else (1.18 + secrets.randbelow(8) / 100)
     graph = av.filter.Graph()
-    ctx = src.codec_context
-    abuffer = graph.add_abuffer(
-        format=ctx.format.name, sample_rate=ctx.sample_rate, layout=ctx.layout.name, time_base=src.time_base
-    )
-    chain = [
-        graph.add("asetrate", f"{int(ctx.sample_rate * factor)}"),
-        graph.add("aresample", f"{rate}"),
-        graph.add("atempo", f"{1 / factor:.6f}"),
-        graph.add("aformat", f"sample_fmts=fltp:sample_rates={rate}"),
+    channels = frame.layout.nb_channels
+    mask = _speaker_mask(frame.layout)
+    # abuffer takes frames whose channels have no stated order for a layout of as many channels:
+    # that is how they get the default positions. Without one, only their number is known.
+    where = {"channel_layout": f"0x{mask:x}"} if mask is not None else {"channels": str(channels)}
+    chain = [graph.add("abuffer", sample_fmt=frame.format.name, sample_rate=str(frame.sample_rate),
+                       time_base=str(frame.time_base or Fraction(1, frame.sample_rate)), **where)]
+    if mask is None or not _mixable(mask):
+        # Nothing to downmix by position: every channel gets the same weight in a mono mix.
+        chain.append(graph.add("pan", "mono|c0<" + "+".join(f"c{i}" for i in range(channels))))
+    if factor is not None:
+        chain += [
+            graph.add("asetrate", f"{int(frame.sample_rate * factor)}"),
+            graph.add("aresample", f"{rate}"),
+            graph.add("atempo", f"{1 / factor:.6f}"),
+        ]
+    chain += [
+        graph.add("aformat", f"sample_fmts=fltp:sample_rates={rate}:channel_layouts={layout}"),
         graph.add("abuffersink"),
     ]
-    abuffer.link_to(chain[0])
     for a, b in itertools.pairwise(chain):
         a.link_to(b)
     graph.configure()
