@@ -72,6 +72,13 @@ def audio_end(path: Path) -> float:
         return max(float(f.time) + f.samples / f.sample_rate for f in c.decode(audio=0))
 
 
+def audio_packets(path: Path) -> tuple[str, list[bytes]]:
+    """The first audio stream's codec and the payload of each of its packets."""
+    with av.open(str(path)) as c:
+        stream = c.streams.audio[0]
+        return stream.codec_context.codec.canonical_name, [bytes(p) for p in c.demux(stream) if p.size]
+
+
 def decode_errors(path: Path) -> str:
     """What the ffmpeg CLI says when it decodes every stream of ``path`` (nothing when clean)."""
     out = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
@@ -336,6 +343,30 @@ class TestAudioInputs:
             assert abs(audio_end(out) - audio_end(src)) <= 1024 / rate  # one AAC frame
         else:
             assert abs(hz - 440) > 440 * 0.12
+
+    @pytest.mark.parametrize(("name", "audio"), [
+        ("in.mp4", "-c:a libmp3lame"),  # PyAV decodes it with "mp3float", which is still MP3
+        ("in.mkv", "-c:a ac3"),
+        ("in.mkv", "-c:a libopus"),
+        ("in.mkv", "-c:a flac"),
+    ])
+    def test_keep_copies_audio_an_mp4_holds(self, tmp_path: Path, policy: RedactionPolicy,
+                                            detector: CompositeDetector, name: str, audio: str) -> None:
+        src = tone_clip(tmp_path / name, audio)
+        out = tmp_path / "out.mp4"
+        redact_video(src, out, tweak(policy, audio="keep"), detector=detector)
+        assert decode_errors(out) == ""
+        assert audio_packets(out) == audio_packets(src)
+
+    def test_keep_into_matroska_reencodes_what_matroska_cannot_hold(
+            self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector) -> None:
+        src = tone_clip(tmp_path / "in.mov", "-c:a pcm_mulaw")
+        out = tmp_path / "out.mkv"
+        redact_video(src, out, tweak(policy, **{"audio": "keep", "output.container": "auto"}), detector=detector)
+        assert decode_errors(out) == ""
+        (audio,) = [s for s in ffprobe(out)["streams"] if s["codec_type"] == "audio"]
+        assert audio["codec_name"] == "aac"
+        assert abs(dominant_hz(out) - 440) < 3
 
     def test_every_layout_it_writes_opens_the_aac_encoder(self) -> None:
         for layout in sorted(_AAC_LAYOUTS | set(_AAC_SIDE_TO_BACK.values())):

@@ -38,8 +38,12 @@ T = TypeVar("T")
 #: unregistered", and cameras put serials and GPS there. Removed from every packet we write.
 _STRIP_SEI = {"h264": "filter_units=remove_types=6", "hevc": "filter_units=remove_types=39|40"}
 _ENCODER_STREAM = {"libx264": "h264", "libx265": "hevc"}
-#: Audio codecs an MP4 carries as they are; anything else is re-encoded to AAC when kept.
-_MP4_AUDIO = {"aac", "mp3", "alac"}
+#: Audio codecs kept audio is copied in when the output is MP4, named as the stream's codec (PyAV
+#: decodes MP3 with "mp3float", which is still MP3): those with a registered MP4 sample entry that
+#: FFmpeg's mp4 muxer writes without `-strict experimental` and that players read from MP4 (FFmpeg
+#: and VLC all of them, browsers and Apple's most). MP2 (which FFmpeg 5 reads back as MP3), DTS,
+#: Vorbis, PCM (`ipcm`, which FFmpeg 5 reads back as 16-bit) and the rest are re-encoded to AAC.
+_MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 #: Channel layouts FFmpeg's AAC encoder takes: its standard ones and those it writes with a program
 #: config element (PCE); none has more than eight channels.
 _AAC_LAYOUTS = {
@@ -384,7 +388,7 @@ class VideoWriter:
 
     def _add_audio(self, src: Any, mode: AudioMode, container_format: str) -> None:
         ctx = src.codec_context
-        if mode is AudioMode.KEEP and (ctx.name in _MP4_AUDIO or container_format != "mp4"):
+        if mode is AudioMode.KEEP and self._carries(ctx.codec, container_format):
             self.audio_out = self.out.add_stream_from_template(src)
             self.audio_out.metadata.clear()
             self.audio_copy = True
@@ -397,6 +401,14 @@ class VideoWriter:
         self.audio_out.layout = layout
         shift = _voice_shift_factor() if mode is AudioMode.ANONYMIZE else None
         self.audio_convert = _AudioConverter(rate, layout, shift)
+
+    def _carries(self, codec: av.Codec, container_format: str) -> bool:
+        """Whether the output holds audio in ``codec`` as it is: in MP4 the `_MP4_AUDIO` codecs,
+        in other containers whatever their muxer takes (Matroska takes neither WMA nor mu-law)."""
+        if container_format == "mp4":
+            return codec.canonical_name in _MP4_AUDIO
+        supported = self.out.supported_codecs
+        return codec.name in supported or codec.canonical_name in supported
 
     @property
     def video_format(self) -> str:
