@@ -73,10 +73,18 @@ def audio_end(path: Path) -> float:
 
 
 def audio_packets(path: Path) -> tuple[str, list[bytes]]:
-    """The first audio stream's codec and the payload of each of its packets."""
+    """The first audio stream's codec and the payload of each of its packets.
+
+    ADTS headers (AAC in MPEG-TS has them) are left out: MP4 and Matroska carry AAC without.
+    """
+    def payload(data: bytes) -> bytes:
+        if data[:1] == b"\xff" and data[1] & 0xF6 == 0xF0:  # ADTS sync word, layer 0
+            return data[7 if data[1] & 1 else 9:]
+        return data
+
     with av.open(str(path)) as c:
         stream = c.streams.audio[0]
-        return stream.codec_context.codec.canonical_name, [bytes(p) for p in c.demux(stream) if p.size]
+        return stream.codec_context.codec.canonical_name, [payload(bytes(p)) for p in c.demux(stream) if p.size]
 
 
 def decode_errors(path: Path) -> str:
@@ -412,3 +420,18 @@ class TestMetadataVerification:
         pol = tweak(policy, **{"audio": audio, "output.container": "auto", "encode.codec": codec})
         redact_video(clip.path, tmp_path / name, pol, detector=detector)
         verify_clean(tmp_path / name, expect_video=1, expect_audio=0 if audio == "drop" else 1)
+
+    @pytest.mark.parametrize(("name", "audio", "out"), [
+        ("in.mp4", "-c:a alac", "out.mp4"),  # ALAC's configuration box
+        ("in.ts", "-c:a aac", "out.mkv"),  # AAC from MPEG-TS in Matroska: an output sampling rate
+    ])
+    def test_copied_audio_passes_verify_clean(self, tmp_path: Path, policy: RedactionPolicy,
+                                              detector: CompositeDetector, name: str, audio: str,
+                                              out: str) -> None:
+        from redactd.metadata.verify import verify_clean
+
+        src = tone_clip(tmp_path / name, audio, seconds=0.2)
+        redact_video(src, tmp_path / out, tweak(policy, **{"audio": "keep", "output.container": "auto"}),
+                     detector=detector)
+        assert audio_packets(tmp_path / out) == audio_packets(src)  # copied, not re-encoded
+        verify_clean(tmp_path / out, expect_video=1, expect_audio=1)
