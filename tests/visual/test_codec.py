@@ -343,6 +343,7 @@ class TestAudioInputs:
         assert decode_errors(out) == ""
         (audio,) = [s for s in ffprobe(out)["streams"] if s["codec_type"] == "audio"]
         assert (audio["codec_name"], audio["channels"], int(audio["sample_rate"])) == ("aac", channels, rate)
+        assert b"Lavc" not in out.read_bytes()  # no encoder banner in the first AAC packet
         with av.open(str(out)) as c:
             assert c.streams.audio[0].codec_context.layout.name == layout  # read back with positions
         hz = dominant_hz(out)

@@ -399,6 +399,9 @@ class VideoWriter:
         layout = _aac_layout(ctx.layout)
         self.audio_out = self.out.add_stream("aac", rate=rate)
         self.audio_out.layout = layout
+        # Else FFmpeg's AAC encoder writes its name and version ("Lavc62.28.102") into the first
+        # packet, as x264 does into its SEI.
+        self.audio_out.codec_context.flags |= av.codec.context.Flags.bitexact
         shift = _voice_shift_factor() if mode is AudioMode.ANONYMIZE else None
         self.audio_convert = _AudioConverter(rate, layout, shift)
 
