@@ -448,8 +448,6 @@ class VideoWriter:
         if frame is None:
             frames.append(None)
         for f in frames:
-            if f is not None and self.audio_convert.voice_shift is not None:
-                f.pts = None  # let the encoder count samples: the filter changed their timing
             for packet in self.audio_out.encode(f):
                 self.out.mux(packet)
 
@@ -574,11 +572,18 @@ class _AudioConverter:
         self.voice_shift = voice_shift
         self.graph: Any = None
         self.source: tuple[str, int, str] | None = None
+        self.start: int | None = None  # where the audio starts, in output samples
+        self.taken = Fraction(0)  # input so far, in output samples
+        self.given = 0  # output samples so far
 
     def convert(self, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
         """The frames ready for the encoder; ``None`` flushes what the filters still hold."""
         if frame is None:
-            return self._drain()
+            return self._stamp(self._fit_length(self._drain()))
+        if self.start is None:
+            start = frame.pts * frame.time_base if frame.pts is not None and frame.time_base else 0
+            self.start = round(start * self.rate)
+        self.taken += Fraction(frame.samples * self.rate, frame.sample_rate)
         out = []
         source = (frame.format.name, frame.sample_rate, frame.layout.name)
         if source != self.source:
@@ -586,23 +591,76 @@ class _AudioConverter:
             self.graph = _audio_graph(frame, self.rate, self.layout, self.voice_shift)
             self.source = source
         self.graph.push(frame)
-        return out + self._pull()
+        return self._stamp(out + self._pull())
+
+    def _stamp(self, frames: list[av.AudioFrame]) -> list[av.AudioFrame]:
+        """Voice-shifted frames are timed by counting samples on from where the audio started.
+
+        ``asetrate`` scales timestamps by the shift factor: kept, they would put the audio off
+        the video by the factor (1.4 s of MPEG-TS start becoming 1.1 or 1.8 s) and give the
+        factor away. Without any, the encoder would start at zero and the priming it adds would
+        not be cut.
+        """
+        for f in frames:
+            if self.voice_shift is not None:
+                f.pts, f.time_base = (self.start or 0) + self.given, Fraction(1, self.rate)
+            self.given += f.samples
+        return frames
+
+    def _fit_length(self, tail: list[av.AudioFrame]) -> list[av.AudioFrame]:
+        """The last voice-shifted frames cut, or followed by silence, to as many samples as went in.
+
+        ``asetrate`` and ``atempo`` add or lose a few hundred samples at the ends (more than a
+        thousand on silence), which with the encoder's padding put the length off by more than
+        an AAC frame.
+        """
+        if self.voice_shift is None:
+            return tail
+        excess = self.given + sum(f.samples for f in tail) - round(self.taken)
+        if excess < 0:
+            return tail + _filtered([("anullsrc", f"r={self.rate}:cl={self.layout}"),
+                                     ("atrim", f"end_sample={-excess}"), ("aformat", "sample_fmts=fltp")])
+        while excess > 0 and tail:
+            last = tail.pop()
+            if last.samples > excess:
+                source = f"sample_fmt=fltp:sample_rate={self.rate}:channel_layout={self.layout}"
+                tail += _filtered([("abuffer", source), ("atrim", f"end_sample={last.samples - excess}")], last)
+            excess -= last.samples
+        return tail  # what is still over (the tail was shorter) is within the encoder's padding
 
     def _drain(self) -> list[av.AudioFrame]:
         if self.graph is None:
             return []
         self.graph.push(None)
-        frames = self._pull()
+        frames = _pull_all(self.graph)
         self.graph, self.source = None, None
         return frames
 
     def _pull(self) -> list[av.AudioFrame]:
-        frames = []
-        while True:
-            try:
-                frames.append(self.graph.pull())
-            except (av.error.BlockingIOError, av.error.EOFError):
-                return frames
+        return _pull_all(self.graph)
+
+
+def _pull_all(graph: Any) -> list[av.AudioFrame]:
+    """What a filter graph has ready."""
+    frames = []
+    while True:
+        try:
+            frames.append(graph.pull())
+        except (av.error.BlockingIOError, av.error.EOFError):
+            return frames
+
+
+def _filtered(chain: list[tuple[str, str]], frame: av.AudioFrame | None = None) -> list[av.AudioFrame]:
+    """All that a chain of filters gives for one frame, or from its source filter alone."""
+    graph = av.filter.Graph()
+    filters = [graph.add(name, args) for name, args in chain] + [graph.add("abuffersink")]
+    for a, b in itertools.pairwise(filters):
+        a.link_to(b)
+    graph.configure()
+    if frame is not None:
+        graph.push(frame)
+        graph.push(None)
+    return _pull_all(graph)
 
 
 def _audio_graph(frame: av.AudioFrame, rate: int, layout: str, factor: float | None) -> Any:
