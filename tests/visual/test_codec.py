@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from redactd.errors import UnsupportedMediaError
+from redactd.errors import InputError, UnsupportedMediaError
 from redactd.policy import Limits, RedactionPolicy
 from redactd.visual import redact_video
 from redactd.visual.codec import _AAC_LAYOUTS, _AAC_SIDE_TO_BACK, FramePlan, VideoInfo, probe, to_bgr
@@ -376,6 +376,30 @@ class TestAudioInputs:
         (audio,) = [s for s in ffprobe(out)["streams"] if s["codec_type"] == "audio"]
         assert audio["codec_name"] == "aac"
         assert abs(dominant_hz(out) - 440) < 3
+
+    def test_audio_that_does_not_decode_is_an_input_error(self, tmp_path: Path, policy: RedactionPolicy,
+                                                           detector: CompositeDetector) -> None:
+        clip = tone_clip(tmp_path / "in.mkv", "-c:a aac -ac 6")
+        broken = tmp_path / "broken.mkv"
+        noise = np.random.default_rng(1)
+        with av.open(str(clip)) as src, av.open(str(broken), "w") as dst:
+            streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+            audio = 0
+            for packet in src.demux():
+                if packet.dts is None:
+                    continue
+                out = streams[packet.stream.index]
+                if packet.stream.type == "audio":
+                    audio += 1
+                    if 10 <= audio < 14:  # four AAC packets of random bytes
+                        garbage = av.Packet(noise.bytes(packet.size))
+                        garbage.pts, garbage.dts, garbage.time_base = packet.pts, packet.dts, packet.time_base
+                        packet = garbage
+                packet.stream = out
+                dst.mux(packet)
+        with pytest.raises(InputError, match="broken.mkv: audio decoding failed"):
+            redact_video(broken, tmp_path / "out.mp4", tweak(policy, audio="anonymize"), detector=detector)
+        assert not (tmp_path / "out.mp4").exists()
 
     def test_every_layout_it_writes_opens_the_aac_encoder(self) -> None:
         for layout in sorted(_AAC_LAYOUTS | set(_AAC_SIDE_TO_BACK.values())):

@@ -433,11 +433,15 @@ class VideoWriter:
         if self.audio_out is None:
             return
         try:
+            frames = [] if self.audio_copy else packet.decode()
+        except av.error.FFmpegError as exc:
+            # Bad input, like a video frame that does not decode: not the encoder's failure.
+            raise InputError(f"{Path(packet.stream.container.name).name}: audio decoding failed ({exc})") from exc
+        try:
             if self.audio_copy:
                 packet.stream = self.audio_out
                 self.out.mux(packet)
-                return
-            for frame in packet.decode():
+            for frame in frames:
                 self._encode_audio(cast(av.AudioFrame, frame))
         except av.error.FFmpegError as exc:
             raise EncodeError(f"audio processing failed: {exc}") from exc
