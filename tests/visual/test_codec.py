@@ -53,9 +53,10 @@ def tone_clip(path: Path, audio: str = "", rate: int = 48000, seconds: float = 1
 
     ``audio`` is more ffmpeg arguments (codec, channels), ``mix`` a filter graph from the tone to
     the audio written, ``delay`` how much later the tone starts; the video codec follows the
-    container: MJPEG in AVI, MPEG-2 in MPEG-TS, x264 (ultrafast) elsewhere.
+    container: MJPEG in AVI, MPEG-2 in MPEG-TS, WMV in ASF, x264 (ultrafast) elsewhere.
     """
-    video = {".avi": ["mjpeg"], ".ts": ["mpeg2video"]}.get(path.suffix, ["libx264", "-preset", "ultrafast"])
+    video = {".avi": ["mjpeg"], ".ts": ["mpeg2video"], ".wmv": ["wmv2"]}.get(path.suffix,
+                                                                           ["libx264", "-preset", "ultrafast"])
     sound = ["-filter_complex", f"[1:a]{mix}[a]", "-map", "[a]"] if mix else ["-map", "1:a"]
     ffmpeg("-f", "lavfi", "-i", f"testsrc2=s=160x120:r=25:d={seconds}",
            "-itsoffset", str(delay), "-f", "lavfi", "-i", f"sine=f=440:r={rate}:d={seconds}",
@@ -69,8 +70,11 @@ def audio_end(path: Path) -> float:
     Compared between input and output it checks length and place together, and it does not count
     the AAC encoder's priming, which an MP4 cannot cut when the audio does not start at zero.
     """
+    end = 0.0
     with av.open(str(path)) as c:
-        return max(float(f.time) + f.samples / f.sample_rate for f in c.decode(audio=0))
+        for f in c.decode(audio=0):  # a frame without a time (WMA's last) follows the one before
+            end = (float(f.time) if f.time is not None else end) + f.samples / f.sample_rate
+    return end
 
 
 def audio_packets(path: Path) -> tuple[str, list[bytes]]:
@@ -294,6 +298,8 @@ REENCODED: dict[str, tuple[Callable[[Path], Path], int, str, int]] = {
     # PCM in AVI states a channel count but no positions ("2 channels"): AAC needs a layout.
     "pcm-stereo-avi": (lambda d: tone_clip(d / "in.avi", "-c:a pcm_s16le -ac 2"), 2, "stereo", 48000),
     "pcm-mono-avi": (lambda d: tone_clip(d / "in.avi", "-c:a pcm_s16le -ac 1"), 1, "mono", 48000),
+    # WMA, also without positions, keeps its last frame in the decoder until told the stream ended.
+    "wma-asf": (lambda d: tone_clip(d / "in.wmv", "-c:a wmav2 -ac 2"), 2, "stereo", 48000),
     # MP2 in MPEG-TS is announced as fltp and decodes to s16p.
     "mp2-ts": (lambda d: tone_clip(d / "in.ts", "-c:a mp2"), 1, "mono", 48000),
     "pcm-8khz-mkv": (lambda d: tone_clip(d / "in.mkv", "-c:a pcm_s16le", rate=8000), 1, "mono", 8000),

@@ -365,6 +365,8 @@ class VideoWriter:
             _STRIP_SEI[_ENCODER_STREAM[encode.codec]], self.video
         )
         self.audio_out: Any = None
+        self.audio_decoder: Any = None  # the input's, when the audio is re-encoded
+        self.audio_source = ""  # the input's file name, for errors
         self.audio_convert: _AudioConverter | None = None
         self.audio_copy = False
         if audio is not AudioMode.DROP and reader.audio is not None:
@@ -397,6 +399,8 @@ class VideoWriter:
         # audio is decoded); the converter fits whatever the frames turn out to be to it.
         rate = _aac_rate(ctx.sample_rate or 48000)
         layout = _aac_layout(ctx.layout)
+        self.audio_decoder = ctx
+        self.audio_source = Path(src.container.name).name
         self.audio_out = self.out.add_stream("aac", rate=rate)
         self.audio_out.layout = layout
         # Else FFmpeg's AAC encoder writes its name and version ("Lavc62.28.102") into the first
@@ -432,19 +436,23 @@ class VideoWriter:
     def write_audio(self, packet: av.Packet) -> None:
         if self.audio_out is None:
             return
-        try:
-            frames = [] if self.audio_copy else packet.decode()
-        except av.error.FFmpegError as exc:
-            # Bad input, like a video frame that does not decode: not the encoder's failure.
-            raise InputError(f"{Path(packet.stream.container.name).name}: audio decoding failed ({exc})") from exc
+        frames = [] if self.audio_copy else self._decode_audio(packet)
         try:
             if self.audio_copy:
                 packet.stream = self.audio_out
                 self.out.mux(packet)
             for frame in frames:
-                self._encode_audio(cast(av.AudioFrame, frame))
+                self._encode_audio(frame)
         except av.error.FFmpegError as exc:
             raise EncodeError(f"audio processing failed: {exc}") from exc
+
+    def _decode_audio(self, packet: av.Packet | None) -> list[av.AudioFrame]:
+        """The frames of one input packet, or with None what the decoder still holds."""
+        try:
+            return cast(list[av.AudioFrame], self.audio_decoder.decode(packet))
+        except av.error.FFmpegError as exc:
+            # Bad input, like a video frame that does not decode: not the encoder's failure.
+            raise InputError(f"{self.audio_source}: audio decoding failed ({exc})") from exc
 
     def _encode_audio(self, frame: av.AudioFrame | None) -> None:
         assert self.audio_convert is not None
@@ -464,6 +472,10 @@ class VideoWriter:
                 out.stream = self.video
                 self.out.mux(out)
             if self.audio_out is not None and not self.audio_copy:
+                # The reader passes on no end-of-stream packet: what the decoder still holds (WMA
+                # keeps a frame back) comes out here.
+                for frame in self._decode_audio(None):
+                    self._encode_audio(frame)
                 self._encode_audio(None)
             self.out.close()
         except av.error.FFmpegError as exc:
@@ -603,7 +615,7 @@ class _AudioConverter:
         ``asetrate`` scales timestamps by the shift factor: kept, they would put the audio off
         the video by the factor (1.4 s of MPEG-TS start becoming 1.1 or 1.8 s) and give the
         factor away. Without any, the encoder would start at zero and the priming it adds would
-        not be cut.
+        not be cut. Other frames keep the input's timestamps.
         """
         for f in frames:
             if self.voice_shift is not None:
