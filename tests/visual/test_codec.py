@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,10 +11,10 @@ import av
 import numpy as np
 import pytest
 
-from redactd.errors import UnsupportedMediaError
+from redactd.errors import InputError, UnsupportedMediaError
 from redactd.policy import Limits, RedactionPolicy
 from redactd.visual import redact_video
-from redactd.visual.codec import FramePlan, VideoInfo, probe, to_bgr
+from redactd.visual.codec import _AAC_LAYOUTS, _AAC_SIDE_TO_BACK, FramePlan, VideoInfo, probe, to_bgr
 from redactd.visual.detect import CompositeDetector
 from tests.visual import synth
 from tests.visual.conftest import tweak
@@ -26,12 +27,76 @@ def small_clip(path: Path, width: int = 320, height: int = 240, frames: int = 6,
                            fps=fps, **kw)  # type: ignore[arg-type]
 
 
+def first_channel(frame: av.AudioFrame) -> np.ndarray:
+    if frame.format.name == "fltp":
+        # PyAV 18.1 lists one plane too many for 8-channel planar audio, and to_ndarray() then
+        # reads a pointer that is not there (a segfault): take the first plane alone.
+        return np.frombuffer(memoryview(frame.planes[0]), np.float32)[: frame.samples]
+    return frame.to_ndarray()[0]
+
+
 def dominant_hz(path: Path) -> float:
     with av.open(str(path)) as c:
-        samples = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
+        samples = np.concatenate([first_channel(f) for f in c.decode(audio=0)])
         rate = c.streams.audio[0].codec_context.sample_rate
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
     return float(np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()])
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=60, capture_output=True)
+
+
+def tone_clip(path: Path, audio: str = "", rate: int = 48000, seconds: float = 1.0, mix: str = "",
+              delay: float = 0.0) -> Path:
+    """A 160x120 test pattern with a 440 Hz tone, both ``seconds`` long, made by the ffmpeg CLI.
+
+    ``audio`` is more ffmpeg arguments (codec, channels), ``mix`` a filter graph from the tone to
+    the audio written, ``delay`` how much later the tone starts; the video codec follows the
+    container: MJPEG in AVI, MPEG-2 in MPEG-TS, WMV in ASF, x264 (ultrafast) elsewhere.
+    """
+    video = {".avi": ["mjpeg"], ".ts": ["mpeg2video"], ".wmv": ["wmv2"]}.get(path.suffix,
+                                                                           ["libx264", "-preset", "ultrafast"])
+    sound = ["-filter_complex", f"[1:a]{mix}[a]", "-map", "[a]"] if mix else ["-map", "1:a"]
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=s=160x120:r=25:d={seconds}",
+           "-itsoffset", str(delay), "-f", "lavfi", "-i", f"sine=f=440:r={rate}:d={seconds}",
+           "-map", "0:v", *sound, "-c:v", *video, *audio.split(), str(path))
+    return path
+
+
+def audio_end(path: Path) -> float:
+    """When the first audio stream's last decoded sample ends, in seconds.
+
+    Compared between input and output it checks length and place together, and it does not count
+    the AAC encoder's priming, which an MP4 cannot cut when the audio does not start at zero.
+    """
+    end = 0.0
+    with av.open(str(path)) as c:
+        for f in c.decode(audio=0):  # a frame without a time (WMA's last) follows the one before
+            end = (float(f.time) if f.time is not None else end) + f.samples / f.sample_rate
+    return end
+
+
+def audio_packets(path: Path) -> tuple[str, list[bytes]]:
+    """The first audio stream's codec and the payload of each of its packets.
+
+    ADTS headers (AAC in MPEG-TS has them) are left out: MP4 and Matroska carry AAC without.
+    """
+    def payload(data: bytes) -> bytes:
+        if data[:1] == b"\xff" and data[1] & 0xF6 == 0xF0:  # ADTS sync word, layer 0
+            return data[7 if data[1] & 1 else 9:]
+        return data
+
+    with av.open(str(path)) as c:
+        stream = c.streams.audio[0]
+        return stream.codec_context.codec.canonical_name, [payload(bytes(p)) for p in c.demux(stream) if p.size]
+
+
+def decode_errors(path: Path) -> str:
+    """What the ffmpeg CLI says when it decodes every stream of ``path`` (nothing when clean)."""
+    out = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
+                         check=True, capture_output=True, text=True, timeout=60)
+    return out.stderr.strip()
 
 
 class TestFramePlan:
@@ -222,6 +287,150 @@ class TestAudio:
         assert abs(float(audio["duration"]) - 1.0) < 0.1
 
 
+def _spread(channels: int) -> str:
+    """A filter graph putting the mono tone on ``channels`` channels."""
+    return f"asplit={channels}" + "".join(f"[c{i}]" for i in range(channels)) + ";" + \
+        "".join(f"[c{i}]" for i in range(channels)) + f"amerge=inputs={channels}"
+
+
+def _mp2_that_changes_mid_stream(folder: Path) -> Path:
+    """MP2 in Matroska whose first half is mono at 48 kHz and second half stereo at 44.1 kHz:
+    two MP2 streams joined byte for byte, as broadcast recordings switch programmes."""
+    halves = []
+    for channels, rate in ((1, 48000), (2, 44100)):
+        half = folder / f"{channels}.mp2"
+        ffmpeg("-f", "lavfi", "-i", f"sine=f=440:r={rate}:d=0.5", "-ac", str(channels), "-c:a", "mp2", str(half))
+        halves.append(half.read_bytes())
+    joined = folder / "joined.mp2"
+    joined.write_bytes(b"".join(halves))
+    path = folder / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=1", "-i", str(joined),
+           "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", str(path))
+    return path
+
+
+#: Inputs whose audio must be re-encoded to AAC: name, how to make it in a folder, and the
+#: channels, layout and rate the output should have.
+REENCODED: dict[str, tuple[Callable[[Path], Path], int, str, int]] = {
+    # PCM in AVI states a channel count but no positions ("2 channels"): AAC needs a layout.
+    "pcm-stereo-avi": (lambda d: tone_clip(d / "in.avi", "-c:a pcm_s16le -ac 2"), 2, "stereo", 48000),
+    "pcm-mono-avi": (lambda d: tone_clip(d / "in.avi", "-c:a pcm_s16le -ac 1"), 1, "mono", 48000),
+    # WMA, also without positions, keeps its last frame in the decoder until told the stream ended.
+    "wma-asf": (lambda d: tone_clip(d / "in.wmv", "-c:a wmav2 -ac 2"), 2, "stereo", 48000),
+    # MP2 in MPEG-TS is announced as fltp and decodes to s16p.
+    "mp2-ts": (lambda d: tone_clip(d / "in.ts", "-c:a mp2"), 1, "mono", 48000),
+    "pcm-8khz-mkv": (lambda d: tone_clip(d / "in.mkv", "-c:a pcm_s16le", rate=8000), 1, "mono", 8000),
+    # AAC stops at 96 kHz.
+    "pcm-192khz-mkv": (lambda d: tone_clip(d / "in.mkv", "-c:a pcm_s16le", rate=192000), 1, "mono", 96000),
+    # 5.1 with side surrounds (AC-3's) needs a PCE in AAC, which decoders read back without positions.
+    "ac3-5.1side-mkv": (lambda d: tone_clip(d / "in.mkv", "-c:a ac3 -ac 6"), 6, "5.1", 48000),
+    # More channels than AAC carries (PCM in Matroska keeps no positions): 16 are taken as
+    # FFmpeg's 16-channel layout and downmixed to 7.1; 9 have no such layout and become mono.
+    "pcm-16ch-mkv": (lambda d: tone_clip(d / "in.mkv", "-c:a pcm_s16le", mix=_spread(16)), 8, "7.1", 48000),
+    "pcm-9ch-mkv": (lambda d: tone_clip(d / "in.mkv", "-c:a pcm_s16le", mix=_spread(9)), 1, "mono", 48000),
+    # AVI keeps the positions amerge gives 10 channels, a left side speaker without a right one,
+    # which swresample refuses to mix from: mono too.
+    "pcm-10ch-lopsided-avi": (lambda d: tone_clip(d / "in.avi", "-c:a pcm_s16le", mix=_spread(10)),
+                              1, "mono", 48000),
+    # Audio half a second behind the video start stays there.
+    "pcm-starts-late-mov": (lambda d: tone_clip(d / "in.mov", "-c:a pcm_s16le", delay=0.5), 1, "mono", 48000),
+    # The output is set up from the header (mono, 48 kHz); the stereo 44.1 kHz half is fitted to it.
+    "mp2-changes-mid-stream-mkv": (_mp2_that_changes_mid_stream, 1, "mono", 48000),
+}
+
+
+@pytest.fixture(scope="module")
+def reencoded_input(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """The `REENCODED` input of that name, made once for the module."""
+    made: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in made:
+            made[name] = REENCODED[name][0](tmp_path_factory.mktemp(name))
+        return made[name]
+
+    return get
+
+
+class TestAudioInputs:
+    """Audio from hostile or unusual inputs comes out decodable, with a layout and rate AAC carries."""
+
+    @pytest.mark.parametrize(("name", "mode"), [
+        *[(name, mode) for name in REENCODED for mode in ("keep", "anonymize") if name != "ac3-5.1side-mkv"],
+        ("ac3-5.1side-mkv", "anonymize"),  # kept, AC-3 is copied
+    ])
+    def test_is_reencoded_to_aac_it_can_carry(self, tmp_path: Path, policy: RedactionPolicy,
+                                              detector: CompositeDetector, reencoded_input: Callable[[str], Path],
+                                              name: str, mode: str) -> None:
+        src = reencoded_input(name)
+        _, channels, layout, rate = REENCODED[name]
+        out = tmp_path / "out.mp4"
+        redact_video(src, out, tweak(policy, audio=mode), detector=detector)
+        assert decode_errors(out) == ""
+        (audio,) = [s for s in ffprobe(out)["streams"] if s["codec_type"] == "audio"]
+        assert (audio["codec_name"], audio["channels"], int(audio["sample_rate"])) == ("aac", channels, rate)
+        assert b"Lavc" not in out.read_bytes()  # no encoder banner in the first AAC packet
+        with av.open(str(out)) as c:
+            assert c.streams.audio[0].codec_context.layout.name == layout  # read back with positions
+        hz = dominant_hz(out)
+        assert abs(hz - 440) < 3 if mode == "keep" else abs(hz - 440) > 440 * 0.12
+        assert abs(audio_end(out) - audio_end(src)) <= 1024 / rate  # one AAC frame, in step with the video
+
+    @pytest.mark.parametrize(("name", "audio"), [
+        ("in.mp4", "-c:a libmp3lame"),  # PyAV decodes it with "mp3float", which is still MP3
+        ("in.mkv", "-c:a ac3"),
+        ("in.mkv", "-c:a libopus"),
+        ("in.mkv", "-c:a flac"),
+    ])
+    def test_keep_copies_audio_an_mp4_holds(self, tmp_path: Path, policy: RedactionPolicy,
+                                            detector: CompositeDetector, name: str, audio: str) -> None:
+        src = tone_clip(tmp_path / name, audio)
+        out = tmp_path / "out.mp4"
+        redact_video(src, out, tweak(policy, audio="keep"), detector=detector)
+        assert decode_errors(out) == ""
+        assert audio_packets(out) == audio_packets(src)
+
+    def test_keep_into_matroska_reencodes_what_matroska_cannot_hold(
+            self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector) -> None:
+        src = tone_clip(tmp_path / "in.mov", "-c:a pcm_mulaw")
+        out = tmp_path / "out.mkv"
+        redact_video(src, out, tweak(policy, **{"audio": "keep", "output.container": "auto"}), detector=detector)
+        assert decode_errors(out) == ""
+        (audio,) = [s for s in ffprobe(out)["streams"] if s["codec_type"] == "audio"]
+        assert audio["codec_name"] == "aac"
+        assert abs(dominant_hz(out) - 440) < 3
+
+    def test_audio_that_does_not_decode_is_an_input_error(self, tmp_path: Path, policy: RedactionPolicy,
+                                                           detector: CompositeDetector) -> None:
+        clip = tone_clip(tmp_path / "in.mkv", "-c:a aac -ac 6")
+        broken = tmp_path / "broken.mkv"
+        noise = np.random.default_rng(1)
+        with av.open(str(clip)) as src, av.open(str(broken), "w") as dst:
+            streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+            audio = 0
+            for packet in src.demux():
+                if packet.dts is None:
+                    continue
+                out = streams[packet.stream.index]
+                if packet.stream.type == "audio":
+                    audio += 1
+                    if 10 <= audio < 14:  # four AAC packets of random bytes
+                        garbage = av.Packet(noise.bytes(packet.size))
+                        garbage.pts, garbage.dts, garbage.time_base = packet.pts, packet.dts, packet.time_base
+                        packet = garbage
+                packet.stream = out
+                dst.mux(packet)
+        with pytest.raises(InputError, match="broken.mkv: audio decoding failed"):
+            redact_video(broken, tmp_path / "out.mp4", tweak(policy, audio="anonymize"), detector=detector)
+        assert not (tmp_path / "out.mp4").exists()
+
+    def test_every_layout_it_writes_opens_the_aac_encoder(self) -> None:
+        for layout in sorted(_AAC_LAYOUTS | set(_AAC_SIDE_TO_BACK.values())):
+            ctx = av.codec.CodecContext.create("aac", "w")
+            ctx.sample_rate, ctx.layout, ctx.format, ctx.time_base = 48000, layout, "fltp", Fraction(1, 48000)
+            ctx.open()  # raises for a layout FFmpeg's AAC encoder does not take
+
+
 class TestFrameRateCap:
     def test_halves_a_50fps_clip_to_25_before_detection(self, tmp_path: Path, policy: RedactionPolicy,
                                                         detector: CompositeDetector) -> None:
@@ -288,3 +497,18 @@ class TestMetadataVerification:
         pol = tweak(policy, **{"audio": audio, "output.container": "auto", "encode.codec": codec})
         redact_video(clip.path, tmp_path / name, pol, detector=detector)
         verify_clean(tmp_path / name, expect_video=1, expect_audio=0 if audio == "drop" else 1)
+
+    @pytest.mark.parametrize(("name", "audio", "out"), [
+        ("in.mp4", "-c:a alac", "out.mp4"),  # ALAC's configuration box
+        ("in.ts", "-c:a aac", "out.mkv"),  # AAC from MPEG-TS in Matroska: an output sampling rate
+    ])
+    def test_copied_audio_passes_verify_clean(self, tmp_path: Path, policy: RedactionPolicy,
+                                              detector: CompositeDetector, name: str, audio: str,
+                                              out: str) -> None:
+        from redactd.metadata.verify import verify_clean
+
+        src = tone_clip(tmp_path / name, audio, seconds=0.2)
+        redact_video(src, tmp_path / out, tweak(policy, **{"audio": "keep", "output.container": "auto"}),
+                     detector=detector)
+        assert audio_packets(tmp_path / out) == audio_packets(src)  # copied, not re-encoded
+        verify_clean(tmp_path / out, expect_video=1, expect_audio=1)

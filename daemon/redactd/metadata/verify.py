@@ -47,6 +47,8 @@ _ALLOWED = {
               "CompositionToDecodeTimelineMapping", "IdependentAndDisposableSamples", "Balance",
               "AudioFormat", "AudioChannels", "AudioBitsPerSample", "AudioSampleRate", "Unknown_esds",
               "Unknown_btrt", "Unknown_dOps", "Unknown_dfLa", "Unknown_dac3", "Unknown_dec3",
+              "Unknown_alac",  # ALAC's decoder configuration (frame length, depth, channels, rate)
+              "OutputAudioSampleRate",  # Matroska's playback rate of AAC (SBR) audio
               "SampleGroupDescription", "SampleToGroup", "ColorRepresentation", "ColorPrimaries",
               "TransferCharacteristics", "MatrixCoefficients", "VideoFullRangeFlag", "Unknown_colr",
               "VideoFieldOrder",
