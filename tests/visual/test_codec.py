@@ -238,6 +238,24 @@ class TestAudio:
         assert abs(float(audio["duration"]) - 1.0) < 0.1
 
 
+    @pytest.mark.parametrize("audio", ["keep"])
+    @pytest.mark.parametrize(("delay", "codec", "ext"), [
+        pytest.param("0.3", "aac", "mp4", id="aac-in-mp4"),  # copied by keep
+        pytest.param("0", "aac", "ts", id="mpeg-ts"),  # starts at 1.4 s, the audio a little before the video
+    ])
+    def test_keeps_its_offset_from_the_video(self, tmp_path: Path, policy: RedactionPolicy,
+                                             detector: CompositeDetector, delay: str, codec: str, ext: str,
+                                             audio: str) -> None:
+        src = tmp_path / f"in.{ext}"
+        ffmpeg(*pattern(seconds=1), "-itsoffset", delay, "-f", "lavfi", "-i", "sine=f=440:r=48000:d=1",
+               "-c:v", "libx264", "-c:a", codec, str(src))
+        redact_video(src, tmp_path / "out.mp4", tweak(policy, audio=audio), detector=detector)
+        # Within half an AAC frame (21 ms).
+        assert audio_lead(tmp_path / "out.mp4") == pytest.approx(audio_lead(src), abs=0.01)
+        starts = [float(s["start_time"]) for s in ffprobe(tmp_path / "out.mp4")["streams"]]
+        assert min(starts) == 0 and max(starts) < float(delay) + 0.03
+
+
 class TestFrameRateCap:
     def test_halves_a_50fps_clip_to_25_before_detection(self, tmp_path: Path, policy: RedactionPolicy,
                                                         detector: CompositeDetector) -> None:
@@ -264,13 +282,17 @@ class TestTiming:
     """The output keeps the input's frame timing, from zero, whatever the container says or omits."""
 
     @pytest.mark.parametrize(("codec", "ext"), [
+        # MPEG-TS starts at 1.4 s, MPEG-PS at 0.5 s: the output used to carry that as empty time.
+        pytest.param(["-c:v", "mpeg2video", "-f", "mpegts"], "ts", id="mpeg-ts"),
+        pytest.param(["-c:v", "mpeg2video", "-f", "vob"], "mpg", id="mpeg-ps"),
+        pytest.param(["-c:v", "libx264", "-output_ts_offset", "3"], "mkv", id="ts-offset"),
         # Annex B elementary streams carry no timestamps: every frame came out at 0.
         pytest.param(["-c:v", "libx264", "-f", "h264"], "h264", id="raw-h264"),
         pytest.param(["-c:v", "libx265", "-x265-params", "log-level=error", "-f", "hevc"], "hevc", id="raw-hevc"),
         # Ogg gives no average rate: the clip was forced onto the 30 fps cap's grid.
         pytest.param(["-c:v", "libtheora"], "ogv", id="theora"),
     ])
-    def test_every_frame_keeps_its_time(
+    def test_first_frame_is_at_zero_and_every_frame_keeps_its_time(
             self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector, codec: list[str],
             ext: str) -> None:
         src = tmp_path / f"in.{ext}"

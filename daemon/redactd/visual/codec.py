@@ -158,7 +158,7 @@ def _display_rotation(container: Any, stream: Any) -> int:
 
 
 class _Timeline:
-    """Puts decoded frames on the output's timeline: the input's own times.
+    """Puts decoded frames on the output's timeline: the input's own times, moved to start at zero.
 
     Times stay in ticks of the input stream's time base, so variable-rate footage keeps its exact
     timing. A frame without a timestamp (raw H.264/HEVC elementary streams carry none) or whose
@@ -171,8 +171,9 @@ class _Timeline:
     cap's own rate all stay.
     """
 
-    def __init__(self, time_base: Fraction, rate: Fraction | None, max_fps: Fraction | None) -> None:
+    def __init__(self, time_base: Fraction, offset: int, rate: Fraction | None, max_fps: Fraction | None) -> None:
         self.time_base = time_base
+        self.offset = offset  # ticks of the input taken as the output's zero
         self.period = max(1, round(1 / (rate * time_base))) if rate else 1
         self.max_fps = max_fps
         self.first: int | None = None
@@ -183,12 +184,12 @@ class _Timeline:
     @property
     def end(self) -> int:
         """Where the last frame seen stops showing, on the output's timeline."""
-        return 0 if self.last is None else self.last + self.last_step
+        return 0 if self.last is None else self.last + self.last_step - self.offset
 
     def place(self, pts: int | None, duration: int) -> int | None:
         """The output timestamp of a frame at ``pts`` showing for ``duration`` ticks, or None to drop it."""
         if pts is None or (self.last is not None and pts <= self.last):
-            pts = 0 if self.last is None else self.last + self.last_step
+            pts = self.offset if self.last is None else self.last + self.last_step
         step = duration if duration > 0 else self.period
         self.last, self.last_step = pts, step
         if self.first is None:
@@ -199,7 +200,7 @@ class _Timeline:
             if self.last_slot is not None and slot <= self.last_slot:
                 return None
             self.last_slot = slot
-        return pts
+        return pts - self.offset
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,13 @@ class VideoReader:
         self.audio = self.container.streams.audio[0] if with_audio and self.container.streams.audio else None
         #: The output keeps the input's time base: variable-rate frame times stay exact.
         self.time_base = Fraction(self.video.time_base)
+        # The output starts at zero wherever the input starts (MPEG-TS and -PS start anywhere, often
+        # past 1 s): every stream written moves back by the earliest start among them, so audio keeps
+        # its offset from the video. FFmpeg's per-stream start times already account for edit lists.
+        starts = [Fraction(s.start_time) * s.time_base for s in (self.video, self.audio)
+                  if s is not None and s.start_time is not None]
+        self.start = min(starts, default=Fraction(0))
+        self._audio_shift = round(self.start / self.audio.time_base) if self.audio is not None else 0
 
     def close(self) -> None:
         self.container.close()
@@ -290,7 +298,8 @@ class VideoReader:
         is decoded, which fixes its duration: the last frame's matters, it ends the file.
         """
         rate = self.video.guessed_rate or self.video.average_rate
-        timeline = _Timeline(self.time_base, Fraction(rate) if rate else None, self.plan.max_fps)
+        timeline = _Timeline(self.time_base, round(self.start / self.time_base),
+                             Fraction(rate) if rate else None, self.plan.max_fps)
         streams = [self.video] + ([self.audio] if self.audio is not None else [])
         index = 0
         held: tuple[int, av.VideoFrame] | None = None
@@ -298,6 +307,9 @@ class VideoReader:
             for packet in self.container.demux(*streams):
                 if packet.stream is self.audio:
                     if packet.dts is not None:
+                        packet.dts -= self._audio_shift
+                        if packet.pts is not None:
+                            packet.pts -= self._audio_shift
                         yield packet
                     continue
                 for frame in packet.decode():
