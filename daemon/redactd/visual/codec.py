@@ -402,6 +402,8 @@ class VideoWriter:
         self.audio_out: Any = None
         self.audio_graph: Any = None
         self.audio_copy = False
+        self._audio_start: Fraction | None = None  # where the input's audio starts, in seconds
+        self._audio_next: int | None = None  # the next encoded sample's timestamp, in samples
         if audio is not AudioMode.DROP and reader.audio is not None:
             self._add_audio(reader.audio, audio, container_format)
 
@@ -465,6 +467,10 @@ class VideoWriter:
 
     def _encode_audio(self, frame: av.AudioFrame | None) -> None:
         frames: list[av.AudioFrame | None]
+        if frame is not None and self._audio_start is None:
+            self._audio_start = Fraction(0)
+            if frame.pts is not None and frame.time_base is not None:
+                self._audio_start = Fraction(frame.pts) * frame.time_base
         if self.audio_graph is not None:
             self.audio_graph.push(frame)
             frames = []
@@ -479,7 +485,12 @@ class VideoWriter:
             frames = [frame]
         for f in frames:
             if f is not None:
-                f.pts = None  # let the encoder count samples: the filter changed their timing
+                # Counted in samples (the voice filter changes the frames' own timing) from where the
+                # input's audio starts, so its offset from the video is kept.
+                if self._audio_next is None:
+                    self._audio_next = round((self._audio_start or 0) * f.sample_rate)
+                f.pts, f.time_base = self._audio_next, Fraction(1, f.sample_rate)
+                self._audio_next += f.samples
             for packet in self.audio_out.encode(f):
                 self.out.mux(packet)
 
