@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from collections.abc import Callable
 from fractions import Fraction
@@ -13,7 +14,7 @@ import pytest
 
 from redactd.errors import InputError, UnsupportedMediaError
 from redactd.policy import Limits, RedactionPolicy
-from redactd.visual import redact_video
+from redactd.visual import redact_video, render
 from redactd.visual.codec import _AAC_LAYOUTS, _AAC_SIDE_TO_BACK, FramePlan, VideoInfo, probe, to_bgr
 from redactd.visual.detect import CompositeDetector
 from tests.visual import synth
@@ -44,7 +45,7 @@ def dominant_hz(path: Path) -> float:
 
 
 def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=60, capture_output=True)
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=120, capture_output=True)
 
 
 def tone_clip(path: Path, audio: str = "", rate: int = 48000, seconds: float = 1.0, mix: str = "",
@@ -65,16 +66,19 @@ def tone_clip(path: Path, audio: str = "", rate: int = 48000, seconds: float = 1
 
 
 def audio_end(path: Path) -> float:
-    """When the first audio stream's last decoded sample ends, in seconds.
+    """When the first audio stream's last decoded sample ends, in seconds after the first video frame.
 
-    Compared between input and output it checks length and place together, and it does not count
-    the AAC encoder's priming, which an MP4 cannot cut when the audio does not start at zero.
+    Compared between input and output it checks length and place against the picture together
+    (the output starts at zero where an MPEG-TS input starts at 1.4 s), and it does not count the
+    AAC encoder's priming, which an MP4 cannot cut when the audio does not start at zero.
     """
     end = 0.0
     with av.open(str(path)) as c:
+        first_frame = next(c.decode(video=0)).time or 0.0
+    with av.open(str(path)) as c:
         for f in c.decode(audio=0):  # a frame without a time (WMA's last) follows the one before
             end = (float(f.time) if f.time is not None else end) + f.samples / f.sample_rate
-    return end
+    return end - first_frame
 
 
 def audio_packets(path: Path) -> tuple[str, list[bytes]]:
@@ -97,6 +101,34 @@ def decode_errors(path: Path) -> str:
     out = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
                          check=True, capture_output=True, text=True, timeout=60)
     return out.stderr.strip()
+
+
+def pattern(rate: int = 25, seconds: float = 0.4, size: str = "160x120") -> list[str]:
+    return ["-f", "lavfi", "-i", f"testsrc2=s={size}:r={rate}:d={seconds}"]
+
+
+def frame_times(path: Path) -> list[float]:
+    """Every video frame's presentation time in seconds, as ffprobe reads them."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time",
+                          "-of", "csv=p=0", str(path)], capture_output=True, text=True, timeout=30, check=True)
+    return [float(line.strip(",")) for line in out.stdout.split()]
+
+
+def video_stream(path: Path) -> dict[str, object]:
+    (video,) = [s for s in ffprobe(path)["streams"] if s["codec_type"] == "video"]
+    return video
+
+
+def audio_lead(path: Path) -> float:
+    """Seconds from the first video frame to the first audible sample (a tone's onset)."""
+    with av.open(str(path)) as c:
+        first_frame = next(c.decode(video=0)).time
+    with av.open(str(path)) as c:
+        for frame in c.decode(audio=0):
+            loud = np.nonzero(np.abs(frame.to_ndarray().reshape(-1, frame.samples)[0]) > 0.05)[0]
+            if len(loud):
+                return frame.time + loud[0] / frame.sample_rate - first_frame
+    raise AssertionError(f"{path.name}: no audible audio")
 
 
 class TestFramePlan:
@@ -285,6 +317,24 @@ class TestAudio:
         info = ffprobe(tmp_path / "out.mp4")
         (audio,) = [s for s in info["streams"] if s["codec_type"] == "audio"]
         assert abs(float(audio["duration"]) - 1.0) < 0.1
+
+    @pytest.mark.parametrize("audio", ["keep", "anonymize"])
+    @pytest.mark.parametrize(("delay", "codec", "ext"), [
+        pytest.param("0.5", "pcm_s16le", "mov", id="pcm-in-mov"),  # re-encoded to AAC either way
+        pytest.param("0.3", "aac", "mp4", id="aac-in-mp4"),  # copied by keep
+        pytest.param("0", "aac", "ts", id="mpeg-ts"),  # starts at 1.4 s, the audio a little before the video
+    ])
+    def test_keeps_its_offset_from_the_video(self, tmp_path: Path, policy: RedactionPolicy,
+                                             detector: CompositeDetector, delay: str, codec: str, ext: str,
+                                             audio: str) -> None:
+        src = tmp_path / f"in.{ext}"
+        ffmpeg(*pattern(seconds=1), "-itsoffset", delay, "-f", "lavfi", "-i", "sine=f=440:r=48000:d=1",
+               "-c:v", "libx264", "-c:a", codec, str(src))
+        redact_video(src, tmp_path / "out.mp4", tweak(policy, audio=audio), detector=detector)
+        # Within half an AAC frame (21 ms): re-encoded audio used to start at zero whatever its offset.
+        assert audio_lead(tmp_path / "out.mp4") == pytest.approx(audio_lead(src), abs=0.01)
+        starts = [float(s["start_time"]) for s in ffprobe(tmp_path / "out.mp4")["streams"]]
+        assert min(starts) == 0 and max(starts) < float(delay) + 0.03
 
 
 def _spread(channels: int) -> str:
@@ -480,6 +530,100 @@ class TestFrameRateCap:
         result = redact_video(clip.path, tmp_path / "out.mp4", pol, detector=detector)
         (video,) = ffprobe(tmp_path / "out.mp4")["streams"]
         assert (video["width"], video["height"]) == (result.width, result.height) == capped
+
+
+class TestTiming:
+    """The output keeps the input's frame timing, from zero, whatever the container says or omits."""
+
+    @pytest.mark.parametrize(("codec", "ext"), [
+        # MPEG-TS starts at 1.4 s, MPEG-PS at 0.5 s: the output used to carry that as empty time.
+        pytest.param(["-c:v", "mpeg2video", "-f", "mpegts"], "ts", id="mpeg-ts"),
+        pytest.param(["-c:v", "mpeg2video", "-f", "vob"], "mpg", id="mpeg-ps"),
+        pytest.param(["-c:v", "libx264", "-output_ts_offset", "3"], "mkv", id="ts-offset"),
+        # Annex B elementary streams carry no timestamps: every frame came out at 0.
+        pytest.param(["-c:v", "libx264", "-f", "h264"], "h264", id="raw-h264"),
+        pytest.param(["-c:v", "libx265", "-x265-params", "log-level=error", "-f", "hevc"], "hevc", id="raw-hevc"),
+        # Ogg gives no average rate: the clip was forced onto the 30 fps cap's grid.
+        pytest.param(["-c:v", "libtheora"], "ogv", id="theora"),
+    ])
+    def test_first_frame_is_at_zero_and_every_frame_keeps_its_time(
+            self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector, codec: list[str],
+            ext: str) -> None:
+        src = tmp_path / f"in.{ext}"
+        ffmpeg(*pattern(), *codec, str(src))  # 10 frames at 25 fps
+        result = redact_video(src, tmp_path / "out.mp4", policy, detector=detector)  # capped at 30 fps
+        video = video_stream(tmp_path / "out.mp4")
+        assert result.frames == 10
+        assert float(video["start_time"]) == 0
+        assert float(video["duration"]) == pytest.approx(0.4, abs=1e-3)
+        assert frame_times(tmp_path / "out.mp4") == pytest.approx([i / 25 for i in range(10)], abs=1e-3)
+
+    def test_dv_keeps_its_25_fps(self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector) -> None:
+        # FFmpeg reports DV's average rate as 60000, which put it on the cap's grid. DV codes
+        # 720x576 only: five frames keep the test short.
+        src = tmp_path / "in.dv"
+        ffmpeg(*pattern(seconds=0.2, size="720x576"), "-pix_fmt", "yuv420p", "-c:v", "dvvideo", str(src))
+        result = redact_video(src, tmp_path / "out.mp4", policy, detector=detector)
+        assert result.frames == 5
+        assert float(video_stream(tmp_path / "out.mp4")["duration"]) == pytest.approx(0.2, abs=1e-3)
+        assert frame_times(tmp_path / "out.mp4") == pytest.approx([i / 25 for i in range(5)], abs=1e-3)
+
+    def test_rate_cap_applies_to_a_raw_stream(self, tmp_path: Path, policy: RedactionPolicy,
+                                              detector: CompositeDetector) -> None:
+        src = tmp_path / "in.h264"
+        ffmpeg(*pattern(rate=60, seconds=0.5), "-c:v", "libx264", "-f", "h264", str(src))
+        result = redact_video(src, tmp_path / "out.mp4", policy, detector=detector)  # capped at 30 fps
+        assert result.frames == 15
+        assert float(video_stream(tmp_path / "out.mp4")["duration"]) == pytest.approx(0.5, abs=1e-3)
+        assert frame_times(tmp_path / "out.mp4") == pytest.approx([i / 30 for i in range(15)], abs=1e-3)
+
+    @staticmethod
+    def vfr_concat(tmp_path: Path, container: str) -> Path:
+        """0.4 s at 25 fps, then 0.25 s at 60 fps: two frames closer than 1/average rate."""
+        for rate, seconds in ((25, 0.4), (60, 0.25)):
+            ffmpeg(*pattern(rate, seconds), "-c:v", "libx264", str(tmp_path / f"p{rate}.ts"))
+        (tmp_path / "list.txt").write_text("file p25.ts\nfile p60.ts\n")
+        src = tmp_path / f"vfr.{container}"
+        ffmpeg("-f", "concat", "-safe", "0", "-i", str(tmp_path / "list.txt"), "-c", "copy", str(src))
+        return src
+
+    @staticmethod
+    def vfr_jitter(tmp_path: Path, container: str) -> Path:
+        """25 fps with each frame up to 60 ms late, in milliseconds: frames 1 ms apart happen."""
+        src = tmp_path / f"jitter.{container}"
+        ffmpeg(*pattern(seconds=1), "-vf", "settb=1/1000,setpts='(N/25+random(0)*0.06)/TB'", "-vsync", "vfr",
+               "-enc_time_base", "1/1000", "-c:v", "libx264", "-bf", "0", str(src))
+        return src
+
+    @pytest.mark.parametrize("passes", [1, 2])
+    @pytest.mark.parametrize(("build", "container"), [("vfr_concat", "mkv"), ("vfr_jitter", "mp4")])
+    def test_variable_frame_rate_keeps_every_frames_time(
+            self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector,
+            monkeypatch: pytest.MonkeyPatch, build: str, container: str, passes: int) -> None:
+        src = getattr(self, build)(tmp_path, container)
+        if passes == 2:
+            monkeypatch.setattr(render, "MAX_HELD_BYTES", 0)  # as a policy holding too many frames would
+        uncapped = tweak(policy, **{"limits.max_fps": None})
+        result = redact_video(src, tmp_path / "out.mp4", uncapped, detector=detector)
+        before, after = frame_times(src), frame_times(tmp_path / "out.mp4")
+        assert result.frames == len(after) == len(before)
+        assert after == pytest.approx([t - before[0] for t in before], abs=1e-4)
+        last = float(video_stream(tmp_path / "out.mp4")["duration"])
+        assert last == pytest.approx(float(ffprobe(src)["format"]["duration"]), abs=0.041)  # mkv: 40 ms frames
+
+    @pytest.mark.parametrize("passes", [1, 2])
+    def test_rate_cap_thins_the_fast_part_of_variable_rate_footage(
+            self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector,
+            monkeypatch: pytest.MonkeyPatch, passes: int) -> None:
+        src = self.vfr_concat(tmp_path, "mp4")  # 36 fps on average: capped
+        if passes == 2:
+            monkeypatch.setattr(render, "MAX_HELD_BYTES", 0)
+        result = redact_video(src, tmp_path / "out.mp4", policy, detector=detector)  # capped at 30 fps
+        before, after = frame_times(src), frame_times(tmp_path / "out.mp4")
+        assert result.frames == len(after)
+        assert after[:10] == pytest.approx(before[:10], abs=1e-4)  # 25 fps: every frame stays...
+        assert after[10:] == pytest.approx(before[10::2], abs=1e-4)  # ...60 fps: every other one
+        assert min(b - a for a, b in itertools.pairwise(after)) == pytest.approx(1 / 30, abs=1e-4)
 
 
 class TestMetadataVerification:

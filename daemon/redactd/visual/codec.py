@@ -178,7 +178,11 @@ def probe(path: Path) -> VideoInfo:
         ctx = vs.codec_context
         if not ctx.width or not ctx.height or ctx.format is None:
             raise UnsupportedMediaError(f"{path.name}: video stream has no usable size or pixel format")
-        fps = Fraction(vs.average_rate) if vs.average_rate else None
+        # FFmpeg's own guess (av_guess_frame_rate), not the average alone: raw H.264 has no
+        # timestamps to average (a 60 fps stream reads as 25), Ogg has no average at all, and DV
+        # reports its time base's 60000 as one.
+        rate = vs.guessed_rate or vs.average_rate
+        fps = Fraction(rate) if rate else None
         if vs.duration is not None and vs.time_base is not None:
             duration = float(vs.duration * vs.time_base)
         elif container.duration is not None:
@@ -201,32 +205,61 @@ def _display_rotation(container: Any, stream: Any) -> int:
     return round(frame.rotation) if frame is not None and frame.rotation else 0
 
 
-class _FrameSelector:
-    """Drops frames above the rate cap: each kept frame takes the next free slot of the 1/max_fps grid."""
+class _Timeline:
+    """Puts decoded frames on the output's timeline: the input's own times, moved to start at zero.
 
-    def __init__(self, max_fps: Fraction | None) -> None:
+    Times stay in ticks of the input stream's time base, so variable-rate footage keeps its exact
+    timing. A frame without a timestamp (raw H.264/HEVC elementary streams carry none) or whose
+    timestamp does not move forward (broken input; no encoder or muxer takes it) is placed one
+    frame after the previous one: that frame's duration, else a period at the stream's rate.
+
+    The rate cap keeps the first frame of each 1/max_fps slot, counted from the first frame, a
+    frame counting in the slot where the middle of its display interval falls: input at a whole
+    multiple of the cap keeps every n-th frame from the first, and frames jittering around the
+    cap's own rate all stay.
+    """
+
+    def __init__(self, time_base: Fraction, offset: int, rate: Fraction | None, max_fps: Fraction | None) -> None:
+        self.time_base = time_base
+        self.offset = offset  # ticks of the input taken as the output's zero
+        self.period = max(1, round(1 / (rate * time_base))) if rate else 1
         self.max_fps = max_fps
+        self.first: int | None = None
+        self.last: int | None = None
+        self.last_step = self.period
         self.last_slot: int | None = None
 
-    def slot(self, t: float | None) -> int | None:
-        """The output timestamp (in 1/max_fps units) for a frame at ``t`` s, or None to drop it."""
-        if self.max_fps is None or t is None:
-            return None
-        slot = round(t * self.max_fps)
-        if self.last_slot is not None and slot <= self.last_slot:
-            return -1
-        self.last_slot = slot
-        return slot
+    @property
+    def end(self) -> int:
+        """Where the last frame seen stops showing, on the output's timeline."""
+        return 0 if self.last is None else self.last + self.last_step - self.offset
+
+    def place(self, pts: int | None, duration: int) -> int | None:
+        """The output timestamp of a frame at ``pts`` showing for ``duration`` ticks, or None to drop it."""
+        if pts is None or (self.last is not None and pts <= self.last):
+            pts = self.offset if self.last is None else self.last + self.last_step
+        step = duration if duration > 0 else self.period
+        self.last, self.last_step = pts, step
+        if self.first is None:
+            self.first = pts
+        if self.max_fps is not None:
+            slots = (pts - self.first) * self.time_base * self.max_fps
+            slot = math.floor(slots + min(Fraction(1), step * self.time_base * self.max_fps) / 2)
+            if self.last_slot is not None and slot <= self.last_slot:
+                return None
+            self.last_slot = slot
+        return pts - self.offset
 
 
 @dataclass(frozen=True)
 class Decoded:
-    """One kept frame: its index among kept frames, output timestamp and the (size-capped) frame."""
+    """One kept frame: its index among kept frames, output timestamp and duration, and the (size-capped) frame."""
 
     index: int
-    pts: int | None
+    pts: int
     time_base: Fraction
     frame: av.VideoFrame
+    duration: int  # until the next kept frame: the input's spacing, or the frames the rate cap dropped
 
 
 #: Items decoded ahead of the consumer.
@@ -282,6 +315,15 @@ class VideoReader:
         self.video = main_video(self.container, path.name)
         self.video.thread_type = "AUTO"
         self.audio = self.container.streams.audio[0] if with_audio and self.container.streams.audio else None
+        #: The output keeps the input's time base: variable-rate frame times stay exact.
+        self.time_base = Fraction(self.video.time_base)
+        # The output starts at zero wherever the input starts (MPEG-TS and -PS start anywhere, often
+        # past 1 s): every stream written moves back by the earliest start among them, so audio keeps
+        # its offset from the video. FFmpeg's per-stream start times already account for edit lists.
+        starts = [Fraction(s.start_time) * s.time_base for s in (self.video, self.audio)
+                  if s is not None and s.start_time is not None]
+        self.start = min(starts, default=Fraction(0))
+        self._audio_shift = round(self.start / self.audio.time_base) if self.audio is not None else 0
 
     def close(self) -> None:
         self.container.close()
@@ -298,36 +340,43 @@ class VideoReader:
         return frame.reformat(width=self.plan.width, height=self.plan.height, interpolation="AREA")
 
     def items(self) -> Iterator[Decoded | av.Packet]:
-        """Kept video frames (as `Decoded`) and, when audio is wanted, audio packets, in file order."""
-        selector = _FrameSelector(self.plan.max_fps)
-        time_base = output_time_base(self)
+        """Kept video frames (as `Decoded`) and, when audio is wanted, audio packets, in file order.
+
+        Both on the output's timeline (see `_Timeline`). A kept frame is handed on once the next one
+        is decoded, which fixes its duration: the last frame's matters, it ends the file.
+        """
+        rate = self.video.guessed_rate or self.video.average_rate
+        timeline = _Timeline(self.time_base, round(self.start / self.time_base),
+                             Fraction(rate) if rate else None, self.plan.max_fps)
         streams = [self.video] + ([self.audio] if self.audio is not None else [])
         index = 0
+        held: tuple[int, av.VideoFrame] | None = None
         try:
             for packet in self.container.demux(*streams):
                 if packet.stream is self.audio:
                     if packet.dts is not None:
+                        packet.dts -= self._audio_shift
+                        if packet.pts is not None:
+                            packet.pts -= self._audio_shift
                         yield packet
                     continue
                 for frame in packet.decode():
-                    slot = selector.slot(frame.time)
-                    if slot == -1:
+                    pts = timeline.place(frame.pts, frame.duration)
+                    if pts is None:
                         continue
-                    yield Decoded(index, slot if slot is not None else frame.pts, time_base, self._fit(frame))
-                    index += 1
+                    if held is not None:
+                        yield Decoded(index, held[0], self.time_base, held[1], pts - held[0])
+                        index += 1
+                    held = (pts, self._fit(frame))
         except av.error.FFmpegError as exc:
             raise InputError(f"{self.path.name}: decoding failed at frame {index} ({exc})") from exc
+        if held is not None:
+            yield Decoded(index, held[0], self.time_base, held[1], timeline.end - held[0])
 
     def frames(self) -> Iterator[Decoded]:
         for item in self.items():
             if isinstance(item, Decoded):
                 yield item
-
-
-def output_time_base(reader: VideoReader) -> Fraction:
-    if reader.plan.max_fps is not None:
-        return 1 / reader.plan.max_fps
-    return Fraction(reader.video.time_base)
 
 
 class VideoWriter:
@@ -374,13 +423,15 @@ class VideoWriter:
         self.out.flags |= av.container.Flags.bitexact.value  # type: ignore[operator]
         self.out.metadata.clear()
         src_ctx = reader.video.codec_context
-        rate = reader.plan.max_fps or reader.video.average_rate or Fraction(25)
-        self.video = self.out.add_stream(encode.codec, rate=rate)
+        rate = reader.plan.max_fps or reader.video.guessed_rate or reader.video.average_rate or Fraction(25)
+        # The encoder works in the input's time base too: in 1/rate it would put two frames closer
+        # than one period (variable-rate footage) on the same tick, which the muxer refuses.
+        self.video = self.out.add_stream(encode.codec, rate=rate, time_base=reader.time_base)
         self.video.width = reader.plan.width
         self.video.height = reader.plan.height
         self.video.pix_fmt = self._pix_fmt(encode.codec, src_ctx.format.name, reader.plan.width,
                                            reader.plan.height)
-        self.video.time_base = output_time_base(reader)
+        self.video.time_base = reader.time_base
         if reader.plan.rotation:
             # Frames stay in their coded orientation: keep the player's instruction to turn them.
             self.video.set_display_rotation(reader.plan.rotation)

@@ -189,6 +189,7 @@ def render_frame(item: Decoded, boxes: list[TrackedBox], writer: VideoWriter, cf
     regions = regions_for([(b.box.x0, b.box.y0, b.box.x1, b.box.y1, b.box.label) for b in boxes], cfg)
     frame = obscure_frame(item.frame, writer.video_format, regions, cfg)
     frame.pts = item.pts
+    frame.duration = item.duration
     frame.time_base = item.time_base
     start = clock.add("obscure", start)
     writer.write_frame(frame)
