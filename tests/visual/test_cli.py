@@ -174,6 +174,21 @@ class TestPreviewCommand:
         green = (image[:, :, 1] > 200) & (image[:, :, 0] < 60) & (image[:, :, 2] < 60)
         assert green.sum() > 50  # the face box outline
 
+    @pytest.mark.parametrize("container", ["mp4", "ts"])
+    def test_the_time_counts_from_the_first_frame_as_in_the_output(self, tmp_path: Path, container: str) -> None:
+        # Each frame a shade brighter; MPEG-TS starts its clock at about 1.4 s, and --at 0.2s
+        # used to give its first frame, 0.2 s being "before" 1.4.
+        src = tmp_path / f"ramp.{container}"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                        "color=black:s=160x120:r=25:d=0.4,format=yuv420p,geq=lum='40+N*15':cb=128:cr=128",
+                        "-c:v", "libx264", "-qp", "0", str(src)], check=True, timeout=60)
+        png = tmp_path / "f.png"
+        proc = redactd("preview", str(src), "--at", "0.2s", "-o", str(png))
+        assert proc.returncode == 0, proc.stderr
+        grey = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE).astype(float)
+        # Frame 5 (0.2 s at 25 fps): luma 40 + 5 × 15 = 115 (studio range, read back as ~116 in RGB).
+        assert abs(grey.mean() - (40 + 5 * 15 - 16) * 255 / 219) < 5, grey.mean()
+
     def test_a_time_past_the_end_is_an_input_error(self, tmp_path: Path, clip: synth.Clip) -> None:
         proc = redactd("preview", str(clip.path), "--at", "12.5s", "-o", str(tmp_path / "f.png"))
         assert proc.returncode == 3 and "past the end" in proc.stderr

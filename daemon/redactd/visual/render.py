@@ -440,6 +440,30 @@ def _redact(
 COLOURS = {"face": (0, 255, 0), "text": (0, 165, 255), "plate": (0, 0, 255), "person": (255, 0, 0)}
 
 
+def _frame_at(src: Path, plan: FramePlan, at_s: float, seek: bool) -> av.VideoFrame | None:
+    """The first frame at or after ``at_s`` (the last one if none is), or None if a seek missed it.
+
+    Times count from the first frame, as in the redacted output: an MPEG-TS clip's 0.5 s is 0.5 s
+    after its first frame, not 0.5 s on a clock that starts at about 1.4.
+    """
+    with VideoReader(src, plan) as reader:
+        if seek:
+            try:
+                reader.container.seek(int((at_s + reader.start) / reader.video.time_base), stream=reader.video,
+                                      backward=True)
+            except av.error.FFmpegError:
+                return None
+        chosen = None
+        for item in reader.frames():
+            time_s = float(item.pts * item.time_base)
+            if seek and chosen is None and time_s > at_s + 1e-6:
+                return None  # landed past it
+            chosen = item.frame
+            if time_s + 1e-6 >= at_s:
+                break
+        return chosen
+
+
 def preview_frame(
     src: Path, at_s: float, policy: RedactionPolicy, detector: CompositeDetector | None = None
 ) -> tuple[np.ndarray, list[Box]]:
@@ -448,17 +472,11 @@ def preview_frame(
     if info.duration_s and at_s > info.duration_s:
         raise InputError(f"{src.name}: --at {at_s:g}s is past the end ({info.duration_s:.2f}s)")
     plan = FramePlan.from_limits(info, policy.limits)
-    with VideoReader(src, FramePlan(plan.width, plan.height, None, plan.frames)) as reader:
-        if at_s > 0:
-            try:
-                reader.container.seek(int(at_s / reader.video.time_base), stream=reader.video, backward=True)
-            except av.error.FFmpegError as exc:
-                raise InputError(f"{src.name}: cannot seek to {at_s:g}s ({exc})") from exc
-        chosen = None
-        for item in reader.frames():
-            chosen = item.frame
-            if item.frame.time is not None and item.frame.time + 1e-6 >= at_s:
-                break
+    uncapped = FramePlan(plan.width, plan.height, None, plan.frames)
+    # A seek can land on a frame that does not decode on its own (MPEG-TS has no index of key
+    # frames) or past the time: then the frame is found by decoding from the start.
+    chosen = (_frame_at(src, uncapped, at_s, seek=True) if at_s > 0 else None) or \
+        _frame_at(src, uncapped, at_s, seek=False)
     if chosen is None:
         raise InputError(f"{src.name}: no frame at {at_s:g}s")
     image = to_bgr(chosen)
