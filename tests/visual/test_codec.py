@@ -319,6 +319,21 @@ class TestAudio:
         assert abs(float(audio["duration"]) - 1.0) < 0.1
 
     @pytest.mark.parametrize("audio", ["keep", "anonymize"])
+    def test_an_audio_track_without_frames_is_reported_as_no_audio(
+            self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector, audio: str) -> None:
+        from redactd.metadata.verify import verify_clean
+
+        # The MP4 muxer leaves an empty track out; the daemon then expected one audio stream
+        # and failed the job with "0 audio stream(s), expected 1".
+        src = tmp_path / "in.mkv"
+        ffmpeg(*pattern(), "-f", "lavfi", "-i", "sine=d=0.4", "-map", "0:v", "-map", "1:a", "-c:v", "libx264",
+               "-c:a", "aac", "-frames:a", "0", str(src))
+        assert probe(src).audio_codec == "aac"
+        result = redact_video(src, tmp_path / "out.mp4", tweak(policy, audio=audio), detector=detector)
+        assert result.audio == "none"
+        verify_clean(tmp_path / "out.mp4", expect_video=1, expect_audio=0)
+
+    @pytest.mark.parametrize("audio", ["keep", "anonymize"])
     @pytest.mark.parametrize(("delay", "codec", "ext"), [
         pytest.param("0.5", "pcm_s16le", "mov", id="pcm-in-mov"),  # re-encoded to AAC either way
         pytest.param("0.3", "aac", "mp4", id="aac-in-mp4"),  # copied by keep

@@ -78,9 +78,9 @@ def render_approved(src: Path, dst: Path, policy: RedactionPolicy, doc: Mapping[
         if progress is not None:
             progress(min(1.0, done / max(1, frames)))
 
-    render_pass(src, dst, plan, policy, boxes, _container_for(dst, policy), _Clock(), tick)
+    written = render_pass(src, dst, plan, policy, boxes, _container_for(dst, policy), _Clock(), tick)
     if done != frames:
         dst.unlink(missing_ok=True)
         raise InputError(f"the video has {done} frames now, the approved boxes cover {frames}")
     models = tuple(ModelInfo(**m) for m in doc.get("models", []))
-    return (policy.audio.value if info.audio_codec else "none"), models
+    return (policy.audio.value if written.audio else "none"), models

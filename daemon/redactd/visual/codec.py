@@ -379,6 +379,14 @@ class VideoReader:
                 yield item
 
 
+@dataclass(frozen=True)
+class Written:
+    """What an output file ended up holding."""
+
+    pix_fmt: str
+    audio: bool  # an audio track with at least one packet (an input track with no frames gives none)
+
+
 class VideoWriter:
     """Encodes frames into a fresh MP4/MKV: no metadata, no SEI user data, MP4 with faststart.
 
@@ -462,6 +470,7 @@ class VideoWriter:
         self.audio_source = ""  # the input's file name, for errors
         self.audio_convert: _AudioConverter | None = None
         self.audio_copy = False
+        self.audio_packets = 0
         if audio is not AudioMode.DROP and reader.audio is not None:
             self._add_audio(reader.audio, audio, container_format)
 
@@ -514,6 +523,15 @@ class VideoWriter:
     def video_format(self) -> str:
         return str(self.video.pix_fmt)
 
+    @property
+    def written(self) -> Written:
+        return Written(self.video_format, self.audio_packets > 0)
+
+    def _mux_audio(self, packet: av.Packet) -> None:
+        if packet.size:
+            self.audio_packets += 1
+        self.out.mux(packet)
+
     def write_frame(self, frame: av.VideoFrame) -> None:
         try:
             for packet in self.video.encode(frame):
@@ -533,7 +551,7 @@ class VideoWriter:
         try:
             if self.audio_copy:
                 packet.stream = self.audio_out
-                self.out.mux(packet)
+                self._mux_audio(packet)
             for frame in frames:
                 self._encode_audio(frame)
         except av.error.FFmpegError as exc:
@@ -554,7 +572,7 @@ class VideoWriter:
             frames.append(None)
         for f in frames:
             for packet in self.audio_out.encode(f):
-                self.out.mux(packet)
+                self._mux_audio(packet)
 
     def commit(self) -> None:
         """Flush encoders, finish the file, fsync it and rename it to ``dst``."""

@@ -36,6 +36,7 @@ from redactd.visual.codec import (
     VideoInfo,
     VideoReader,
     VideoWriter,
+    Written,
     fresh_copy,
     plane_views,
     prefetch,
@@ -205,8 +206,8 @@ def render_pass(
     container_format: str,
     clock: _Clock,
     tick: Callable[[], None],
-) -> str:
-    """Decode again, obscure each frame's boxes in its YUV planes, encode; returns the pixel format."""
+) -> Written:
+    """Decode again, obscure each frame's boxes in its YUV planes, encode; returns what was written."""
     with (VideoReader(src, plan, with_audio=policy.audio is not AudioMode.DROP) as reader,
           _output(dst, reader, policy, container_format, clock) as writer):
         rendered = 0
@@ -222,7 +223,7 @@ def render_pass(
         if rendered != len(boxes):
             # Fail closed before the output exists: frames and boxes no longer line up.
             raise DetectError(f"the render pass decoded {rendered} frames, the detection pass {len(boxes)}")
-    return writer.video_format
+    return writer.written
 
 
 @contextmanager
@@ -267,7 +268,7 @@ def single_pass(
     container_format: str,
     clock: _Clock,
     tick: Callable[[], None],
-) -> tuple[str, list[list[TrackedBox]]]:
+) -> tuple[Written, list[list[TrackedBox]]]:
     """Decode once: detect, track and render together, each frame encoded once its boxes are final.
 
     A frame waits (decoded, in memory) only until the tracker has seen the detections that can
@@ -307,7 +308,7 @@ def single_pass(
         render(tracker.finish())
         if not boxes:
             raise InputError(f"{src.name}: no video frames could be decoded")
-    return writer.video_format, boxes
+    return writer.written, boxes
 
 
 _SUFFIX_CONTAINER = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska"}
@@ -394,7 +395,7 @@ def _redact(
             progress(done // passes, max(total, done // passes))
 
     if single:
-        pix_fmt, boxes = single_pass(src, dst, plan, policy, detector, container_format, clock, tick)
+        written, boxes = single_pass(src, dst, plan, policy, detector, container_format, clock, tick)
     else:
         logger.info("two_passes", reason="frames held for tracking would exceed the memory cap",
                     held_mib=held >> 20, cap_mib=MAX_HELD_BYTES >> 20)
@@ -405,7 +406,7 @@ def _redact(
         start = time.perf_counter()
         boxes = track_boxes(detections, policy.tracking, plan.width, plan.height)
         clock.add("track", start)
-        pix_fmt = render_pass(src, dst, plan, policy, boxes, container_format, clock, tick)
+        written = render_pass(src, dst, plan, policy, boxes, container_format, clock, tick)
     summary = sidecar.summary(policy, detector.infos, boxes)
     if sidecar_path is not None:
         rate = plan.max_fps or info.fps
@@ -428,8 +429,8 @@ def _redact(
         wall_s=round(times.wall, 3), detect_s=round(times.detect, 3), encode_s=round(times.encode, 3),
     )
     return RedactResult(
-        frames=len(boxes), width=plan.width, height=plan.height, pix_fmt=pix_fmt,
-        audio=policy.audio.value if info.audio_codec else "none",
+        frames=len(boxes), width=plan.width, height=plan.height, pix_fmt=written.pix_fmt,
+        audio=policy.audio.value if written.audio else "none",
         boxes_detected=counts["boxes_detected"], boxes_filled=counts["boxes_filled"],
         tracks=dict(counts["tracks"]), models=tuple(detector.infos), times=times, summary=summary,
     )
