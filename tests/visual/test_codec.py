@@ -527,14 +527,25 @@ class TestFrameRateCap:
         psnr = 10 * np.log10(255**2 / ((got - want) ** 2).mean())
         assert psnr > 43, psnr
 
+    @pytest.mark.parametrize(("bitstream", "container", "sar"), [
+        ("4/3", None, "4:3"),  # in the H.264 stream itself, as DV or MPEG-2 carry it
+        (None, "16:9", "4:3"),  # only in the container (`-aspect`): the container's wins, as in FFmpeg
+        ("12/11", "4:3", "1:1"),  # H.263's stream says 12:11 where the 3GP around it says square
+    ])
     def test_non_square_pixels_keep_their_aspect_ratio(self, tmp_path: Path, policy: RedactionPolicy,
-                                                       detector: CompositeDetector) -> None:
-        src = tmp_path / "sar.mp4"
+                                                       detector: CompositeDetector, bitstream: str | None,
+                                                       container: str | None, sar: str) -> None:
+        coded, src = tmp_path / "coded.mp4", tmp_path / "sar.mp4"
+        setsar = ["-vf", f"setsar={bitstream}"] if bitstream else []
         subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=gray:s=480x360:r=25:d=0.2",
-                        "-vf", "setsar=4/3", "-c:v", "libx264", str(src)], check=True, timeout=60)
+                        *setsar, "-c:v", "libx264", str(coded)], check=True, timeout=60)
+        aspect = ["-aspect", container] if container else []
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(coded), "-c", "copy", *aspect, str(src)],
+                       check=True, timeout=60)
+        assert ffprobe(src)["streams"][0]["sample_aspect_ratio"] == sar
         redact_video(src, tmp_path / "out.mp4", tweak(policy, **{"limits.max_height": 180}), detector=detector)
         (video,) = ffprobe(tmp_path / "out.mp4")["streams"]
-        assert (video["width"], video["sample_aspect_ratio"], video["display_aspect_ratio"]) == (240, "4:3", "16:9")
+        assert (video["width"], video["sample_aspect_ratio"]) == (240, sar)
 
     @pytest.mark.parametrize(("size", "capped"), [((640, 360), (426, 240)), ((360, 640), (240, 426))])
     def test_height_cap_scales_before_detection(self, tmp_path: Path, policy: RedactionPolicy,

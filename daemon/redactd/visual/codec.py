@@ -454,9 +454,12 @@ class VideoWriter:
             if value is not None:
                 with contextlib.suppress(AttributeError, ValueError, TypeError):
                     setattr(self.video.codec_context, attr, value)
-        if src_ctx.sample_aspect_ratio:
-            # Non-square pixels (DV, MPEG-2, anamorphic): without it a 16:9 picture plays as 4:3.
-            self.video.codec_context.sample_aspect_ratio = src_ctx.sample_aspect_ratio
+        # Non-square pixels (DV, MPEG-2, anamorphic): without it a 16:9 picture plays as 4:3. The
+        # container's value wins over the bitstream's, as in FFmpeg (an H.263 stream says 12:11
+        # inside a 3GP that says 1:1; `-aspect 16:9` rewrites only the container's).
+        sar = reader.video.sample_aspect_ratio or src_ctx.sample_aspect_ratio
+        if sar:
+            self.video.codec_context.sample_aspect_ratio = sar
         self.video.options = {"crf": str(encode.crf), "preset": encode.preset}
         if encode.codec == "libx265":
             # x265 puts its banner SEI in the hvcC configuration record, which the packet filter
