@@ -388,6 +388,11 @@ class Pending:
         done.set_result(boxes)
         return cls([done])
 
+    @classmethod
+    def joined(cls, parts: Sequence[Pending]) -> Pending:
+        """One result holding the boxes of every part (an interlaced frame's two fields)."""
+        return cls([f for part in parts for f in part._futures])
+
     def result(self) -> list[Box]:
         return [box for f in self._futures for box in f.result()]
 

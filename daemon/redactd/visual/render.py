@@ -106,6 +106,18 @@ class _Clock:
             yield item
 
 
+def fields(image: np.ndarray) -> list[np.ndarray]:
+    """An interlaced frame's two fields, each stretched back to the frame's height.
+
+    The fields of a moving picture are a moment apart, so a face sits in two places, combed
+    together; CenterFace missed a 40 px face moving 16 px a frame in every combed frame (0 of
+    30) that it found in every progressive one. Each field is a whole picture of one moment:
+    boxes found in either cover the face where that field shows it, and both are obscured.
+    """
+    height, width = image.shape[:2]
+    return [cv2.resize(image[parity::2], (width, height), interpolation=cv2.INTER_LINEAR) for parity in (0, 1)]
+
+
 class _InFlight:
     """Frames handed to the detector and not taken back yet, in frame order.
 
@@ -129,7 +141,9 @@ class _InFlight:
             self.queue.append(None)
         else:
             start = time.perf_counter()
-            self.queue.append(self.detector.submit(upright(to_bgr(item.frame), self.turns)))
+            pictures = fields(to_bgr(item.frame)) if item.frame.interlaced_frame else [to_bgr(item.frame)]
+            pending = [self.detector.submit(upright(picture, self.turns)) for picture in pictures]
+            self.queue.append(pending[0] if len(pending) == 1 else Pending.joined(pending))
             self.running += 1
             self.clock.add("detect", start)
         yield from self.take(self.detector.workers)
@@ -481,14 +495,13 @@ def preview_frame(
     if chosen is None:
         raise InputError(f"{src.name}: no frame at {at_s:g}s")
     image = to_bgr(chosen)
-    if detector is not None:
-        found = detector.detect(image)
-    else:
-        owned = build_detector(policy.detect)
-        try:
-            found = owned.detect(image)
-        finally:
-            owned.close()
+    pictures = fields(image) if chosen.interlaced_frame else [image]  # as redact looks at it
+    active = detector if detector is not None else build_detector(policy.detect)
+    try:
+        found = [box for picture in pictures for box in active.detect(picture)]
+    finally:
+        if detector is None:
+            active.close()
     canvas = image.copy()
     pad = policy.tracking.pad
     for box in found:
