@@ -402,7 +402,10 @@ class TestInterlacedInput:
         subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(clip.path), "-vf",
                         "tinterlace=interleave_top,setfield=tff", "-c:v", "libx264", "-crf", "12",
                         "-flags", "+ildct+ilme", str(woven)], check=True, timeout=60)
-        redact_video(woven, tmp_path / "out.mp4", policy, detector=detector)
+        assert probe(woven).interlaced
+        redact_video(woven, tmp_path / "out.mp4", policy, detector=detector, sidecar_path=tmp_path / "d.json")
+        # The validation step reads this to look at the output's frames field by field too.
+        assert json.loads((tmp_path / "d.json").read_text())["video"]["interlaced"] is True
 
         def field_faces(parity: int) -> list[list[synth.GtBox]]:
             # Field `parity` of woven frame n is frame 2n + parity of the clip, at half height.

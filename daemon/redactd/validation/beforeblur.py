@@ -44,7 +44,8 @@ def detect_only(src: Path, policy: RedactionPolicy, progress: Progress | None = 
         raise InputError(f"{src.name}: no video frames could be decoded")
     boxes = track_boxes(detections, policy.tracking, plan.width, plan.height)
     rate = plan.max_fps or info.fps
-    return sidecar.document(policy, infos, boxes, plan.width, plan.height, float(rate) if rate else None)
+    return sidecar.document(policy, infos, boxes, plan.width, plan.height, float(rate) if rate else None,
+                            info.interlaced)
 
 
 def approved_boxes(doc: Mapping[str, Any], frames: int) -> list[list[TrackedBox]]:

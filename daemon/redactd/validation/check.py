@@ -34,7 +34,7 @@ from redactd.validation.detectors import Finding, SecondDetector, build_second_o
 from redactd.visual.codec import to_bgr
 from redactd.visual.detect import Box, ModelInfo
 from redactd.visual.obscure import Region, regions_for
-from redactd.visual.orient import quarter_turns, to_coded, upright
+from redactd.visual.orient import fields, quarter_turns, to_coded, upright
 
 #: Most flagged frames kept in the report (sidecar and contact sheet): enough to judge, small to store.
 MAX_FLAGGED = 12
@@ -293,6 +293,9 @@ class Validator:
         total = int(detections.get("counts", {}).get("frames", 0))
         frames = sample_indices(total, self.cfg.sample_every_n_frames, self.cfg.max_samples)
         wanted = set(frames)
+        # The output is flagged progressive but keeps an interlaced input's two fields per frame:
+        # look at each field, as the detection did (a combed face is easy to miss).
+        interlaced = bool(detections.get("video", {}).get("interlaced"))
         findings: list[Finding] = []
         seen: list[int] = []
         try:
@@ -303,8 +306,10 @@ class Validator:
                     if index in wanted:
                         # Detectors look at the picture upright, as a viewer would (phone footage).
                         turns = quarter_turns(frame.rotation)
-                        findings.extend(replace(f, box=to_coded(f.box, turns, frame.width, frame.height))
-                                        for f in self.look(index, upright(to_bgr(frame), turns)))
+                        image = to_bgr(frame)
+                        for picture in fields(image) if interlaced else [image]:
+                            findings.extend(replace(f, box=to_coded(f.box, turns, frame.width, frame.height))
+                                            for f in self.look(index, upright(picture, turns)))
                         seen.append(index)
                         if progress is not None:
                             progress(len(seen) / len(frames))

@@ -71,6 +71,7 @@ class VideoInfo:
     audio_codec: str | None
     rotation: int = 0  # display rotation in degrees (phone footage), from the first frame
     other_video: int = 0  # video streams besides the footage (other angles, cover art): not kept
+    interlaced: bool = False  # the first frame is (each interlaced frame is detected field by field)
 
 
 @dataclass(frozen=True)
@@ -192,17 +193,21 @@ def probe(path: Path) -> VideoInfo:
         frames = vs.frames or (round(duration * fps) if fps else 0)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
         others = sum(1 for s in container.streams.video if s is not vs)
+        rotation, interlaced = _first_frame_facts(container, vs)
         return VideoInfo(ctx.width, ctx.height, ctx.format.name, fps, frames, duration, audio,
-                         _display_rotation(container, vs), others)
+                         rotation, others, interlaced)
 
 
-def _display_rotation(container: Any, stream: Any) -> int:
-    """The display rotation FFmpeg attaches to decoded frames (0 when there is none or no frame)."""
+def _first_frame_facts(container: Any, stream: Any) -> tuple[int, bool]:
+    """The display rotation FFmpeg attaches to decoded frames, and whether they are interlaced,
+    as the first frame says (0 and False when it has none or does not decode)."""
     try:
         frame = next(container.decode(stream), None)
     except av.error.FFmpegError:
-        return 0  # decoding problems are reported by the passes that need the frames
-    return round(frame.rotation) if frame is not None and frame.rotation else 0
+        return 0, False  # decoding problems are reported by the passes that need the frames
+    if frame is None:
+        return 0, False
+    return (round(frame.rotation) if frame.rotation else 0), bool(frame.interlaced_frame)
 
 
 class _Timeline:

@@ -45,7 +45,7 @@ from redactd.visual.codec import (
 )
 from redactd.visual.detect import Box, CompositeDetector, ModelInfo, Pending, build_detector
 from redactd.visual.obscure import PLANAR_YUV, Region, obscure_planes, regions_for
-from redactd.visual.orient import quarter_turns, to_coded, upright
+from redactd.visual.orient import fields, quarter_turns, to_coded, upright
 from redactd.visual.track import StreamTracker, TrackedBox, track_boxes, tracking_lag
 
 Progress = Callable[[int, int], None]
@@ -104,18 +104,6 @@ class _Clock:
                 return
             self.add(phase, start)
             yield item
-
-
-def fields(image: np.ndarray) -> list[np.ndarray]:
-    """An interlaced frame's two fields, each stretched back to the frame's height.
-
-    The fields of a moving picture are a moment apart, so a face sits in two places, combed
-    together; CenterFace missed a 40 px face moving 16 px a frame in every combed frame (0 of
-    30) that it found in every progressive one. Each field is a whole picture of one moment:
-    boxes found in either cover the face where that field shows it, and both are obscured.
-    """
-    height, width = image.shape[:2]
-    return [cv2.resize(image[parity::2], (width, height), interpolation=cv2.INTER_LINEAR) for parity in (0, 1)]
 
 
 class _InFlight:
@@ -426,7 +414,8 @@ def _redact(
         rate = plan.max_fps or info.fps
         fps = float(rate) if rate is not None else None
         try:
-            sidecar.write(sidecar_path, sidecar.document(policy, detector.infos, boxes, plan.width, plan.height, fps))
+            sidecar.write(sidecar_path, sidecar.document(policy, detector.infos, boxes, plan.width, plan.height, fps,
+                                                            info.interlaced))
         except OSError as exc:
             dst.unlink(missing_ok=True)  # a redacted video and its detections come together or not at all
             raise EncodeError(f"cannot write the detections sidecar {sidecar_path.name}: "

@@ -54,10 +54,11 @@ def document(
     width: int,
     height: int,
     fps: float | None,
+    interlaced: bool = False,
 ) -> dict[str, Any]:
     """The full sidecar: the summary plus every frame that has boxes."""
     doc = summary(policy, models, boxes)
-    doc["video"] = {"width": width, "height": height, "fps": fps}
+    doc["video"] = {"width": width, "height": height, "fps": fps, "interlaced": interlaced}
     doc["frames"] = [
         {
             "i": index,
