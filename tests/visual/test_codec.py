@@ -15,7 +15,8 @@ import pytest
 from redactd.errors import InputError, UnsupportedMediaError
 from redactd.policy import Limits, RedactionPolicy
 from redactd.visual import redact_video, render
-from redactd.visual.codec import _AAC_LAYOUTS, _AAC_SIDE_TO_BACK, FramePlan, VideoInfo, probe, to_bgr
+from redactd.visual.audio import AAC_LAYOUTS, AAC_SIDE_TO_BACK
+from redactd.visual.codec import FramePlan, VideoInfo, probe, to_bgr
 from redactd.visual.detect import CompositeDetector
 from tests.visual import synth
 from tests.visual.conftest import tweak
@@ -490,7 +491,7 @@ class TestAudioInputs:
         assert not (tmp_path / "out.mp4").exists()
 
     def test_every_layout_it_writes_opens_the_aac_encoder(self) -> None:
-        for layout in sorted(_AAC_LAYOUTS | set(_AAC_SIDE_TO_BACK.values())):
+        for layout in sorted(AAC_LAYOUTS | set(AAC_SIDE_TO_BACK.values())):
             ctx = av.codec.CodecContext.create("aac", "w")
             ctx.sample_rate, ctx.layout, ctx.format, ctx.time_base = 48000, layout, "fltp", Fraction(1, 48000)
             ctx.open()  # raises for a layout FFmpeg's AAC encoder does not take
