@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redactd import log
-from redactd.fsutil import atomic_output, fsync_dir
+from redactd.fsutil import atomic_output, file_kind, fsync_dir
 from redactd.jobstore import Job, JobState, JobStore
 from redactd.publish import Queues, safe_suffix
 
@@ -163,8 +163,8 @@ def check_candidate(path: Path, inbox_root: Path, max_size: int) -> tuple[os.sta
         return st, Rejection(f"it is a symbolic link (pointing {where} the inbox); only regular files are "
                              "accepted", "copy the file itself into the inbox, not a link to it")
     if not stat.S_ISREG(st.st_mode):
-        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
-        return st, Rejection(f"it is a {kind}, not a regular file", "copy a regular video file into the inbox")
+        return st, Rejection(f"it is a {file_kind(st)}, not a regular file",
+                             "copy a regular video file into the inbox")
     if st.st_nlink > 1:
         return st, Rejection(f"it is hard-linked ({st.st_nlink} names share its data), so it could change "
                              "after admission through another name", "copy the file instead of linking it")
@@ -179,15 +179,6 @@ def check_candidate(path: Path, inbox_root: Path, max_size: int) -> tuple[os.sta
         return st, Rejection(f"the file is {st.st_size} bytes, over the configured limit of {max_size} bytes "
                              "(limits.max_file_size)", "split the footage, or raise the limit in the config")
     return st, None
-
-
-_KINDS = {
-    stat.S_IFIFO: "named pipe (FIFO)",
-    stat.S_IFSOCK: "socket",
-    stat.S_IFCHR: "character device",
-    stat.S_IFBLK: "block device",
-    stat.S_IFDIR: "directory",
-}
 
 
 def _inside(path: Path, root: Path) -> bool:

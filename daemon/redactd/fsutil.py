@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,3 +78,18 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+_KINDS = {
+    stat.S_IFIFO: "named pipe (FIFO)",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFDIR: "directory",
+    stat.S_IFLNK: "symbolic link",
+}
+
+
+def file_kind(st: os.stat_result) -> str:
+    """What a path that is not a regular file is, for messages: "directory", "named pipe (FIFO)"..."""
+    return _KINDS.get(stat.S_IFMT(st.st_mode), "special file")

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import stat
 from pathlib import Path
 
 from redactd.config import DEFAULT_CONFIG
 from redactd.errors import ConfigError, InputError
-
-_KINDS = {
-    stat.S_IFIFO: "a named pipe (FIFO)",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFDIR: "a directory",
-}
-
-
-def _kind(st: os.stat_result) -> str:
-    return _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+from redactd.fsutil import file_kind
 
 
 def check_file_paths(src: Path, dst: Path, force: bool, extra: tuple[tuple[str, Path | None], ...] = ()) -> None:
@@ -38,7 +26,7 @@ def check_file_paths(src: Path, dst: Path, force: bool, extra: tuple[tuple[str, 
     except OSError as exc:
         raise InputError(f"{src}: cannot read the input: {exc.strerror}") from exc
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{src}: the input is {_kind(st)}, not a video file")
+        raise InputError(f"{src}: the input is a {file_kind(st)}, not a video file")
     outputs = [("output", dst), *((name, path) for name, path in extra if path is not None)]
     seen: dict[Path, str] = {src.resolve(): "input"}
     for name, path in outputs:
@@ -53,7 +41,7 @@ def check_file_paths(src: Path, dst: Path, force: bool, extra: tuple[tuple[str, 
         except FileNotFoundError:
             continue
         if not stat.S_ISREG(out_st.st_mode):
-            raise ConfigError(f"{path}: the {name} path is {_kind(out_st)}: give a file name")
+            raise ConfigError(f"{path}: the {name} path is a {file_kind(out_st)}: give a file name")
         if not force:
             raise ConfigError(f"{path}: already exists (use --force to replace it)")
 
