@@ -1,13 +1,15 @@
-"""Find in-band user data in coded video: SEI NAL units (H.264/HEVC) and AV1 metadata OBUs."""
+"""Find in-frame data in coded video: SEI, AV1 metadata OBUs, MPEG-4 user data, JPEG APPn/COM."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import av
 
 from redactd.errors import InputError
-from redactd.metadata.nal import FILTERABLE, PacketFilter, clean_config_record
+from redactd.metadata.findings import Finding
+from redactd.metadata.inframe import CUTTABLE, FrameFilter, extradata_kinds
 
 
 def codec_name(stream: av.stream.Stream) -> str:
@@ -16,29 +18,37 @@ def codec_name(stream: av.stream.Stream) -> str:
     return ctx.codec.canonical_name if ctx is not None else "unknown"
 
 
-def findings(path: Path) -> list[str]:
-    """One line per video stream that carries user data, in its config record or its packets."""
-    out: list[str] = []
+def inventory(path: Path) -> dict[str, Counter[str]]:
+    """In-frame data by stream ("stream #0 (h264), configuration record" / "..., coded frames"), by kind."""
+    out: dict[str, Counter[str]] = {}
     try:
         container = av.open(str(path))
     except av.FFmpegError as exc:
         raise InputError(f"cannot open the file for the bitstream check: {exc.strerror}") from exc
     with container:
-        video = [s for s in container.streams.video if codec_name(s) in FILTERABLE]
-        filters = {}
+        video = [s for s in container.streams.video if codec_name(s) in CUTTABLE]
+        filters, counts = {}, {}
         for s in video:
+            codec = codec_name(s)
             extradata = bytes(s.codec_context.extradata or b"")
-            _, in_config = clean_config_record(codec_name(s), extradata)
+            in_config = extradata_kinds(codec, extradata)
             if in_config:
-                out.append(f"bitstream: stream #{s.index}: {in_config} SEI/metadata unit(s) "
-                           "in the codec configuration record")
-            filters[s.index] = PacketFilter(codec_name(s), extradata)
+                out[f"stream #{s.index} ({codec}), configuration record"] = in_config
+            filters[s.index] = FrameFilter(codec, extradata)
+            counts[s.index] = Counter[str]()
         if not video:
             return out
-        counts = dict.fromkeys(filters, 0)
         for packet in container.demux(*video):
             if packet.size:
-                counts[packet.stream.index] += filters[packet.stream.index].count(memoryview(packet))
-        out += [f"bitstream: stream #{i}: {n} SEI/metadata unit(s) in coded packets"
-                for i, n in counts.items() if n]
+                counts[packet.stream.index] += filters[packet.stream.index].kinds(memoryview(packet))
+        for s in video:
+            if counts[s.index]:
+                out[f"stream #{s.index} ({codec_name(s)}), coded frames"] = counts[s.index]
     return out
+
+
+def findings(path: Path) -> list[Finding]:
+    """One finding per stream and place that carries in-frame data: it can all carry personal data."""
+    return [Finding(", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())), where, True, "bitstream",
+                    "in-frame data")
+            for where, kinds in inventory(path).items()]

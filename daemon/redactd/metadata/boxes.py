@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from redactd.metadata.findings import Finding
+
 # Containers whose children we descend into.
 _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf", b"udta", b"meta", b"mvex"}
 # Boxes that only ever hold metadata: any of them is a finding, wherever it sits.
@@ -36,15 +38,19 @@ def _read_header(fh: BinaryIO, end: int) -> tuple[bytes, int, int] | None:
     return kind, size, header
 
 
-def findings(path: Path) -> list[str]:
+def findings(path: Path) -> list[Finding]:
     """Everything in the box tree that is not plain structure. Empty for non-MP4 files."""
-    out: list[str] = []
+    out: list[Finding] = []
     size = path.stat().st_size
     with open(path, "rb") as fh:
         if not _is_isobmff(fh):
             return out
-        _walk(fh, 0, size, top=True, out=out, parent=b"")
+        _walk(fh, 0, size, top=True, out=out, path="")
     return out
+
+
+def _finding(element: str, where: str, personal: bool, detail: str = "") -> Finding:
+    return Finding(element, where or "the top level", personal, "box tree", detail)
 
 
 _KNOWN_TOP = _TOP_OK | {b"uuid", b"meta", b"moof", b"mfra", b"sidx", b"styp", b"pdin"}
@@ -78,31 +84,44 @@ def truncation(path: Path) -> str | None:
     return None
 
 
-def _walk(fh: BinaryIO, start: int, end: int, top: bool, out: list[str], parent: bytes) -> None:
+def _child_path(parent: str, name: str, seen: dict[str, int]) -> str:
+    """``parent/name``, numbered (from 1, as exiftool numbers tracks) where siblings repeat."""
+    seen[name] = seen.get(name, 0) + 1
+    label = f"{name}[{seen[name]}]" if name in _NUMBERED else name
+    return f"{parent}/{label}" if parent else label
+
+
+_NUMBERED = {"trak"}
+
+
+def _walk(fh: BinaryIO, start: int, end: int, top: bool, out: list[Finding], path: str) -> None:
     pos = start
+    seen: dict[str, int] = {}
     while pos < end:
         fh.seek(pos)
         hdr = _read_header(fh, end)
         if hdr is None:
-            out.append(f"box: {end - pos} stray byte(s) at offset {pos}")
+            out.append(_finding(f"{end - pos} stray byte(s)", path, False, f"at offset {pos}"))
             return
         kind, size, header = hdr
-        if size < header or pos + size > end:
-            out.append(f"box: '{kind.decode('latin-1')}' at offset {pos} runs past its parent"
-                       + (" (trailing data after the last box)" if top else ""))
-            return
         name = kind.decode("latin-1")
-        if top and kind not in _TOP_OK:
-            out.append(f"box: unexpected top-level '{name}' at offset {pos}")
+        if size < header or pos + size > end:
+            detail = "trailing data after the last box" if top else f"runs past its parent, at offset {pos}"
+            out.append(_finding(f"box '{name}'", path, False, detail))
+            return
+        here = _child_path(path, name, seen)
+        if top and kind not in _TOP_OK and kind not in _METADATA:
+            out.append(_finding(f"unexpected top-level box '{name}'", here, False, f"at offset {pos}"))
         if kind in _FREE and size != header:
-            out.append(f"box: '{name}' with {size - header} byte(s) of content at offset {pos}")
+            out.append(_finding(f"box '{name}' with {size - header} byte(s) of content", here, False,
+                                "free space should be empty"))
         if kind in _METADATA:
-            out.append(f"box: metadata box '{name}' inside '{parent.decode('latin-1')}'")
+            out.append(_finding(f"metadata box '{name}'", here, True))
         if kind == b"udta":
-            _check_udta(fh, pos + header, pos + size, out)
+            _check_udta(fh, pos + header, pos + size, out, here)
         elif kind in _CONTAINERS:
             inner = pos + header + (_meta_skip(fh, pos + header) if kind == b"meta" else 0)
-            _walk(fh, inner, pos + size, top=False, out=out, parent=kind)
+            _walk(fh, inner, pos + size, top=False, out=out, path=here)
         pos += size
 
 
@@ -113,7 +132,7 @@ def _meta_skip(fh: BinaryIO, payload: int) -> int:
     return 0 if probe[4:8] == b"hdlr" else 4
 
 
-def _boxes(fh: BinaryIO, start: int, end: int, out: list[str], what: str) -> Iterator[tuple[bytes, int, int, int]]:
+def _boxes(fh: BinaryIO, start: int, end: int, out: list[Finding], where: str) -> Iterator[tuple[bytes, int, int, int]]:
     """(type, offset, size, header length) of each box in [start, end); a malformed one ends it."""
     pos = start
     while pos < end:
@@ -123,24 +142,29 @@ def _boxes(fh: BinaryIO, start: int, end: int, out: list[str], what: str) -> Ite
             return
         kind, size, header = hdr
         if size < header or pos + size > end:
-            out.append(f"box: malformed {what} box")
+            out.append(_finding("malformed box", where, False, f"at offset {pos}"))
             return
         yield kind, pos, size, header
         pos += size
 
 
-def _check_udta(fh: BinaryIO, start: int, end: int, out: list[str]) -> None:
-    """udta may hold only an empty iTunes-style meta (hdlr + empty ilst), as FFmpeg writes it."""
-    for kind, pos, size, header in _boxes(fh, start, end, out, "user-data"):
+def _check_udta(fh: BinaryIO, start: int, end: int, out: list[Finding], where: str) -> None:
+    """udta may hold only an empty iTunes-style meta (hdlr + empty ilst), as FFmpeg writes it.
+
+    Anything else in it is user data by the box's definition: personal.
+    """
+    for kind, pos, size, header in _boxes(fh, start, end, out, where):
+        name = kind.decode("latin-1")
         if kind == b"meta":
-            _check_meta(fh, pos + header + _meta_skip(fh, pos + header), pos + size, out)
+            _check_meta(fh, pos + header + _meta_skip(fh, pos + header), pos + size, out, f"{where}/meta")
         else:
-            out.append(f"box: user-data box '{kind.decode('latin-1')}'")
+            out.append(_finding(f"user-data box '{name}'", f"{where}/{name}", True))
 
 
-def _check_meta(fh: BinaryIO, start: int, end: int, out: list[str]) -> None:
-    for kind, _, size, header in _boxes(fh, start, end, out, "meta"):
+def _check_meta(fh: BinaryIO, start: int, end: int, out: list[Finding], where: str) -> None:
+    for kind, _, size, header in _boxes(fh, start, end, out, where):
+        name = kind.decode("latin-1")
         if kind == b"ilst" and size > header:
-            out.append("box: iTunes metadata list with entries")
+            out.append(_finding("iTunes metadata list with entries", f"{where}/ilst", True))
         elif kind not in (b"hdlr", b"ilst"):
-            out.append(f"box: meta child '{kind.decode('latin-1')}'")
+            out.append(_finding(f"meta child '{name}'", f"{where}/{name}", True))
