@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import subprocess
 from pathlib import Path
@@ -40,9 +41,11 @@ def plain_video(path: Path, seconds: float = 1.0, size: str = "160x120", rate: i
     return path
 
 
-def gpmd_track(path: Path, payload: bytes, samples: int = 3) -> None:
+def gpmd_track(path: Path, payload: bytes, samples: int = 3, entry: bytes = b"gpmd",
+               handler: bytes = b"GoPro MET") -> None:
     """Add a GoPro-style telemetry track ('meta' handler, 'gpmd' sample entry) to an MP4 whose
-    moov is the last box, with ``payload`` as every sample. FFmpeg cannot write one from scratch."""
+    moov is the last box, with ``payload`` as every sample. FFmpeg cannot write one from scratch.
+    With ``entry=b"mebx"`` it is shaped like an iPhone's timed-metadata (face detection) track."""
     data = path.read_bytes()
     pos, moov = 0, None
     while pos < len(data):
@@ -70,9 +73,9 @@ def gpmd_track(path: Path, payload: bytes, samples: int = 3) -> None:
         tkhd = full(b"tkhd", struct.pack(">IIIII", 0, 0, track_id, 0, samples * 1000) + b"\0" * 8
                     + struct.pack(">hhhH", 0, 0, 0, 0) + matrix + struct.pack(">II", 0, 0), flags=3)
         mdhd = full(b"mdhd", struct.pack(">IIII", 0, 0, 1000, samples * 1000) + struct.pack(">HH", 0x55C4, 0))
-        hdlr = full(b"hdlr", struct.pack(">I4s", 0, b"meta") + b"\0" * 12 + b"GoPro MET\0")
+        hdlr = full(b"hdlr", struct.pack(">I4s", 0, b"meta") + b"\0" * 12 + handler + b"\0")
         dinf = box(b"dinf", full(b"dref", struct.pack(">I", 1) + full(b"url ", b"", flags=1)))
-        stsd = full(b"stsd", struct.pack(">I", 1) + box(b"gpmd", b"\0" * 6 + struct.pack(">H", 1) + b"\0" * 4))
+        stsd = full(b"stsd", struct.pack(">I", 1) + box(entry, b"\0" * 6 + struct.pack(">H", 1) + b"\0" * 4))
         stts = full(b"stts", struct.pack(">III", 1, samples, 1000))
         stsc = full(b"stsc", struct.pack(">IIII", 1, 1, samples, 1))
         stsz = full(b"stsz", struct.pack(">II", 0, samples) + struct.pack(">I", len(payload)) * samples)
@@ -86,6 +89,41 @@ def gpmd_track(path: Path, payload: bytes, samples: int = 3) -> None:
     new_moov = box(b"moov", bytes(moov_body) + trak(mdat_payload_offset))
     assert len(new_moov) == new_moov_size
     path.write_bytes(data[:moov[0]] + new_moov + box(b"mdat", payload * samples))
+
+
+def box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(body), kind) + body
+
+
+#: Where the children of a box begin, after its own fields: full boxes, sample tables, entries.
+_CHILDREN_AT = {b"stsd": 8, b"avc1": 78, b"hvc1": 78, b"hev1": 78, b"meta": 4}
+
+
+def add_box(path: Path, chain: tuple[bytes, ...], new: bytes) -> None:
+    """Append box ``new`` inside the first box along ``chain`` (e.g. moov/trak/.../avc1), growing
+    every box on the way. The MP4's moov must be its last box, so no chunk offset moves."""
+    data = bytearray(path.read_bytes())
+    start, end, spots = 0, len(data), []
+    for kind in chain:
+        pos = start
+        while pos < end:
+            size, found = struct.unpack(">I4s", data[pos:pos + 8])
+            if found == kind:
+                break
+            pos += size
+        else:
+            raise AssertionError(f"no {kind!r} box")
+        spots.append(pos)
+        start, end = pos + 8 + _CHILDREN_AT.get(kind, 0), pos + size
+    moov_end = spots[0] + struct.unpack(">I", data[spots[0]:spots[0] + 4])[0]
+    assert chain[0] != b"moov" or moov_end == len(data), "moov must be the last box"
+    data[end:end] = new
+    for pos in spots:
+        struct.pack_into(">I", data, pos, struct.unpack(">I", data[pos:pos + 4])[0] + len(new))
+    path.write_bytes(bytes(data))
+
+
+VIDEO_ENTRY = (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd", b"avc1")
 
 
 def loaded_mp4(path: Path, work: Path, markers: dict[str, str], audio: bool = True) -> Path:
@@ -151,6 +189,16 @@ def frame_md5s(path: Path, kind: str = "v") -> list[str]:
                           "-f", "framemd5", "-"], check=True, capture_output=True, timeout=120).stdout
     return [line.rsplit(",", 1)[1].strip() for line in out.decode().splitlines()
             if line and not line.startswith("#")]
+
+
+def packet_md5s(path: Path, kind: str = "a") -> list[str]:
+    """MD5 of each coded packet's bytes of the first stream of one kind: the bit-exact copy check
+    for audio, whose decoded start depends on the container's edit list (AAC priming)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = (container.streams.audio if kind == "a" else container.streams.video)[0]
+        return [hashlib.md5(bytes(p)).hexdigest() for p in container.demux(stream) if p.size]
 
 
 def markers(prefix: str) -> dict[str, str]:

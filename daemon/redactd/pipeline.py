@@ -53,7 +53,8 @@ def run_metadata_only(spec: JobSpec, progress: Progress | None) -> JobResult:
     keep_audio = spec.policy.audio is AudioMode.KEEP
     suffix = choose_container(spec.raw_path, keep_audio, spec.policy.output.container)
     out = spec.scratch_dir / f"output{suffix}"
-    result = clean_metadata(spec.raw_path, out, keep_audio=keep_audio)
+    result = clean_metadata(spec.raw_path, out, keep_audio=keep_audio, fallback=spec.policy.lossless.fallback,
+                            encode=spec.policy.encode)
     if progress:
         progress(1.0)
     sidecar = {
@@ -64,8 +65,10 @@ def run_metadata_only(spec: JobSpec, progress: Progress | None) -> JobResult:
         "container": result.container,
         "streams": {"video": result.video_streams, "audio": result.audio_streams},
         "removed": list(result.dropped),
-        "verified": ["exiftool", "ffprobe", "box-tree", "bitstream-sei"],
+        "verified": ["exiftool", "ffprobe", "box-tree", "matroska-elements", "bitstream-in-frame"],
     }
+    if result.reencoded:
+        sidecar["reencoded"] = {"why": result.reencoded, "codec": spec.policy.encode.codec}
     return JobResult(out, sha256_file(out), sidecar, "publish")
 
 
@@ -135,8 +138,10 @@ def run_visual(spec: JobSpec, progress: Progress | None) -> JobResult:
         "audio": audio,
         "models": {m.name: m.sha256 for m in models},
         "detections": detections,
-        "verified": ["exiftool", "ffprobe", "box-tree", "bitstream-sei"],
+        "verified": ["exiftool", "ffprobe", "box-tree", "matroska-elements", "bitstream-in-frame"],
     }
+    if result.reencoded:
+        sidecar["reencoded"] = {"why": result.reencoded, "codec": spec.policy.encode.codec}
     if review:
         sidecar["review"] = review
     if not policy.validation.enabled:

@@ -115,6 +115,14 @@ class Output(_Strict):
     container: Literal["mp4", "mkv", "auto"] = "auto"
 
 
+class Lossless(_Strict):
+    """What the metadata-only profile does with footage whose frames carry data that no remux can
+    cut out exactly (DV's recording date in every frame, ProRes): refuse it, or re-encode it with
+    the `encode` settings (pictures unchanged but no longer bit-exact)."""
+
+    fallback: Literal["refuse", "reencode"] = "refuse"
+
+
 class ValidationDetectors(_Strict):
     """The second opinion: model families other than the primary's, or the primary pushed harder."""
 
@@ -172,6 +180,7 @@ class RedactionPolicy(_Strict):
     encode: Encode = Encode()
     output: Output = Output()
     validation: Validation = Validation()
+    lossless: Lossless = Lossless()
 
     @model_validator(mode="after")
     def _metadata_only_has_no_visual_settings(self) -> RedactionPolicy:

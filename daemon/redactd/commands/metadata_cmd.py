@@ -17,19 +17,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="output file (.mp4, .mkv or .webm); must not exist unless --force")
     p.add_argument("--keep-audio", action="store_true", help="keep the audio stream(s) (default: drop)")
     p.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    p.add_argument("--reencode-if-needed", action="store_true",
+                   help="footage whose frames carry data that cannot be cut exactly (DV, ProRes): re-encode "
+                        "it to H.264 instead of refusing (no longer lossless)")
     p.set_defaults(func=run_clean)
 
-    i = sub.add_parser("inspect", help="show the personal metadata a file carries, by location")
+    i = sub.add_parser("inspect", help="show the metadata a file carries, by location (in-frame data by stream)")
     i.add_argument("file", type=Path)
     i.set_defaults(func=run_inspect)
 
 
 def run_clean(args: argparse.Namespace) -> int:
     check_file_paths(args.input, args.output, args.force)
-    result = clean_metadata(args.input, args.output, keep_audio=args.keep_audio)
+    result = clean_metadata(args.input, args.output, keep_audio=args.keep_audio,
+                            fallback="reencode" if args.reencode_if_needed else "refuse")
+    if result.reencoded:
+        print(f"{args.output}: re-encoded, not lossless ({result.reencoded})")
     print(f"{args.output}: clean ({result.container}, {result.video_streams} video, "
           f"{result.audio_streams} audio stream(s); removed: {', '.join(result.dropped) or 'nothing'}; "
-          f"verified with exiftool, ffprobe, box tree and SEI scan; {result.seconds:.2f} s)")
+          f"verified with exiftool, ffprobe, box tree, Matroska elements and in-frame data scan; "
+          f"{result.seconds:.2f} s)")
     return 0
 
 

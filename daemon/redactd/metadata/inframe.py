@@ -15,6 +15,7 @@ names XviD or DivX), the cleaner compares decoded frames before it keeps the out
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -88,12 +89,20 @@ def _start_code_segments(data: bytes) -> list[tuple[int, int, int]]:
     return out
 
 
+#: User data that is nothing but an encoder's build tag, which FFmpeg's decoder reads to choose its
+#: IDCT and bug workarounds (XviD's, DivX's, old libavcodec's): cutting it changes the decoded
+#: pictures. A version number of an encoder is not personal; anything longer or else is cut.
+DECODER_BUILD_TAG = re.compile(rb"(XviD\d{1,6}|DivX\d{1,4}(Build\d{1,6}|b\d{1,6})p?|Lavc\d+\.\d+\.\d+|"
+                               rb"FFmpe?g?\d*b\d{1,6})\x00*")
+
+
 def mpeg4_cut(data: bytes) -> tuple[bytes, Counter[str]]:
-    """``data`` without its user-data segments (00 00 01 B2 up to the next start code)."""
+    """``data`` without its user-data segments (00 00 01 B2 up to the next start code), except
+    a bare encoder build tag that the decoder needs (`DECODER_BUILD_TAG`)."""
     kinds: Counter[str] = Counter()
     kept = []
     for code, start, end in _start_code_segments(data):
-        if code == 0xB2:
+        if code == 0xB2 and not DECODER_BUILD_TAG.fullmatch(data[start + 4:end]):
             kinds["user data (00 00 01 B2)"] += 1
         else:
             kept.append(data[start:end])

@@ -74,7 +74,8 @@ _ALLOWED: dict[str, dict[str, str]] = {
                  "Unknown_colr"),
         **_allow("pasp: pixel aspect ratio of anamorphic video", "PixelAspectRatio", "Unknown_pasp"),
         **_allow("clap: clean aperture, the displayed part of the coded picture", "CleanAperture",
-                 "CleanApertureDimensions", "Unknown_clap"),
+                 "CleanApertureDimensions", "CleanApertureWidth", "CleanApertureHeight",
+                 "CleanApertureOffsetX", "CleanApertureOffsetY", "Unknown_clap"),
         **_allow("fiel: field order of interlaced video (tff/bff)", "VideoFieldOrder", "Unknown_fiel"),
         **_allow("btrt: buffer size and bit rates of the stream", "BufferSize", "MaxBitrate",
                  "AverageBitrate", "Unknown_btrt"),
@@ -94,6 +95,8 @@ _ALLOWED: dict[str, dict[str, str]] = {
                  "Matroska_0x15ee"),
         **_allow("Matroska Video: coded and display size, scan type", "VideoScanType", "DisplayWidth",
                  "DisplayHeight", "DisplayUnit"),
+        **_allow("Matroska PixelCrop: the displayed part of the coded picture (from MP4's clap)",
+                 "CropBottom", "CropTop", "CropLeft", "CropRight"),
         **_allow("Matroska FieldOrder (0x9D): which field comes first in interlaced video",
                  "Matroska_0x001d"),
         **_allow("Matroska Colour (0x55B0): colour description, its children checked by the "
