@@ -12,10 +12,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from redactd.errors import RedactdError, VerifyError
-from redactd.metadata import clean_metadata
 from tests import camerafactory as cf
 from tests import mediafactory as mf
+
+from redactd.errors import RedactdError, VerifyError
+from redactd.metadata import clean_metadata
 
 
 def outcome(src: Path, out: Path, audio: bool, canaries: list[str]) -> tuple[str, str]:

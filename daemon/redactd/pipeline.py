@@ -140,8 +140,6 @@ def run_visual(spec: JobSpec, progress: Progress | None) -> JobResult:
         "detections": detections,
         "verified": ["exiftool", "ffprobe", "box-tree", "matroska-elements", "bitstream-in-frame"],
     }
-    if result.reencoded:
-        sidecar["reencoded"] = {"why": result.reencoded, "codec": spec.policy.encode.codec}
     if review:
         sidecar["review"] = review
     if not policy.validation.enabled:

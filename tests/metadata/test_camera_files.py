@@ -16,6 +16,8 @@ from redactd.metadata import clean_metadata, verify_clean
 from redactd.metadata.clean import UncuttableError
 from redactd.metadata.inspect import inspect_file
 from redactd.metadata.verify import allow_reason
+from redactd.pipeline import JobSpec, run_metadata_only
+from redactd.policy import RedactionPolicy
 from tests import mediafactory as mf
 from tests.camerafactory import (
     CAMERAS,
@@ -138,6 +140,17 @@ class TestFramesThatCannotBeCutExactly:
         assert info["codec_name"] == "h264" and (info["width"], info["height"]) == (720, 576)
         assert len(mf.frame_md5s(out)) == len(mf.frame_md5s(src)) == 10
         verify_clean(out)
+
+    def test_the_metadata_only_job_follows_its_policy(self, tmp_path: Path) -> None:
+        src = dv_clip(tmp_path)
+        base = {"kind": "redaction", "id": "camcorder", "version": 1, "mode": "metadata-only"}
+        with pytest.raises(UncuttableError):
+            run_metadata_only(JobSpec("j1", src, tmp_path, RedactionPolicy.model_validate(base)), None)
+        policy = RedactionPolicy.model_validate({**base, "lossless": {"fallback": "reencode"}})
+        result = run_metadata_only(JobSpec("j2", src, tmp_path, policy), None)
+        assert result.sidecar["reencoded"]["codec"] == "libx264"
+        assert "VAUX" in result.sidecar["reencoded"]["why"]
+        assert ffprobe_video(result.output_path)["codec_name"] == "h264"
 
 
 # --------------------------------------------------------------------------- refusals say what and where
