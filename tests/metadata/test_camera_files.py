@@ -75,6 +75,7 @@ _KEPT: dict[str, Callable[[dict[str, object]], bool]] = {
 
 
 class TestStructureFfmpegWritesIsAllowedKnowingly:
+    @pytest.mark.slow
     @pytest.mark.parametrize("out_suffix", [".mp4", ".mkv"])
     @pytest.mark.parametrize("kind", list(_KEPT))
     def test_cleans_losslessly_and_keeps_the_structure(self, kind: str, out_suffix: str, tmp_path: Path) -> None:
@@ -98,6 +99,7 @@ class TestStructureFfmpegWritesIsAllowedKnowingly:
 # --------------------------------------------------------------------------- camera-shaped files
 
 class TestCameraShapedFilesCleanLosslessly:
+    @pytest.mark.slow
     @pytest.mark.parametrize("out_suffix", [".mp4", ".mkv"])
     @pytest.mark.parametrize("camera", list(CAMERAS))
     def test_every_canary_is_gone_and_frames_are_bit_exact(self, camera: str, out_suffix: str,

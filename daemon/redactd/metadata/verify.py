@@ -137,7 +137,7 @@ _PERSONAL_TAGS = re.compile(
     r"(GPS|Location|Latitude|Longitude|Altitude|Make|Model|Serial|Author|Artist|Creator|Title|Comment|"
     r"Description|Copyright|Keyword|Software|Encoder|Owner|Name|Lens|Camera|Firmware|Face|Person|Album|"
     r"Genre|Rating|Contributor|Publisher|Credit|Subject|Thumbnail|Preview|Accelerometer|Gyro|Telemetry|"
-    r"Text|Information|Date|Time|Address|City|Country|Note|Chapter|Subtitle|Cover|Picture)", re.IGNORECASE)
+    r"Text|Information|Date|CreationTime|Address|City|Country|Note|Chapter|Subtitle|Cover|Picture)", re.IGNORECASE)
 _MP4_WHERE = {"QuickTime": "moov (movie header)", "UserData": "a udta user-data box",
               "Keys": "moov/meta/keys (Apple metadata keys)", "ItemList": "udta/meta/ilst (iTunes list)"}
 # Values that must be empty/zero even where the tag itself is structural.
