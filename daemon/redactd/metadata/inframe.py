@@ -113,6 +113,8 @@ def mpeg4_cut(data: bytes) -> tuple[bytes, Counter[str]]:
 
 _SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
 _NO_LENGTH = {0x01, *range(0xD0, 0xD8)}  # TEM, RSTn: markers without a length field
+#: The end of a scan: a marker other than a stuffed FF 00, a restart marker or a fill byte.
+_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
 def _app_kind(marker: int, body: bytes) -> str:
@@ -174,16 +176,8 @@ def jpeg_cut(data: bytes) -> tuple[bytes, Counter[str]]:
                 out += data[pos:end]
             pos = end
             if marker == _SOS:  # entropy-coded data runs to the next marker that is not RSTn or a stuffed 00
-                scan = pos
-                while True:
-                    scan = data.find(b"\xff", scan)
-                    if scan < 0 or scan + 1 >= n:
-                        scan = n
-                        break
-                    if data[scan + 1] == 0 or 0xD0 <= data[scan + 1] <= 0xD7 or data[scan + 1] == 0xFF:
-                        scan += 1 if data[scan + 1] == 0xFF else 2
-                        continue
-                    break
+                found = _SCAN_END.search(data, pos)
+                scan = found.start() if found else n
                 out += data[pos:scan]
                 pos = scan
     if not out:
