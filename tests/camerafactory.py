@@ -132,6 +132,17 @@ def xvid_avi(tmp: Path, c: dict[str, str]) -> Path:
     return path
 
 
+def mpeg2_mpg(tmp: Path, c: dict[str, str]) -> Path:
+    """MPEG-2 in MPEG-PS as DVD and HDD camcorders (.MOD/.MPG) write it, a camera note as user data."""
+    raw = mf.plain_video(tmp / "m2v.es", codec="mpeg2video", rate=25, extra=("-f", "mpeg2video"))
+    data = raw.read_bytes()
+    picture = data.index(b"\x00\x00\x01\x00", data.index(b"\x00\x00\x01\xb8"))  # after the GOP header
+    raw.write_bytes(data[:picture] + b"\x00\x00\x01\xb2" + c["udata"].encode() + data[picture:])
+    path = tmp / "MOV042.MPG"
+    mf.ffmpeg("-fflags", "+genpts", "-r", "25", "-f", "mpegvideo", "-i", str(raw), "-c", "copy", "-f", "vob", str(path))
+    return path
+
+
 def mjpeg_frames(tmp: Path, c: dict[str, str]) -> Path:
     frames = tmp / "jpg"
     frames.mkdir()
@@ -167,6 +178,7 @@ CAMERAS: dict[str, tuple[Callable[[Path, dict[str, str]], Path], tuple[str, ...]
     "avchd-like mts": (avchd_like, ("mdpm", "provider", "service"), True),
     "mpeg-4 part 2 avi": (mpeg4_avi, ("udata", "artist"), False),
     "xvid avi": (xvid_avi, ("udata", "artist"), False),
+    "mpeg-2 ps (camcorder .mpg)": (mpeg2_mpg, ("udata",), False),
     "mjpeg avi": (mjpeg_avi, ("make", "model", "serial", "xmp", "comment", "thumb"), False),
     "mjpeg mov": (mjpeg_mov, ("make", "model", "serial", "xmp", "comment", "thumb"), False),
 }

@@ -2,8 +2,8 @@
 
 The remux runs in-process through PyAV (FFmpeg's muxers, no subprocess start-up). Packets are
 copied unchanged except that in-frame user data is cut out of the coded video: every SEI NAL unit
-for H.264 (type 6) and HEVC (39, 40), every metadata OBU for AV1 (type 5), MPEG-4 Part 2 user
-data, Motion JPEG APPn/COM segments (see `inframe`). None of it is picture data, so decoded frames
+for H.264 (type 6) and HEVC (39, 40), every metadata OBU for AV1 (type 5), MPEG-4 Part 2 and
+MPEG-2 user data, Motion JPEG APPn/COM segments (see `inframe`). None of it is picture data, so decoded frames
 stay bit-exact; where a decoder reads it anyway (MPEG-4, MJPEG) the decoded frames of input and
 output are compared before the output is kept. The codec configuration record (avcC/hvcC/av1C,
 MPEG-4's VOL header) is rebuilt the same way: x265, for one, stores its banner there.
@@ -33,10 +33,10 @@ from redactd.policy import AudioMode, Encode, Limits
 log = structlog.get_logger(__name__)
 
 # VP9 has no user-data syntax in its bitstream; the others' user data is cut (see `inframe`).
-LOSSLESS_VIDEO = {"h264", "hevc", "vp9", "av1", "mpeg4", "mjpeg"}
+LOSSLESS_VIDEO = {"h264", "hevc", "vp9", "av1", "mpeg4", "mpeg2video", "mjpeg"}
 #: Codecs whose decoder reads the in-frame data we cut (FFmpeg picks an IDCT and bug workarounds
 #: from MPEG-4 user data naming XviD or DivX): decoded frames are compared before the output is kept.
-DECODE_CHECKED = {"mpeg4", "mjpeg"}
+DECODE_CHECKED = {"mpeg4", "mpeg2video", "mjpeg"}
 Fallback = Literal["refuse", "reencode"]
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 WEBM_VIDEO = {"vp9", "av1"}

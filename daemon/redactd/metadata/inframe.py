@@ -1,8 +1,8 @@
 """In-frame data of every codec the lossless path handles: find it, name it, cut it exactly.
 
 - H.264 / HEVC: SEI NAL units; AV1: metadata OBUs (see `nal`).
-- MPEG-4 Part 2: user-data segments (start code 00 00 01 B2), where encoders and cameras write
-  their names, versions and settings, in the VOL header and in any frame.
+- MPEG-4 Part 2 and MPEG-2: user-data segments (start code 00 00 01 B2), where encoders and
+  cameras write their names, versions and settings, in the stream header and in any frame.
 - Motion JPEG: per-frame APPn and COM segments (EXIF with maker notes and GPS, thumbnails, XMP,
   ICC profiles, MPF extra images) and any bytes after the picture's end marker. What decoding
   needs stays: the JFIF/AVI1 APP0 (pixel density, field order; a JFIF thumbnail is dropped
@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 from redactd.metadata.nal import FILTERABLE, PacketFilter, clean_config_record, config_record_units, nal_type
 
 #: Codecs whose frames carry user data that is cut out exactly.
-CUTTABLE = FILTERABLE | {"mpeg4", "mjpeg"}
+CUTTABLE = FILTERABLE | {"mpeg4", "mpeg2video", "mjpeg"}
+#: Codecs with MPEG-style start codes whose user data (00 00 01 B2) is cut: MPEG-4 Part 2 and
+#: MPEG-2 (DVD and HDV camcorders; its user data also holds closed captions and bar data).
+START_CODE_CODECS = {"mpeg4", "mpeg2video"}
 #: Codecs whose frames carry data that cannot be cut out without re-encoding: DV's VAUX packs
 #: (recording date and time, camera settings) sit in fixed places inside every DIF block, and
 #: ProRes frame headers carry an encoder identifier; neither has a bit-exact way out.
@@ -224,14 +227,14 @@ class FrameFilter:
 
     @property
     def _cutter(self) -> Callable[[bytes], tuple[bytes, Counter[str]]]:
-        return mpeg4_cut if self.codec == "mpeg4" else jpeg_cut
+        return mpeg4_cut if self.codec in START_CODE_CODECS else jpeg_cut
 
 
 def clean_extradata(codec: str, extradata: bytes) -> tuple[bytes, int]:
     """The codec configuration (avcC/hvcC/av1C, MPEG-4's VOL header) without user data."""
     if codec in FILTERABLE:
         return clean_config_record(codec, extradata)
-    if codec == "mpeg4" and extradata:
+    if codec in START_CODE_CODECS and extradata:
         cleaned, kinds = mpeg4_cut(extradata)
         return cleaned, sum(kinds.values())
     return extradata, 0
@@ -245,6 +248,6 @@ def extradata_kinds(codec: str, extradata: bytes) -> Counter[str]:
             return Counter({"metadata OBU": clean_config_record(codec, extradata)[1]}) - Counter()
         units = [(nal_type(codec, u[0]), u) for u in config_record_units(codec, extradata) if u]
         return _nal_kinds(codec, units, types)
-    if codec == "mpeg4":
+    if codec in START_CODE_CODECS:
         return mpeg4_cut(extradata)[1]
     return Counter()
