@@ -87,14 +87,26 @@ class TestTrackBoxes:
         assert centre == [last + 20 + 4, last + 20 + 8, last + 20 + 8, last + 20 + 8]
         assert out[14] == []
 
-    def test_pads_each_box_and_clips_it_to_the_frame(self) -> None:
+    def test_pads_each_box_and_keeps_its_shape_past_the_frame_edge(self) -> None:
+        # A face leaving the picture: its box reaches past the edge, so the ellipse drawn from it
+        # is the whole face's (an ellipse inscribed in the visible part left the cut side sharp).
         cfg = Tracking(pad=0.5, extend_frames=0, hold_frames=0)
         out = track_boxes([[Box(10, 10, 50, 50, 0.9, "face")]], cfg, 60, 60)
         b = out[0][0].box
         assert (b.x0, b.y0, b.x1, b.y1) == (0.0, 0.0, 60.0, 60.0)
+        out = track_boxes([[Box(-20, 5, 20, 45, 0.9, "face")]], cfg, 60, 60)
+        b = out[0][0].box
+        assert (b.x0, b.y0, b.x1, b.y1) == (-30.0, -5.0, 30.0, 55.0)
         out = track_boxes([[Box(100, 100, 140, 140, 0.9, "face")]], cfg, 1000, 1000)
         b = out[0][0].box
         assert (b.x0, b.y0, b.x1, b.y1) == (90.0, 90.0, 150.0, 150.0)
+
+    def test_drops_a_box_that_has_left_the_frame(self) -> None:
+        # Extended along its motion, a track runs off the edge; past it there is nothing to cover.
+        cfg = Tracking(pad=0.0, extend_frames=3, hold_frames=0)
+        dets = [[Box(30 + 20 * i, 10, 58 + 20 * i, 40, 0.9, "face")] for i in range(2)] + [[], [], []]
+        out = track_boxes(dets, cfg, 100, 100)
+        assert [len(f) for f in out] == [1, 1, 1, 1, 0]  # x0 at 70, 90, then 110: outside
 
     def test_frames_left_to_tracking_are_covered(self) -> None:
         # Detector run on every 3rd frame only (None marks the frames it skipped).

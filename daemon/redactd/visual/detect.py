@@ -115,11 +115,11 @@ def onnx_session(model: bytes, threads: int | None = None) -> Any:
 
 
 def _model_size(
-    width: int, height: int, input_width: int, min_scale: float = 0.0, multiple: int = 32
+    width: int, height: int, input_width: int, min_scale: float = 0.0, multiple: int = 32, max_scale: float = 1.0
 ) -> tuple[int, int]:
     """Model input size: the frame scaled to ``input_width`` but never below ``min_scale`` of its
-    size (nor up), both sides rounded to ``multiple``."""
-    scale = min(1.0, max(input_width / width, min_scale))
+    size (nor above ``max_scale``: by default never up), both sides rounded to ``multiple``."""
+    scale = min(max_scale, max(min(1.0, input_width / width), min_scale))
     w = max(multiple, round(width * scale / multiple) * multiple)
     h = max(multiple, round(height * scale / multiple) * multiple)
     return w, h
@@ -166,10 +166,10 @@ class CenterFaceDetector:
         h, w = frame.shape[:2]
         pad = round(self.cfg.edge_pad * min(w, h))
         if pad:
-            # Mirrored outwards, a face cut by the edge is seen whole; boxes are clipped back.
+            # Mirrored outwards, a face cut by the edge is seen whole. Its box keeps the part
+            # outside the frame (the whole face's shape and motion); one wholly outside is a mirror image.
             padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-            found = [_clipped(b, w, h) for b in self._run(padded, -pad, -pad)]
-            found = [b for b in found if b.width >= 1 and b.height >= 1]
+            found = [b for b in self._run(padded, -pad, -pad) if _inside(b, w, h)]
         else:
             found = self._run(frame, 0, 0)
         if self.cfg.tiles > 1:
@@ -180,8 +180,11 @@ class CenterFaceDetector:
 
     def _run(self, img: np.ndarray, off_x: int, off_y: int) -> list[Box]:
         h, w = img.shape[:2]
-        mw, mh = _model_size(w, h, self.cfg.input_width, max(self.cfg.min_scale, MODEL_FACE_PX / self.cfg.min_face_px))
-        small = cv2.resize(img, (mw, mh), interpolation=cv2.INTER_AREA) if (mw, mh) != (w, h) else img
+        # Scaled up (at most 2x) only for a min_face_px below what the model finds at full size.
+        need = MODEL_FACE_PX / self.cfg.min_face_px
+        mw, mh = _model_size(w, h, self.cfg.input_width, max(self.cfg.min_scale, need), max_scale=min(2.0, max(1.0, need)))
+        interp = cv2.INTER_AREA if mw <= w else cv2.INTER_LINEAR
+        small = cv2.resize(img, (mw, mh), interpolation=interp) if (mw, mh) != (w, h) else img
         # CenterFace was trained on RGB 0..255 without normalisation.
         blob = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32)
         try:
@@ -213,10 +216,10 @@ class CenterFaceDetector:
         return nms(boxes)
 
 
-def _clipped(box: Box, width: int, height: int) -> Box:
-    """``box`` cut to the frame (a face half outside is obscured where it is inside)."""
-    return Box(max(0.0, box.x0), max(0.0, box.y0), min(float(width), box.x1), min(float(height), box.y1),
-               box.score, box.label)
+def _inside(box: Box, width: int, height: int) -> bool:
+    """Whether ``box``'s centre lies in the frame (a box centred outside finds a mirrored face)."""
+    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+    return 0 <= cx < width and 0 <= cy < height
 
 
 class TextDetector:
