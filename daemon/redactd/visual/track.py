@@ -155,12 +155,14 @@ def _keep_size(lo: float, hi: float, size: float, limit: int) -> tuple[float, fl
     return centre - size / 2, centre + size / 2
 
 
-def associate(detections: Sequence[Sequence[Box] | None], cfg: Tracking) -> list[_Track]:
+def associate(
+    detections: Sequence[Sequence[Box] | None], cfg: Tracking, frame_size: tuple[int, int] | None = None
+) -> list[_Track]:
     """The tracks of a whole clip with at least ``min_track_hits`` detections (see `_Associator`).
 
     ``None`` marks a frame that was not run through the detector (detect every k-th frame).
     """
-    assoc = _Associator(cfg, _detect_step(detections))
+    assoc = _Associator(cfg, _detect_step(detections), frame_size)
     for frame, boxes in enumerate(detections):
         assoc.push(frame, boxes)
     return [t for t in assoc.tracks if len(t.frames) >= cfg.min_track_hits]
