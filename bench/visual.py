@@ -180,7 +180,9 @@ def heldout_bench(args: argparse.Namespace) -> None:
                     sc = heldout.score(original, gray_frames(out, clip.width, clip.height), clip)
                     for k, v in enumerate((sc.face_frames, sc.leaked, sc.untouched)):
                         totals[name][k] += v
-                    pct = (lambda n: f"{100 * n / sc.face_frames:5.1f}%" if sc.face_frames else "    -")
+                    def pct(n: int, total: int = sc.face_frames) -> str:
+                        return f"{100 * n / total:5.1f}%" if total else "    -"
+
                     print(f"{case.name:14s} {height:5d} {name:18s} {sc.face_frames:11d} {pct(sc.leaked):>7s} "
                           f"{pct(sc.untouched):>9s} {pct(sc.partly):>6s} {sc.longest_run:4d} "
                           f"{100 * sc.obscured_share:7.1f}% {clip.frames / wall:6.2f}", flush=True)

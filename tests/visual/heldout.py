@@ -70,7 +70,7 @@ def rotated(sp: synth.Sprite, degrees: float) -> synth.Sprite:
     h, w = sp.image.shape[:2]
     theta = math.radians(degrees)
     c, s = abs(math.cos(theta)), abs(math.sin(theta))
-    nw, nh = int(math.ceil(w * c + h * s)), int(math.ceil(w * s + h * c))
+    nw, nh = math.ceil(w * c + h * s), math.ceil(w * s + h * c)
     m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
     m[0, 2] += (nw - w) / 2
     m[1, 2] += (nh - h) / 2
@@ -97,7 +97,7 @@ def turned(sp: synth.Sprite, squeeze: float) -> synth.Sprite:
     mask = cv2.warpPerspective(np.full((h, w), 255, np.uint8), m, (nw, h), flags=cv2.INTER_NEAREST) > 0
     x0, y0, x1, y1 = sp.face
     pts = cv2.perspectiveTransform(np.float32([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]]), m)[0]
-    face = (int(pts[:, 0].min()), int(pts[:, 1].min()), int(math.ceil(pts[:, 0].max())), int(math.ceil(pts[:, 1].max())))
+    face = (int(pts[:, 0].min()), int(pts[:, 1].min()), math.ceil(pts[:, 0].max()), math.ceil(pts[:, 1].max()))
     return replace(sp, image=image, mask=mask, face=face)
 
 

@@ -48,7 +48,7 @@ class TestEdgeFaces:
     def test_faces_sliding_out_of_the_frame_are_covered_while_any_of_them_shows(self, tmp_path: Path) -> None:
         # Out through the right, left and bottom edges, and one cut by the top edge all along:
         # every frame where 8 px or more of a face is still inside is scored.
-        clip, score = _redacted(tmp_path, "edge-exit", 720, 30)
+        _, score = _redacted(tmp_path, "edge-exit", 720, 30)
         assert score.face_frames >= 90
         assert score.leaked == 0, score
 
