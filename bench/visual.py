@@ -93,6 +93,8 @@ def main() -> None:
     ap.add_argument("--heldout", nargs="?", const="all", default=None,
                     help="score the held-out cases (comma-separated names, or all)")
     ap.add_argument("--policy", action="append", default=[], help="also run redactd with policies/NAME.yaml")
+    ap.add_argument("--no-deface", action="store_true",
+                    help="held-out cases only: leave deface out (its figures do not change with redactd's code)")
     args = ap.parse_args()
     if args.heldout:
         heldout_bench(args)
@@ -163,7 +165,8 @@ def heldout_bench(args: argparse.Namespace) -> None:
         tools[f"redactd {name.removeprefix('visual-')}"] = [
             sys.executable, "-m", "redactd", "--log-level", "warning", "redact", "{in}", "-o", "{out}", "--force",
             "--policy", str(REPO / "policies" / f"{name}.yaml")]
-    tools["deface"] = [args.deface, "{in}", "-o", "{out}", "--backend", "onnxrt"]
+    if not args.no_deface:
+        tools["deface"] = [args.deface, "{in}", "-o", "{out}", "--backend", "onnxrt"]
     totals: dict[str, list[int]] = {name: [0, 0, 0] for name in tools}
     print(f"{'case':14s} {'size':>5s} {'tool':18s} {'face-frames':>11s} {'leaked':>7s} {'untouched':>9s} "
           f"{'partly':>6s} {'run':>4s} {'obscured':>8s} {'fps':>6s}")
