@@ -108,19 +108,23 @@ class Case:
     texture: bool = False  # no face, no text: scores the share of the picture obscured
 
 
+def small_faces(face_width: int, speed: float, width: int, height: int) -> list[synth.Sprite]:
+    """Five real faces ``face_width`` px wide spread over the frame (the corners of a tiled pass,
+    the middle, near the top edge), moving ``speed`` px a frame: a slow walk, or a fast pan."""
+    f, v = face_width, speed
+    return [
+        synth.astronaut(f, 0.05 * width, 0.12 * height, v, 0.2 * v),
+        lfw_of_width(40, f, 0.45 * width, 0.45 * height, -v, 0.3 * v),
+        mirrored(lfw_of_width(52, f, 0.75 * width, 0.7 * height, -0.7 * v, -0.4 * v)),
+        lfw_of_width(63, f, 0.3 * width, 0.78 * height, 0.8 * v, -0.2 * v),
+        mirrored(synth.astronaut(f, 0.8 * width, 0.2 * height, -0.6 * v, 0.5 * v)),
+    ]
+
+
 def _small(face_width: int, speed: float) -> Callable[[Path, int, int], synth.Clip]:
     def build(path: Path, height: int, frames: int) -> synth.Clip:
         width = height * 16 // 9
-        f = face_width
-        # Spread over the frame (the corners of a tiled pass, the middle, near the top edge);
-        # speeds in px per frame at the clip's own size (a slow walk, or a fast pan).
-        sprites = [
-            synth.astronaut(f, 0.05 * width, 0.12 * height, speed, 0.2 * speed),
-            lfw_of_width(40, f, 0.45 * width, 0.45 * height, -speed, 0.3 * speed),
-            mirrored(lfw_of_width(52, f, 0.75 * width, 0.7 * height, -0.7 * speed, -0.4 * speed)),
-            lfw_of_width(63, f, 0.3 * width, 0.78 * height, 0.8 * speed, -0.2 * speed),
-            mirrored(synth.astronaut(f, 0.8 * width, 0.2 * height, -0.6 * speed, 0.5 * speed)),
-        ]
+        sprites = small_faces(face_width, speed, width, height)
         return synth.make_clip(path, width, height, frames, sprites, bg=real_background(width, height), crf=18)
 
     return build
