@@ -108,6 +108,14 @@ class TestRegionsFor:
         assert (text.x0, text.y0, text.x1, text.y1) == (100, 100, 200, 220)
 
 
+    def test_a_face_cut_by_the_frame_edge_is_a_rectangle(self) -> None:
+        # What shows of a face leaving the picture is a strip along the edge, where an ellipse's
+        # far side is narrowest: the strip is covered top to bottom instead.
+        inside, cut = regions_for([(100, 100, 200, 220, "face"), (-60, 100, 40, 220, "face")],
+                                  Obscure(cover="face"), (640, 360))
+        assert inside.ellipse and not cut.ellipse
+
+
 class TestSmallFaceStrength:
     def test_a_small_box_gets_samples_of_at_least_the_minimum_block(self) -> None:
         # 32 px wide: 8 samples across would be 4 px blocks (eyes and mouth stay as shading).

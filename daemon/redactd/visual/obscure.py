@@ -136,14 +136,22 @@ def head(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, floa
     return x0 - side, y0 - HEAD_GROWTH["top"] * h, x1 + side, y1 + HEAD_GROWTH["bottom"] * h
 
 
-def regions_for(boxes: Sequence[tuple[float, float, float, float, str]], cfg: Obscure) -> list[Region]:
+def regions_for(
+    boxes: Sequence[tuple[float, float, float, float, str]], cfg: Obscure, frame: tuple[int, int] | None = None
+) -> list[Region]:
     """Integer regions (rounded outwards) for (x0, y0, x1, y1, label) boxes; a face's region is
-    its head unless the policy asks for the face only (``cover: face``)."""
+    its head unless the policy asks for the face only (``cover: face``).
+
+    With the ``frame`` size (width, height), a region cut by the frame's edge is a rectangle: what
+    shows of a face leaving the picture is a strip along the edge, and an ellipse's far side is
+    narrowest exactly there (it left the strip's top and bottom sharp).
+    """
     ellipse = cfg.shape == "ellipse"
     out = []
     for x0, y0, x1, y1, label in boxes:
         if label == "face" and cfg.cover == "head":
             x0, y0, x1, y1 = head(x0, y0, x1, y1)
+        cut = frame is not None and (x0 < 0 or y0 < 0 or x1 > frame[0] or y1 > frame[1])
         out.append(Region(int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1)),
-                          ellipse and label not in RECTANGULAR_LABELS))
+                          ellipse and label not in RECTANGULAR_LABELS and not cut))
     return out
