@@ -43,8 +43,8 @@ class TestValidator:
                                                    faces_policy: RedactionPolicy) -> None:
         report = validator.check(correct.output, correct.detections, faces_policy.obscure)
         assert (report.verdict, report.reason, report.leak_frames) == ("publish", None, 0)
-        # The detectors did fire on the blurred faces; the rule set those findings aside.
-        assert report.covered > 0
+        # Nothing uncovered reached the rule (Haar, the former default, fired on blurred faces).
+        assert report.candidates == 0
 
     def test_figures_name_every_model_with_its_sha256(self, correct: Rendered, validator: Validator,
                                                       faces_policy: RedactionPolicy) -> None:
@@ -143,7 +143,7 @@ class TestMtcnn:
                                          "detectors": {"mtcnn": True, "haar": False, "centerface": False}})
         report = validate_output(tmp_path / "out.mp4", doc, cfg, faces_policy.obscure)
         assert report.verdict == "publish" and report.leak_frames == 0
-        assert report.covered > 0  # it did see her blurred head, and the rule set it aside
+        assert report.candidates == 0  # nothing outside the obscured head, collar included
 
 
 class TestYoloSecondOpinion:
