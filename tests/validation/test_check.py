@@ -6,16 +6,18 @@ import hashlib
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+import skimage.data
 
 from redactd.errors import ConfigError, InputError
 from redactd.policy import RedactionPolicy, Validation, ValidationDetectors
 from redactd.validation import Validator, validate_output
-from redactd.validation.detectors import build_second_opinion
+from redactd.validation.detectors import MTCNN_SHA256, MtcnnFaces, build_second_opinion
 from tests.validation import scenes
 from tests.validation.conftest import Rendered
-from tests.visual import synth
+from tests.visual import heldout, synth
 from tests.visual.onnxbuild import tiny_yolo
 
 
@@ -41,14 +43,14 @@ class TestValidator:
                                                    faces_policy: RedactionPolicy) -> None:
         report = validator.check(correct.output, correct.detections, faces_policy.obscure)
         assert (report.verdict, report.reason, report.leak_frames) == ("publish", None, 0)
-        # The detectors did fire on the blurred faces; the rule set those findings aside.
-        assert report.covered > 0
+        # Nothing uncovered reached the rule (Haar, the former default, fired on blurred faces).
+        assert report.candidates == 0
 
     def test_figures_name_every_model_with_its_sha256(self, correct: Rendered, validator: Validator,
                                                       faces_policy: RedactionPolicy) -> None:
         figures = validator.check(correct.output, correct.detections, faces_policy.obscure).figures()
         names = {m["name"] for m in figures["models"]}
-        assert names == {"haar-frontal", "haar-profile", "centerface-strong"}
+        assert names == {"mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet", "centerface-strong"}
         assert all(len(m["sha256"]) == 64 for m in figures["models"])
         assert figures["leak_score"] == 0.0 and figures["sampled_frames"] == 4
 
@@ -94,12 +96,54 @@ class TestInterlacedOutput:
 
 class TestSecondOpinionDetectors:
     def test_haar_and_hog_ship_with_opencv(self) -> None:
-        detectors = build_second_opinion(ValidationDetectors(centerface=False, hog_people=True), 12)
+        detectors = build_second_opinion(
+            ValidationDetectors(mtcnn=False, haar=True, centerface=False, hog_people=True), 12)
         assert [d.family for d in detectors] == ["haar", "hog"]
 
     def test_no_detector_at_all_is_a_configuration_error(self) -> None:
         with pytest.raises(ConfigError, match="names no detector"):
-            build_second_opinion(ValidationDetectors(haar=False, centerface=False), 12)
+            build_second_opinion(ValidationDetectors(mtcnn=False, haar=False, centerface=False), 12)
+
+
+class TestMtcnn:
+    """The red team's own family: finds small and turned real faces, not a dark collar."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def mtcnn(cls) -> MtcnnFaces:
+        return MtcnnFaces(1280, 12, threads=1)
+
+    @pytest.mark.parametrize("sprite", [
+        synth.astronaut(30, 100, 100),  # small: Haar at 640 px sees it at 15 px
+        heldout.turned(synth.astronaut(80, 800, 100), 0.55),  # turned away (three-quarter)
+        heldout.lfw_of_width(50, 40, 1000, 500),
+    ], ids=["small", "turned", "lfw"])
+    def test_finds_a_real_face(self, mtcnn: MtcnnFaces, sprite: synth.Sprite) -> None:
+        frame = heldout.real_background(1280, 720)
+        x, y = sprite.at(0)
+        synth.paste(frame, sprite.image, x, y, sprite.mask)
+        f = sprite.face
+        gt = (x + f[0], y + f[1], x + f[2], y + f[3])
+        found = mtcnn.detect(frame)
+        assert any(overlaps({"x0": b.x0, "y0": b.y0, "x1": b.x1, "y1": b.y1}, gt) for b in found), found
+        assert len(found) == 1  # one face, one box; nothing in the rocket, the cup or the cat
+
+    def test_takes_its_models_from_the_installed_package_checked(self, mtcnn: MtcnnFaces) -> None:
+        assert {i.name: i.sha256 for i in mtcnn.infos} == {
+            f"mtcnn-{name.split('.')[0]}": digest for name, digest in MTCNN_SHA256.items()}
+
+    def test_does_not_flag_the_astronaut_whose_face_is_blurred(self, tmp_path: Path,
+                                                                 faces_policy: RedactionPolicy) -> None:
+        # Haar flagged her dark spacesuit collar in 9 of 10 sampled frames of a right redaction
+        # (held-out report; not reproduced on this 512 px still, where Haar stays quiet too).
+        photo = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+        clip = synth.make_clip(tmp_path / "astro.mp4", 512, 512, 10, [], stills=[(photo, 0, 0)])
+        doc = scenes.render(clip, tmp_path / "out.mp4", faces_policy)
+        cfg = Validation.model_validate({"sample_every_n_frames": 1,
+                                         "detectors": {"mtcnn": True, "haar": False, "centerface": False}})
+        report = validate_output(tmp_path / "out.mp4", doc, cfg, faces_policy.obscure)
+        assert report.verdict == "publish" and report.leak_frames == 0
+        assert report.candidates == 0  # nothing outside the obscured head, collar included
 
 
 class TestYoloSecondOpinion:
@@ -114,7 +158,7 @@ class TestYoloSecondOpinion:
         doc = scenes.render(clip, tmp_path / "out.mp4", faces_policy)  # CenterFace leaves a red square alone
         cfg = Validation.model_validate({
             "sample_every_n_frames": 3,
-            "detectors": {"haar": False, "centerface": False,
+            "detectors": {"mtcnn": False, "haar": False, "centerface": False,
                           "yolo": {"weights": str(weights), "classes": {0: "face"}, "input_size": 160}},
         })
         report = validate_output(tmp_path / "out.mp4", doc, cfg, faces_policy.obscure)

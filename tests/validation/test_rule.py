@@ -51,8 +51,16 @@ class TestCoverage:
         doc = {"frames": [{"i": 3, "boxes": [
             {"x0": 1.2, "y0": 2.5, "x1": 20.1, "y1": 30.0, "class": "face"},
             {"x0": 5, "y0": 5, "x1": 60, "y1": 15, "class": "text"}]}]}
-        regions = obscured_regions(doc, Obscure(shape="ellipse"))
+        regions = obscured_regions(doc, Obscure(shape="ellipse", cover="face"))
         assert regions == {3: [Region(1, 2, 21, 30, True), Region(5, 5, 60, 15, False)]}
+
+    def test_regions_are_the_rendered_heads_and_edge_cuts(self) -> None:
+        # As the render draws them: a face grown to its head, a rectangle where the frame cuts it.
+        doc = {"video": {"width": 100, "height": 80}, "frames": [{"i": 0, "boxes": [
+            {"x0": 40, "y0": 40, "x1": 60, "y1": 60, "class": "face"},
+            {"x0": -10, "y0": 40, "x1": 10, "y1": 60, "class": "face"}]}]}
+        regions = obscured_regions(doc, Obscure(shape="ellipse"))
+        assert regions == {0: [Region(36, 31, 64, 62, True), Region(-14, 31, 14, 62, False)]}
 
 
 class TestSampling:

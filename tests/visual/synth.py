@@ -47,6 +47,7 @@ class Sprite:
     vy: float = 0.0
     wobble: float = 0.0  # amplitude (px) of a sideways zig-zag on top of the straight line
     visible: tuple[int, int] | None = None  # first and last frame it is in the picture
+    mask: np.ndarray | None = None  # which pixels of ``image`` are the picture (a rotated one has corners)
 
     def at(self, i: int) -> tuple[int, int]:
         # Period of 6 frames: motion that interpolation between detections cannot predict.
@@ -122,14 +123,25 @@ class Clip:
     height: int
     fps: int
     frames: int
-    faces: list[list[GtBox]]  # per frame, ground-truth face boxes
+    faces: list[list[GtBox]]  # per frame, ground-truth face boxes (clipped to the frame)
     stills: list[GtBox] = field(default_factory=list)  # static text objects (plates, pages)
     still_images: list[np.ndarray] = field(default_factory=list)  # their pictures (BGR), same order
+    face_ids: list[list[int]] = field(default_factory=list)  # per frame, which sprite each face box is
 
 
-def paste(frame: np.ndarray, img: np.ndarray, x: int, y: int) -> None:
+def paste(frame: np.ndarray, img: np.ndarray, x: int, y: int, mask: np.ndarray | None = None) -> None:
+    """``img`` into ``frame`` at (x, y), clipped to the frame (a picture may hang over its edge)."""
     h, w = img.shape[:2]
-    frame[y : y + h, x : x + w] = img
+    fx0, fy0 = max(0, x), max(0, y)
+    fx1, fy1 = min(frame.shape[1], x + w), min(frame.shape[0], y + h)
+    if fx1 <= fx0 or fy1 <= fy0:
+        return
+    part = img[fy0 - y : fy1 - y, fx0 - x : fx1 - x]
+    if mask is None:
+        frame[fy0:fy1, fx0:fx1] = part
+    else:
+        keep = mask[fy0 - y : fy1 - y, fx0 - x : fx1 - x]
+        frame[fy0:fy1, fx0:fx1][keep] = part[keep]
 
 
 def make_clip(
@@ -143,10 +155,16 @@ def make_clip(
     audio_hz: float | None = None,
     pix_fmt: str = "yuv420p",
     crf: int = 12,
+    bg: np.ndarray | None = None,
 ) -> Clip:
-    """Encode a clip (H.264 in MP4, high quality) and return it with its ground truth."""
-    bg = background(width, height)
+    """Encode a clip (H.264 in MP4, high quality) and return it with its ground truth.
+
+    A face box is clipped to the frame; one with nothing left inside it is not in that frame's
+    ground truth.
+    """
+    bg = background(width, height) if bg is None else bg
     gt: list[list[GtBox]] = []
+    face_ids: list[list[int]] = []
     out = av.open(str(path), "w")
     vs = out.add_stream("libx264", rate=fps)
     vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
@@ -160,14 +178,19 @@ def make_clip(
         for img, x, y in stills:
             paste(frame, img, x, y)
         boxes = []
-        for sp in sprites:
+        ids = []
+        for j, sp in enumerate(sprites):
             if not sp.shown(i):
                 continue
             x, y = sp.at(i)
-            paste(frame, sp.image, x, y)
+            paste(frame, sp.image, x, y, sp.mask)
             f = sp.face
-            boxes.append((x + f[0], y + f[1], x + f[2], y + f[3]))
+            box = (max(0, x + f[0]), max(0, y + f[1]), min(width, x + f[2]), min(height, y + f[3]))
+            if box[2] > box[0] and box[3] > box[1]:
+                boxes.append(box)
+                ids.append(j)
         gt.append(boxes)
+        face_ids.append(ids)
         vf = av.VideoFrame.from_ndarray(frame, format="bgr24")
         vf.pts = i
         for packet in vs.encode(vf.reformat(format=pix_fmt)):
@@ -177,7 +200,7 @@ def make_clip(
     if audio is not None and audio_hz is not None:
         write_tone(out, audio, audio_hz, frames / fps)
     out.close()
-    return Clip(path, width, height, fps, frames, gt, still_boxes, [img for img, _, _ in stills])
+    return Clip(path, width, height, fps, frames, gt, still_boxes, [img for img, _, _ in stills], face_ids)
 
 
 def bench_scene(path: Path, height: int, frames: int, fps: int = 25) -> Clip:

@@ -25,7 +25,7 @@ from redactd.visual.detect import (
     packaged_model,
     tiles,
 )
-from tests.visual import synth
+from tests.visual import heldout, synth
 from tests.visual.conftest import REPO, tweak
 from tests.visual.onnxbuild import tiny_yolo
 
@@ -92,10 +92,42 @@ class TestCenterFaceDetector:
 
     def test_tiled_pass_finds_a_30px_face_in_1080p(self) -> None:
         frame, gt = _scene(1920, 1080, synth.astronaut(30, 1400, 700))
-        plain = CenterFaceDetector(FaceDetection(input_width=640), threads=2)
-        tiled = CenterFaceDetector(FaceDetection(input_width=640, tiles=3), threads=2)
+        # Fed at 640 px as the input width says (min_face_px 24 would set full resolution by
+        # itself), at one threshold, without the mirrored border: the tiles alone find it.
+        cfg = {"input_width": 640, "min_face_px": 72, "small_threshold": 0.2, "edge_pad": 0}
+        plain = CenterFaceDetector(FaceDetection(**cfg), threads=2)
+        tiled = CenterFaceDetector(FaceDetection(**cfg, tiles=3), threads=2)
         assert not any(_iou((b.x0, b.y0, b.x1, b.y1), gt) > 0.3 for b in plain.detect(frame))
         assert any(_iou((b.x0, b.y0, b.x1, b.y1), gt) > 0.3 for b in tiled.detect(frame))
+
+
+    @pytest.mark.parametrize("height", [720, 1080])
+    def test_finds_24px_real_faces_by_default_up_to_1080p(self, faces: CenterFaceDetector, height: int) -> None:
+        # Five 24 px faces (the astronaut and LFW, two mirrored) over a real photograph. At the
+        # former 960 px input a 1080p frame shows them to the model at 12 px: 1 of 5 was found.
+        width = height * 16 // 9
+        frame = heldout.real_background(width, height)
+        gts = []
+        for sp in heldout.small_faces(24, 0, width, height):
+            x, y = sp.at(0)
+            synth.paste(frame, sp.image, x, y, sp.mask)
+            gts.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
+        found = faces.detect(frame)
+        hits = [any(_iou((b.x0, b.y0, b.x1, b.y1), gt) > 0.3 for b in found) for gt in gts]
+        assert sum(hits) >= 4, hits
+
+    def test_sees_a_face_cut_by_the_frame_edge_whole(self, faces: CenterFaceDetector) -> None:
+        # Three quarters outside on the right: with the border mirrored the model sees a whole
+        # face, and the box keeps the face's size beyond the edge.
+        frame = heldout.real_background(1280, 720)
+        sp = synth.astronaut(150, 0, 0)
+        fw = sp.face[2] - sp.face[0]
+        x = 1280 - sp.face[0] - fw // 4
+        synth.paste(frame, sp.image, x, 100)
+        boxes = [b for b in faces.detect(frame) if b.x1 > 1280 - fw // 4]
+        assert boxes and all(b.x1 > 1280 for b in boxes), boxes
+        blind = CenterFaceDetector(FaceDetection(edge_pad=0), threads=1)
+        assert all(b.x1 <= 1280 for b in blind.detect(frame))
 
 
 class TestTiles:

@@ -17,6 +17,13 @@ def planes(width: int = 160, height: int = 120, seed: int = 0) -> list[np.ndarra
     return [y, u, v]
 
 
+def ramp(size: int) -> list[np.ndarray]:
+    """Square planes whose luma rises left to right: every sample across keeps its own value."""
+    y = np.tile(np.linspace(16, 235, size).astype(np.uint8), (size, 1))
+    c = np.full((size // 2, size // 2), 128, np.uint8)
+    return [y, c, c.copy()]
+
+
 def detail(a: np.ndarray) -> float:
     """Mean absolute difference between neighbouring pixels: what blurring removes."""
     a = a.astype(np.int16)
@@ -85,8 +92,59 @@ class TestRegionsFor:
         assert [r.ellipse for r in regions] == [True, False, False]
 
     def test_rounds_outwards(self) -> None:
-        (r,) = regions_for([(1.7, 2.2, 10.1, 11.9, "face")], Obscure(shape="rectangle"))
+        (r,) = regions_for([(1.7, 2.2, 10.1, 11.9, "face")], Obscure(shape="rectangle", cover="face"))
         assert (r.x0, r.y0, r.x1, r.y1) == (1, 2, 11, 12)
+
+
+    def test_a_face_is_grown_to_its_head_by_default(self) -> None:
+        (r,) = regions_for([(100, 100, 200, 220, "face")], Obscure())
+        assert (r.x0, r.x1) == (80, 220)  # the ears: a fifth of the width each side
+        assert r.y0 == 46 and r.y1 == 232  # the hair above the brow, a little of the neck
+
+    def test_face_only_keeps_the_face_box_and_text_never_grows(self) -> None:
+        regions = regions_for([(100, 100, 200, 220, "face"), (100, 100, 200, 220, "text")], Obscure(cover="face"))
+        assert [(r.x0, r.y0, r.x1, r.y1) for r in regions] == [(100, 100, 200, 220)] * 2
+        (text,) = regions_for([(100, 100, 200, 220, "text")], Obscure())
+        assert (text.x0, text.y0, text.x1, text.y1) == (100, 100, 200, 220)
+
+
+    def test_a_face_cut_by_the_frame_edge_is_a_rectangle(self) -> None:
+        # What shows of a face leaving the picture is a strip along the edge, where an ellipse's
+        # far side is narrowest: the strip is covered top to bottom instead.
+        inside, cut = regions_for([(100, 100, 200, 220, "face"), (-60, 100, 40, 220, "face")],
+                                  Obscure(cover="face"), (640, 360))
+        assert inside.ellipse and not cut.ellipse
+
+
+class TestSmallFaceStrength:
+    def test_a_small_box_gets_samples_of_at_least_the_minimum_block(self) -> None:
+        # 32 px wide: 8 samples across would be 4 px blocks (eyes and mouth stay as shading).
+        p = planes()
+        obscure_planes(p, [Region(40, 40, 72, 72, ellipse=False)], Obscure(method="pixelate", blocks_across=8))
+        row = p[0][56, 40:72]
+        assert len(np.unique(row)) <= 4  # 32 // 8
+        runs = np.diff(np.flatnonzero(np.diff(row.astype(int)) != 0))
+        assert runs.size == 0 or runs.min() >= 7  # each block spans ~8 px
+
+    def test_a_large_box_keeps_the_policy_sample_count(self) -> None:
+        p = ramp(400)
+        obscure_planes(p, [Region(0, 0, 400, 400, ellipse=False)], Obscure(method="pixelate", blocks_across=8))
+        assert len(np.unique(p[0][200])) == 8
+
+    def test_a_larger_minimum_block_is_stronger(self) -> None:
+        p = ramp(400)
+        obscure_planes(p, [Region(0, 0, 400, 400, ellipse=False)],
+                       Obscure(method="pixelate", blocks_across=8, min_block_px=64))
+        assert len(np.unique(p[0][200])) == 6  # 400 // 64
+
+    def test_an_ellipse_cut_by_the_frame_edge_keeps_its_shape(self) -> None:
+        # A head half outside on the left: the ellipse reaches the edge over its whole middle,
+        # as the whole ellipse would, instead of a smaller one inscribed in the visible half.
+        p = planes()
+        before = p[0].copy()
+        obscure_planes(p, [Region(-60, 20, 60, 100, ellipse=True)], Obscure(method="fill"))
+        assert (p[0][40:80, 0] == 16).all()  # the policy's black fill
+        assert p[0][21, 55] == before[21, 55]  # the whole ellipse's corner is still left
 
 
 class TestBlurStrengthLimit:

@@ -20,7 +20,7 @@ from redactd.policy import Obscure, RedactionPolicy, policy_hash
 from redactd.visual import redact_video, render
 from redactd.visual.codec import FramePlan, VideoReader, VideoWriter, fresh_copy, plane_views, probe, to_bgr
 from redactd.visual.detect import CompositeDetector, Pending, build_detector
-from redactd.visual.obscure import Region
+from redactd.visual.obscure import Region, regions_for
 from redactd.visual.render import _Clock, detect_pass, held_frames, obscure_frame
 from redactd.visual.track import StreamTracker
 from tests.visual import synth
@@ -40,15 +40,14 @@ def faces_clip(path: Path, frames: int = 24) -> synth.Clip:
 
 
 def outside_mask(sidecar: dict, index: int, shape: tuple[int, int], margin: int = 6) -> np.ndarray:
-    """True where no obscured box (grown by ``margin`` for codec bleed) lies in frame ``index``."""
+    """True where no obscured region lies in frame ``index``: the sidecar's boxes as the default
+    policy draws them (a face grown to its head), grown by ``margin`` for codec bleed."""
     mask = np.ones(shape, bool)
     for frame in sidecar["frames"]:
         if frame["i"] == index:
-            for b in frame["boxes"]:
-                mask[
-                    max(0, int(b["y0"]) - margin) : int(b["y1"]) + margin,
-                    max(0, int(b["x0"]) - margin) : int(b["x1"]) + margin,
-                ] = False
+            boxes = [(b["x0"], b["y0"], b["x1"], b["y1"], b["class"]) for b in frame["boxes"]]
+            for r in regions_for(boxes, Obscure()):
+                mask[max(0, r.y0 - margin) : max(0, r.y1 + margin), max(0, r.x0 - margin) : max(0, r.x1 + margin)] = False
     return mask
 
 

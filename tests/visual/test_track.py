@@ -87,14 +87,36 @@ class TestTrackBoxes:
         assert centre == [last + 20 + 4, last + 20 + 8, last + 20 + 8, last + 20 + 8]
         assert out[14] == []
 
-    def test_pads_each_box_and_clips_it_to_the_frame(self) -> None:
+    def test_pads_each_box_and_keeps_its_shape_past_the_frame_edge(self) -> None:
+        # A face leaving the picture: its box reaches past the edge, so the ellipse drawn from it
+        # is the whole face's (an ellipse inscribed in the visible part left the cut side sharp).
         cfg = Tracking(pad=0.5, extend_frames=0, hold_frames=0)
         out = track_boxes([[Box(10, 10, 50, 50, 0.9, "face")]], cfg, 60, 60)
         b = out[0][0].box
         assert (b.x0, b.y0, b.x1, b.y1) == (0.0, 0.0, 60.0, 60.0)
+        out = track_boxes([[Box(-20, 5, 20, 45, 0.9, "face")]], cfg, 60, 60)
+        b = out[0][0].box
+        assert (b.x0, b.y0, b.x1, b.y1) == (-30.0, -5.0, 30.0, 55.0)
         out = track_boxes([[Box(100, 100, 140, 140, 0.9, "face")]], cfg, 1000, 1000)
         b = out[0][0].box
         assert (b.x0, b.y0, b.x1, b.y1) == (90.0, 90.0, 150.0, 150.0)
+
+    def test_a_face_cut_by_the_edge_keeps_its_size_on_the_side_still_inside(self) -> None:
+        # Leaving through the right edge, the detector's box shrinks towards the edge (it sees
+        # less face) while the face keeps its 40 px: the track keeps the size, anchored inside.
+        cfg = Tracking(pad=0.0, extend_frames=0, hold_frames=0)
+        dets = [[Box(50, 30, 90, 70, 0.9, "face")], [Box(70, 30, 110, 70, 0.9, "face")],
+                [Box(90, 40, 110, 60, 0.9, "face")], [Box(100, 45, 110, 55, 0.9, "face")]]
+        out = track_boxes(dets, cfg, 110, 100)
+        assert [(b.box.x0, b.box.y0, b.box.x1, b.box.y1) for f in out for b in f] == [
+            (50, 30, 90, 70), (70, 30, 110, 70), (90, 30, 130, 70), (100, 30, 140, 70)]
+
+    def test_drops_a_box_that_has_left_the_frame(self) -> None:
+        # Extended along its motion, a track runs off the edge; past it there is nothing to cover.
+        cfg = Tracking(pad=0.0, extend_frames=3, hold_frames=0)
+        dets = [[Box(30 + 20 * i, 10, 58 + 20 * i, 40, 0.9, "face")] for i in range(2)] + [[], [], []]
+        out = track_boxes(dets, cfg, 100, 100)
+        assert [len(f) for f in out] == [1, 1, 1, 1, 0]  # x0 at 70, 90, then 110: outside
 
     def test_frames_left_to_tracking_are_covered(self) -> None:
         # Detector run on every 3rd frame only (None marks the frames it skipped).
@@ -143,7 +165,7 @@ class TestStreamTracker:
                            hold_frames=rng.choice([0, 5, 20]), min_track_hits=rng.choice([1, 1, 2, 3]),
                            pad=rng.choice([0.0, 0.2]), iou_threshold=0.2)
             dets = random_clip(rng, rng.randint(1, 90), step)
-            whole = fill_tracks(associate(dets, cfg), 0, len(dets), cfg, 1000, 1000, _detect_step(dets))
+            whole = fill_tracks(associate(dets, cfg, (1000, 1000)), 0, len(dets), cfg, 1000, 1000, _detect_step(dets))
             tracker = StreamTracker(cfg, 1000, 1000, _detect_step(dets))
             streamed: list[list[TrackedBox]] = []
             for frame, boxes in enumerate(dets):

@@ -108,9 +108,11 @@ def sample_indices(frames: int, every_n: int, max_samples: int) -> list[int]:
 def obscured_regions(doc: Mapping[str, Any], obscure: Obscure) -> dict[int, list[Region]]:
     """Per frame index, the regions the render obscured, from the detections sidecar."""
     out: dict[int, list[Region]] = {}
+    video = doc.get("video") or {}
+    frame = (int(video["width"]), int(video["height"])) if "width" in video and "height" in video else None
     for entry in doc.get("frames", []):
         boxes = [(b["x0"], b["y0"], b["x1"], b["y1"], b["class"]) for b in entry["boxes"]]
-        out[int(entry["i"])] = regions_for(boxes, obscure)
+        out[int(entry["i"])] = regions_for(boxes, obscure, frame)
     return out
 
 

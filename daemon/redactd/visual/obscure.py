@@ -6,10 +6,12 @@ width before being smoothed back up, so a 400 px face is as unrecognisable as a 
 the cost stays a fraction of a millisecond whatever the size (a huge Gaussian kernel would not).
 
 Minimum strength: the policy cannot ask for more than 12 samples across a box
-(`Obscure.blocks_across` ≤ 12; the default is 8). With the default 20 % padding the face itself
-gets at most ~10 samples across, below the ~16 px at which face recognisers and people start to
-identify faces; blur adds a Gaussian low-pass of about one sample on top, so the result is
-smooth and carries less information than a 10×10 thumbnail.
+(`Obscure.blocks_across` ≤ 12; the default is 8), nor for samples smaller than 4 px
+(`Obscure.min_block_px`, default 8): whichever is stronger wins, so a 30 px face gets ~3 samples
+across, not 8 samples of 4 px that still show eyes and mouth as shading. With the default 20 %
+padding and the head growth the face itself gets at most ~6 samples across, below the ~16 px at
+which face recognisers and people start to identify faces; blur adds a Gaussian low-pass of about
+one sample on top, so the result is smooth and carries less information than a 6×6 thumbnail.
 """
 
 from __future__ import annotations
@@ -89,12 +91,19 @@ def obscure_planes(
     height, width = planes[0].shape
     for region in regions:
         gx, gy = 1 << sx, 1 << sy
-        x0 = max(0, region.x0 // gx * gx)
-        y0 = max(0, region.y0 // gy * gy)
-        x1 = min(width, -(-region.x1 // gx) * gx)
-        y1 = min(height, -(-region.y1 // gy) * gy)
+        # Snapped outwards to the chroma grid, then cut to the frame; an ellipse keeps the shape
+        # of the whole region (a head half outside the frame is covered up to the edge).
+        rx0, ry0 = region.x0 // gx * gx, region.y0 // gy * gy
+        rx1, ry1 = -(-region.x1 // gx) * gx, -(-region.y1 // gy) * gy
+        x0, y0, x1, y1 = max(0, rx0), max(0, ry0), min(width, rx1), min(height, ry1)
         if x1 - x0 < 2 or y1 - y0 < 2:
             continue
+        # Samples across the region: at most blocks_across, and none smaller than min_block_px.
+        blocks_x = max(1, min(cfg.blocks_across, (rx1 - rx0) // cfg.min_block_px))
+        blocks_y = max(1, min(round(blocks_x * (ry1 - ry0) / (rx1 - rx0)), (ry1 - ry0) // cfg.min_block_px))
+        # The visible part keeps its share of the samples.
+        vis_x = max(1, round(blocks_x * (x1 - x0) / (rx1 - rx0)))
+        vis_y = max(1, round(blocks_y * (y1 - y0) / (ry1 - ry0)))
         for index, plane in enumerate(planes[:3]):
             fx, fy = (0, 0) if index == 0 else (sx, sy)
             px0, py0, px1, py1 = x0 >> fx, y0 >> fy, -(-x1 >> fx), -(-y1 >> fy)
@@ -105,23 +114,44 @@ def obscure_planes(
             if cfg.method == "fill":
                 new = np.full_like(roi, fill[index])
             else:
-                blocks_x = max(1, min(rw, cfg.blocks_across))
-                blocks_y = max(1, min(rh, round(cfg.blocks_across * (y1 - y0) / (x1 - x0))))
-                new = _smooth(roi, blocks_x, blocks_y, cfg.method)
+                new = _smooth(roi, min(rw, vis_x), min(rh, vis_y), cfg.method)
             if region.ellipse:
-                mask = _ellipse_mask(rw, rh)
+                full = _ellipse_mask(-(-(rx1 - rx0) >> fx), -(-(ry1 - ry0) >> fy))
+                ox, oy = (x0 - rx0) >> fx, (y0 - ry0) >> fy
+                mask = full[oy : oy + rh, ox : ox + rw]
                 roi[mask] = new[mask]
             else:
                 roi[:] = new
 
 
-def regions_for(boxes: Sequence[tuple[float, float, float, float, str]], cfg: Obscure) -> list[Region]:
-    """Integer regions (rounded outwards) for (x0, y0, x1, y1, label) boxes."""
+#: How far a face's box is grown to cover the head, in the box's width (sides) and height (top,
+#: bottom): hair above the brow, the ears, and a little of the chin and neck.
+HEAD_GROWTH = {"side": 0.2, "top": 0.45, "bottom": 0.1}
+
+
+def head(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
+    """The head around a face box (see `HEAD_GROWTH`)."""
+    w, h = x1 - x0, y1 - y0
+    side = HEAD_GROWTH["side"] * w
+    return x0 - side, y0 - HEAD_GROWTH["top"] * h, x1 + side, y1 + HEAD_GROWTH["bottom"] * h
+
+
+def regions_for(
+    boxes: Sequence[tuple[float, float, float, float, str]], cfg: Obscure, frame: tuple[int, int] | None = None
+) -> list[Region]:
+    """Integer regions (rounded outwards) for (x0, y0, x1, y1, label) boxes; a face's region is
+    its head unless the policy asks for the face only (``cover: face``).
+
+    With the ``frame`` size (width, height), a region cut by the frame's edge is a rectangle: what
+    shows of a face leaving the picture is a strip along the edge, and an ellipse's far side is
+    narrowest exactly there (it left the strip's top and bottom sharp).
+    """
     ellipse = cfg.shape == "ellipse"
-    return [
-        Region(
-            int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1)),
-            ellipse and label not in RECTANGULAR_LABELS,
-        )
-        for x0, y0, x1, y1, label in boxes
-    ]
+    out = []
+    for x0, y0, x1, y1, label in boxes:
+        if label == "face" and cfg.cover == "head":
+            x0, y0, x1, y1 = head(x0, y0, x1, y1)
+        cut = frame is not None and (x0 < 0 or y0 < 0 or x1 > frame[0] or y1 > frame[1])
+        out.append(Region(int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1)),
+                          ellipse and label not in RECTANGULAR_LABELS and not cut))
+    return out

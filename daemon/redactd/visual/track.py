@@ -82,8 +82,9 @@ class _Associator:
     detections arrive. ``step`` is the number of frames between detector runs.
     """
 
-    def __init__(self, cfg: Tracking, step: int) -> None:
+    def __init__(self, cfg: Tracking, step: int, frame_size: tuple[int, int] | None = None) -> None:
         self.cfg = cfg
+        self.frame_size = frame_size
         self.reach = _reach(cfg, step)
         self.tracks: list[_Track] = []
         self.active: list[_Track] = []
@@ -111,7 +112,7 @@ class _Associator:
             for score, ti, i in pairs:
                 if ti in used_t or i in used_d or not accept(score):
                     continue
-                free[ti].add(frame, boxes[i])
+                free[ti].add(frame, _at_edge(boxes[i], free[ti], self.frame_size))
                 used_t.add(ti)
                 used_d.add(i)
             free = [t for ti, t in enumerate(free) if ti not in used_t]
@@ -123,12 +124,45 @@ class _Associator:
             self.active.append(track)
 
 
-def associate(detections: Sequence[Sequence[Box] | None], cfg: Tracking) -> list[_Track]:
+def _at_edge(box: Box, track: _Track, frame_size: tuple[int, int] | None) -> Box:
+    """A detection cut by the frame's edge, at the size its track had inside the frame.
+
+    As a face leaves the picture the detector sees less of it and its box shrinks towards the
+    edge, while the face itself keeps its size: the box keeps the track's last size, anchored
+    on its side inside the frame, so the part still showing stays covered and the track's motion
+    is the face's, not the shrinking box's.
+    """
+    if frame_size is None or not track.boxes:
+        return box
+    width, height = frame_size
+    if box.x0 > 0 and box.y0 > 0 and box.x1 < width and box.y1 < height:
+        return box
+    last = track.boxes[-1]
+    x0, x1 = _keep_size(box.x0, box.x1, last.width, width)
+    y0, y1 = _keep_size(box.y0, box.y1, last.height, height)
+    return Box(x0, y0, x1, y1, box.score, box.label)
+
+
+def _keep_size(lo: float, hi: float, size: float, limit: int) -> tuple[float, float]:
+    """One axis of `_at_edge`: at least ``size`` long, anchored on the side inside the frame."""
+    if hi - lo >= size:
+        return lo, hi
+    if lo <= 0 < hi < limit:
+        return hi - size, hi
+    if 0 < lo < limit <= hi:
+        return lo, lo + size
+    centre = (lo + hi) / 2
+    return centre - size / 2, centre + size / 2
+
+
+def associate(
+    detections: Sequence[Sequence[Box] | None], cfg: Tracking, frame_size: tuple[int, int] | None = None
+) -> list[_Track]:
     """The tracks of a whole clip with at least ``min_track_hits`` detections (see `_Associator`).
 
     ``None`` marks a frame that was not run through the detector (detect every k-th frame).
     """
-    assoc = _Associator(cfg, _detect_step(detections))
+    assoc = _Associator(cfg, _detect_step(detections), frame_size)
     for frame, boxes in enumerate(detections):
         assoc.push(frame, boxes)
     return [t for t in assoc.tracks if len(t.frames) >= cfg.min_track_hits]
@@ -152,11 +186,11 @@ def _grown(coords: np.ndarray, frames_away: int) -> np.ndarray:
     return coords + np.array([-w * g, -h * g, w * g, h * g])
 
 
-def _padded(coords: np.ndarray, pad: float, width: int, height: int) -> tuple[float, float, float, float]:
+def _padded(coords: np.ndarray, pad: float) -> tuple[float, float, float, float]:
+    """The box grown by ``pad``; it may reach past the frame: a face leaving the picture keeps
+    its whole shape (an ellipse drawn in its visible part alone left its cut side sharp)."""
     w, h = coords[2] - coords[0], coords[3] - coords[1]
-    x0, y0 = coords[0] - w * pad / 2, coords[1] - h * pad / 2
-    x1, y1 = coords[2] + w * pad / 2, coords[3] + h * pad / 2
-    return max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1)
+    return coords[0] - w * pad / 2, coords[1] - h * pad / 2, coords[2] + w * pad / 2, coords[3] + h * pad / 2
 
 
 def _reach(cfg: Tracking, step: int) -> int:
@@ -193,8 +227,8 @@ def fill_tracks(
 
     def put(frame: int, coords: np.ndarray, track: _Track, score: float, detected: bool) -> None:
         if lo <= frame < hi:
-            x0, y0, x1, y1 = _padded(coords, cfg.pad, width, height)
-            if x1 > x0 and y1 > y0:
+            x0, y0, x1, y1 = _padded(coords, cfg.pad)
+            if x1 > max(0.0, x0) and y1 > max(0.0, y0) and x0 < min(float(width), x1) and y0 < min(float(height), y1):
                 out[frame - lo].append(TrackedBox(Box(x0, y0, x1, y1, score, track.label), track.track_id, detected))
 
     for track in tracks:
@@ -261,7 +295,7 @@ class StreamTracker:
 
     def __init__(self, cfg: Tracking, width: int, height: int, step: int = 1) -> None:
         self.cfg, self.width, self.height, self.step = cfg, width, height, step
-        self._assoc = _Associator(cfg, step)
+        self._assoc = _Associator(cfg, step, (width, height))
         self.lag = tracking_lag(cfg, step)
         self._behind = _window(cfg, step)[2]
         # Tracks that may still put a box into a frame not handed out yet, in creation order.

@@ -1,0 +1,268 @@
+"""Held-out cases for bench/visual.py and the tests: small, fast, rotated, turned, edge-cut faces over real photographs.
+
+Every face is a real photograph scikit-image ships (the astronaut, Labeled Faces in the Wild),
+transformed the way footage shows faces: scaled down to 24-40 px, moved fast, rotated in the
+picture plane, mirrored, turned by a perspective warp (a stand-in for a three-quarter view), and
+slid out through the frame's edge; the background is a real photograph too. One clip per case, so
+each reports on its own. Also the texture clip (grass, gravel, brick, a cat, a coffee cup: no
+face and no text) that measures over-redaction, and the scores: leaked, untouched and partly
+covered face-frames, the longest leak run, and the share of a clip obscured.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import skimage.data
+
+from tests.visual import synth
+
+#: A face crop this similar to the original is untouched (as good as not redacted at all).
+UNTOUCHED_SSIM = 0.85
+
+
+def _bgr(rgb: np.ndarray) -> np.ndarray:
+    if rgb.ndim == 2:
+        rgb = np.stack([rgb] * 3, axis=-1)
+    return cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2BGR)
+
+
+@lru_cache(maxsize=4)
+def _photo(name: str) -> np.ndarray:
+    return _bgr(getattr(skimage.data, name)())
+
+
+def real_background(width: int, height: int, names: Sequence[str] = ("rocket", "coffee", "chelsea")) -> np.ndarray:
+    """Real photographs side by side, filling a ``width``×``height`` frame (each cropped to its share)."""
+    out = np.zeros((height, width, 3), np.uint8)
+    part = width // len(names)
+    for k, name in enumerate(names):
+        img = _photo(name)
+        x0, x1 = k * part, width if k == len(names) - 1 else (k + 1) * part
+        scale = max((x1 - x0) / img.shape[1], height / img.shape[0])
+        big = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        oy, ox = (big.shape[0] - height) // 2, (big.shape[1] - (x1 - x0)) // 2
+        out[:, x0:x1] = big[oy : oy + height, ox : ox + x1 - x0]
+    return out
+
+
+def lfw_of_width(index: int, face_width: int, x: float, y: float, vx: float = 0.0, vy: float = 0.0) -> synth.Sprite:
+    """LFW face ``index`` scaled so its face box is ``face_width`` px wide (the crop is 4/3 of it)."""
+    return synth.lfw_face(index, round(face_width * 4 / 3), x, y, vx, vy)
+
+
+def mirrored(sp: synth.Sprite) -> synth.Sprite:
+    w = sp.image.shape[1]
+    x0, y0, x1, y1 = sp.face
+    mask = None if sp.mask is None else sp.mask[:, ::-1].copy()
+    return replace(sp, image=np.ascontiguousarray(sp.image[:, ::-1]), face=(w - x1, y0, w - x0, y1), mask=mask)
+
+
+def rotated(sp: synth.Sprite, degrees: float) -> synth.Sprite:
+    """The sprite rotated in the picture plane (canvas grown to hold it); the face box becomes the
+    bounding box of the face's inscribed ellipse, rotated (the corners are background)."""
+    h, w = sp.image.shape[:2]
+    theta = math.radians(degrees)
+    c, s = abs(math.cos(theta)), abs(math.sin(theta))
+    nw, nh = math.ceil(w * c + h * s), math.ceil(w * s + h * c)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    m[0, 2] += (nw - w) / 2
+    m[1, 2] += (nh - h) / 2
+    image = cv2.warpAffine(sp.image, m, (nw, nh), flags=cv2.INTER_LINEAR)
+    mask = cv2.warpAffine(np.full((h, w), 255, np.uint8), m, (nw, nh), flags=cv2.INTER_NEAREST) > 0
+    x0, y0, x1, y1 = sp.face
+    cx, cy = m @ np.array([(x0 + x1) / 2, (y0 + y1) / 2, 1.0])
+    a, b = (x1 - x0) / 2, (y1 - y0) / 2
+    hw, hh = math.hypot(a * c, b * s), math.hypot(a * s, b * c)
+    face = (round(cx - hw), round(cy - hh), round(cx + hw), round(cy + hh))
+    return replace(sp, image=image, mask=mask, face=face)  # type: ignore[arg-type]
+
+
+def turned(sp: synth.Sprite, squeeze: float) -> synth.Sprite:
+    """The sprite turned away about its vertical axis by a perspective warp: the right side is
+    narrowed to ``squeeze`` of its height and pushed left, as in a three-quarter view."""
+    h, w = sp.image.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    inset = h * (1 - squeeze) / 2
+    nw = int(w * (0.5 + squeeze / 2))
+    dst = np.float32([[0, 0], [nw, inset], [nw, h - inset], [0, h]])
+    m = cv2.getPerspectiveTransform(src, dst)
+    image = cv2.warpPerspective(sp.image, m, (nw, h), flags=cv2.INTER_LINEAR)
+    mask = cv2.warpPerspective(np.full((h, w), 255, np.uint8), m, (nw, h), flags=cv2.INTER_NEAREST) > 0
+    x0, y0, x1, y1 = sp.face
+    pts = cv2.perspectiveTransform(np.float32([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]]), m)[0]
+    face = (int(pts[:, 0].min()), int(pts[:, 1].min()), math.ceil(pts[:, 0].max()), math.ceil(pts[:, 1].max()))
+    return replace(sp, image=image, mask=mask, face=face)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    build: Callable[[Path, int, int], synth.Clip]  # (path, height, frames) -> clip
+    texture: bool = False  # no face, no text: scores the share of the picture obscured
+
+
+def small_faces(face_width: int, speed: float, width: int, height: int) -> list[synth.Sprite]:
+    """Five real faces ``face_width`` px wide spread over the frame (the corners of a tiled pass,
+    the middle, near the top edge), moving ``speed`` px a frame: a slow walk, or a fast pan."""
+    f, v = face_width, speed
+    return [
+        synth.astronaut(f, 0.05 * width, 0.12 * height, v, 0.2 * v),
+        lfw_of_width(40, f, 0.45 * width, 0.45 * height, -v, 0.3 * v),
+        mirrored(lfw_of_width(52, f, 0.75 * width, 0.7 * height, -0.7 * v, -0.4 * v)),
+        lfw_of_width(63, f, 0.3 * width, 0.78 * height, 0.8 * v, -0.2 * v),
+        mirrored(synth.astronaut(f, 0.8 * width, 0.2 * height, -0.6 * v, 0.5 * v)),
+    ]
+
+
+def _small(face_width: int, speed: float) -> Callable[[Path, int, int], synth.Clip]:
+    def build(path: Path, height: int, frames: int) -> synth.Clip:
+        width = height * 16 // 9
+        sprites = small_faces(face_width, speed, width, height)
+        return synth.make_clip(path, width, height, frames, sprites, bg=real_background(width, height), crf=18)
+
+    return build
+
+
+def _rotated(path: Path, height: int, frames: int) -> synth.Clip:
+    width = height * 16 // 9
+    k = height / 720
+    sprites = [
+        rotated(synth.astronaut(int(110 * k), 0.05 * width, 0.1 * height, 2 * k, 0), 15),
+        rotated(synth.astronaut(int(90 * k), 0.4 * width, 0.45 * height, -2 * k, 0), -30),
+        rotated(synth.astronaut(int(120 * k), 0.7 * width, 0.08 * height, 0, 1 * k), 45),
+        rotated(mirrored(lfw_of_width(71, int(80 * k), 0.12 * width, 0.62 * height, 3 * k, 0)), 35),
+    ]
+    return synth.make_clip(path, width, height, frames, sprites, bg=real_background(width, height), crf=18)
+
+
+def _turned(path: Path, height: int, frames: int) -> synth.Clip:
+    width = height * 16 // 9
+    k = height / 720
+    sprites = [
+        turned(synth.astronaut(int(100 * k), 0.06 * width, 0.1 * height, 2 * k, 0), 0.55),
+        mirrored(turned(synth.astronaut(int(70 * k), 0.45 * width, 0.5 * height, -2 * k, 0), 0.6)),
+        turned(lfw_of_width(77, int(60 * k), 0.75 * width, 0.15 * height, 0, 1 * k), 0.5),
+        mirrored(turned(lfw_of_width(85, int(34 * k), 0.2 * width, 0.75 * height, 3 * k, 0), 0.6)),
+    ]
+    return synth.make_clip(path, width, height, frames, sprites, bg=real_background(width, height), crf=18)
+
+
+def _edge_exit(path: Path, height: int, frames: int) -> synth.Clip:
+    """Faces sliding out of the picture through its right, left and bottom edges, one half-out all along."""
+    width = height * 16 // 9
+    k = height / 720
+    big = synth.astronaut(int(150 * k), 0, 0)
+    bw = big.image.shape[1]
+    # Starts whole, with its right side at the edge, and leaves over the clip's frames.
+    exit_right = replace(big, x=width - bw, y=0.1 * height, vx=(bw * 1.05) / frames)
+    lfw = lfw_of_width(90, int(70 * k), 0, 0)
+    exit_left = replace(lfw, x=0.0, y=0.55 * height, vx=-(lfw.image.shape[1] * 1.1) / frames)
+    small = synth.astronaut(int(60 * k), 0, 0)
+    exit_bottom = replace(small, x=0.5 * width, y=height - small.image.shape[0], vy=small.image.shape[0] * 1.1 / frames)
+    # Cut by the top edge through the eyes all along, drifting sideways.
+    half = mirrored(synth.astronaut(int(110 * k), 0, 0))
+    top_cut = replace(half, x=0.3 * width, y=-(half.face[1] + 0.45 * (half.face[3] - half.face[1])), vx=1.5 * k)
+    sprites = [exit_right, exit_left, exit_bottom, top_cut]
+    return synth.make_clip(path, width, height, frames, sprites, bg=real_background(width, height), crf=18)
+
+
+def _others(path: Path, height: int, frames: int) -> synth.Clip:
+    """Faces the default bench never shows: LFW 41-99, mirrored and rescaled, 48-96 px at 720p."""
+    width = height * 16 // 9
+    k = height / 720
+    picks = [(44, 48, False), (57, 60, True), (68, 72, False), (81, 84, True), (96, 96, True), (99, 56, False)]
+    sprites = []
+    for n, (index, fw, flip) in enumerate(picks):
+        sp = lfw_of_width(index, int(fw * k), (0.05 + 0.15 * n) * width, (0.15 + 0.12 * (n % 3)) * height + 200 * k * (n % 2),
+                          (-1) ** n * 2 * k, k)
+        sprites.append(mirrored(sp) if flip else sp)
+    return synth.make_clip(path, width, height, frames, sprites, bg=real_background(width, height), crf=18)
+
+
+def _texture(path: Path, height: int, frames: int) -> synth.Clip:
+    """No face, no text: grass, gravel, brick, a cat and a coffee cup, the camera panning slowly."""
+    width = height * 16 // 9
+    wide = real_background(width + frames * 2, height, ("grass", "gravel", "chelsea", "brick", "coffee"))
+    sprite = synth.Sprite(wide, (0, 0, 0, 0), 0, 0, -2.0, 0)
+    clip = synth.make_clip(path, width, height, frames, [sprite], bg=wide[:, :width].copy(), crf=18)
+    return replace(clip, faces=[[] for _ in range(frames)], face_ids=[[] for _ in range(frames)])
+
+
+CASES: tuple[Case, ...] = (
+    Case("face24-slow", _small(24, 1.5)),
+    Case("face30-slow", _small(30, 1.5)),
+    Case("face40-slow", _small(40, 1.5)),
+    Case("face30-fast", _small(30, 14.0)),
+    Case("rotated15-45", _rotated),
+    Case("turned", _turned),
+    Case("edge-exit", _edge_exit),
+    Case("other-faces", _others),
+    Case("texture", _texture, texture=True),
+)
+
+
+@dataclass(frozen=True)
+class Score:
+    """How one tool did on one case."""
+
+    face_frames: int
+    leaked: int  # SSIM ≥ synth.LEAK_SSIM: features still there
+    untouched: int  # SSIM ≥ UNTOUCHED_SSIM: as if not redacted
+    longest_run: int  # most consecutive leaked frames of one face
+    obscured_share: float  # share of the picture changed beyond codec noise (texture cases)
+
+    @property
+    def partly(self) -> int:
+        return self.leaked - self.untouched
+
+
+def score(original: Sequence[np.ndarray], redacted: Sequence[np.ndarray], clip: synth.Clip) -> Score:
+    total = leaked = untouched = 0
+    runs: dict[int, int] = {}
+    longest = 0
+    for orig, out, boxes, ids in zip(original, redacted, clip.faces, clip.face_ids, strict=False):
+        seen = set()
+        for (x0, y0, x1, y1), face in zip(boxes, ids, strict=True):
+            if x1 - x0 < 8 or y1 - y0 < 8:
+                continue
+            s = synth.similarity(orig[y0:y1, x0:x1], out[y0:y1, x0:x1])
+            total += 1
+            seen.add(face)
+            if s >= synth.LEAK_SSIM:
+                leaked += 1
+                untouched += s >= UNTOUCHED_SSIM
+                runs[face] = runs.get(face, 0) + 1
+                longest = max(longest, runs[face])
+            else:
+                runs[face] = 0
+        for face in list(runs):
+            if face not in seen:
+                runs[face] = 0
+    share = obscured_share(original, redacted)
+    return Score(total, leaked, untouched, longest, share)
+
+
+#: A 16 px block of the picture counts as obscured when its SSIM to the input falls below this;
+#: re-encoding alone (x264 crf 20 on grass, the worst texture here) keeps blocks above 0.7.
+OBSCURED_BLOCK_SSIM = 0.5
+
+
+def obscured_share(original: Sequence[np.ndarray], redacted: Sequence[np.ndarray], block: int = 16) -> float:
+    """Share of 16 px blocks, over every 5th frame, whose picture was changed beyond codec noise."""
+    hit = seen = 0
+    for orig, out in list(zip(original, redacted, strict=False))[::5]:
+        h, w = orig.shape[0] // block * block, orig.shape[1] // block * block
+        from skimage.metrics import structural_similarity
+
+        _, full = structural_similarity(orig[:h, :w], out[:h, :w], data_range=255, full=True, win_size=7)
+        blocks = full.reshape(h // block, block, w // block, block).mean(axis=(1, 3))
+        hit += int((blocks < OBSCURED_BLOCK_SSIM).sum())
+        seen += blocks.size
+    return hit / seen if seen else 0.0
