@@ -307,10 +307,11 @@ class TestAudio:
         assert len(audio) == 1 and audio[0]["codec_name"] == "aac"
         assert abs(dominant_hz(tmp_path / "out.mp4") - 440) < 3
 
-    def test_anonymize_shifts_the_pitch_and_keeps_the_length(self, tmp_path: Path, clip: synth.Clip,
+    def test_anonymize_by_pitch_shift_shifts_the_pitch_and_keeps_the_length(self, tmp_path: Path, clip: synth.Clip,
                                                              policy: RedactionPolicy,
                                                              detector: CompositeDetector) -> None:
-        redact_video(clip.path, tmp_path / "out.mp4", tweak(policy, audio="anonymize"), detector=detector)
+        redact_video(clip.path, tmp_path / "out.mp4",
+                     tweak(policy, **{"audio": "anonymize", "speech.anonymizer": "pitch_shift"}), detector=detector)
         hz = dominant_hz(tmp_path / "out.mp4")
         # the factor is drawn from 0.78-0.85 or 1.18-1.25: at least 15 % (2.8 semitones) away, less
         # FFT bin noise; 12 % keeps the test off that edge
