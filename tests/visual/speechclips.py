@@ -65,7 +65,7 @@ def decode(path: Path) -> np.ndarray:
 
 
 def make_clip(path: Path, layout: str = "stereo", seconds: float = 8.0, at: float | None = 1.5,
-              speech_channels: tuple[int, ...] | None = None) -> SpeechClip:
+              speech_channels: tuple[int, ...] | None = None, voice: str = "en-us") -> SpeechClip:
     """A ``seconds`` long clip: the bed everywhere, the sentence from ``at`` seconds (None: no speech)
     in ``speech_channels`` (default all; for 5.1 say (2,) for the centre, as films mix dialogue)."""
     channels = av.AudioLayout(layout).nb_channels
@@ -74,11 +74,11 @@ def make_clip(path: Path, layout: str = "stereo", seconds: float = 8.0, at: floa
     mix = bed.copy()
     span = (0.0, 0.0)
     if at is not None:
-        voice = spoken()
+        said = spoken(voice=voice)
         first = round(at * RATE)
         for c in speech_channels if speech_channels is not None else range(channels):
-            mix[c, first:first + len(voice)] += voice[: n - first]
-        span = (at, min(seconds, at + len(voice) / RATE))
+            mix[c, first:first + len(said)] += said[: n - first]
+        span = (at, min(seconds, at + len(said) / RATE))
     wav = path.with_suffix(".wav")
     with av.open(str(wav), "w") as out:
         stream = out.add_stream("pcm_s16le", rate=RATE)
