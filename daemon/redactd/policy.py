@@ -135,7 +135,7 @@ class Speech(_Strict):
         "mcadams", description="anonymize: McAdams LPC warp of speech segments, or the old whole-track pitch shift"
     )
     mcadams_alpha: tuple[float, float] = Field(
-        (0.7, 0.9), description="range the per-job McAdams coefficient is drawn from (never recorded)"
+        (0.55, 0.75), description="range the per-job McAdams coefficient is drawn from (never recorded)"
     )
 
     @model_validator(mode="after")
