@@ -297,3 +297,28 @@ class TestSpeechPolicy:
     def test_a_crossfade_longer_than_the_padding_is_refused(self) -> None:
         with pytest.raises(ValueError, match="crossfade_ms must not exceed pad_ms"):
             Speech(pad_ms=20, crossfade_ms=50)
+
+
+@pytest.mark.slow
+class TestRedactCommand:
+    def test_mutes_speech_from_a_policy_file_and_says_how_much(self, tmp_path: Path) -> None:
+        import subprocess
+        import sys
+
+        from tests.visual.conftest import REPO
+
+        clip = speechclips.make_clip(tmp_path / "talk.mov", "stereo", seconds=6.0, at=1.0)
+        text = (REPO / "policies" / "visual-default.yaml").read_text()
+        policy = tmp_path / "muted.yaml"
+        policy.write_text(text.replace("id: visual-default", "id: muted").replace("audio: drop ", "audio: mute_speech "))
+        out, side = tmp_path / "out.mp4", tmp_path / "out.json"
+        proc = subprocess.run([sys.executable, "-m", "redactd", "redact", str(clip.path), "-o", str(out),
+                               "--policy", str(policy), "--sidecar", str(side)],
+                              capture_output=True, text=True, timeout=600, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads(proc.stdout)
+        assert summary["audio"] == "mute_speech"
+        assert summary["speech"]["segments"] == 1 and summary["speech"]["seconds"] > 3.0
+        a, b = clip.speech
+        assert rms(span(decode(out), a, b)) == pytest.approx(speechclips.BED_RMS, rel=0.25)
+        assert json.loads(side.read_text())["audio"]["speech"][0][0] <= a
