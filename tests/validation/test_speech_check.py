@@ -66,3 +66,22 @@ class TestPipelineListens:
         assert result.reason is not None and "still hears" in result.reason
         heard = result.sidecar["validation"]["audio"]
         assert heard["verdict"] == "review" and heard["speech_s"] > 0.5
+
+    def test_boxes_approved_before_blurring_render_with_the_speech_muted(
+            self, talk: speechclips.SpeechClip, tmp_path: Path, policy: RedactionPolicy) -> None:
+        import json
+
+        held = muting(policy, **{"validation.review_before_blur": True})
+        first = run_job(JobSpec("job-held", talk.path, tmp_path / "held", held))
+        assert first.verdict == "review" and first.output_path.suffix == ".png"
+        approval = tmp_path / "approval.json"
+        approval.write_text(json.dumps({"approved_by": "reviewer", "approved_at": "2026-12-02T00:00:00Z",
+                                        "detections": first.sidecar["detections"]}))
+        result = run_job(JobSpec("job-held", talk.path, tmp_path / "render", held, approved_detections=approval))
+        assert (result.verdict, result.reason) == ("publish", None)
+        audio = result.sidecar["detections"]["audio"]
+        assert audio["mode"] == "mute_speech" and len(audio["speech"]) == 1
+        a, b = talk.speech
+        level = speechclips.rms(speechclips.decode(result.output_path)[:, round(a * 48000):round(b * 48000)])
+        assert level == pytest.approx(speechclips.BED_RMS, rel=0.25)
+        assert "silero-vad" in result.sidecar["models"]
