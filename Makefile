@@ -24,11 +24,11 @@ YOLO_PINS  := torch==2.14.1 torchvision==0.29.1
 # .onnx file and runs it on onnxruntime, so the wheel goes in without its dependencies.
 SILERO_PIN := silero-vad==6.2.3
 # bench/audio.py's own environment: an independent speaker-embedding model (resemblyzer, weights in
-# its wheel, torch CPU) and a real speech recording (the WAV in useful-moonshine-onnx's wheel).
-# Never a dependency of redactd itself.
+# its wheel, torch CPU), a real speech recording (the WAV in useful-moonshine-onnx's wheel) and
+# recorded non-speech sounds (music, impacts: pygame's example data). Never redactd dependencies.
 BENCH_VENV := .venv-bench
 BENCH_PINS := torch==2.13.0 resemblyzer==0.1.4 "setuptools<81"
-BENCH_NODEPS := useful-moonshine-onnx==20251121
+BENCH_NODEPS := useful-moonshine-onnx==20251121 pygame==2.6.1
 
 .PHONY: run test deps venv yolo-venv bench-venv lint bench clean layout install uninstall
 

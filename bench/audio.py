@@ -6,9 +6,10 @@
 with torch CPU and the useful-moonshine-onnx wheel, for the real recording it ships.)
 
 Speech: espeak-ng voices (Debian's) and one real recording, the reading in
-useful-moonshine-onnx's wheel (moonshine_onnx/assets/beckett.wav, 10 s, one speaker). Backgrounds
-are synthetic and seeded: a low rumble (traffic far off), pink noise, a 50 Hz machine hum with
-hiss, and white noise. Every figure runs the code the daemon runs: the speech pass (`find_speech`
+useful-moonshine-onnx's wheel (moonshine_onnx/assets/beckett.wav, 10 s, one speaker). Backgrounds:
+synthetic and seeded (a low rumble, traffic far off; pink noise; a 50 Hz machine hum with hiss;
+white noise), and two made of the recorded sounds pygame's wheel ships in its examples (11 kHz):
+"music", its house-music loop, and "impacts", its car door, punch, boom and whiff over the rumble. Every figure runs the code the daemon runs: the speech pass (`find_speech`
 on a clip file) and the converter with its speech editor, as the writer uses them, before AAC.
 
 Prints, per background and SNR (speech power while speaking over background power):
@@ -77,6 +78,23 @@ def backgrounds(n: int, seed: int = 11) -> dict[str, np.ndarray]:
         "hum": hum,
         "white": rng.normal(0, 1, n),
     }
+    return {k: v / np.sqrt(np.mean(v**2)) for k, v in out.items()}
+
+
+def packaged_sounds(n: int, seed: int = 5) -> dict[str, np.ndarray]:
+    """Backgrounds from the recordings in pygame's wheel (found without importing pygame), unit RMS."""
+    spec = importlib.util.find_spec("pygame")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("bench/audio.py needs pygame's example sounds: run `make bench-venv`")
+    data = Path(next(iter(spec.submodule_search_locations))) / "examples" / "data"
+    music = load(data / "house_lo.wav", RATE)
+    rng = np.random.default_rng(seed)
+    impacts = speechclips.noise_bed(1, n, seed)[0] * 0.2
+    hits = [load(data / f"{name}.wav", RATE) for name in ("car_door", "punch", "boom", "whiff")]
+    for at in range(0, n - RATE, RATE // 2):
+        hit = hits[rng.integers(len(hits))]
+        impacts[at:at + len(hit)] += hit[: n - at] * rng.uniform(0.3, 1.0)
+    out = {"music": np.resize(music, n), "impacts": impacts}
     return {k: v / np.sqrt(np.mean(v**2)) for k, v in out.items()}
 
 
@@ -170,7 +188,7 @@ def vad_figures(utterances: list[np.ndarray], snrs: list[float], folder: Path) -
         pos += len(u) + gap
     near = np.convolve(labels, np.ones(2 * round(0.5 * VAD_RATE / CHUNK) + 1), "same") > 0
     active = np.mean(np.concatenate(utterances) ** 2)
-    beds = backgrounds(len(speech))
+    beds = {**backgrounds(len(speech)), **packaged_sounds(len(speech))}
     cfg = Speech()
     raw_cfg = Speech(pad_ms=0, crossfade_ms=0)
     rule = SegmentRule(cfg.threshold, cfg.min_speech_ms / 1000, cfg.min_silence_ms / 1000)
