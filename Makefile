@@ -10,7 +10,8 @@ REDACTD    := $(VENV)/bin/redactd
 CONFIG     ?= etc/redactd.yaml
 CUSTODY_KEY ?= var/keys/custody.key
 # Debian packages the project needs at run time and in its tests.
-APT_PKGS   := ffmpeg libimage-exiftool-perl libgl1 libglib2.0-0 python3-venv systemd
+# espeak-ng: real synthetic speech for the audio tests and bench/audio.py.
+APT_PKGS   := ffmpeg libimage-exiftool-perl libgl1 libglib2.0-0 python3-venv systemd espeak-ng
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 # The optional [yolo] extra (ultralytics + torch, ~6 GB) lives in a venv of its own, so that
@@ -19,8 +20,17 @@ PYTEST_ARGS ?=
 # mismatched torchvision fails to import ("operator torchvision::nms does not exist").
 YOLO_VENV  := .venv-yolo
 YOLO_PINS  := torch==2.14.1 torchvision==0.29.1
+# Silero VAD's model ships in the silero-vad wheel, whose metadata requires torch; redactd reads the
+# .onnx file and runs it on onnxruntime, so the wheel goes in without its dependencies.
+SILERO_PIN := silero-vad==6.2.3
+# bench/audio.py's own environment: an independent speaker-embedding model (resemblyzer, weights in
+# its wheel, torch CPU), a real speech recording (the WAV in useful-moonshine-onnx's wheel) and
+# recorded non-speech sounds (music, impacts: pygame's example data). Never redactd dependencies.
+BENCH_VENV := .venv-bench
+BENCH_PINS := torch==2.13.0 resemblyzer==0.1.4 "setuptools<81"
+BENCH_NODEPS := useful-moonshine-onnx==20251121 pygame==2.6.1
 
-.PHONY: run test deps venv yolo-venv lint bench clean layout install uninstall
+.PHONY: run test deps venv yolo-venv bench-venv lint bench clean layout install uninstall
 
 run: venv layout
 	$(REDACTD) config check --config $(CONFIG)
@@ -52,6 +62,7 @@ $(VENV)/.installed: pyproject.toml | deps
 	[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q -e '.[dev]'
+	$(VPY) -m pip install -q --no-deps $(SILERO_PIN)
 	touch $@
 
 venv: deps $(VENV)/.installed
@@ -60,9 +71,19 @@ $(YOLO_VENV)/.installed: pyproject.toml | deps
 	[ -x $(YOLO_VENV)/bin/python ] || $(PYTHON) -m venv $(YOLO_VENV)
 	$(YOLO_VENV)/bin/python -m pip install -q --upgrade pip
 	$(YOLO_VENV)/bin/python -m pip install -q $(YOLO_PINS) -e '.[dev,yolo]'
+	$(YOLO_VENV)/bin/python -m pip install -q --no-deps $(SILERO_PIN)
 	touch $@
 
 yolo-venv: deps $(YOLO_VENV)/.installed
+
+$(BENCH_VENV)/.installed: pyproject.toml | deps
+	[ -x $(BENCH_VENV)/bin/python ] || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q $(BENCH_PINS) -e .
+	$(BENCH_VENV)/bin/python -m pip install -q --no-deps $(SILERO_PIN) $(BENCH_NODEPS)
+	touch $@
+
+bench-venv: deps $(BENCH_VENV)/.installed
 
 # The local default layout that etc/redactd.yaml points at.
 layout:
@@ -79,6 +100,7 @@ INSTALL_ROOT  := $(if $(DESTDIR),--root $(DESTDIR))
 install: deps
 	[ -x $(INSTALL_VENV)/bin/python ] || $(SUDO) $(SYSTEM_PYTHON) -m venv $(INSTALL_VENV)
 	$(SUDO) $(INSTALL_VENV)/bin/python -m pip install -q --upgrade .
+	$(SUDO) $(INSTALL_VENV)/bin/python -m pip install -q --no-deps $(SILERO_PIN)
 	$(SUDO) $(INSTALL_VENV)/bin/redactd install --source $(CURDIR) --bin $(INSTALL_VENV)/bin/redactd $(INSTALL_ROOT)
 
 uninstall:
@@ -88,12 +110,13 @@ lint: venv
 	$(VENV)/bin/ruff check daemon tests bench
 	$(VENV)/bin/mypy
 
-bench: venv
+bench: venv bench-venv
 	$(VPY) bench/metadata.py
 	PYTHONPATH=daemon $(VPY) bench/visual.py
 	PYTHONPATH=daemon $(VPY) bench/passes.py
 	$(VPY) bench/custody.py
 	PYTHONPATH=daemon $(VPY) bench/validation.py
+	$(BENCH_VENV)/bin/python bench/audio.py
 
 clean:
-	rm -rf $(VENV) $(YOLO_VENV) build *.egg-info .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(YOLO_VENV) $(BENCH_VENV) build *.egg-info .pytest_cache .mypy_cache

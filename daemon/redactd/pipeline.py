@@ -19,6 +19,7 @@ from redactd.policy import AudioMode, Mode, RedactionPolicy, policy_hash
 from redactd.validation import validate_output
 from redactd.validation.beforeblur import detect_only, render_approved
 from redactd.validation.sheet import contact_sheet, write_private_png
+from redactd.validation.speech import check_speech
 from redactd.visual import redact_video
 
 log = structlog.get_logger(__name__)
@@ -121,8 +122,10 @@ def run_visual(spec: JobSpec, progress: Progress | None) -> JobResult:
     if spec.approved_detections is not None:
         approval = json.loads(spec.approved_detections.read_bytes())
         detections = approval["detections"]
-        audio, models = render_approved(spec.raw_path, out, policy, detections,
-                                        lambda f: render_progress(int(f * 1000), 1000))
+        audio, models, speech = render_approved(spec.raw_path, out, policy, detections,
+                                                lambda f: render_progress(int(f * 1000), 1000))
+        if speech:
+            detections = {**detections, "audio": speech}
         review = {"boxes_approved_by": approval["approved_by"], "boxes_approved_at": approval["approved_at"]}
     else:
         redacted = redact_video(spec.raw_path, out, policy, render_progress, sidecar_path=detections_path)
@@ -153,7 +156,14 @@ def run_visual(spec: JobSpec, progress: Progress | None) -> JobResult:
     report = validate_output(out, detections, policy.validation, policy.obscure, validate_progress)
     sidecar["validation"] = report.figures()
     sidecar["models"].update({m.name: m.sha256 for m in report.models})
-    return JobResult(out, sha256_file(out), sidecar, report.verdict, report.reason)
+    verdict, reasons = report.verdict, [report.reason] if report.reason else []
+    if policy.audio is AudioMode.MUTE_SPEECH and keep_audio and policy.validation.audio.enabled:
+        heard = check_speech(out, policy.validation.audio, policy.speech)
+        sidecar["validation"]["audio"] = heard.figures()
+        if heard.verdict == "review":
+            verdict = "review"
+            reasons.append(heard.reason or "validation: speech left in the audio")
+    return JobResult(out, sha256_file(out), sidecar, verdict, "; ".join(reasons) or None)
 
 
 # One entry per policy mode.

@@ -30,7 +30,8 @@ class Mode(str, Enum):
 class AudioMode(str, Enum):
     DROP = "drop"
     KEEP = "keep"
-    ANONYMIZE = "anonymize"  # pitch/formant shift
+    ANONYMIZE = "anonymize"  # speech segments voice-anonymised (McAdams), or the whole track pitch-shifted
+    MUTE_SPEECH = "mute_speech"  # the track kept, speech segments replaced by matched noise or silence
 
 
 #: Faces narrower than this (frame pixels) are taken from ``FaceDetection.small_threshold`` up.
@@ -157,6 +158,38 @@ class Lossless(_Strict):
     fallback: Literal["refuse", "reencode"] = "refuse"
 
 
+class Speech(_Strict):
+    """Where speech is (Silero VAD) and what `mute_speech` and `anonymize` put in its place."""
+
+    threshold: float = Field(0.5, gt=0, lt=1, description="Silero VAD speech probability that starts a segment")
+    min_speech_ms: int = Field(
+        64, ge=0, le=2000, description="shorter bursts above the threshold are not speech (two 32 ms chunks)"
+    )
+    min_silence_ms: int = Field(300, ge=0, le=5000, description="a quieter gap shorter than this does not end a segment")
+    pad_ms: int = Field(300, ge=0, le=5000, description="each segment grows by this much on both sides")
+    crossfade_ms: int = Field(
+        50, ge=0, le=1000, description="fade between the original and what replaces it, inside the padding"
+    )
+    fill: Literal["noise", "silence"] = Field(
+        "noise", description="mute_speech: noise matched to the track's own background, or silence"
+    )
+    anonymizer: Literal["mcadams", "pitch_shift"] = Field(
+        "mcadams", description="anonymize: McAdams LPC warp of speech segments, or the old whole-track pitch shift"
+    )
+    mcadams_alpha: tuple[float, float] = Field(
+        (0.55, 0.75), description="range the per-job McAdams coefficient is drawn from (never recorded)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Speech:
+        lo, hi = self.mcadams_alpha
+        if not 0.5 <= lo <= hi <= 0.95:
+            raise ValueError("mcadams_alpha: a range [low, high] with 0.5 <= low <= high <= 0.95")
+        if self.crossfade_ms > self.pad_ms:
+            raise ValueError("crossfade_ms must not exceed pad_ms: the fade would let the edge of speech through")
+        return self
+
+
 class ValidationDetectors(_Strict):
     """The second opinion: model families other than the primary's, or the primary pushed harder."""
 
@@ -192,6 +225,16 @@ class ValidationThresholds(_Strict):
     )
 
 
+class AudioValidation(_Strict):
+    """The audio half of the second opinion: Silero VAD again, on the output's audio (mute_speech only)."""
+
+    enabled: bool = True
+    speech_threshold: float = Field(0.5, gt=0, lt=1, description="VAD probability counted as speech")
+    max_speech_s: float = Field(
+        0.0, ge=0, description="seconds of speech the VAD may still find in the output before review"
+    )
+
+
 class Validation(_Strict):
     enabled: bool = True
     # Every 10th frame: 3 samples a second at 30 fps, which a face visible for a second fills.
@@ -199,6 +242,7 @@ class Validation(_Strict):
     max_samples: int = Field(600, ge=1, description="at most this many frames per job (spread evenly)")
     detectors: ValidationDetectors = ValidationDetectors()
     thresholds: ValidationThresholds = ValidationThresholds()
+    audio: AudioValidation = AudioValidation()
     review_before_blur: bool = Field(
         False, description="detect only, wait for a reviewer to approve the boxes, then render"
     )
@@ -211,6 +255,7 @@ class RedactionPolicy(_Strict):
     description: str = ""
     mode: Mode
     audio: AudioMode = AudioMode.DROP
+    speech: Speech = Speech()
     detect: Detection = Detection()
     tracking: Tracking = Tracking()
     obscure: Obscure = Obscure()
@@ -222,8 +267,8 @@ class RedactionPolicy(_Strict):
 
     @model_validator(mode="after")
     def _metadata_only_has_no_visual_settings(self) -> RedactionPolicy:
-        if self.mode is Mode.METADATA_ONLY and self.audio is AudioMode.ANONYMIZE:
-            raise ValueError("audio 'anonymize' re-encodes audio: use mode 'visual' or audio drop/keep")
+        if self.mode is Mode.METADATA_ONLY and self.audio in (AudioMode.ANONYMIZE, AudioMode.MUTE_SPEECH):
+            raise ValueError(f"audio '{self.audio.value}' re-encodes audio: use mode 'visual' or audio drop/keep")
         return self
 
 

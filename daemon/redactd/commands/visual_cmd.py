@@ -90,6 +90,9 @@ def run_redact(args: argparse.Namespace) -> int:
         "boxes_detected": result.boxes_detected,
         "boxes_filled": result.boxes_filled,
         "tracks": result.tracks,
+        "audio": result.audio,
+        **({"speech": {"segments": len(result.speech["speech"]), "seconds": result.speech["speech_s"]}}
+           if "speech_s" in result.speech else {}),
         "seconds": {"wall": round(t.wall, 2), "decode": round(t.decode, 2), "detect": round(t.detect, 2),
                     "track": round(t.track, 3), "obscure": round(t.obscure, 2), "encode": round(t.encode, 2)},
     }))

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from redactd.errors import ConfigError, InputError
-from redactd.policy import RedactionPolicy
+from redactd.policy import AudioMode, RedactionPolicy
 from redactd.visual import sidecar
 from redactd.visual.codec import FramePlan, probe
 from redactd.visual.detect import Box, ModelInfo, build_detector
-from redactd.visual.render import _Clock, _container_for, detect_pass, render_pass
+from redactd.visual.render import _Clock, _container_for, detect_pass, plan_speech, render_pass
+from redactd.visual.speech import audio_section
 from redactd.visual.track import TrackedBox, track_boxes
 
 Progress = Callable[[float], None]
@@ -61,8 +62,9 @@ def approved_boxes(doc: Mapping[str, Any], frames: int) -> list[list[TrackedBox]
 
 
 def render_approved(src: Path, dst: Path, policy: RedactionPolicy, doc: Mapping[str, Any],
-                    progress: Progress | None = None) -> tuple[str, tuple[ModelInfo, ...]]:
-    """Obscure exactly the approved boxes and encode ``dst``; returns the audio kept and the models used."""
+                    progress: Progress | None = None) -> tuple[str, tuple[ModelInfo, ...], dict[str, Any]]:
+    """Obscure exactly the approved boxes and encode ``dst``; returns the audio kept, the models used
+    and the detections' ``audio`` section (speech found now: the reviewer approved boxes, not sound)."""
     info = probe(src)
     plan = FramePlan.from_limits(info, policy.limits)
     video = doc.get("video", {})
@@ -79,9 +81,12 @@ def render_approved(src: Path, dst: Path, policy: RedactionPolicy, doc: Mapping[
         if progress is not None:
             progress(min(1.0, done / max(1, frames)))
 
-    written = render_pass(src, dst, plan, policy, boxes, _container_for(dst, policy), _Clock(), tick)
+    speech = plan_speech(src, plan, policy)
+    written = render_pass(src, dst, plan, policy, boxes, _container_for(dst, policy), _Clock(), tick, speech)
     if done != frames:
         dst.unlink(missing_ok=True)
         raise InputError(f"the video has {done} frames now, the approved boxes cover {frames}")
-    models = tuple(ModelInfo(**m) for m in doc.get("models", []))
-    return (policy.audio.value if written.audio else "none"), models
+    models = tuple(ModelInfo(**m) for m in doc.get("models", [])) + ((speech.model,) if speech is not None else ())
+    section = {} if policy.audio is AudioMode.DROP else \
+        audio_section(speech, policy.audio.value, policy.speech, info.audio_codec is not None)
+    return (policy.audio.value if written.audio else "none"), models, section

@@ -1,9 +1,10 @@
-"""Audio that is kept or anonymised: fitted, as decoded, to what the AAC encoder takes.
+"""Audio that is kept, anonymised or has its speech muted: fitted, as decoded, to what the AAC encoder takes.
 
 Frames are converted by an FFmpeg filter graph built from the frames themselves (stream headers
 can be wrong), with channels given positions where the input states none, side surrounds moved
-to AAC's back ones, more than eight channels downmixed, and, for anonymised voices, pitch and
-formants shifted together by a factor drawn per job.
+to AAC's back ones, more than eight channels downmixed, and then either the whole track's pitch
+and formants shifted together by a factor drawn per job (``anonymizer: pitch_shift``), or its
+speech segments rewritten by a `redactd.visual.speech.SpeechEditor` (muted, or McAdams-warped).
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import functools
 import itertools
 import secrets
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
+import numpy as np
+
+if TYPE_CHECKING:
+    from redactd.visual.speech import SpeechEditor
 
 #: Channel layouts FFmpeg's AAC encoder takes: its standard ones and those it writes with a program
 #: config element (PCE); none has more than eight channels.
@@ -103,10 +108,36 @@ def aac_layout(layout: av.AudioLayout) -> str:
     return str(av.AudioLayout(f"{layout.nb_channels}c").name) if layout.nb_channels <= 8 else "7.1"
 
 
+def encoder_format(ctx: Any) -> tuple[int, str]:
+    """The AAC encoder's sample rate and channel layout for audio decoded by codec context ``ctx``."""
+    return aac_rate(ctx.sample_rate or 48000), aac_layout(ctx.layout)
+
+
 def voice_shift_factor() -> float:
     """A pitch factor from 0.78-0.85 or 1.18-1.25, drawn per job and never recorded: a known
     constant shift would be trivial to invert."""
     return (0.78 + secrets.randbelow(8) / 100) if secrets.randbelow(2) else (1.18 + secrets.randbelow(8) / 100)
+
+
+
+def frame_samples(frame: av.AudioFrame) -> np.ndarray:
+    """A planar float frame's samples as a (channels, samples) float32 array (a copy).
+
+    Plane by plane: PyAV 18 lists one plane too many for 8-channel planar audio, and reading
+    that one (as ``to_ndarray`` does) reads memory that is not there.
+    """
+    channels = frame.layout.nb_channels
+    return np.stack([np.frombuffer(memoryview(frame.planes[c]), np.float32)[: frame.samples].copy()
+                     for c in range(channels)])
+
+
+def samples_frame(samples: np.ndarray, layout: str, rate: int) -> av.AudioFrame:
+    """A planar float frame holding ``samples`` (channels, n)."""
+    frame = av.AudioFrame(format="fltp", layout=layout, samples=samples.shape[1])
+    frame.sample_rate = rate
+    for c in range(samples.shape[0]):
+        np.frombuffer(memoryview(frame.planes[c]), np.float32)[: samples.shape[1]] = samples[c]
+    return frame
 
 
 class AudioConverter:
@@ -117,10 +148,11 @@ class AudioConverter:
     they change mid-stream (broadcast recordings switch between mono and stereo, or sample rates).
     """
 
-    def __init__(self, rate: int, layout: str, voice_shift: float | None) -> None:
+    def __init__(self, rate: int, layout: str, voice_shift: float | None, edit: SpeechEditor | None = None) -> None:
         self.rate = rate
         self.layout = layout
         self.voice_shift = voice_shift
+        self.edit = edit
         self.graph: Any = None
         self.source: tuple[str, int, str] | None = None
         self.start: int | None = None  # where the audio starts, in output samples
@@ -130,7 +162,7 @@ class AudioConverter:
     def convert(self, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
         """The frames ready for the encoder; ``None`` flushes what the filters still hold."""
         if frame is None:
-            return self._stamp(self._fit_length(self._drain()))
+            return self._stamp(self._edited(self._fit_length(self._drain()), final=True))
         if self.start is None:
             start = frame.pts * frame.time_base if frame.pts is not None and frame.time_base else 0
             self.start = round(start * self.rate)
@@ -142,18 +174,31 @@ class AudioConverter:
             self.graph = _audio_graph(frame, self.rate, self.layout, self.voice_shift)
             self.source = source
         self.graph.push(frame)
-        return self._stamp(out + self._pull())
+        return self._stamp(self._edited(out + self._pull()))
+
+    def _edited(self, frames: list[av.AudioFrame], final: bool = False) -> list[av.AudioFrame]:
+        """The frames after the speech editor, which holds back a few milliseconds (McAdams' look-ahead)
+        and gives back, in the end, exactly as many samples as it took."""
+        if self.edit is None:
+            return frames
+        held = [self.edit.push(frame_samples(f)) for f in frames]
+        if final:
+            held.append(self.edit.finish())
+        samples = np.concatenate(held, axis=1) if held else np.zeros((0, 0), np.float32)
+        return [samples_frame(samples[:, i:i + _EDITED_FRAME], self.layout, self.rate)
+                for i in range(0, samples.shape[1], _EDITED_FRAME)]
 
     def _stamp(self, frames: list[av.AudioFrame]) -> list[av.AudioFrame]:
-        """Voice-shifted frames are timed by counting samples on from where the audio started.
+        """Voice-shifted and edited frames are timed by counting samples on from where the audio started.
 
         ``asetrate`` scales timestamps by the shift factor: kept, they would put the audio off
         the video by the factor (1.4 s of MPEG-TS start becoming 1.1 or 1.8 s) and give the
         factor away. Without any, the encoder would start at zero and the priming it adds would
-        not be cut. Other frames keep the input's timestamps.
+        not be cut. Edited frames are new frames, cut where the editor let them go. Other frames
+        keep the input's timestamps.
         """
         for f in frames:
-            if self.voice_shift is not None:
+            if self.voice_shift is not None or self.edit is not None:
                 f.pts, f.time_base = (self.start or 0) + self.given, Fraction(1, self.rate)
             self.given += f.samples
         return frames
@@ -189,6 +234,10 @@ class AudioConverter:
 
     def _pull(self) -> list[av.AudioFrame]:
         return _pull_all(self.graph)
+
+
+#: Samples per frame the speech editor's output is cut into (AAC takes 1024 at a time).
+_EDITED_FRAME = 1024
 
 
 def _pull_all(graph: Any) -> list[av.AudioFrame]:

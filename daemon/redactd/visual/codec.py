@@ -27,8 +27,9 @@ import numpy as np
 from redactd.errors import EncodeError, InputError, UnsupportedMediaError
 from redactd.fsutil import fsync_dir, fsync_file
 from redactd.policy import AudioMode, Encode, Limits
-from redactd.visual.audio import AudioConverter, aac_layout, aac_rate, voice_shift_factor
+from redactd.visual.audio import AudioConverter, encoder_format, voice_shift_factor
 from redactd.visual.obscure import PLANAR_YUV
+from redactd.visual.speech import SpeechEditor
 
 T = TypeVar("T")
 
@@ -393,8 +394,14 @@ class VideoWriter:
         encode: Encode,
         audio: AudioMode,
         container_format: str = "mp4",
+        speech: SpeechEditor | None = None,
+        shift_voice: bool = False,
     ) -> None:
+        """``speech`` rewrites the speech segments of the audio (mute_speech, McAdams); ``shift_voice``
+        shifts the whole track's pitch instead (the older anonymiser)."""
         self.dst = dst
+        self.speech = speech
+        self.shift_voice = shift_voice
         # Same temp naming as redactd.fsutil: watchers and junk filters skip ".redactd-*.tmp".
         try:
             fd, tmp = tempfile.mkstemp(prefix=".redactd-", suffix=".tmp", dir=dst.parent)
@@ -494,8 +501,10 @@ class VideoWriter:
             return
         # The encoder is set up from the stream header (the output's header is written before any
         # audio is decoded); the converter fits whatever the frames turn out to be to it.
-        rate = aac_rate(ctx.sample_rate or 48000)
-        layout = aac_layout(ctx.layout)
+        rate, layout = encoder_format(ctx)
+        if self.speech is not None and (self.speech.plan.rate, self.speech.plan.layout) != (rate, layout):
+            raise EncodeError(f"the speech plan is for {self.speech.plan.layout} at {self.speech.plan.rate} Hz, the "
+                              f"encoder takes {layout} at {rate} Hz")
         self.audio_decoder = ctx
         self.audio_source = Path(src.container.name).name
         self.audio_out = self.out.add_stream("aac", rate=rate)
@@ -503,8 +512,8 @@ class VideoWriter:
         # Else FFmpeg's AAC encoder writes its name and version ("Lavc62.28.102") into the first
         # packet, as x264 does into its SEI.
         self.audio_out.codec_context.flags |= av.codec.context.Flags.bitexact
-        shift = voice_shift_factor() if mode is AudioMode.ANONYMIZE else None
-        self.audio_convert = AudioConverter(rate, layout, shift)
+        shift = voice_shift_factor() if mode is AudioMode.ANONYMIZE and self.shift_voice else None
+        self.audio_convert = AudioConverter(rate, layout, shift, self.speech)
 
     def _carries(self, codec: av.Codec, container_format: str) -> bool:
         """Whether the output holds audio in ``codec`` as it is: in MP4 the `_MP4_AUDIO` codecs,

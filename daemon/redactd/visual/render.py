@@ -46,6 +46,7 @@ from redactd.visual.codec import (
 from redactd.visual.detect import Box, CompositeDetector, ModelInfo, Pending, build_detector
 from redactd.visual.obscure import PLANAR_YUV, Region, obscure_planes, regions_for
 from redactd.visual.orient import fields, quarter_turns, to_coded, upright
+from redactd.visual.speech import SpeechPlan, audio_section, editor_for, find_speech, needs_speech
 from redactd.visual.track import StreamTracker, TrackedBox, track_boxes, tracking_lag
 
 Progress = Callable[[int, int], None]
@@ -77,6 +78,7 @@ class RedactResult:
     models: tuple[ModelInfo, ...]
     times: PhaseTimes
     summary: dict[str, Any] = field(repr=False)
+    speech: dict[str, Any] = field(default_factory=dict, repr=False)  # the sidecar's audio section
 
     @property
     def fps(self) -> float:
@@ -209,10 +211,11 @@ def render_pass(
     container_format: str,
     clock: _Clock,
     tick: Callable[[], None],
+    speech: SpeechPlan | None = None,
 ) -> Written:
     """Decode again, obscure each frame's boxes in its YUV planes, encode; returns what was written."""
     with (VideoReader(src, plan, with_audio=policy.audio is not AudioMode.DROP) as reader,
-          _output(dst, reader, policy, container_format, clock) as writer):
+          _output(dst, reader, policy, container_format, clock, speech) as writer):
         rendered = 0
         for item in prefetch(clock.timed("decode", reader.items())):
             if not isinstance(item, Decoded):
@@ -231,11 +234,14 @@ def render_pass(
 
 @contextmanager
 def _output(
-    dst: Path, reader: VideoReader, policy: RedactionPolicy, container_format: str, clock: _Clock
+    dst: Path, reader: VideoReader, policy: RedactionPolicy, container_format: str, clock: _Clock,
+    speech: SpeechPlan | None = None,
 ) -> Iterator[VideoWriter]:
     """The encoder for ``dst``: committed (timed as encoding) if the block succeeds, else aborted,
     so a failure never leaves an output behind."""
-    writer = VideoWriter(dst, reader, policy.encode, policy.audio, container_format)
+    shift = policy.audio is AudioMode.ANONYMIZE and policy.speech.anonymizer == "pitch_shift"
+    writer = VideoWriter(dst, reader, policy.encode, policy.audio, container_format,
+                         editor_for(speech, policy.audio.value, policy.speech), shift)
     try:
         yield writer
         start = time.perf_counter()
@@ -271,6 +277,7 @@ def single_pass(
     container_format: str,
     clock: _Clock,
     tick: Callable[[], None],
+    speech: SpeechPlan | None = None,
 ) -> tuple[Written, list[list[TrackedBox]]]:
     """Decode once: detect, track and render together, each frame encoded once its boxes are final.
 
@@ -285,7 +292,7 @@ def single_pass(
     waiting: deque[Decoded] = deque()
     boxes: list[list[TrackedBox]] = []
     with (VideoReader(src, plan, with_audio=policy.audio is not AudioMode.DROP) as reader,
-          _output(dst, reader, policy, container_format, clock) as writer):
+          _output(dst, reader, policy, container_format, clock, speech) as writer):
 
         def track(found: list[Box] | None) -> None:
             start = time.perf_counter()
@@ -327,6 +334,16 @@ def _container_for(dst: Path, policy: RedactionPolicy) -> str:
         raise ConfigError(f"{dst.name}: policy '{policy.id}' writes {policy.output.container.upper()} "
                           f"(output.container): name the output .{policy.output.container}")
     return named
+
+
+def plan_speech(src: Path, plan: FramePlan, policy: RedactionPolicy) -> SpeechPlan | None:
+    """Where the speech is in ``src``'s audio, when the policy's audio mode needs to know (a pass over
+    the audio alone, before the render); None when it does not, or there is no audio."""
+    kind = needs_speech(policy.audio.value, policy.speech)
+    if kind is None:
+        return None
+    with VideoReader(src, plan, with_audio=True) as reader:
+        return find_speech(reader, policy.speech, measure_noise=kind == "mute" and policy.speech.fill == "noise")
 
 
 def redact_video(
@@ -397,8 +414,11 @@ def _redact(
         if progress is not None:
             progress(done // passes, max(total, done // passes))
 
+    start = time.perf_counter()
+    speech = plan_speech(src, plan, policy)
+    clock.add("speech", start)
     if single:
-        written, boxes = single_pass(src, dst, plan, policy, detector, container_format, clock, tick)
+        written, boxes = single_pass(src, dst, plan, policy, detector, container_format, clock, tick, speech)
     else:
         logger.info("two_passes", reason="frames held for tracking would exceed the memory cap",
                     held_mib=held >> 20, cap_mib=MAX_HELD_BYTES >> 20)
@@ -409,14 +429,18 @@ def _redact(
         start = time.perf_counter()
         boxes = track_boxes(detections, policy.tracking, plan.width, plan.height)
         clock.add("track", start)
-        written = render_pass(src, dst, plan, policy, boxes, container_format, clock, tick)
-    summary = sidecar.summary(policy, detector.infos, boxes)
+        written = render_pass(src, dst, plan, policy, boxes, container_format, clock, tick, speech)
+    models = [*detector.infos, *([speech.model] if speech is not None else [])]
+    summary = sidecar.summary(policy, models, boxes)
+    audio = audio_section(speech, policy.audio.value, policy.speech, info.audio_codec is not None)
     if sidecar_path is not None:
         rate = plan.max_fps or info.fps
         fps = float(rate) if rate is not None else None
         try:
-            sidecar.write(sidecar_path, sidecar.document(policy, detector.infos, boxes, plan.width, plan.height, fps,
-                                                            info.interlaced))
+            doc = sidecar.document(policy, models, boxes, plan.width, plan.height, fps, info.interlaced)
+            if policy.audio is not AudioMode.DROP:
+                doc["audio"] = audio
+            sidecar.write(sidecar_path, doc)
         except OSError as exc:
             dst.unlink(missing_ok=True)  # a redacted video and its detections come together or not at all
             raise EncodeError(f"cannot write the detections sidecar {sidecar_path.name}: "
@@ -431,12 +455,13 @@ def _redact(
         "video_redacted", frames=len(boxes), width=plan.width, height=plan.height,
         boxes_detected=counts["boxes_detected"], boxes_filled=counts["boxes_filled"],
         wall_s=round(times.wall, 3), detect_s=round(times.detect, 3), encode_s=round(times.encode, 3),
+        speech_s=round(s.get("speech", 0.0), 3),
     )
     return RedactResult(
         frames=len(boxes), width=plan.width, height=plan.height, pix_fmt=written.pix_fmt,
         audio=policy.audio.value if written.audio else "none",
         boxes_detected=counts["boxes_detected"], boxes_filled=counts["boxes_filled"],
-        tracks=dict(counts["tracks"]), models=tuple(detector.infos), times=times, summary=summary,
+        tracks=dict(counts["tracks"]), models=tuple(models), times=times, summary=summary, speech=audio,
     )
 
 
