@@ -346,6 +346,14 @@ class JobStore:
             self._emit(c, "processing_started", job_id=job.id, raw_sha256=job.raw_sha256, attempt=job.attempts + 1)
         return job
 
+    def peek_next(self, now: float | None = None) -> Job | None:
+        """The job ``claim_next`` would take now, without taking it (to check there is room for it)."""
+        now = time.time() if now is None else now
+        row = self._conn.execute(
+            "SELECT * FROM jobs WHERE state = ? AND not_before <= ? ORDER BY created_at LIMIT 1",
+            (JobState.ADMITTED.value, now)).fetchone()
+        return Job.from_row(row) if row is not None else None
+
     def set_policy(self, job_id: str, version: int, sha256: str) -> None:
         with self._tx(self._conn) as c:
             c.execute("UPDATE jobs SET policy_version = ?, policy_sha256 = ?, updated_at = ? WHERE id = ?",

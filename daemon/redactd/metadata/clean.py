@@ -9,6 +9,7 @@ carry no picture data, so decoded frames stay bit-exact. The codec configuration
 
 from __future__ import annotations
 
+import errno
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from redactd.fsutil import atomic_output_keep_suffix
 from redactd.metadata import boxes, nal
 from redactd.metadata.bitstream import codec_name
 from redactd.metadata.verify import verify_clean
+from redactd.space import is_out_of_space
 
 log = structlog.get_logger(__name__)
 
@@ -171,6 +173,9 @@ def clean_metadata(src: Path, dst: Path, keep_audio: bool = False, verify: bool 
             try:
                 cut = _remux(container, tmp, container_name, plan)
             except av.FFmpegError as exc:
+                if is_out_of_space(exc):
+                    # Writing the output failed, not reading the input: a full disk, not a damaged file.
+                    raise OSError(errno.ENOSPC, f"remux could not write its output: {exc.strerror}") from exc
                 raise InputError(f"remux failed, the file is damaged: {getattr(exc, 'strerror', exc)}") from exc
             if verify:
                 verify_clean(tmp, expect_video=len(plan.video), expect_audio=len(plan.audio))
