@@ -32,6 +32,7 @@ from redactd.jobstore import Job, JobState, JobStore, TransitionSink
 from redactd.notify import SystemdNotifier
 from redactd.outbox import flush_outbox
 from redactd.policy import PolicySet, policy_hash
+from redactd.private import secure_layout
 from redactd.publish import Queues, sweep_temps
 from redactd.retention.service import log_missed_runs, run_retention
 from redactd.retention.snapshots import warn_about_snapshots
@@ -204,8 +205,8 @@ class Daemon:
 
     def run(self) -> int:
         cfg = self.cfg
-        for d in (cfg.state_dir, cfg.raw_store, cfg.state_dir / SCRATCH_DIR):
-            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        secure_layout(cfg.state_dir, cfg.raw_store, cfg.custody.directory, cfg.custody.signing_key)
+        (cfg.state_dir / SCRATCH_DIR).mkdir(exist_ok=True, mode=0o700)
         lock = DaemonLock(cfg.state_dir)
         lock.acquire()
         try:

@@ -24,6 +24,7 @@ from redactd.errors import RetentionError
 from redactd.jobstore import JobStore
 from redactd.outbox import SCHEMA as OUTBOX_SCHEMA
 from redactd.outbox import queue_custody_event
+from redactd.private import create_private_file
 from redactd.retention.model import Hold, HoldScope, ItemKind
 
 _SCHEMA = """
@@ -118,7 +119,8 @@ class RetentionStore:
 
     @classmethod
     def open(cls, path: Path) -> RetentionStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_private_file(path)  # SQLite gives its -wal and -shm files this mode too
         conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 30000")
