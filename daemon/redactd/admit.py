@@ -9,6 +9,7 @@ contributor can no longer change it: a reflink clone or a copy, hashed, then the
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import fnmatch
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from redactd import log
 from redactd.fsutil import atomic_output, file_kind, fsync_dir
-from redactd.jobstore import Job, JobState, JobStore
+from redactd.jobstore import Job, JobState, JobStore, display_name
 from redactd.publish import Queues, safe_suffix
 from redactd.space import is_out_of_space
 
@@ -289,6 +290,14 @@ def move_aside(src: Path, dst: Path) -> bool:
     return True
 
 
+def _link_target(path: Path) -> str | None:
+    """Where a symbolic link points, or None when ``path`` is not a link."""
+    try:
+        return os.readlink(path) if stat.S_ISLNK(os.lstat(path).st_mode) else None
+    except OSError:
+        return None
+
+
 def walk(root: Path) -> Iterable[Path]:
     """Every non-directory entry under ``root``, plus symlinked directories (never followed)."""
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -375,15 +384,29 @@ class Admitter:
         folder = self.queues.folder(self.queues.failed_dir, job_id)
         kept: Path | None = folder / f"original{safe_suffix(path.name)}"
         reason = rejection.reason
-        try:
-            if not move_aside(path, kept):  # type: ignore[arg-type]
-                kept, reason = None, reason + " (left in the inbox: it cannot be moved to another filesystem)"
-        except FileNotFoundError:
-            kept, reason = None, reason + " (it disappeared before it could be moved)"
+        described = ""
+        target = _link_target(path)
+        if target is not None:
+            # A link is kept as words, never as a live link: an operator opening failed/JOB/original.mp4
+            # would open whatever it points at (/etc/shadow). The target stays out of the log (and
+            # of the reason recorded in the job store): it may name a person's files.
+            described = (f"\n\nthe link pointed to: {display_name(os.fsencode(target))}\nthe link itself was "
+                         "removed from the inbox and is not kept here")
+            kept = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                fsync_dir(path.parent)
+        else:
+            try:
+                if not move_aside(path, kept):  # type: ignore[arg-type]
+                    kept, reason = None, reason + " (left in the inbox: it cannot be moved to another filesystem)"
+            except FileNotFoundError:
+                kept, reason = None, reason + " (it disappeared before it could be moved)"
         # The reason file first: a failed job must never lack one, even after a crash right here.
         draft = Job.draft(job_id, JobState.FAILED, route.name, original, size, route.policy_id,
                           raw_path=kept, last_error=reason)
-        self.queues.write_reason(folder, draft, "this file was refused at admission", reason, rejection.advice)
+        self.queues.write_reason(folder, draft, "this file was refused at admission", reason + described,
+                                 rejection.advice)
         job = self.store.record_rejection(job_id, route.name, original, size, route.policy_id, reason, kept)
         self.log.warning("file_rejected", job_id=job_id, inbox=route.name, reason=reason)
         return job

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from redactd.jobstore import JobState
-from tests.conftest import tmpfs
 
 from .conftest import DaemonRun, drop, variant
 

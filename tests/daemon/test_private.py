@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from redactd.custody.keys import init_key
 from redactd.jobstore import JobState, JobStore
 from tests.conftest import tmpfs
 
-from .conftest import drop
+from .conftest import REPO, drop
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -76,3 +77,28 @@ class TestOwnerOnly:
         assert proc.returncode == 2, proc.stderr
         assert f"{run.raw} is mode 0755" in proc.stderr and "cannot be made owner-only" in proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+class TestNothingWrittenOutsideConfiguredDirectories:
+    @pytest.mark.slow
+    def test_the_real_visual_pipeline_writes_nothing_under_home_or_the_temp_directory(
+            self, daemon_run, clip_bytes, tmp_path):
+        # The real daemon and the real visual pipeline (CenterFace and PP-OCR on onnxruntime,
+        # Silero VAD, ffmpeg, exiftool) under an empty HOME and TMPDIR: onnxruntime used to leave
+        # ~/.cache/Microsoft/DeveloperTools/.onnxruntime/onnxruntime.db behind.
+        home, tmp = tmp_path / "home", tmp_path / "tmpdir"
+        home.mkdir()
+        tmp.mkdir()
+        run = daemon_run()
+        shutil.copy(REPO / "policies" / "visual-default.yaml", run.policies)
+        run.settings["inboxes"][0]["policy"] = "visual-default"
+        run.write_config()
+        env = {"HOME": str(home), "TMPDIR": str(tmp), "XDG_CACHE_HOME": "", "ORT_DISABLE_TELEMETRY": ""}
+        run.env = {k: v for k, v in {**run.env, **env}.items() if v}
+        run.start()
+        drop(run.inbox, "clip.mp4", clip_bytes)
+        (job,) = run.wait_finished(1, timeout=150)
+        assert job.state in (JobState.PUBLISHED, JobState.REVIEW), job.last_error
+        assert run.stop() == 0
+        assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
+        assert [str(p.relative_to(tmp)) for p in tmp.rglob("*")] == []

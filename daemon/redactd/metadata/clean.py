@@ -19,6 +19,7 @@ import structlog
 
 from redactd.errors import InputError, UnsupportedMediaError
 from redactd.fsutil import atomic_output_keep_suffix
+from redactd.media.probe import check_header
 from redactd.metadata import boxes, nal
 from redactd.metadata.bitstream import codec_name
 from redactd.metadata.verify import verify_clean
@@ -74,11 +75,17 @@ def choose_container(src: Path, keep_audio: bool, preference: str = "auto") -> s
 
 def _open_input(src: Path) -> av.container.InputContainer:
     try:
-        return av.open(str(src), mode="r")
+        container = av.open(str(src), mode="r")
     except (av.FFmpegError, UnicodeDecodeError) as exc:
         # FFmpeg's messages name the file; file names are personal data and stay out of errors.
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise InputError(f"not a readable media file: {reason}") from exc
+    try:
+        check_header(src, container.format.name)
+    except InputError:
+        container.close()
+        raise
+    return container
 
 
 def _plan(container: av.container.InputContainer, keep_audio: bool) -> _Plan:
