@@ -34,8 +34,7 @@ from redactd.fsutil import fsync_dir
 def write_random(path: Path, size: int) -> None:
     block = os.urandom(1 << 20)
     with open(path, "wb") as fh:
-        for i in range(size >> 20):
-            fh.write(block[:8] + i.to_bytes(8, "little") + block[16:])
+        fh.writelines(block[:8] + i.to_bytes(8, "little") + block[16:] for i in range(size >> 20))
         fh.flush()
         os.fsync(fh.fileno())
 
