@@ -86,13 +86,16 @@ def _secure_dir(d: Path, recurse: bool) -> list[str]:
 def secure_layout(state_dir: Path, raw_store: Path, custody_dir: Path, signing_key: Path) -> list[str]:
     """What the daemon checks at start-up: state (job store, scratch, custody log), raw store, keys.
 
-    The key's directory is tightened when it holds only that key's files; a directory shared with
-    other files (a config directory) only has the key itself checked, so nothing else changes mode.
+    The key's directory is tightened when this user owns it and it holds only that key's files
+    (``custody.key``, ``custody.pub``, ``custody.key.next``). Anything else (a config directory,
+    or the installed ``/etc/redactd/keys``, root's and read-only under the unit) only has the
+    private key itself checked: its mode is what keeps it secret, and the public key is public.
     """
     changed = secure_dirs([state_dir, raw_store, custody_dir], deep=[state_dir, custody_dir])
     key_dir = signing_key.parent
     if key_dir.is_dir():
-        own = all(e.name.startswith(signing_key.name) for e in os.scandir(key_dir))
+        own = os.stat(key_dir).st_uid == os.geteuid() and all(
+            e.name.startswith(signing_key.stem + ".") for e in os.scandir(key_dir))
         if own:
             changed += secure_dirs([key_dir])
         elif signing_key.exists():

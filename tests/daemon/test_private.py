@@ -102,3 +102,24 @@ class TestNothingWrittenOutsideConfiguredDirectories:
         assert run.stop() == 0
         assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
         assert [str(p.relative_to(tmp)) for p in tmp.rglob("*")] == []
+
+
+class TestKeyDirectory:
+    def test_a_key_directory_of_its_own_is_tightened_a_shared_one_keeps_its_mode(self, tmp_path):
+        from redactd.private import secure_layout
+
+        own = tmp_path / "keys"
+        init_key(own / "custody.key")
+        os.chmod(own, 0o755)
+        shared = tmp_path / "etc"
+        init_key(shared / "custody.key")
+        (shared / "redactd.yaml").write_text("version: 1\n")
+        os.chmod(shared, 0o755)
+        os.chmod(shared / "custody.key", 0o644)
+        changed = secure_layout(tmp_path / "state", tmp_path / "raw", tmp_path / "state" / "custody",
+                                own / "custody.key")
+        assert mode(own) == 0o700 and f"{own}: 0755 -> 0700" in changed
+        assert mode(own / "custody.pub") == 0o644  # public keys are meant to be handed out
+        secure_layout(tmp_path / "state", tmp_path / "raw", tmp_path / "state" / "custody", shared / "custody.key")
+        assert mode(shared) == 0o755 and mode(shared / "redactd.yaml") == 0o644
+        assert mode(shared / "custody.key") == 0o600
