@@ -167,16 +167,20 @@ def kill_rounds(root: Path, clip: bytes, rounds: int) -> Tally:
 
 
 def disk_full(root: Path, clip: bytes) -> Tally:
-    t = Tally("disk full (scratch, clean)")
+    t = Tally("disk full (state dir with scratch, clean)")
     run = DaemonRun(root, settle=0.5, workers=2, extra_limits={"min_free_space": "64 KiB"})
-    mounts = [run.state / "scratch", run.clean]
+    mounts = [run.state, run.clean]
     for m in mounts:
         mount_tmpfs(m, "4m")
     try:
-        fillers = [fill(m) for m in mounts]
-        run.start()
+        run.start()  # the job store is created first; then both volumes fill up
         good = {}
-        for i in range(6):
+        for i in range(2):  # these two are admitted before the disks fill, then wait to be processed
+            data = variant(clip, 1000 + i)
+            good[sha(data)] = data
+            drop(run.inbox, f"early-{i}.mp4", data)
+        fillers = [fill(m) for m in mounts]
+        for i in range(2, 6):
             data = variant(clip, 1000 + i)
             good[sha(data)] = data
             drop(run.inbox, f"full-{i}.mp4", data)
