@@ -161,7 +161,10 @@ class Daemon:
         self.exit_code = 0
         self.executor = JobExecutor(self.store, self.runner, self.queues, cfg.state_dir / SCRATCH_DIR,
                                     lambda: self.policies, self._run_limits, self.stop_now)
-        self.space = SpaceWatch(space_paths(cfg), cfg.limits.min_free_space)
+        # One watch per kind of work: a big file waiting for admission and a small job waiting for a
+        # worker need different room, and each logs its own short/returned changes without flapping.
+        self.space_admit = SpaceWatch(space_paths(cfg), cfg.limits.min_free_space, "admission")
+        self.space_work = SpaceWatch(space_paths(cfg), cfg.limits.min_free_space, "processing")
         self.pool = WorkerPool(cfg.worker_count, self._claim, self.executor.execute, self.wake)
         self._admission = threading.Thread(target=self._admission_loop, name="admission", daemon=True)
 
@@ -183,7 +186,7 @@ class Daemon:
         nxt = store.peek_next()
         if nxt is None:
             return None
-        if self.space.check(nxt.size or 0, space.PROCESSING):
+        if self.space_work.check(nxt.size or 0, space.PROCESSING):
             return None
         return store.claim_next()
 
@@ -439,7 +442,7 @@ class Daemon:
             size = os.lstat(path).st_size
         except OSError:
             size = 0
-        while self.space.check(size, space.ADMISSION):
+        while self.space_admit.check(size, space.ADMISSION):
             if self._signals or self.pool.draining.is_set():
                 return False
             time.sleep(1.0)
@@ -463,7 +466,7 @@ class Daemon:
             {(r.name, r.root, r.watch) for r in self.routes.values()}
         self.cfg, self.policies, self.routes = cfg, policies, routes
         self.tracker.set_settle(cfg.limits.settle_seconds)
-        self.space.min_free = cfg.limits.min_free_space
+        self.space_admit.min_free = self.space_work.min_free = cfg.limits.min_free_space
         if watch_changed:
             self.watcher.stop()
             self.watcher = InboxWatcher(self.sightings, self._poll_interval())
@@ -479,9 +482,9 @@ class Daemon:
         line = (f"{counts[JobState.PROCESSING]} running, {counts[JobState.ADMITTED]} waiting, "
                 f"{counts[JobState.PUBLISHED]} published, {counts[JobState.REVIEW]} in review, "
                 f"{counts[JobState.FAILED]} failed")
-        short = self.space.short
+        short = sorted({v.name for v in self.space_admit.short + self.space_work.short})
         if short:
-            line += "; waiting for disk space on " + ", ".join(v.name for v in short)
+            line += "; waiting for disk space on " + ", ".join(short)
         return line
 
 

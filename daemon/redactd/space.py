@@ -113,8 +113,8 @@ def message_is_out_of_space(message: str) -> bool:
 class SpaceWatch:
     """The daemon's view of which volumes are short, logging each change once (threads share it)."""
 
-    def __init__(self, where: dict[str, Path], min_free: int) -> None:
-        self.where, self.min_free = where, min_free
+    def __init__(self, where: dict[str, Path], min_free: int, waiting: str) -> None:
+        self.where, self.min_free, self.waiting = where, min_free, waiting
         self._short: dict[str, Volume] = {}
         self._lock = threading.Lock()
         self._log = log.get_logger()
@@ -132,9 +132,10 @@ class SpaceWatch:
                     if was is None:
                         self._log.warning("space_short", volume=name, path=str(now[name].path),
                                           free_bytes=now[name].free, floor_bytes=now[name].floor,
-                                          note="admission and new jobs wait until space returns")
+                                          waiting=self.waiting, note="it waits until space returns")
                 elif was is not None:
-                    self._log.info("space_returned", volume=name, free_bytes=free_bytes(self.where[name]))
+                    self._log.info("space_returned", volume=name, free_bytes=free_bytes(self.where[name]),
+                                   waiting=self.waiting)
         return short
 
     @property
