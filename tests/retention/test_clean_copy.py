@@ -6,6 +6,9 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from redactd.cli import main
 from redactd.config import load_config
 from redactd.custody import CustodyLog, verify_log
 from redactd.daemon import status_report
@@ -50,7 +53,7 @@ class TestCleanCopyRecheck:
         assert job.raw_path.exists()
 
     def test_status_shows_the_refusal_until_a_later_run_purges_the_item(
-            self, layout: Layout, clock: FixedClock) -> None:
+            self, layout: Layout, clock: FixedClock, capsys: pytest.CaptureFixture[str]) -> None:
         job = layout.published(b"restored later")
         assert job.output_path is not None and job.raw_path is not None
         saved = job.output_path.read_bytes()
@@ -61,6 +64,9 @@ class TestCleanCopyRecheck:
         refused = status_report(cfg)["purge_refused"]
         assert [(r["job_id"], r["item"]) for r in refused] == [(job.id, "raw")]
         assert "no longer in clean storage" in refused[0]["reason"]
+        assert main(["status", "--config", str(layout.config)]) == 0
+        text = capsys.readouterr().out
+        assert "purges refused" in text and job.id in text and "no longer in clean storage" in text
         job.output_path.write_bytes(saved)  # the operator restores the clean copy from backup
         clock.advance(timedelta(hours=1))
         assert [o.status for o in run(layout, clock).outcomes] == ["purged"]
