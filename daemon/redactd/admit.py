@@ -3,13 +3,15 @@
 A file is *ready* once its size, mtime and inode have not changed for the settle window (size
 alone is not enough: Windows Explorer sets the final size at the start of an SMB copy). A ready
 file is then checked (regular file, not hard-linked, inside the inbox, non-empty, not too large,
-a name that can be recorded faithfully) and moved into the raw store, where the contributor can
-no longer change it: a rename on the same filesystem, else copy + fsync + SHA-256 compare + unlink.
+a name that can be recorded faithfully) and given a new inode in the raw store, where the
+contributor can no longer change it: a reflink clone or a copy, hashed, then the inbox name unlinked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import fnmatch
 import hashlib
 import os
@@ -23,10 +25,12 @@ from pathlib import Path
 
 from redactd import log
 from redactd.fsutil import atomic_output, file_kind, fsync_dir
-from redactd.jobstore import Job, JobState, JobStore
+from redactd.jobstore import Job, JobState, JobStore, display_name
 from redactd.publish import Queues, safe_suffix
+from redactd.space import is_out_of_space
 
 _CHUNK = 1 << 20
+_FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 
 # Names written by copy tools, sync tools, office suites and NAS indexers while they work, or
 # never meant as footage. Matched against every path component, case-insensitively.
@@ -193,6 +197,10 @@ class MoveRaced(Exception):
     """The file changed between the check and the move (swapped, grown or re-linked)."""
 
 
+class OutOfSpace(Exception):
+    """The raw store (or the state directory) is full: the file stays in the inbox until space returns."""
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -203,39 +211,27 @@ def sha256_of(path: Path) -> str:
 
 
 def move_in(src: Path, dst: Path, expected: os.stat_result, mode: int = 0o600) -> str:
-    """Move a checked file to ``dst`` (owner-only) and return its SHA-256.
+    """Give a checked file a new inode in the raw store (owner-only), unlink it from the inbox, and
+    return the SHA-256 of the bytes the raw store holds.
 
-    The checked inode must be the one that arrives, unchanged; otherwise the move is undone as far
-    as possible and ``MoveRaced`` is raised. Across filesystems: copy to a temp name next to
-    ``dst``, fsync, compare the copy's hash with a second read of the source, then unlink the source.
+    Never a rename: a contributor who still holds the inbox file open (or another process writing
+    as the daemon's user) would keep writing into the very inode the pipeline reads. A reflink
+    clone where the filesystem offers one (btrfs, XFS: no data copied), else a copy hashed as it
+    is written. If the file changed meanwhile (size, mtime or inode), ``MoveRaced`` is raised and
+    nothing is left in the raw store.
     """
-    if expected.st_uid != os.geteuid():
-        # A contributor's file (a share without "inherit owner"): renamed, it would stay theirs, so
-        # the daemon could not make it owner-only and its owner could still write through an open
-        # handle. A copy is ours.
-        return _copy_in(src, dst, expected, mode)
+    return _copy_in(src, dst, expected, mode)
+
+
+def _clone(sfd: int, dfd: int) -> bool:
+    """Reflink ``sfd``'s data into ``dfd`` (FICLONE); False where the filesystem cannot."""
     try:
-        os.rename(src, dst)
+        fcntl.ioctl(dfd, _FICLONE, sfd)
     except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        return _copy_in(src, dst, expected, mode)
-    fd = os.open(dst, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        st = os.fstat(fd)
-        if (st.st_ino, st.st_dev) != (expected.st_ino, expected.st_dev) or st.st_nlink != 1 \
-                or (st.st_size, st.st_mtime_ns) != (expected.st_size, expected.st_mtime_ns):
-            raise MoveRaced(f"{src.name!r} changed while it was being admitted")
-        os.fchmod(fd, mode)
-        h = hashlib.sha256()
-        while chunk := os.read(fd, _CHUNK):
-            h.update(chunk)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_dir(dst.parent)
-    fsync_dir(src.parent)
-    return h.hexdigest()
+        if exc.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EPERM):
+            return False
+        raise
+    return True
 
 
 def _copy_in(src: Path, dst: Path, expected: os.stat_result, mode: int) -> str:
@@ -246,15 +242,25 @@ def _copy_in(src: Path, dst: Path, expected: os.stat_result, mode: int) -> str:
             st = os.fstat(sfd)
             if (st.st_ino, st.st_size, st.st_mtime_ns) != (expected.st_ino, expected.st_size, expected.st_mtime_ns):
                 raise MoveRaced(f"{src.name!r} changed while it was being admitted")
-            with open(tmp, "wb") as out:
-                while chunk := os.read(sfd, _CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
+            dfd = os.open(tmp, os.O_RDWR | os.O_TRUNC | os.O_NOFOLLOW)
+            try:
+                if _clone(sfd, dfd):
+                    # Our own inode now: hash what it holds, whatever the source does next.
+                    while chunk := os.read(dfd, _CHUNK):
+                        h.update(chunk)
+                else:
+                    while chunk := os.read(sfd, _CHUNK):
+                        h.update(chunk)
+                        view = memoryview(chunk)
+                        while view:
+                            view = view[os.write(dfd, view):]
+            finally:
+                os.close(dfd)
+            after = os.fstat(sfd)
+            if (after.st_size, after.st_mtime_ns) != (expected.st_size, expected.st_mtime_ns):
+                raise MoveRaced(f"{src.name!r} changed while it was being copied into the raw store")
         finally:
             os.close(sfd)
-        # Read both back: the copy must be what is on disk now, and the source must not have moved on.
-        if sha256_of(src) != h.hexdigest() or sha256_of(tmp) != h.hexdigest():
-            raise MoveRaced(f"{src.name!r} changed while it was being copied into the raw store")
     os.unlink(src)
     fsync_dir(src.parent)
     return h.hexdigest()
@@ -282,6 +288,14 @@ def move_aside(src: Path, dst: Path) -> bool:
         os.unlink(src)
     fsync_dir(dst.parent)
     return True
+
+
+def _link_target(path: Path) -> str | None:
+    """Where a symbolic link points, or None when ``path`` is not a link."""
+    try:
+        return os.readlink(path) if stat.S_ISLNK(os.lstat(path).st_mode) else None
+    except OSError:
+        return None
 
 
 def walk(root: Path) -> Iterable[Path]:
@@ -355,6 +369,8 @@ class Admitter:
             return None
         except OSError as exc:
             self.store.abandon_receiving(job_id)
+            if is_out_of_space(exc):
+                raise OutOfSpace(f"raw store: {exc.strerror or exc}") from exc
             self.log.error("admission_failed", inbox=route.name, job_id=job_id, error=str(exc))
             return None
         job = self.store.finish_receiving(job_id, sha)
@@ -368,15 +384,29 @@ class Admitter:
         folder = self.queues.folder(self.queues.failed_dir, job_id)
         kept: Path | None = folder / f"original{safe_suffix(path.name)}"
         reason = rejection.reason
-        try:
-            if not move_aside(path, kept):  # type: ignore[arg-type]
-                kept, reason = None, reason + " (left in the inbox: it cannot be moved to another filesystem)"
-        except FileNotFoundError:
-            kept, reason = None, reason + " (it disappeared before it could be moved)"
+        described = ""
+        target = _link_target(path)
+        if target is not None:
+            # A link is kept as words, never as a live link: an operator opening failed/JOB/original.mp4
+            # would open whatever it points at (/etc/shadow). The target stays out of the log (and
+            # of the reason recorded in the job store): it may name a person's files.
+            described = (f"\n\nthe link pointed to: {display_name(os.fsencode(target))}\nthe link itself was "
+                         "removed from the inbox and is not kept here")
+            kept = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                fsync_dir(path.parent)
+        else:
+            try:
+                if not move_aside(path, kept):  # type: ignore[arg-type]
+                    kept, reason = None, reason + " (left in the inbox: it cannot be moved to another filesystem)"
+            except FileNotFoundError:
+                kept, reason = None, reason + " (it disappeared before it could be moved)"
         # The reason file first: a failed job must never lack one, even after a crash right here.
         draft = Job.draft(job_id, JobState.FAILED, route.name, original, size, route.policy_id,
                           raw_path=kept, last_error=reason)
-        self.queues.write_reason(folder, draft, "this file was refused at admission", reason, rejection.advice)
+        self.queues.write_reason(folder, draft, "this file was refused at admission", reason + described,
+                                 rejection.advice)
         job = self.store.record_rejection(job_id, route.name, original, size, route.policy_id, reason, kept)
         self.log.warning("file_rejected", job_id=job_id, inbox=route.name, reason=reason)
         return job

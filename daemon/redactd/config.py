@@ -50,6 +50,8 @@ class Limits(_Strict):
     job_timeout_seconds: float = Field(6 * 3600, ge=10)
     max_attempts: int = Field(3, ge=1, description="a job that crashes this often goes to failed")
     retry_backoff_seconds: float = Field(30.0, ge=0, description="wait before the first retry; doubles each time")
+    min_free_space: Size = Field(parse_size("1 GiB"), description="admission pauses while scratch, the raw store "
+                                 "or clean storage has less free than this plus the size of the file waiting")
 
 
 class Retention(_Strict):

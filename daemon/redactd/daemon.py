@@ -21,21 +21,24 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from redactd import log
-from redactd.admit import Admitter, Route, StabilityTracker, is_junk, walk
+from redactd import log, space
+from redactd.admit import Admitter, OutOfSpace, Route, StabilityTracker, is_junk, walk
 from redactd.config import DaemonConfig, check_config
 from redactd.custody import CustodyLog, policy_ref
 from redactd.custody.keys import read_passphrase
 from redactd.errors import ConfigError, RedactdError
-from redactd.jobrun import JobExecutor, RunLimits
+from redactd.jobrun import WAITING_FOR_SPACE, JobExecutor, RunLimits
 from redactd.jobstore import Job, JobState, JobStore, TransitionSink
 from redactd.notify import SystemdNotifier
 from redactd.outbox import flush_outbox
 from redactd.policy import PolicySet, policy_hash
+from redactd.private import secure_layout
 from redactd.publish import Queues, sweep_temps
 from redactd.retention.service import log_missed_runs, run_retention
 from redactd.retention.snapshots import warn_about_snapshots
+from redactd.retention.store import open_refusals
 from redactd.scheduler import DaemonScheduler, Tasks, Timetable
+from redactd.space import SpaceWatch
 from redactd.watch import InboxWatcher, Sighting
 from redactd.workers import ChildRunner, Processor, WorkerPool
 
@@ -49,6 +52,10 @@ PERSONAL_FIELDS = frozenset({"original_name"})
 
 def store_path(cfg: DaemonConfig) -> Path:
     return cfg.state_dir / STORE_FILE
+
+
+def space_paths(cfg: DaemonConfig) -> dict[str, Path]:
+    return space.paths(cfg.state_dir, cfg.raw_store, cfg.clean_dir)
 
 
 def log_transition(event: str, **fields: Any) -> None:
@@ -154,8 +161,11 @@ class Daemon:
         self.exit_code = 0
         self.executor = JobExecutor(self.store, self.runner, self.queues, cfg.state_dir / SCRATCH_DIR,
                                     lambda: self.policies, self._run_limits, self.stop_now)
-        self.pool = WorkerPool(cfg.worker_count, lambda: self.store().claim_next(), self.executor.execute,
-                               self.wake)
+        # One watch per kind of work: a big file waiting for admission and a small job waiting for a
+        # worker need different room, and each logs its own short/returned changes without flapping.
+        self.space_admit = SpaceWatch(space_paths(cfg), cfg.limits.min_free_space, "admission")
+        self.space_work = SpaceWatch(space_paths(cfg), cfg.limits.min_free_space, "processing")
+        self.pool = WorkerPool(cfg.worker_count, self._claim, self.executor.execute, self.wake)
         self._admission = threading.Thread(target=self._admission_loop, name="admission", daemon=True)
 
     # ------------------------------------------------------------------ plumbing
@@ -169,6 +179,16 @@ class Daemon:
             with self._stores_lock:
                 self._stores.append(existing)
         return existing
+
+    def _claim(self) -> Job | None:
+        """The next due job, if scratch and clean storage have room for it (else it waits, unblamed)."""
+        store = self.store()
+        nxt = store.peek_next()
+        if nxt is None:
+            return None
+        if self.space_work.check(nxt.size or 0, space.PROCESSING):
+            return None
+        return store.claim_next()
 
     def _run_limits(self) -> RunLimits:
         lim = self.cfg.limits
@@ -188,8 +208,8 @@ class Daemon:
 
     def run(self) -> int:
         cfg = self.cfg
-        for d in (cfg.state_dir, cfg.raw_store, cfg.state_dir / SCRATCH_DIR):
-            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        secure_layout(cfg.state_dir, cfg.raw_store, cfg.custody.directory, cfg.custody.signing_key)
+        (cfg.state_dir / SCRATCH_DIR).mkdir(exist_ok=True, mode=0o700)
         lock = DaemonLock(cfg.state_dir)
         lock.acquire()
         try:
@@ -395,8 +415,15 @@ class Daemon:
                 return
             route, path = item
             admitter.max_size = self.cfg.limits.max_file_size
+            if not self._room_to_admit(path):
+                return  # stopping while waiting for space: the file stays in the inbox for next time
             try:
                 job = admitter.admit(route, path)
+            except OutOfSpace as exc:
+                self.log.warning("admission_waiting_for_space", inbox=route.name, error=str(exc))
+                self._ready.put(item)  # tried again once the space check passes
+                time.sleep(1.0)
+                continue
             except Exception:
                 self.log.exception("admission_crashed", inbox=route.name)
                 job = None
@@ -405,6 +432,21 @@ class Daemon:
             if job is not None and job.state is JobState.ADMITTED:
                 with self.wake:
                     self.wake.notify()
+
+    def _room_to_admit(self, path: Path) -> bool:
+        """Wait while scratch, the raw store or clean storage is under its floor for this file.
+
+        False when the daemon began stopping meanwhile.
+        """
+        try:
+            size = os.lstat(path).st_size
+        except OSError:
+            size = 0
+        while self.space_admit.check(size, space.ADMISSION):
+            if self._signals or self.pool.draining.is_set():
+                return False
+            time.sleep(1.0)
+        return True
 
     # ------------------------------------------------------------------ reload and status
 
@@ -424,6 +466,7 @@ class Daemon:
             {(r.name, r.root, r.watch) for r in self.routes.values()}
         self.cfg, self.policies, self.routes = cfg, policies, routes
         self.tracker.set_settle(cfg.limits.settle_seconds)
+        self.space_admit.min_free = self.space_work.min_free = cfg.limits.min_free_space
         if watch_changed:
             self.watcher.stop()
             self.watcher = InboxWatcher(self.sightings, self._poll_interval())
@@ -436,9 +479,13 @@ class Daemon:
 
     def _status_line(self) -> str:
         counts = self.store().counts()
-        return (f"{counts[JobState.PROCESSING]} running, {counts[JobState.ADMITTED]} waiting, "
+        line = (f"{counts[JobState.PROCESSING]} running, {counts[JobState.ADMITTED]} waiting, "
                 f"{counts[JobState.PUBLISHED]} published, {counts[JobState.REVIEW]} in review, "
                 f"{counts[JobState.FAILED]} failed")
+        short = sorted({v.name for v in self.space_admit.short + self.space_work.short})
+        if short:
+            line += "; waiting for disk space on " + ", ".join(short)
+        return line
 
 
 def run_daemon(config_path: Path, processor: Processor | None = None, sink: TransitionSink | None = None,
@@ -487,6 +534,14 @@ def throughput(jobs: list[Job], window: float) -> dict[str, float | int | None]:
     }
 
 
+def storage_report(cfg: DaemonConfig, pending: int = 0) -> dict[str, Any]:
+    """Free space per volume (which one is short, for a file of ``pending`` bytes) and the purges
+    retention refused: what ``status`` and the console show about storage."""
+    vols = space.volumes(space_paths(cfg), cfg.limits.min_free_space, pending)
+    return {"volumes": [v.as_dict() for v in vols], "space_short": [v.name for v in vols if v.short],
+            "purge_refused": open_refusals(store_path(cfg))}
+
+
 def status_report(cfg: DaemonConfig, recent: int = 5) -> dict[str, Any]:
     """What ``redactd status`` shows, as data: read-only, safe while the daemon runs."""
     store = JobStore.open(store_path(cfg), readonly=True)
@@ -497,6 +552,7 @@ def status_report(cfg: DaemonConfig, recent: int = 5) -> dict[str, Any]:
         failed = store.jobs({JobState.FAILED}, limit=recent)
         waiting = store.jobs({JobState.ADMITTED})
         return {
+            **storage_report(cfg, max((j.size or 0 for j in waiting), default=0)),
             "daemon_pid": DaemonLock(cfg.state_dir).holder(),
             "state_dir": str(cfg.state_dir),
             "counts": {s.value: n for s, n in counts.items()},
@@ -507,6 +563,7 @@ def status_report(cfg: DaemonConfig, recent: int = 5) -> dict[str, Any]:
             ],
             "retrying": [{"id": j.id, "attempts": j.attempts, "due_in_s": round(max(0.0, j.not_before - now), 1),
                           "last_error": j.last_error} for j in waiting if j.attempts],
+            "waiting_for_space": [j.id for j in waiting if (j.last_error or "").startswith(WAITING_FOR_SPACE)],
             "recent_errors": [{"id": j.id, "at": j.finished_at, "error": j.last_error} for j in failed],
             "throughput": {
                 "last_hour": throughput(store.finished_since(now - 3600), 3600),

@@ -20,6 +20,7 @@ from redactd.jobstore import Job, JobState, JobStore
 from redactd.pipeline import JobResult, JobSpec
 from redactd.policy import PolicySet, RedactionPolicy, policy_hash
 from redactd.publish import Queues, output_name, safe_suffix
+from redactd.space import is_out_of_space
 from redactd.workers import ChildRunner, Ending, Outcome
 
 _ADVICE = {
@@ -32,6 +33,10 @@ _ADVICE = {
     Ending.TIMED_OUT: "the job takes longer than limits.job_timeout_seconds; raise it or split the footage, "
     "then run `redactd jobs retry {id}`",
 }
+
+
+#: How a job waiting for disk space says so in its last error (``status`` and the console show it).
+WAITING_FOR_SPACE = "waiting for disk space"
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,13 @@ class JobExecutor:
             return
         scratch = self.scratch_root / job.id
         shutil.rmtree(scratch, ignore_errors=True)  # a previous attempt's leftovers
-        scratch.mkdir(mode=0o700, parents=True)
+        try:
+            scratch.mkdir(mode=0o700, parents=True)
+        except OSError as exc:
+            if not is_out_of_space(exc):
+                raise
+            self.wait_for_space(store, job, f"scratch: {exc.strerror}")
+            return
         started = time.monotonic()
         self.log.info("job_started", job_id=job.id, attempt=job.attempts + 1, policy=policy.id)
         last_saved = [0.0]
@@ -115,15 +126,32 @@ class JobExecutor:
             except OSError as exc:
                 # Clean storage full or unwritable: the output is lost with the scratch directory,
                 # the raw file is untouched, so a later attempt simply runs again.
-                self._retry_or_fail(store, job, Ending.ERROR, f"publishing failed: {exc}")
+                if is_out_of_space(exc):
+                    self.wait_for_space(store, job, f"publishing: {exc.strerror or exc}")
+                else:
+                    self._retry_or_fail(store, job, Ending.ERROR, f"publishing failed: {exc}")
                 return
             self.log.info("job_finished", job_id=job.id, verdict=result.verdict, seconds=round(seconds, 3),
                           output_sha256=result.output_sha256)
+            return
+        if outcome.ending is Ending.NO_SPACE:
+            self.wait_for_space(store, job, outcome.message)
             return
         if outcome.ending is Ending.REFUSED:
             self.fail(job, outcome.message, _ADVICE[Ending.REFUSED], count=True)
             return
         self._retry_or_fail(store, job, outcome.ending, outcome.message)
+
+    def wait_for_space(self, store: JobStore, job: Job, message: str) -> None:
+        """A disk filled up under the job: back to the queue, no attempt counted, nothing blamed on the file.
+
+        Workers take it again once the space check passes (``redactd.space``), so it resumes by
+        itself when space returns; the short delay only spaces out tries where the floor is too low.
+        """
+        delay = min(max(self.limits().backoff, 1.0), 60.0)
+        store.requeue(job.id, f"{WAITING_FOR_SPACE}: {message}", time.time() + delay, count_attempt=False)
+        self.log.warning("job_waiting_for_space", job_id=job.id, retry_in_s=delay, error=message,
+                         note="a full disk is not the file's fault; the job resumes when space returns")
 
     def _deliver(self, store: JobStore, job: Job, policy: RedactionPolicy, result: JobResult) -> None:
         suffix = safe_suffix(result.output_path.name)

@@ -25,6 +25,7 @@ from typing import Any
 from redactd.errors import RedactdError
 from redactd.outbox import SCHEMA as OUTBOX_SCHEMA
 from redactd.outbox import queue_custody_event
+from redactd.private import create_private_file
 
 
 class JobState(str, Enum):
@@ -178,7 +179,8 @@ class JobStore:
                 raise JobStoreError(f"{path}: no job store here (has the daemon ever run?)")
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            create_private_file(path)  # SQLite gives its -wal and -shm files this mode too
             conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         # busy_timeout lets the daemon's threads and the CLI wait for each other instead of failing.
@@ -345,6 +347,14 @@ class JobStore:
                              output_sha256=None)
             self._emit(c, "processing_started", job_id=job.id, raw_sha256=job.raw_sha256, attempt=job.attempts + 1)
         return job
+
+    def peek_next(self, now: float | None = None) -> Job | None:
+        """The job ``claim_next`` would take now, without taking it (to check there is room for it)."""
+        now = time.time() if now is None else now
+        row = self._conn.execute(
+            "SELECT * FROM jobs WHERE state = ? AND not_before <= ? ORDER BY created_at LIMIT 1",
+            (JobState.ADMITTED.value, now)).fetchone()
+        return Job.from_row(row) if row is not None else None
 
     def set_policy(self, job_id: str, version: int, sha256: str) -> None:
         with self._tx(self._conn) as c:

@@ -306,6 +306,9 @@ class RetentionPolicy(_Strict):
     version: int = Field(ge=1)
     description: str = ""
     require_published_before_raw_purge: bool = True
+    #: With require_published_before_raw_purge: the one explicit exception, raw footage of a failed
+    #: job (which never gets a clean copy) goes after its rule's raw_after_failed.
+    purge_failed_raw: bool = False
     max_deletions_per_run: int = Field(100, ge=1)
     dry_run: bool = False
     rules: list[RetentionRule] = Field(min_length=1)

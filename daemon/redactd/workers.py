@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from redactd import log
 from redactd.errors import ConfigError, InputError, StageError
+from redactd.space import is_out_of_space
 
 _PR_SET_PDEATHSIG = 1
 
@@ -39,6 +40,7 @@ class Ending(str, Enum):
     CRASHED = "crashed"  # the child died without reporting (signal, os._exit)
     TIMED_OUT = "timed_out"
     STOPPED = "stopped"  # the daemon is stopping now; the job resumes at the next start
+    NO_SPACE = "no_space"  # a disk filled up (ENOSPC, EDQUOT): not the file's fault; it waits for space
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,10 @@ class Outcome:
 
 
 def classify(exc: BaseException) -> Ending:
-    """Errors about the input or the policy fail at once; anything else may be transient."""
+    """A full disk waits, whatever wrapped it (a tool failing on ENOSPC is not a damaged file); errors
+    about the input or the policy fail at once; anything else may be transient."""
+    if is_out_of_space(exc):
+        return Ending.NO_SPACE
     return Ending.REFUSED if isinstance(exc, InputError | StageError | ConfigError) else Ending.ERROR
 
 

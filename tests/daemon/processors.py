@@ -59,7 +59,17 @@ def refuse(spec: JobSpec, progress: Callable[[float], None] | None = None) -> Jo
 
 
 def io_error(spec: JobSpec, progress: Callable[[float], None] | None = None) -> JobResult:
-    raise OSError(28, "No space left on device")
+    raise OSError(5, "Input/output error")
+
+
+def disk_full(spec: JobSpec, progress: Callable[[float], None] | None = None) -> JobResult:
+    """A full disk the way a tool reports it: wrapped in an input error, as the remux used to."""
+    from redactd.errors import InputError
+
+    try:
+        raise OSError(28, "No space left on device")
+    except OSError as exc:
+        raise InputError(f"remux failed, the file is damaged: {exc.strerror}") from exc
 
 
 def sleeper(spec: JobSpec, progress: Callable[[float], None] | None = None) -> JobResult:

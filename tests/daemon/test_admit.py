@@ -115,15 +115,26 @@ class TestCheckCandidate:
 
 
 class TestMoveIn:
-    def test_renames_on_one_filesystem_makes_it_owner_only_and_returns_its_sha256(self, tmp_path):
+    def test_gives_the_file_a_new_owner_only_inode_and_returns_its_sha256(self, tmp_path):
         src, dst = tmp_path / "in.mp4", tmp_path / "raw.mp4"
         src.write_bytes(b"footage")
         src.chmod(0o666)
         st = os.lstat(src)
         digest = move_in(src, dst, st)
         assert not src.exists() and dst.read_bytes() == b"footage"
-        assert dst.stat().st_ino == st.st_ino and stat.S_IMODE(dst.stat().st_mode) == 0o600
+        assert dst.stat().st_ino != st.st_ino and stat.S_IMODE(dst.stat().st_mode) == 0o600
         assert digest == sha256_of(dst)
+
+    def test_a_writer_holding_the_inbox_file_open_cannot_change_the_raw_copy(self, tmp_path):
+        src, dst = tmp_path / "in.mp4", tmp_path / "raw.mp4"
+        with open(src, "wb") as writer:
+            writer.write(b"the footage as admitted")
+            writer.flush()
+            digest = move_in(src, dst, os.lstat(src))
+            writer.seek(0)
+            writer.write(b"REWRITTEN after admission")
+            writer.flush()
+        assert dst.read_bytes() == b"the footage as admitted" and digest == sha256_of(dst)
 
     def test_copies_verifies_and_unlinks_across_filesystems(self, tmp_path):
         shm = Path("/dev/shm")
@@ -209,6 +220,19 @@ class TestAdmitter:
         assert job.raw_path == queues.failed_dir / job.id / "original.mp4" and job.raw_path.exists()
         reason = (queues.failed_dir / job.id / "REASON.txt").read_text()
         assert "the file is empty" in reason and "empty.mp4" in reason
+
+    def test_a_refused_symlink_is_described_in_the_reason_file_not_kept_as_a_live_link(self, tmp_path):
+        admitter, route, _, queues = self._setup(tmp_path)
+        os.symlink("/etc/shadow", route.root / "payroll.mp4")
+        job = admitter.admit(route, route.root / "payroll.mp4")
+        assert job is not None and job.state is JobState.FAILED and job.raw_path is None
+        folder = queues.failed_dir / job.id
+        assert sorted(p.name for p in folder.iterdir()) == ["REASON.txt"]
+        assert not any(os.path.islink(p) for p in folder.iterdir())
+        reason = (folder / "REASON.txt").read_text()
+        assert "symbolic link" in reason and "the link pointed to: /etc/shadow" in reason
+        assert "/etc/shadow" not in (job.last_error or "")  # the log and job store keep no target
+        assert list(route.root.iterdir()) == []
 
     def test_recovery_finishes_an_admission_whose_file_reached_the_raw_store(self, tmp_path):
         admitter, route, store, _ = self._setup(tmp_path)

@@ -71,11 +71,21 @@ class TestJobExecutor:
         s = Setup(tmp_path, processors.io_error, max_attempts=2)
         s.executor.execute(s.claimed(b"data"))
         job = s.store.get("job1")
-        assert job.state is JobState.ADMITTED and job.attempts == 1 and "No space left" in (job.last_error or "")
+        assert job.state is JobState.ADMITTED and job.attempts == 1 and "Input/output error" in (job.last_error or "")
         s.executor.execute(s.store.claim_next())
         job = s.store.get("job1")
         assert job.state is JobState.FAILED and job.attempts == 2
         assert "(gave up after 2 attempts)" in (job.last_error or "")
+
+    def test_a_full_disk_however_wrapped_waits_without_an_attempt_or_a_reason_file(self, tmp_path):
+        s = Setup(tmp_path, processors.disk_full, max_attempts=1)
+        for attempt in range(3):
+            s.executor.execute(s.claimed(b"data") if attempt == 0 else s.store.claim_next(now=2e9))
+            job = s.store.get("job1")
+            assert job.state is JobState.ADMITTED and job.attempts == 0
+            assert (job.last_error or "").startswith("waiting for disk space")
+        assert not (tmp_path / "failed" / "job1").exists()
+        assert job.raw_path is not None and job.raw_path.read_bytes() == b"data"
 
     def test_recovery_records_a_publish_that_completed_before_a_crash(self, tmp_path):
         s = Setup(tmp_path, processors.passthrough)

@@ -49,7 +49,11 @@ class TestChildRunner:
         refused, _ = run(processors.refuse, tmp_path, policy)
         assert refused.ending is Ending.REFUSED and refused.message == "InputError: not a video: the file is text"
         transient, _ = run(processors.io_error, tmp_path, policy)
-        assert transient.ending is Ending.ERROR and "No space left on device" in transient.message
+        assert transient.ending is Ending.ERROR and "Input/output error" in transient.message
+
+    def test_a_full_disk_is_its_own_ending_even_wrapped_in_an_input_error(self, tmp_path, policy):
+        full, _ = run(processors.disk_full, tmp_path, policy)
+        assert full.ending is Ending.NO_SPACE and "No space left on device" in full.message
 
     def test_a_segfault_in_the_child_is_reported_not_suffered(self, tmp_path, policy):
         outcome, _ = run(processors.segfault, tmp_path, policy)

@@ -190,3 +190,41 @@ class TestPolicyVersions:
 
     def test_policy_dry_run_is_carried_into_the_plan(self) -> None:
         assert plan([raw()], policy(dry_run=True), [], T0).dry_run is True
+
+
+class TestExplicitFailedPurge:
+    def test_purge_failed_raw_lets_failed_footage_go_while_raw_in_review_stays(self) -> None:
+        pol = policy(purge_failed_raw=True)
+        assert only([raw(state="failed")], pol, now=T0 + timedelta(days=30)).action is Action.DELETE
+        assert only([raw(state="failed")], pol, now=T0 + timedelta(days=29)).action is Action.KEEP
+        d = only([raw(state="review")], pol, now=T0 + timedelta(days=999))
+        assert d.action is Action.KEEP and "require_published_before_raw_purge" in d.reason
+
+
+class TestShippedRetentionPolicy:
+    """policies/retention-default.yaml does what its own description says."""
+
+    def load(self) -> RetentionPolicy:
+        from redactd.policy import load_policy
+
+        pol = load_policy(Path(__file__).resolve().parents[2] / "policies" / "retention-default.yaml")
+        assert isinstance(pol, RetentionPolicy)
+        return pol
+
+    def test_failed_footage_and_its_reason_file_are_kept_30_days_then_purged(self) -> None:
+        pol = self.load()
+        assert "failed footage and its reason file are kept 30 days" in pol.description
+        reason = replace(raw(state="failed", sha=None), kind=ItemKind.FAILED, record=True,
+                         path=Path("/failed/job1/REASON.txt"))
+        for inbox in ("default", "dashcams"):
+            item = raw(state="failed", inbox=inbox)
+            assert only([item], pol, now=T0 + timedelta(days=30) - timedelta(seconds=1)).action is Action.KEEP
+            assert only([item], pol, now=T0 + timedelta(days=30)).action is Action.DELETE
+            # The reason file follows once the footage is gone.
+            assert only([replace(reason, inbox=inbox)], pol, now=T0 + timedelta(days=30)).action is Action.DELETE
+
+    def test_raw_footage_is_purged_7_days_after_publishing_and_never_while_in_review(self) -> None:
+        pol = self.load()
+        assert "7 days after its clean copy is published" in pol.description
+        assert only([raw()], pol, now=T0 + timedelta(days=7)).action is Action.DELETE
+        assert only([raw(state="review")], pol, now=T0 + timedelta(days=3650)).action is Action.KEEP

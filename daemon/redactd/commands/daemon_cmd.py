@@ -15,6 +15,7 @@ from redactd.daemon import run_daemon, status_report, store_path
 from redactd.jobstore import JobState, JobStore, JobStoreError, as_dict
 from redactd.outbox import record_pending
 from redactd.publish import Queues, safe_suffix
+from redactd.space import human
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -80,6 +81,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("recent errors:")
         for j in report["recent_errors"]:
             print(f"  {_when(j['at'])}  {j['id']}  {_first_line(j['error'])}")
+    for v in report["volumes"]:
+        if v["short"]:
+            print(f"disk space: {v['name']} is short ({v['path']}): {human(v['free_bytes'])} free, "
+                  f"{human(v['floor_bytes'])} needed; admission and new jobs wait until space returns")
+    if report["waiting_for_space"]:
+        print(f"waiting for disk space: {len(report['waiting_for_space'])} job(s), none blamed on its file")
+    if report["purge_refused"]:
+        print("purges refused (raw footage kept; resolve, then retention tries again):")
+        for r in report["purge_refused"]:
+            print(f"  {_when(r['at'])}  {r['job_id']}  {r['item']}: {_first_line(r['reason'])}")
     hour, day = report["throughput"]["last_hour"], report["throughput"]["last_day"]
     med = f", median {hour['median_job_seconds']} s per job" if hour["median_job_seconds"] is not None else ""
     print(f"throughput: {hour['finished']} finished in the last hour{med}; {day['finished']} in the last 24 h")

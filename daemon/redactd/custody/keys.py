@@ -69,7 +69,7 @@ def init_key(path: Path, passphrase: bytes | None = None) -> Ed25519PrivateKey:
     for existing in (path, pub):
         if existing.exists():
             raise ConfigError(f"{existing}: already exists; refusing to overwrite a custody key")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     try:
         write_new(path, private_pem(key, passphrase), 0o600)

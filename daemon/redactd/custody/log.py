@@ -326,7 +326,7 @@ class CustodyLog:
             entry = self._write(Event.CHECKPOINT, self._internal_fields("redactd", details))
             log.info("custody_checkpointed", seq=entry["seq"], tree_size=details["tree_size"])
         assert self._last_line is not None
-        atomic_write(self.directory / CHECKPOINT_FILE, self._last_line + b"\n", 0o644)
+        atomic_write(self.directory / CHECKPOINT_FILE, self._last_line + b"\n", 0o600)
         return entry
 
     def _record_tear(self, tear: Tail) -> None:

@@ -47,6 +47,29 @@ class Probe:
         return [s for s in self.streams if s.kind == "audio"]
 
 
+#: Leading bytes that name a container, and the FFmpeg demuxers that read it. A file that starts
+#: like one but is read by another demuxer has a header FFmpeg could not parse: FFmpeg then guesses
+#: a raw bitstream (H.264, HEVC, VVC...) from whatever bytes follow, and the codec it names is noise.
+_SIGNATURES = (
+    ("Matroska/WebM (EBML)", lambda head: head[:4] == b"\x1a\x45\xdf\xa3", {"matroska", "webm"}),
+    ("MP4/QuickTime", lambda head: head[4:8] == b"ftyp", {"mov", "mp4", "m4a", "3gp", "3g2", "mj2"}),
+)
+
+
+def check_header(path: Path, format_names: tuple[str, ...] | str) -> None:
+    """Raise ``InputError`` (damaged input) when the file's signature and the demuxer FFmpeg chose disagree."""
+    names = set(format_names.split(",") if isinstance(format_names, str) else format_names)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return
+    for container, matches, demuxers in _SIGNATURES:
+        if matches(head) and not names & demuxers:
+            raise InputError(f"the file is damaged: it starts with a {container} header that could not be "
+                             f"parsed (FFmpeg could only guess it as {'/'.join(sorted(names)) or 'nothing'})")
+
+
 def probe(path: Path) -> Probe:
     argv = ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-show_chapters",
             "-of", "json", "--", str(path)]
@@ -56,6 +79,7 @@ def probe(path: Path) -> Probe:
         raise InputError(f"not a readable media file: {_strip_path(str(exc), path)}") from exc
     doc = json.loads(proc.stdout or b"{}")
     fmt = doc.get("format") or {}
+    check_header(path, str(fmt.get("format_name", "")))
     streams = tuple(_stream(s) for s in doc.get("streams", []))
     duration = fmt.get("duration")
     return Probe(

@@ -14,6 +14,7 @@ with the reason, or, when the caller allows it, re-encoded through the visual pa
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import time
 from dataclasses import dataclass
@@ -25,10 +26,12 @@ import structlog
 
 from redactd.errors import InputError, UnsupportedMediaError
 from redactd.fsutil import atomic_output_keep_suffix
+from redactd.media.probe import check_header
 from redactd.metadata import boxes, inframe
 from redactd.metadata.bitstream import codec_name
 from redactd.metadata.verify import verify_clean
 from redactd.policy import AudioMode, Encode, Limits
+from redactd.space import is_out_of_space
 
 log = structlog.get_logger(__name__)
 
@@ -103,11 +106,17 @@ def choose_container(src: Path, keep_audio: bool, preference: str = "auto") -> s
 
 def _open_input(src: Path) -> av.container.InputContainer:
     try:
-        return av.open(str(src), mode="r")
+        container = av.open(str(src), mode="r")
     except (av.FFmpegError, UnicodeDecodeError) as exc:
         # FFmpeg's messages name the file; file names are personal data and stay out of errors.
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise InputError(f"not a readable media file: {reason}") from exc
+    try:
+        check_header(src, container.format.name)
+    except InputError:
+        container.close()
+        raise
+    return container
 
 
 def _plan(container: av.container.InputContainer, keep_audio: bool) -> _Plan:
@@ -213,6 +222,9 @@ def clean_metadata(src: Path, dst: Path, keep_audio: bool = False, verify: bool 
                 try:
                     cut = _remux(container, tmp, container_name, plan)
                 except av.FFmpegError as exc:
+                    if is_out_of_space(exc):
+                        # Writing the output failed, not reading the input: a full disk, not a damaged file.
+                        raise OSError(errno.ENOSPC, f"remux could not write its output: {exc.strerror}") from exc
                     raise InputError(f"remux failed, the file is damaged: {getattr(exc, 'strerror', exc)}") from exc
                 _check_pictures_unchanged(src, tmp, plan)
                 if verify:

@@ -5,7 +5,8 @@ For each deletion, in this order:
 1. an ``intended`` row in the retention store, then a ``purge_intended`` custody entry, both
    durable before the file is touched;
 2. the file is checked to still be the one recorded: ``lstat`` (a symbolic link is refused,
-   never followed), a regular file with one link (another hard link would keep the bytes
+   never followed), for raw footage of a published job its clean copy still in clean storage with
+   the recorded SHA-256, a regular file with one link (another hard link would keep the bytes
    reachable), the recorded size, and the SHA-256 of what an ``O_NOFOLLOW`` open reads, with
    the inode compared again just before the unlink. Any difference refuses the deletion loudly:
    an error log line and a custody ``failed`` entry with a ``purge_refused`` detail;
@@ -118,6 +119,36 @@ def verify_identity(item: RetentionItem) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
+def _sha_nofollow(path: Path) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def verify_clean_copy(item: RetentionItem) -> None:
+    """Raw footage of a published job goes only while its clean copy is still there, unchanged.
+
+    The job's history says a clean copy was published; only clean storage can say it still exists.
+    """
+    if item.kind is not ItemKind.RAW or item.clean_copy is None:
+        return
+    path, recorded = item.clean_copy
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise IdentityMismatch(f"its published clean copy {path.name} is no longer in clean storage: the raw "
+                               "file is the only copy left") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise IdentityMismatch(f"its published clean copy {path.name} is no longer a regular file")
+    try:
+        actual = _sha_nofollow(path)
+    except OSError as exc:
+        raise IdentityMismatch(f"its published clean copy {path.name} cannot be read ({exc.strerror})") from None
+    if actual != recorded:
+        raise IdentityMismatch(f"its published clean copy {path.name} changed: SHA-256 is {actual}, "
+                               f"{recorded} was recorded")
+
+
 def _unlink_checked(path: Path, identity: tuple[int, int]) -> None:
     st = os.lstat(path)
     if (st.st_dev, st.st_ino) != identity:
@@ -211,6 +242,7 @@ class Applier:
         self.custody.append("purge_intended", **common, item=item.kind.value, rule=decision.rule,
                             deadline=fmt_time(decision.deadline), reason=decision.reason)
         try:
+            verify_clean_copy(item)
             identity = verify_identity(item)
             recorded_sha = item.sha256 or _sha_of_record(item.path)
             _unlink_checked(item.path, identity)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from redactd.jobstore import Job, JobState
@@ -19,14 +20,22 @@ from redactd.retention.store import from_ts
 
 def _item(job: Job, kind: ItemKind, path: Path, sha256: str | None, size: int | None, *,
           state: str | None = None, finished: float | None = None, record: bool = False,
-          companions: tuple[Path, ...] = (), folder: Path | None = None) -> RetentionItem:
+          companions: tuple[Path, ...] = (), folder: Path | None = None,
+          clean_copy: tuple[Path, str] | None = None) -> RetentionItem:
     return RetentionItem(
         kind=kind, path=path, sha256=sha256, size=size, job_id=job.id, inbox=job.inbox, profile=job.policy_id,
         ext=safe_suffix(path.name), state=state or job.state.value,
         ingested_at=from_ts(job.admitted_at or job.created_at),
         finished_at=from_ts(finished if finished is not None else job.finished_at),
-        name=job.name, record=record, companions=companions, folder=folder,
+        name=job.name, record=record, companions=companions, folder=folder, clean_copy=clean_copy,
     )
+
+
+def clean_copy_of(job: Job | None) -> tuple[Path, str] | None:
+    """The published output that vouches for a job's raw bytes: where it is and its recorded SHA-256."""
+    if job is None or job.state is not JobState.PUBLISHED or job.output_path is None or not job.output_sha256:
+        return None
+    return job.output_path, job.output_sha256
 
 
 def job_items(job: Job, original: Job | None, review_dir: Path, failed_dir: Path) -> list[RetentionItem]:
@@ -43,9 +52,11 @@ def job_items(job: Job, original: Job | None, review_dir: Path, failed_dir: Path
             items.append(_item(job, ItemKind.FAILED, job.raw_path, None, job.size, folder=job.raw_path.parent))
         elif job.state is JobState.DUPLICATE and original is not None:
             items.append(_item(job, ItemKind.RAW, job.raw_path, job.raw_sha256, job.size,
-                               state=original.state.value, finished=original.finished_at))
+                               state=original.state.value, finished=original.finished_at,
+                               clean_copy=clean_copy_of(original)))
         else:
-            items.append(_item(job, ItemKind.RAW, job.raw_path, job.raw_sha256, job.size))
+            items.append(_item(job, ItemKind.RAW, job.raw_path, job.raw_sha256, job.size,
+                               clean_copy=clean_copy_of(job)))
     if job.state is JobState.PUBLISHED and job.output_path is not None:
         sidecar = job.output_path.with_name(job.output_path.name + ".json")
         items.append(_item(job, ItemKind.CLEAN, job.output_path, job.output_sha256, None, companions=(sidecar,)))
@@ -68,6 +79,12 @@ def collect_items(jobs: Iterable[Job], purged: set[tuple[str, str, str]], review
     for job in by_id.values():
         original = by_id.get(job.duplicate_of) if job.duplicate_of else None
         for item in job_items(job, original, review_dir, failed_dir):
-            if (item.job_id, item.kind.value, str(item.path)) not in purged:
-                out.append(item)
+            if (item.job_id, item.kind.value, str(item.path)) in purged:
+                continue
+            if item.clean_copy is not None:
+                owner = original.id if original is not None and job.state is JobState.DUPLICATE else job.id
+                if (owner, ItemKind.CLEAN.value, str(item.clean_copy[0])) in purged:
+                    # The policy itself discarded the clean copy (clean_outputs): nothing left to check.
+                    item = replace(item, clean_copy=None)
+            out.append(item)
     return out

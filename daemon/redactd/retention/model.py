@@ -49,6 +49,9 @@ class RetentionItem:
     record: bool = False  # redactd's own record file (a failed folder's REASON.txt), not footage
     companions: tuple[Path, ...] = ()
     folder: Path | None = None
+    #: For raw footage of a published job: the clean copy (path, recorded SHA-256) that must still
+    #: exist, unchanged, when the raw file is purged. None where no clean copy vouches for it.
+    clean_copy: tuple[Path, str] | None = None
 
     @property
     def label(self) -> str:

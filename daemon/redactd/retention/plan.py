@@ -12,7 +12,10 @@ How an item's deadline is found (first match wins at every step):
    (raw of a job still in review) for raw footage; ``review_items``, ``failed_items`` and
    ``clean_outputs`` for the queues and clean storage. ``null`` keeps forever.
 4. Raw footage of a job that never published is kept while
-   ``require_published_before_raw_purge`` is true (the default).
+   ``require_published_before_raw_purge`` is true (the default), except failed footage where the
+   policy says ``purge_failed_raw: true``: a policy must say so explicitly to purge footage
+   that has no clean copy. Raw footage of a published job is purged only while its clean copy
+   is still in clean storage with the recorded SHA-256 (``apply`` checks, right before deleting).
 5. Deadline = (ingested or finished time, per ``count_from``) + duration. Due when
    ``now >= deadline``: at the very second, not one later.
 6. At most ``max_deletions_per_run`` deletions, oldest deadline first; the rest are deferred.
@@ -75,10 +78,12 @@ def _by_rules(item: RetentionItem, policy: RetentionPolicy, now: datetime, foota
         return Decision(item, Action.KEEP, "no rule of the policy matches it: kept until one does")
     if item.kind is ItemKind.RAW:
         duration = _RAW_DURATION[item.state]
-        if item.state != "published" and policy.require_published_before_raw_purge:
+        explicitly_discarded = item.state == "failed" and policy.purge_failed_raw
+        if item.state != "published" and policy.require_published_before_raw_purge and not explicitly_discarded:
             return Decision(item, Action.KEEP, f"never published (job {item.state}): "
-                            "require_published_before_raw_purge keeps raw footage until a clean copy exists",
-                            rule.name)
+                            "require_published_before_raw_purge keeps raw footage until a clean copy exists"
+                            + (" (purge_failed_raw: true would let failed footage go)" if item.state == "failed"
+                               else ""), rule.name)
     else:
         duration = _QUEUE_DURATION[item.kind]
         if item.record and item.job_id in footage_jobs:

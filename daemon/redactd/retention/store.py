@@ -24,6 +24,7 @@ from redactd.errors import RetentionError
 from redactd.jobstore import JobStore
 from redactd.outbox import SCHEMA as OUTBOX_SCHEMA
 from redactd.outbox import queue_custody_event
+from redactd.private import create_private_file
 from redactd.retention.model import Hold, HoldScope, ItemKind
 
 _SCHEMA = """
@@ -118,7 +119,8 @@ class RetentionStore:
 
     @classmethod
     def open(cls, path: Path) -> RetentionStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_private_file(path)  # SQLite gives its -wal and -shm files this mode too
         conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 30000")
@@ -243,3 +245,28 @@ class RetentionStore:
         """When the last run that applied (not a dry run) finished."""
         row = self._conn.execute("SELECT MAX(finished_at) FROM retention_runs WHERE dry_run = 0").fetchone()
         return from_ts(row[0]) if row and row[0] is not None else None
+
+
+def open_refusals(store_file: Path, limit: int = 10) -> list[dict[str, object]]:
+    """Purges retention refused and has not completed since, newest first (read-only, for ``status``).
+
+    A refusal is an operator's to resolve (restore the clean copy, or find who changed the file);
+    it stays listed until a later run purges the item.
+    """
+    if not store_file.exists():
+        return []
+    conn = sqlite3.connect(f"file:{store_file}?mode=ro", uri=True, timeout=30)
+    try:
+        conn.row_factory = sqlite3.Row
+        try:
+            rows = conn.execute(
+                "SELECT r.job_id, r.kind, r.detail, r.finished_at FROM retention_purges r "
+                "WHERE r.status = 'refused' AND r.id = (SELECT MAX(id) FROM retention_purges q "
+                "WHERE q.job_id = r.job_id AND q.kind = r.kind AND q.path = r.path) "
+                "ORDER BY r.id DESC LIMIT ?", (limit,)).fetchall()
+        except sqlite3.OperationalError:  # retention never ran: its tables do not exist yet
+            return []
+        return [{"job_id": r["job_id"], "item": r["kind"], "at": r["finished_at"], "reason": r["detail"]}
+                for r in rows]
+    finally:
+        conn.close()
