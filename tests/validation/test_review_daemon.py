@@ -18,7 +18,6 @@ import cv2
 import pytest
 import yaml
 
-from redactd.custody.keys import init_key
 from redactd.fsutil import sha256_file
 from redactd.jobstore import Job, JobState
 from tests.daemon.conftest import DaemonRun, drop
@@ -58,7 +57,6 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonRun]:
     # The daemon holds the custody log; reviewers' entries wait in the outbox for its checkpoint.
     run.settings["custody"]["checkpoint_minutes"] = 0.02
     run.write_config()
-    init_key(root / "custody.key")  # the configured signing key: decisions are signed entries
     clips = {name: scenes.make_scene(root / f"src-{name}", bg, frames=15, layout=layout)
              for name, (_, bg, layout) in SCENES.items()}
     run.start()
