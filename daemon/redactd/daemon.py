@@ -132,7 +132,8 @@ class Daemon:
         self.custody, self.clock = custody, clock
         # Appends the outbox, checkpoints every burst, and says when custody cannot be written:
         # then nothing is admitted or processed (guarantee 7).
-        self.keeper = CustodyKeeper(custody, store_path(cfg), cfg.state_dir, cfg.custody.checkpoint_seconds)
+        self.keeper = CustodyKeeper(custody, store_path(cfg), cfg.state_dir, cfg.custody.checkpoint_seconds,
+                                    reopen=lambda: open_custody(self.cfg))
         self._custody_wake = False
         self.scheduler = DaemonScheduler(Tasks(self._run_retention, self._request_rescan, self._checkpoint), clock)
         # Every transition is told to ``sink`` (a log line unless a test observes) and then
@@ -157,7 +158,8 @@ class Daemon:
         self._reload_requested = False
         self.exit_code = 0
         self.executor = JobExecutor(self.store, self.runner, self.queues, cfg.state_dir / SCRATCH_DIR,
-                                    lambda: self.policies, self._run_limits, self.stop_now)
+                                    lambda: self.policies, self._run_limits, self.stop_now,
+                                    custody_blocked=lambda: self.keeper.blocked)
         self.pool = WorkerPool(cfg.worker_count, self._claim, self.executor.execute, self.wake)
         self._admission = threading.Thread(target=self._admission_loop, name="admission", daemon=True)
 
@@ -304,7 +306,7 @@ class Daemon:
                            note="nothing is purged without a custody entry")
             return
         # On SIGTERM a run stops between two deletions, so shutdown never waits on a long run.
-        run_retention(self.cfg, self.policies, store_path(self.cfg), self.custody, self.clock, trigger="daemon",
+        run_retention(self.cfg, self.policies, store_path(self.cfg), self.keeper.custody, self.clock, trigger="daemon",
                       flush_pending=self._flush_outbox,
                       stop=lambda: self._signals > 0)
 
@@ -320,7 +322,7 @@ class Daemon:
         """A policy_loaded entry per policy in force: the versions officers see in the report."""
         try:
             for pol in self.policies.all():
-                self.custody.append("policy_loaded", policy=policy_ref(pol), kind=pol.kind,
+                self.keeper.custody.append("policy_loaded", policy=policy_ref(pol), kind=pol.kind,
                                     file=self.policies.files[pol.id].name)
         except RedactdError:
             self.log.exception("custody_policies_not_recorded")
@@ -464,12 +466,16 @@ def run_daemon(config_path: Path, processor: Processor | None = None, sink: Tran
 
         processor = run_job
     custody = open_custody(cfg)
+    daemon: Daemon | None = None
     try:
         daemon = Daemon(config_path, cfg, policies, processor, sink or log_transition,
                         notifier or SystemdNotifier(), custody)
         return daemon.run()
     finally:
-        custody.close()
+        try:
+            (daemon.keeper.custody if daemon is not None else custody).close()  # the final checkpoint
+        except (RedactdError, OSError) as exc:
+            log.get_logger().error("custody_close_failed", error=str(exc))
 
 
 def open_custody(cfg: DaemonConfig) -> CustodyLog:

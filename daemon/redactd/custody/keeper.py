@@ -22,13 +22,18 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from redactd.custody.keys import read_passphrase
 from redactd.custody.log import CustodyLog
-from redactd.errors import CustodyError
+from redactd.custody.segments import read_segment, segment_paths
+from redactd.errors import CustodyError, LogBusy
 from redactd.fsutil import atomic_write
 from redactd.log import get_logger
-from redactd.outbox import flush_outbox
+from redactd.outbox import custody_lag, flush_outbox
+
+if TYPE_CHECKING:
+    from redactd.config import DaemonConfig
 
 STATE_FILE = "custody-state.json"
 #: A burst has ended when no entry came for this long: checkpoint then.
@@ -43,8 +48,12 @@ class CustodyKeeper:
     """Outbox flushing, checkpoint cadence and the blocked state, for the log's one writer."""
 
     def __init__(self, custody: CustodyLog, store_file: Path, state_dir: Path, checkpoint_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 reopen: Callable[[], CustodyLog] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.custody, self.store_file, self.state_dir = custody, store_file, state_dir
+        # After a failed write the log refuses all writes until opened again (which records the
+        # torn line): ``reopen`` does that, retried every few seconds while blocked.
+        self._reopen = reopen
+        self._next_reopen = 0.0
         self.checkpoint_seconds = checkpoint_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -91,6 +100,17 @@ class CustodyKeeper:
     def tick(self) -> None:
         """From the main loop: pick up other processes' entries; checkpoint a finished burst."""
         now = self._clock()
+        if self.blocked is not None and self.custody.failed is not None and self._reopen is not None:
+            if now < self._next_reopen:
+                return
+            self._next_reopen = now + 5.0
+            with self._lock:
+                self.custody.release()
+                try:
+                    self.custody = self._reopen()
+                except (CustodyError, OSError) as exc:
+                    self._block(exc)
+                    return
         if now >= self._next_poll:
             self._next_poll = now + POLL_SECONDS
             self.flush()
@@ -148,3 +168,46 @@ def wake_writer(pid: int | None) -> bool:
     except OSError:
         return False
     return True
+
+
+def _newest_entry(directory: Path) -> dict[str, Any] | None:
+    for path in reversed(segment_paths(directory)):
+        lines, _ = read_segment(path)
+        if lines:
+            entry: dict[str, Any] = json.loads(lines[-1].data)
+            return entry
+    return None
+
+
+def sign_checkpoint(cfg: DaemonConfig, timeout: float = 30.0) -> tuple[dict[str, Any], str]:
+    """``redactd custody checkpoint``: a signed checkpoint over everything recorded or queued now,
+    delivered to the witnesses; and how it was made.
+
+    The log has one writer: while the daemon holds it, this asks the daemon (SIGUSR1) and waits
+    for its checkpoint; otherwise it opens the log, appends the outbox and signs here.
+    """
+    from redactd.daemon import store_path  # the composition root names the job store file
+
+    c = cfg.custody
+    store_file = store_path(cfg)
+    try:
+        custody = CustodyLog.open(c.directory, c.signing_key, read_passphrase(c.passphrase_file),
+                                  segment_max_bytes=c.segment_max_bytes, witnesses=c.witnesses)
+    except LogBusy as exc:
+        if not wake_writer(exc.pid):
+            raise CustodyError(f"the daemon (pid {exc.pid or '?'}) holds the custody log and cannot be "
+                               "signalled from here: run this as the daemon's user or root") from None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entry = _newest_entry(c.directory)
+            if entry is not None and entry["event"] == "checkpoint" and custody_lag(store_file)["queued"] == 0:
+                return entry, f"signed by the running daemon, pid {exc.pid}"
+            time.sleep(0.1)
+        raise CustodyError(f"the daemon (pid {exc.pid}) signed no checkpoint within {timeout:g} s; "
+                           "see `redactd status`") from None
+    try:
+        flush_outbox(store_file, custody)
+        entry = custody.checkpoint()
+    finally:
+        custody.close()
+    return entry, "no daemon running: signed here"

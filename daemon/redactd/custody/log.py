@@ -283,6 +283,16 @@ class CustodyLog:
         return self._key_id
 
     @property
+    def failed(self) -> str | None:
+        """Why a write failed (the log then refuses every write until it is opened again), or None."""
+        return self._failed
+
+    def release(self) -> None:
+        """Drop the writer lock without writing anything (not even a checkpoint): after a failed write."""
+        with self._mutex:
+            self._release()
+
+    @property
     def unproven(self) -> int:
         """Entries after the newest checkpoint: what no signed tree head covers yet."""
         last = self._last_entry
