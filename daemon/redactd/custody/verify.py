@@ -209,14 +209,14 @@ def verify_log(directory: Path, public_key: Ed25519PublicKey,
     chain = _Chain(public_key)
     paths = segment_paths(directory) if directory.is_dir() else []
     warnings: list[str] = []
-    lines = sum(p.read_bytes().count(b"\n") for p in paths)
+    total_lines = sum(p.read_bytes().count(b"\n") for p in paths)
     proven = [0]
 
     def result(problem: Problem | None) -> Result:
         last = max(chain.checkpoints, default=None)
         return Result(chain.seq, len(paths), len(chain.checkpoints), chain.tears, tuple(chain.keys),
                       chain.tree.root().hex(), json.loads(chain.checkpoints[last]) if last is not None else None,
-                      problem, tuple(warnings), lines, chain.first_time, chain.last_time, tuple(chain.tear_seqs),
+                      problem, tuple(warnings), total_lines, chain.first_time, chain.last_time, tuple(chain.tear_seqs),
                       proven[0], tuple(str(w) for w in witnesses))
 
     if not paths:
