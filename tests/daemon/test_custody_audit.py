@@ -161,6 +161,7 @@ class TestTruncationEvident:
         # and the witness (kept by the officer) proves the cut.
         run.settings["custody"]["witnesses"] = []
         run.write_config()
+        run.log_path.write_text("")  # start() waits for this start's daemon_started line
         run.start()
         assert run.stop() == 0
         plain = cli(run, "custody", "verify")
