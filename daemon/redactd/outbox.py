@@ -44,6 +44,10 @@ class OutboxWriter(Protocol):
     def record(self, event: Any, fields: dict[str, Any], occurred_at: datetime | None = None) -> Any: ...
 
 
+class LogWriter(CustodyWriter, OutboxWriter, Protocol):
+    """Both ways of writing: what the custody log's holder passes around (a CustodyLog)."""
+
+
 def _custody_value(value: Any) -> Any:
     """Custody entries hold no floats (they have no single canonical text): write them as text."""
     if isinstance(value, float):

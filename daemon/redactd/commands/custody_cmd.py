@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redactd.commands._common import add_config_arg, config_path
 from redactd.config import Custody, load_config
 from redactd.custody import report
+from redactd.custody.keeper import sign_checkpoint
 from redactd.custody.keys import (
     fingerprint,
     init_key,
@@ -32,7 +33,6 @@ from redactd.custody.proofs import (
     verify_bundle,
     verify_consistency_doc,
 )
-from redactd.custody.keeper import sign_checkpoint
 from redactd.custody.segments import load_entries
 from redactd.custody.verify import verify_log
 from redactd.errors import ConfigError, CustodyError

@@ -22,7 +22,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from redactd.custody import canonical
-from redactd.errors import CustodyError, EntryRefused
+from redactd.errors import EntryRefused
 
 if TYPE_CHECKING:
     from redactd.policy import RedactionPolicy, RetentionPolicy

@@ -47,7 +47,6 @@ from redactd.custody.entry import (
     safe_fields,
     signing_bytes,
 )
-from redactd.custody.witness import deliver, newest
 from redactd.custody.keys import fingerprint, load_private_key, public_raw
 from redactd.custody.merkle import Frontier, leaf_hash
 from redactd.custody.segments import (
@@ -60,6 +59,7 @@ from redactd.custody.segments import (
     segment_name,
     segment_paths,
 )
+from redactd.custody.witness import deliver, newest
 from redactd.errors import ChainBroken, CustodyError, EntryRefused, LogBusy
 from redactd.fsutil import atomic_write, fsync_dir
 from redactd.log import get_logger
