@@ -147,19 +147,29 @@ def record_pending(cfg: DaemonConfig, store_file: Path) -> str:
     and finds them within a second by itself if the signal cannot reach it.
     """
     from redactd.custody import CustodyLog
-    from redactd.custody.keeper import POLL_SECONDS, wake_writer
+    from redactd.custody.keeper import POLL_SECONDS, daemon_pid, wake_writer
     from redactd.custody.keys import read_passphrase
     from redactd.errors import LogBusy
 
     if not cfg.custody.signing_key.is_file():
         return (f"queued: no custody signing key at {cfg.custody.signing_key} yet (see `redactd keys "
                 "init`); written once there is one")
-    try:
-        custody = CustodyLog.open(cfg.custody.directory, cfg.custody.signing_key,
-                                  read_passphrase(cfg.custody.passphrase_file), witnesses=cfg.custody.witnesses)
-    except LogBusy as exc:
-        how = "woken" if wake_writer(exc.pid) else f"it looks every {POLL_SECONDS:g} s"
-        return f"queued for the running daemon (pid {exc.pid or '?'}; {how}), which records it within seconds"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            custody = CustodyLog.open(cfg.custody.directory, cfg.custody.signing_key,
+                                      read_passphrase(cfg.custody.passphrase_file), witnesses=cfg.custody.witnesses)
+            break
+        except LogBusy as exc:
+            daemon = daemon_pid(cfg)
+            if daemon is None and time.monotonic() < deadline:  # another command holds it a moment
+                time.sleep(0.2)
+                continue
+            if daemon is None:
+                return (f"queued: another command (pid {exc.pid or '?'}) holds the custody log; the next "
+                        "command that changes something, or the daemon's start, records it")
+            how = "woken" if wake_writer(exc.pid, daemon) else f"it looks every {POLL_SECONDS:g} s"
+            return f"queued for the running daemon (pid {exc.pid or '?'}; {how}), which records it within seconds"
     try:
         written = flush_outbox(store_file, custody)
     finally:

@@ -157,17 +157,24 @@ def read_state(state_dir: Path, daemon_pid: int | None) -> dict[str, Any]:
     return {"blocked": state.get("blocked"), "since": state.get("since")}
 
 
-def wake_writer(pid: int | None) -> bool:
-    """Tell the process holding the custody log (the daemon) to append queued entries and sign a
-    checkpoint now (SIGUSR1). False when it cannot be signalled; it then finds them within
-    ``POLL_SECONDS`` by itself."""
-    if pid is None:
+def wake_writer(pid: int | None, daemon_pid: int | None) -> bool:
+    """Tell the process holding the custody log, when it is the daemon, to append queued entries
+    and sign a checkpoint now (SIGUSR1). False when it cannot be signalled; it then finds them
+    within ``POLL_SECONDS`` by itself. Never signals any other holder (another command briefly
+    holding the log): SIGUSR1 would kill it."""
+    if pid is None or pid != daemon_pid or pid == os.getpid():
         return False
     try:
         os.kill(pid, signal.SIGUSR1)
     except OSError:
         return False
     return True
+
+
+def daemon_pid(cfg: DaemonConfig) -> int | None:
+    from redactd.daemon import DaemonLock
+
+    return DaemonLock(cfg.state_dir).holder()
 
 
 def _newest_entry(directory: Path) -> dict[str, Any] | None:
@@ -194,7 +201,7 @@ def sign_checkpoint(cfg: DaemonConfig, timeout: float = 30.0) -> tuple[dict[str,
         custody = CustodyLog.open(c.directory, c.signing_key, read_passphrase(c.passphrase_file),
                                   segment_max_bytes=c.segment_max_bytes, witnesses=c.witnesses)
     except LogBusy as exc:
-        if not wake_writer(exc.pid):
+        if not wake_writer(exc.pid, daemon_pid(cfg)):
             raise CustodyError(f"the daemon (pid {exc.pid or '?'}) holds the custody log and cannot be "
                                "signalled from here: run this as the daemon's user or root") from None
         deadline = time.monotonic() + timeout
