@@ -23,9 +23,9 @@ YOLO_PINS  := torch==2.14.1 torchvision==0.29.1
 .PHONY: run test deps venv yolo-venv lint bench clean layout install uninstall
 
 run: venv layout
-	$(REDACTD) config check --config $(CONFIG)
-	@# The custody log's signing key, made once (never overwritten).
+	@# The custody log's signing key, made once (never overwritten): redactd never runs without it.
 	@[ -f $(CUSTODY_KEY) ] || $(REDACTD) keys init --config $(CONFIG)
+	$(REDACTD) config check --config $(CONFIG)
 	@echo "redactd: drop video files into   $(CURDIR)/var/inbox/"
 	@echo "         clean copies appear in   $(CURDIR)/var/clean/  (review: var/review/, failed: var/failed/)"
 	@echo "         in another terminal:     $(REDACTD) --config $(CONFIG) status"
