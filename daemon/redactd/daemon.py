@@ -27,7 +27,7 @@ from redactd.config import DaemonConfig, check_config
 from redactd.custody import CustodyLog, policy_ref
 from redactd.custody.keeper import CustodyKeeper, read_state
 from redactd.custody.keys import check_custody_config, read_passphrase
-from redactd.errors import ConfigError, RedactdError
+from redactd.errors import ConfigError, LogBusy, RedactdError
 from redactd.jobrun import JobExecutor, RunLimits
 from redactd.jobstore import Job, JobState, JobStore, TransitionSink
 from redactd.notify import SystemdNotifier
@@ -465,7 +465,13 @@ def run_daemon(config_path: Path, processor: Processor | None = None, sink: Tran
         from redactd.pipeline import run_job
 
         processor = run_job
-    custody = open_custody(cfg)
+    try:
+        custody = open_custody(cfg)
+    except LogBusy:
+        holder = DaemonLock(cfg.state_dir).holder()
+        if holder is None:
+            raise
+        raise RedactdError(f"another redactd is already running on {cfg.state_dir} (pid {holder})") from None
     daemon: Daemon | None = None
     try:
         daemon = Daemon(config_path, cfg, policies, processor, sink or log_transition,

@@ -167,7 +167,8 @@ class TestReviewQueue:
         done = daemon.wait_for(lambda: (x := job(daemon, "requeue.mp4")).state is JobState.PUBLISHED and x,
                                timeout=120, what="the re-queued job to publish")
         assert done.policy_id == "faces"
-        assert "rejected by carol; re-queued with policy faces" in [t.detail for t in daemon.history(j.id)]
+        assert "rejected by carol: rejected in review; re-queued with policy faces" in \
+            [t.detail for t in daemon.history(j.id)]
         side = json.loads((daemon.clean / f"{done.output_name}.json").read_text())
         assert side["validation"]["verdict"] == "publish"
 
