@@ -91,7 +91,7 @@ class TestNeverStalls:
             assert name not in json.dumps(by_name[name]["details"]), by_name[name]
         status = json.loads(cli(run, "status", "--json").stdout)
         assert status["custody"] == {"queued": 0, "oldest_age_s": None, "blocked": None,
-                                     "since": status["custody"]["since"]}
+                                     "since": status["custody"]["since"], "witness_undelivered": 0}
         assert run.stop() == 0
         done = cli(run, "custody", "verify")
         assert done.returncode == 0, done.stderr
@@ -169,6 +169,34 @@ class TestTruncationEvident:
         done = cli(run, "custody", "verify", "--witness", str(witness))
         assert done.returncode == 7 and "does not match the log" in done.stderr, done.stderr
         assert len(entries) > 0
+
+
+    def test_a_witness_out_of_reach_is_shown_in_status_and_caught_up_when_it_returns(
+            self, daemon_run, clip_bytes):
+        run = daemon_run()
+        witness = run.root / "witness"
+        witness.mkdir(mode=0o1777)
+        run.settings["custody"]["witnesses"] = [str(witness)]
+        run.write_config()
+        run.start()
+        shutil.rmtree(witness)  # the share is unmounted, say
+        drop(run.inbox, "clip.mp4", clip_bytes)
+        run.wait_finished(1, timeout=60)
+        run.wait_for(lambda: json.loads(cli(run, "status", "--json").stdout)["custody"]["witness_undelivered"],
+                     timeout=60, what="an undelivered checkpoint in status")
+        assert "not yet delivered to a witness" in cli(run, "status").stdout
+        assert run.events("custody_witness_delivery_failed")
+        witness.mkdir(mode=0o1777)
+        drop(run.inbox, "clip-2.mp4", variant(clip_bytes, 2))
+        run.wait_for(lambda: not json.loads(cli(run, "status", "--json").stdout)["custody"]["witness_undelivered"],
+                     timeout=60, what="the witness caught up")
+        entries = settled(run)
+        assert run.stop() == 0
+        delivered = [w.seq for w in witnessed(witness)]
+        assert set(checkpoint_seqs(load_entries(run.state / "custody"))) - set(delivered) <= {
+            checkpoint_seqs(entries)[0]}  # all but the one delivered before the share went away
+        done = cli(run, "custody", "verify", "--witness", str(witness))
+        assert done.returncode == 0, done.stderr
 
 
 class TestDecisionsWhileRunning:

@@ -72,6 +72,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"custody: {custody['queued']} entr{'y' if custody['queued'] == 1 else 'ies'} queued{age}")
     if custody["blocked"]:
         print(f"custody: STOPPED admitting and processing: {custody['blocked']}")
+    if custody["witness_undelivered"]:
+        print(f"custody: {custody['witness_undelivered']} checkpoint(s) not yet delivered to a witness "
+              "(see custody_witness_delivery_failed in the log); retried at each checkpoint")
     if report["in_flight"]:
         print("in flight:")
         for j in report["in_flight"]:

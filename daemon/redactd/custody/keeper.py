@@ -61,6 +61,7 @@ class CustodyKeeper:
         self._last_append = 0.0
         self._next_poll = 0.0
         self.blocked: str | None = None
+        self._undelivered = 0  # checkpoints some witness has not received yet, as last written to the state file
 
     def start(self) -> None:
         """At start-up, once the state directory exists: say custody is writable (so far)."""
@@ -95,6 +96,9 @@ class CustodyKeeper:
                 self._block(exc)
                 return None
             self._first_unproven = None
+            if self.custody.undelivered != self._undelivered:
+                self._undelivered = self.custody.undelivered
+                self._write_state()
             return entry
 
     def tick(self) -> None:
@@ -139,7 +143,8 @@ class CustodyKeeper:
             self._write_state()
 
     def _write_state(self) -> None:
-        state = {"blocked": self.blocked, "since": time.time(), "pid": os.getpid()}
+        state = {"blocked": self.blocked, "since": time.time(), "pid": os.getpid(),
+                 "witness_undelivered": self._undelivered}
         try:
             atomic_write(self.state_dir / STATE_FILE, json.dumps(state).encode(), 0o640)
         except OSError as exc:  # the state directory may be the very thing that is full
@@ -147,14 +152,17 @@ class CustodyKeeper:
 
 
 def read_state(state_dir: Path, daemon_pid: int | None) -> dict[str, Any]:
-    """The running daemon's custody state (``{"blocked": reason or None, "since": ...}``)."""
+    """The running daemon's custody state: ``{"blocked": reason or None, "since": ...,
+    "witness_undelivered": checkpoints not yet delivered to every witness}``."""
+    none = {"blocked": None, "since": None, "witness_undelivered": 0}
     try:
         state = json.loads((state_dir / STATE_FILE).read_bytes())
     except (OSError, ValueError):
-        return {"blocked": None, "since": None}
+        return none
     if daemon_pid is None or state.get("pid") != daemon_pid:
-        return {"blocked": None, "since": None}  # written by a daemon that is gone
-    return {"blocked": state.get("blocked"), "since": state.get("since")}
+        return none  # written by a daemon that is gone
+    return {"blocked": state.get("blocked"), "since": state.get("since"),
+            "witness_undelivered": state.get("witness_undelivered", 0)}
 
 
 def wake_writer(pid: int | None, daemon_pid: int | None) -> bool:
