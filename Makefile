@@ -33,9 +33,9 @@ BENCH_NODEPS := useful-moonshine-onnx==20251121 pygame==2.6.1
 .PHONY: run test deps venv yolo-venv bench-venv lint bench clean layout install uninstall
 
 run: venv layout
-	$(REDACTD) config check --config $(CONFIG)
-	@# The custody log's signing key, made once (never overwritten).
+	@# The custody log's signing key, made once (never overwritten): redactd never runs without it.
 	@[ -f $(CUSTODY_KEY) ] || $(REDACTD) keys init --config $(CONFIG)
+	$(REDACTD) config check --config $(CONFIG)
 	@echo "redactd: drop video files into   $(CURDIR)/var/inbox/"
 	@echo "         clean copies appear in   $(CURDIR)/var/clean/  (review: var/review/, failed: var/failed/)"
 	@echo "         in another terminal:     $(REDACTD) --config $(CONFIG) status"

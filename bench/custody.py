@@ -2,6 +2,12 @@
 
     .venv/bin/python bench/custody.py [--appends 2000] [--verify-entries 100000] [--repeats 5] [--dir DIR]
 
+Appends are measured with the checkpoint cadences side by side, in the same run: today's
+(no checkpoint between appends: one every ``checkpoint_minutes``, 60 by default), one after
+every burst of 3 entries (a job's ingested / processing_started / published, each burst
+closed by a signed checkpoint, as the daemon now does), and the same with every checkpoint
+also delivered to a witness directory. Rates count the caller's entries only.
+
 Baselines measured in the same run: bare ``write`` + ``fdatasync`` of lines of the same size (the
 floor that durability costs on this disk) and Ed25519 signing alone. Run it with ``--dir`` on the
 filesystem that will hold the custody log: fsync cost is a property of the disk.
@@ -39,13 +45,19 @@ def median_rate(count: int, runs: list[float]) -> str:
     return f"{count / seconds:9.0f} entries/s  (median of {len(runs)} runs, {seconds * 1000 / count:.3f} ms each)"
 
 
-def one_append_run(directory: Path, key: Path, count: int, latencies: list[float]) -> float:
-    with CustodyLog.open(directory, key) as custody:
+def one_append_run(directory: Path, key: Path, count: int, latencies: list[float], burst: int | None = None,
+                   witness: Path | None = None) -> float:
+    """Seconds for ``count`` appends; with ``burst``, a checkpoint after every ``burst`` of them."""
+    if witness is not None:
+        witness.mkdir()
+    with CustodyLog.open(directory, key, witnesses=[witness] if witness else []) as custody:
         start = time.perf_counter()
         for i in range(count):
             t = time.perf_counter()
             append_published(custody, i)
             latencies.append(time.perf_counter() - t)
+            if burst and (i + 1) % burst == 0:
+                custody.checkpoint()
         return time.perf_counter() - start
 
 
@@ -90,8 +102,13 @@ def main() -> int:
         runs: list[float] = []
         floor: list[float] = []
         latencies: list[float] = []
+        bursts: list[float] = []
+        witnessed: list[float] = []
         for r in range(args.repeats):
             runs.append(one_append_run(base / f"append{r}", key, args.appends, latencies))
+            bursts.append(one_append_run(base / f"burst{r}", key, args.appends, [], burst=3))
+            witnessed.append(one_append_run(base / f"witnessed{r}", key, args.appends, [], burst=3,
+                                            witness=base / f"witness{r}"))
             size = (base / f"append{r}" / "custody-000001.jsonl").stat().st_size // (args.appends + 1)
             floor.append(one_fsync_floor_run(base / f"floor{r}", args.appends, size))
         signer = Ed25519PrivateKey.generate()
@@ -99,7 +116,11 @@ def main() -> int:
         signing = timed(lambda: [signer.sign(payload) for _ in range(args.appends)], args.repeats)
         latencies.sort()
         print(f"append ({args.appends} entries of ~{size} B, fdatasync each, on {args.dir}):")
-        print(f"  CustodyLog.append      {median_rate(args.appends, runs)}")
+        print(f"  today's cadence (no checkpoint between appends)  {median_rate(args.appends, runs)}")
+        print(f"  checkpoint after every 3-entry burst             {median_rate(args.appends, bursts)}")
+        print(f"  same, each checkpoint delivered to a witness     {median_rate(args.appends, witnessed)}")
+        print(f"  ratio burst-checkpointed / today: {statistics.median(runs) / statistics.median(bursts):.2f}x, "
+              f"with witness / today: {statistics.median(runs) / statistics.median(witnessed):.2f}x")
         print(f"    latency p50 {latencies[len(latencies) // 2] * 1000:.3f} ms, "
               f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.3f} ms")
         print(f"  baseline write+fdatasync {median_rate(args.appends, floor)}")

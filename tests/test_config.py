@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from redactd.config import check_config, load_config, parse_size
+from redactd.custody.keys import init_key
 from redactd.errors import ConfigError
 from redactd.policy import Mode, PolicySet, RedactionPolicy, load_policy, policy_hash, resolve_policy
 
@@ -52,10 +54,18 @@ class TestExampleFiles:
             pol = load_policy(path)
             assert pol.id and pol.version >= 1
 
-    def test_config_check_command_prints_what_it_validated(self, repo):
-        proc = run_cli("config", "check", "--config", str(repo / "etc" / "redactd.yaml"))
+    def test_config_check_command_prints_what_it_validated(self, repo, tmp_path):
+        (tmp_path / "etc").mkdir()
+        config = tmp_path / "etc" / "redactd.yaml"
+        shutil.copy(repo / "etc" / "redactd.yaml", config)
+        shutil.copytree(repo / "policies", tmp_path / "policies")
+        proc = run_cli("config", "check", "--config", str(config))
+        assert proc.returncode == 2 and "no custody signing key" in proc.stderr  # fail closed
+        init_key(tmp_path / "var" / "keys" / "custody.key")  # what `make run` does first
+        proc = run_cli("config", "check", "--config", str(config))
         assert proc.returncode == 0, proc.stderr
         assert "OK" in proc.stdout and "policy visual-default v3" in proc.stdout
+        assert "custody: " in proc.stdout and "signing key" in proc.stdout
 
 
 class TestConfigErrors:

@@ -70,7 +70,13 @@ class Custody(_Strict):
     signing_key: Path
     passphrase_file: Path | None = None
     checkpoint_minutes: float = Field(60.0, gt=0)
+    #: While entries arrive, a signed checkpoint covers them within this many seconds (and a
+    #: burst is checkpointed as soon as it ends): the window in which a cut tail goes unnoticed.
+    checkpoint_seconds: float = Field(5.0, gt=0, le=3600)
     segment_max_bytes: Size = parse_size("64 MiB")
+    #: Directories every checkpoint is also delivered to, that the daemon can add to but not
+    #: rewrite (another share, the officer's group, sticky bit): see redactd.custody.witness.
+    witnesses: list[Path] = []
 
 
 class DaemonConfig(_Strict):
@@ -119,6 +125,7 @@ def _absolute(cfg: DaemonConfig, base: Path) -> DaemonConfig:
                 update={
                     "directory": fix(cfg.custody.directory),
                     "signing_key": fix(cfg.custody.signing_key),
+                    "witnesses": [fix(w) for w in cfg.custody.witnesses],
                     "passphrase_file": fix(cfg.custody.passphrase_file)
                     if cfg.custody.passphrase_file
                     else None,

@@ -25,12 +25,13 @@ from redactd import log, space
 from redactd.admit import Admitter, OutOfSpace, Route, StabilityTracker, is_junk, walk
 from redactd.config import DaemonConfig, check_config
 from redactd.custody import CustodyLog, policy_ref
-from redactd.custody.keys import read_passphrase
-from redactd.errors import ConfigError, RedactdError
+from redactd.custody.keeper import CustodyKeeper, read_state
+from redactd.custody.keys import check_custody_config, read_passphrase
+from redactd.errors import ConfigError, LogBusy, RedactdError
 from redactd.jobrun import WAITING_FOR_SPACE, JobExecutor, RunLimits
 from redactd.jobstore import Job, JobState, JobStore, TransitionSink
 from redactd.notify import SystemdNotifier
-from redactd.outbox import flush_outbox
+from redactd.outbox import custody_lag
 from redactd.policy import PolicySet, policy_hash
 from redactd.private import secure_layout
 from redactd.publish import Queues, sweep_temps
@@ -132,16 +133,20 @@ class Daemon:
     """``redactd run``: everything between a file landing in an inbox and its clean copy."""
 
     def __init__(self, config_path: Path, cfg: DaemonConfig, policies: PolicySet, processor: Processor,
-                 sink: TransitionSink, notifier: SystemdNotifier, custody: CustodyLog | None = None,
+                 sink: TransitionSink, notifier: SystemdNotifier, custody: CustodyLog,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.config_path, self.cfg, self.policies = config_path, cfg, policies
         self.custody, self.clock = custody, clock
+        # Appends the outbox, checkpoints every burst, and says when custody cannot be written:
+        # then nothing is admitted or processed (guarantee 7).
+        self.keeper = CustodyKeeper(custody, store_path(cfg), cfg.state_dir, cfg.custody.checkpoint_seconds,
+                                    reopen=lambda: open_custody(self.cfg))
+        self._custody_wake = False
         self.scheduler = DaemonScheduler(Tasks(self._run_retention, self._request_rescan, self._checkpoint), clock)
         # Every transition is told to ``sink`` (a log line unless a test observes) and then
         # appended to the custody log from the outbox its own transaction filled.
         self.sink, self.notifier = serialized(self._transitioned), notifier
         self._observe = sink
-        self._custody_lock = threading.Lock()
         self.log = log.get_logger()
         self.routes = build_routes(cfg, policies)
         self.queues = Queues(cfg.clean_dir, cfg.review_dir, cfg.failed_dir)
@@ -160,7 +165,8 @@ class Daemon:
         self._reload_requested = False
         self.exit_code = 0
         self.executor = JobExecutor(self.store, self.runner, self.queues, cfg.state_dir / SCRATCH_DIR,
-                                    lambda: self.policies, self._run_limits, self.stop_now)
+                                    lambda: self.policies, self._run_limits, self.stop_now,
+                                    custody_blocked=lambda: self.keeper.blocked)
         # One watch per kind of work: a big file waiting for admission and a small job waiting for a
         # worker need different room, and each logs its own short/returned changes without flapping.
         self.space_admit = SpaceWatch(space_paths(cfg), cfg.limits.min_free_space, "admission")
@@ -181,7 +187,10 @@ class Daemon:
         return existing
 
     def _claim(self) -> Job | None:
-        """The next due job, if scratch and clean storage have room for it (else it waits, unblamed)."""
+        """The next due job, if custody can be written and scratch and clean storage have room for it
+        (else it waits, unblamed)."""
+        if self.keeper.blocked:
+            return None
         store = self.store()
         nxt = store.peek_next()
         if nxt is None:
@@ -201,6 +210,9 @@ class Daemon:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
             self._reload_requested = True
+            return
+        if signum == signal.SIGUSR1:  # a command queued custody entries or asks for a checkpoint
+            self._custody_wake = True
             return
         self._signals += 1
 
@@ -226,9 +238,11 @@ class Daemon:
         admitter = self._admitter()
         admitter.recover(self.routes)
         self.executor.recover()
+        self.keeper.start()
         self._flush_outbox()
         self._record_policies()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        self.keeper.checkpoint()  # before admitting: whatever came before is covered and witnessed
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(sig, self._on_signal)
         self.watcher.start((r.name, r.root, r.watch) for r in self.routes.values())
         self._admission.start()
@@ -272,8 +286,12 @@ class Daemon:
                 self._reload_requested = False
                 self._reload()
             self._take_sightings(timeout=0.2)
+            if self._custody_wake:
+                self._custody_wake = False
+                self.keeper.checkpoint()
+            self.keeper.tick()
             now = time.monotonic()
-            if not draining:
+            if not draining and not self.keeper.blocked:
                 for path in self.tracker.due(now):
                     route = self._route_of(path)
                     if route is None:
@@ -301,16 +319,15 @@ class Daemon:
     # ------------------------------------------------------------------ scheduled jobs (scheduler threads)
 
     def _timetable(self) -> Timetable:
-        return Timetable.from_config(self.cfg, custody=self.custody is not None)
+        return Timetable.from_config(self.cfg, custody=True)
 
     def _run_retention(self) -> None:
-        if self.custody is None:
-            self.log.error("retention_skipped", reason="no custody log is open",
-                           note=f"create the signing key ({self.cfg.custody.signing_key}) with `redactd keys "
-                           "init`: nothing is purged without a custody entry")
+        if self.keeper.blocked:
+            self.log.error("retention_skipped", reason=self.keeper.blocked,
+                           note="nothing is purged without a custody entry")
             return
         # On SIGTERM a run stops between two deletions, so shutdown never waits on a long run.
-        run_retention(self.cfg, self.policies, store_path(self.cfg), self.custody, self.clock, trigger="daemon",
+        run_retention(self.cfg, self.policies, store_path(self.cfg), self.keeper.custody, self.clock, trigger="daemon",
                       flush_pending=self._flush_outbox,
                       stop=lambda: self._signals > 0)
 
@@ -320,18 +337,16 @@ class Daemon:
             self.sightings.put(Sighting(route.name, route.root, rescan=True))
 
     def _checkpoint(self) -> None:
-        if self.custody is not None:
-            self._flush_outbox()
-            self.custody.checkpoint()
+        self.keeper.checkpoint()
 
     def _record_policies(self) -> None:
         """A policy_loaded entry per policy in force: the versions officers see in the report."""
-        if self.custody is None:
-            return
-        with self._custody_lock:
+        try:
             for pol in self.policies.all():
-                self.custody.append("policy_loaded", policy=policy_ref(pol), kind=pol.kind,
+                self.keeper.custody.append("policy_loaded", policy=policy_ref(pol), kind=pol.kind,
                                     file=self.policies.files[pol.id].name)
+        except RedactdError:
+            self.log.exception("custody_policies_not_recorded")
 
     def _transitioned(self, event: str, **fields: Any) -> None:
         self._observe(event, **fields)
@@ -339,15 +354,9 @@ class Daemon:
 
     def _flush_outbox(self) -> None:
         """Append the queued custody entries (this process's transitions and other processes'
-        decisions): the daemon holds the log. One flush at a time, so none is appended twice."""
-        if self.custody is None:
-            return
-        with self._custody_lock:
-            try:
-                written = flush_outbox(store_path(self.cfg), self.custody)
-            except Exception:  # they stay queued, in order; the next transition or checkpoint tries again
-                self.log.exception("custody_outbox_flush_failed")
-                return
+        decisions): the daemon holds the log. One flush at a time, so none is appended twice;
+        a failure blocks admission and processing until custody can be written again."""
+        written = self.keeper.flush()
         if written:
             self.log.debug("custody_outbox_flushed", entries=written)
 
@@ -479,6 +488,8 @@ class Daemon:
 
     def _status_line(self) -> str:
         counts = self.store().counts()
+        if self.keeper.blocked:
+            return f"STOPPED: {self.keeper.blocked}"
         line = (f"{counts[JobState.PROCESSING]} running, {counts[JobState.ADMITTED]} waiting, "
                 f"{counts[JobState.PUBLISHED]} published, {counts[JobState.REVIEW]} in review, "
                 f"{counts[JobState.FAILED]} failed")
@@ -496,29 +507,37 @@ def run_daemon(config_path: Path, processor: Processor | None = None, sink: Tran
     ``sink`` receives every job transition (default: a log line; the custody log in production).
     """
     cfg, policies = check_config(config_path)
+    c = cfg.custody
+    check_custody_config(c.signing_key, c.passphrase_file, c.witnesses)
     if processor is None:
         from redactd.pipeline import run_job
 
         processor = run_job
-    custody = open_custody(cfg)
+    try:
+        custody = open_custody(cfg)
+    except LogBusy:
+        holder = DaemonLock(cfg.state_dir).holder()
+        if holder is None:
+            raise
+        raise RedactdError(f"another redactd is already running on {cfg.state_dir} (pid {holder})") from None
+    daemon: Daemon | None = None
     try:
         daemon = Daemon(config_path, cfg, policies, processor, sink or log_transition,
                         notifier or SystemdNotifier(), custody)
         return daemon.run()
     finally:
-        if custody is not None:
-            custody.close()
+        try:
+            (daemon.keeper.custody if daemon is not None else custody).close()  # the final checkpoint
+        except (RedactdError, OSError) as exc:
+            log.get_logger().error("custody_close_failed", error=str(exc))
 
 
-def open_custody(cfg: DaemonConfig) -> CustodyLog | None:
-    """The daemon's custody log, or None (logged) while no signing key exists yet."""
+def open_custody(cfg: DaemonConfig) -> CustodyLog:
+    """The daemon's custody log. No key, an unreadable key or one others can read is a
+    ConfigError: the daemon never runs without custody (fail closed)."""
     c = cfg.custody
-    if not c.signing_key.exists():
-        log.get_logger().warning("custody_log_not_open", signing_key=str(c.signing_key),
-                                 note="run `redactd keys init`; retention purges nothing without it")
-        return None
     return CustodyLog.open(c.directory, c.signing_key, read_passphrase(c.passphrase_file),
-                           segment_max_bytes=c.segment_max_bytes)
+                           segment_max_bytes=c.segment_max_bytes, witnesses=c.witnesses)
 
 
 # --------------------------------------------------------------------------- status (read-only)
@@ -551,9 +570,11 @@ def status_report(cfg: DaemonConfig, recent: int = 5) -> dict[str, Any]:
         in_flight = store.jobs({JobState.PROCESSING})
         failed = store.jobs({JobState.FAILED}, limit=recent)
         waiting = store.jobs({JobState.ADMITTED})
+        pid = DaemonLock(cfg.state_dir).holder()
         return {
             **storage_report(cfg, max((j.size or 0 for j in waiting), default=0)),
-            "daemon_pid": DaemonLock(cfg.state_dir).holder(),
+            "daemon_pid": pid,
+            "custody": {**custody_lag(store_path(cfg)), **read_state(cfg.state_dir, pid)},
             "state_dir": str(cfg.state_dir),
             "counts": {s.value: n for s, n in counts.items()},
             "in_flight": [

@@ -12,7 +12,9 @@
      │    └── ValidationFailed        exit 6   the second detector doubts the output
      ├── CustodyError                 exit 7
      │    ├── ChainBroken             exit 7
-     │    └── BadSignature            exit 7
+     │    ├── BadSignature            exit 7
+     │    ├── EntryRefused            exit 7   one entry's fields break a rule; a safe form is recorded
+     │    └── LogBusy                 exit 7   another process (the daemon) holds the custody log
      ├── RetentionError               exit 8
      ├── JobStoreError (jobstore.py)  exit 1   no such job, or not in the state an action needs
      └── InstallError (install.py)    exit 1   the system cannot be set up as asked
@@ -89,6 +91,25 @@ class ChainBroken(CustodyError):
 
 class BadSignature(CustodyError):
     traceback = False
+
+
+class EntryRefused(CustodyError):
+    """A caller's fields for one entry break a rule of the entry format. ``field`` names the
+    offending field; the message never repeats its value (it may be personal data)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class LogBusy(CustodyError):
+    """Another process holds the custody log's writer lock; ``pid`` is its process id, if known."""
+
+    traceback = False
+
+    def __init__(self, message: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 class RetentionError(RedactdError):

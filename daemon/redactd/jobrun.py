@@ -61,8 +61,11 @@ class JobExecutor:
         policies: Callable[[], PolicySet],
         limits: Callable[[], RunLimits],
         stop_now: threading.Event,
+        custody_blocked: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.stores, self.runner, self.queues = stores, runner, queues
+        #: Why the custody log cannot be written now (None when it can): then nothing is delivered.
+        self.custody_blocked = custody_blocked
         self.scratch_root, self.policies, self.limits, self.stop_now = scratch_root, policies, limits, stop_now
         self.log = log.get_logger()
 
@@ -121,6 +124,12 @@ class JobExecutor:
             return
         if outcome.ending is Ending.RESULT:
             result: JobResult = outcome.result
+            blocked = self.custody_blocked()
+            if blocked:  # nothing reaches clean storage while its custody entry cannot be written
+                store.requeue(job.id, f"not published: {blocked}", time.time() + self.limits().delay(1),
+                              count_attempt=False)
+                self.log.error("job_not_published", job_id=job.id, reason=blocked)
+                return
             try:
                 self._deliver(store, job, policy, result)
             except OSError as exc:

@@ -425,7 +425,7 @@ class JobStore:
         return job
 
     def retry(self, job_id: str, raw_path: Path, move_back: Callable[[], None] | None = None, *,
-              policy_id: str | None = None, actor: str | None = None) -> Job:
+              policy_id: str | None = None, actor: str | None = None, reason: str | None = None) -> Job:
         """An operator asked to run a failed or review job again from its raw file.
 
         ``move_back`` runs inside the transaction: if it raises, nothing changes. With
@@ -434,7 +434,8 @@ class JobStore:
         detail = "retried by operator"
         changes: dict[str, Any] = {}
         if policy_id is not None:
-            detail = f"rejected by {actor or 'operator'}; re-queued with policy {policy_id}"
+            detail = (f"rejected by {actor or 'operator'}" + (f": {reason}" if reason else "")
+                      + f"; re-queued with policy {policy_id}")
             changes = {"policy_id": policy_id, "policy_version": None, "policy_sha256": None}
         with self._change() as c:
             allowed = {JobState.REVIEW} if policy_id is not None else {JobState.FAILED, JobState.REVIEW}
@@ -444,7 +445,7 @@ class JobStore:
                 move_back()
             if policy_id is not None:
                 self._emit(c, "review_rejected", job_id=job.id, raw_sha256=job.raw_sha256, actor=actor or "operator",
-                           requeued_with=policy_id)
+                           requeued_with=policy_id, **({"reason": reason} if reason else {}))
             else:
                 self._emit(c, "retried", job_id=job.id, raw_sha256=job.raw_sha256, actor="operator")
         return job

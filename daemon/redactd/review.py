@@ -157,8 +157,9 @@ class ReviewDesk:
         self.log.info("review_rejected", job_id=job.id, actor=actor)
         return failed
 
-    def requeue(self, job_id: str, actor: str, policy_id: str) -> Job:
-        """Reject the output and run the job again from its raw file under ``policy_id``."""
+    def requeue(self, job_id: str, actor: str, policy_id: str, reason: str | None = None) -> Job:
+        """Reject the output and run the job again from its raw file under ``policy_id``; the
+        reason goes into the job's history and the ``review_rejected`` custody entry."""
         try:
             self.policies.get_redaction(policy_id)
         except ConfigError as exc:
@@ -173,7 +174,7 @@ class ReviewDesk:
             if raw != home:
                 os.rename(raw, home)
 
-        queued = self.store.retry(job.id, home, move_back, policy_id=policy_id, actor=actor)
+        queued = self.store.retry(job.id, home, move_back, policy_id=policy_id, actor=actor, reason=reason)
         shutil.rmtree(self.queues.review_dir / job.id, ignore_errors=True)
         self.log.info("review_requeued", job_id=job.id, actor=actor, policy=policy_id)
         return queued

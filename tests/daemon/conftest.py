@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from redactd import log
+from redactd.custody.keys import init_key
 from redactd.jobstore import Job, JobState, JobStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,6 +101,8 @@ class DaemonRun:
                        "retry_backoff_seconds": backoff, "max_file_size": "8 MiB", **(extra_limits or {})},
         }
         self.write_config()
+        self.key = root / "custody.key"
+        init_key(self.key)  # the daemon never runs without custody
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = root / "daemon.log"
         self.env = {**os.environ, "PYTHONPATH": PYTHONPATH}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from redactd.custody import verify_log
-from redactd.custody.keys import init_key, load_public_key, public_path
+from redactd.custody.keys import load_public_key, public_path
 from redactd.custody.segments import load_entries
 from redactd.jobstore import JobState
 from tests.daemon.conftest import drop, variant
@@ -22,7 +22,6 @@ def entries_by_job(run) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
 class TestCustodyWiring:
     def test_a_published_file_has_its_whole_history_signed_in_order(self, daemon_run, clip_bytes):
         run = daemon_run(naming="sha256")
-        init_key(run.root / "custody.key")
         run.start()
         drop(run.inbox, "Birthday of Carol.mp4", clip_bytes)
         (job,) = run.wait_finished(1, timeout=60)
@@ -43,7 +42,6 @@ class TestCustodyWiring:
 
     def test_kill_9_loses_no_custody_entry_of_a_committed_transition(self, daemon_run, clip_bytes):
         run = daemon_run()
-        init_key(run.root / "custody.key")
         run.start()
         count = 6
         for i in range(count):

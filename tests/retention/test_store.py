@@ -66,7 +66,7 @@ class TestHolds:
             written: list[tuple[str, dict[str, object]]] = []
 
             class Log:
-                def append(self, event: str, **fields: object) -> None:
+                def record(self, event: str, fields: dict[str, object], occurred_at: object = None) -> None:
                     written.append((event, fields))
 
             assert box.flush(Log()) == 2

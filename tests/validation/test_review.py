@@ -11,6 +11,7 @@ import pytest
 from redactd.config import DaemonConfig
 from redactd.custody import CustodyLog
 from redactd.custody.keys import init_key
+from redactd.daemon import DaemonLock
 from redactd.errors import ConfigError
 from redactd.jobstore import Job, JobState, JobStore, JobStoreError
 from redactd.outbox import opened, record_pending
@@ -99,8 +100,13 @@ class TestCustodyOutbox:
         assert pending[0] == "ingested" and pending[-2:] == ["sent_to_review", "review_rejected"]
         assert record_pending(cfg, path).startswith("queued: no custody signing key")
         init_key(cfg.custody.signing_key)
-        with CustodyLog.open(cfg.custody.directory, cfg.custody.signing_key):  # the daemon, say
-            assert record_pending(cfg, path).startswith("queued for the running daemon")
+        lock = DaemonLock(cfg.state_dir)
+        lock.acquire()
+        try:
+            with CustodyLog.open(cfg.custody.directory, cfg.custody.signing_key):  # the daemon, say
+                assert record_pending(cfg, path).startswith("queued for the running daemon")
+        finally:
+            lock.release()
         assert record_pending(cfg, path) == f"recorded in the custody log ({len(pending)} entries)"
         with opened(path) as box:
             assert box.pending() == []

@@ -18,7 +18,6 @@ import cv2
 import pytest
 import yaml
 
-from redactd.custody.keys import init_key
 from redactd.fsutil import sha256_file
 from redactd.jobstore import Job, JobState
 from tests.daemon.conftest import DaemonRun, drop
@@ -58,7 +57,6 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonRun]:
     # The daemon holds the custody log; reviewers' entries wait in the outbox for its checkpoint.
     run.settings["custody"]["checkpoint_minutes"] = 0.02
     run.write_config()
-    init_key(root / "custody.key")  # the configured signing key: decisions are signed entries
     clips = {name: scenes.make_scene(root / f"src-{name}", bg, frames=15, layout=layout)
              for name, (_, bg, layout) in SCENES.items()}
     run.start()
@@ -169,7 +167,8 @@ class TestReviewQueue:
         done = daemon.wait_for(lambda: (x := job(daemon, "requeue.mp4")).state is JobState.PUBLISHED and x,
                                timeout=120, what="the re-queued job to publish")
         assert done.policy_id == "faces"
-        assert "rejected by carol; re-queued with policy faces" in [t.detail for t in daemon.history(j.id)]
+        assert "rejected by carol: rejected in review; re-queued with policy faces" in \
+            [t.detail for t in daemon.history(j.id)]
         side = json.loads((daemon.clean / f"{done.output_name}.json").read_text())
         assert side["validation"]["verdict"] == "publish"
 

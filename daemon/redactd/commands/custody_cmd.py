@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redactd.commands._common import add_config_arg, config_path
 from redactd.config import Custody, load_config
 from redactd.custody import report
+from redactd.custody.keeper import sign_checkpoint
 from redactd.custody.keys import (
     fingerprint,
     init_key,
@@ -56,7 +57,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _pubkey_arg(verify)
     verify.add_argument("--since", metavar="CHECKPOINT", type=Path,
                         help="a checkpoint kept from an earlier audit: prove the log only grew since")
+    verify.add_argument("--witness", metavar="DIR", type=Path, action="append", default=None,
+                        help="a witness directory of delivered checkpoints: prove the log consistent with every "
+                        "one (repeatable; default: custody.witnesses of the config when no LOG_DIR is given)")
     verify.set_defaults(func=run_verify)
+    checkpoint = csub.add_parser("checkpoint", help="sign a checkpoint now (asks the running daemon, or signs "
+                                 "it here when none runs) and deliver it to the witnesses")
+    checkpoint.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                            help="how long to wait for the running daemon (default 30 s)")
+    add_config_arg(checkpoint, "daemon config: custody paths, witnesses and the job store's outbox")
+    checkpoint.set_defaults(func=run_checkpoint)
     show = csub.add_parser("show", help="one file's history as a timeline")
     show.add_argument("what", metavar="SHA256|JOB_ID", help="raw or output SHA-256, or a job id")
     _log_dir_arg(show)
@@ -74,6 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rep.add_argument("--from", dest="start", type=_date, required=True, metavar="DATE", help="first day, YYYY-MM-DD (UTC)")
     rep.add_argument("--to", dest="end", type=_date, required=True, metavar="DATE", help="last day, YYYY-MM-DD (UTC, included)")
     rep.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="HTML file to write")
+    rep.add_argument("--with-names", action="store_true",
+                     help="show original file names (personal data: left out unless asked for)")
     _log_dir_arg(rep)
     _pubkey_arg(rep)
     rep.set_defaults(func=run_report)
@@ -178,10 +190,23 @@ def run_keys_rotate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- custody
 
 
+def _witnesses(args: argparse.Namespace) -> list[Path]:
+    if args.witness is not None:
+        return list(args.witness)
+    if args.log_dir is not None:
+        return []
+    try:
+        return list(load_config(config_path(args)).custody.witnesses)
+    except ConfigError:
+        return []
+
+
 def run_verify(args: argparse.Namespace) -> int:
     log_dir = _log_dir(args)
     pubkey = _pubkey(args)
-    result = verify_log(log_dir, pubkey, progress=_progress)
+    result = verify_log(log_dir, pubkey, progress=_progress, witnesses=_witnesses(args))
+    for line in result.summary():
+        print(line)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if result.problem is not None:
@@ -198,6 +223,14 @@ def run_verify(args: argparse.Namespace) -> int:
         old_size, new_size = verify_consistency_doc(make_consistency(log_dir, load_json(args.since)), pubkey)
         print(f"consistent with {args.since}: the tree grew from {old_size} to {new_size} entries "
               "without changing any of the first")
+    return 0
+
+
+def run_checkpoint(args: argparse.Namespace) -> int:
+    cfg = load_config(config_path(args))
+    entry, how = sign_checkpoint(cfg, timeout=args.timeout)
+    print(f"checkpoint seq {entry['seq']} over {entry['details']['tree_size']} entries, signed {entry['time']} "
+          f"({how}); delivered to {len(cfg.custody.witnesses)} witness(es)")
     return 0
 
 
@@ -243,7 +276,7 @@ def run_report(args: argparse.Namespace) -> int:
     log_dir = _log_dir(args)
     result = verify_log(log_dir, _pubkey(args))
     entries = load_entries(log_dir, strict=False)[: result.entries]  # only what verified counts
-    page = report.render(entries, result, args.start, args.end)
+    page = report.render(entries, result, args.start, args.end, with_names=args.with_names)
     atomic_write(args.output, page.encode("utf-8"), 0o644)
     state = "verified" if result.ok else f"VERIFICATION FAILED: {result.problem}"
     print(f"wrote {args.output} ({args.start} to {args.end}; log {state})")

@@ -68,6 +68,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     pid = report["daemon_pid"]
     print(f"daemon: {'running (pid ' + str(pid) + ')' if pid else 'not running'}   state: {report['state_dir']}")
     print("jobs:   " + "  ".join(f"{k} {v}" for k, v in report["counts"].items() if v or k != "receiving"))
+    custody = report["custody"]
+    age = f", oldest {custody['oldest_age_s']} s" if custody["oldest_age_s"] is not None else ""
+    print(f"custody: {custody['queued']} entr{'y' if custody['queued'] == 1 else 'ies'} queued{age}")
+    if custody["blocked"]:
+        print(f"custody: STOPPED admitting and processing: {custody['blocked']}")
+    if custody["witness_undelivered"]:
+        print(f"custody: {custody['witness_undelivered']} checkpoint(s) not yet delivered to a witness "
+              "(see custody_witness_delivery_failed in the log); retried at each checkpoint")
     if report["in_flight"]:
         print("in flight:")
         for j in report["in_flight"]:

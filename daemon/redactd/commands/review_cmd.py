@@ -126,7 +126,7 @@ def cmd_reject(args: argparse.Namespace) -> int:
     actor = args.by or default_actor()
     with _deciding(args) as desk:
         if args.requeue_with:
-            job = desk.requeue(args.job_id, actor, args.requeue_with)
+            job = desk.requeue(args.job_id, actor, args.requeue_with, args.reason)
             print(f"job {job.id}: rejected by {actor}; queued again with policy {args.requeue_with}")
         else:
             job = desk.reject(args.job_id, actor, args.reason)

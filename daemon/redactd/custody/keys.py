@@ -114,6 +114,20 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> Ed25519Priv
     return key
 
 
+def check_custody_config(signing_key: Path, passphrase_file: Path | None, witnesses: list[Path]) -> str:
+    """Fail closed: the fingerprint of a usable signing key, else a ConfigError saying what is wrong
+    (missing, unreadable, readable by others, wrong passphrase), or that a witness is no directory."""
+    if not signing_key.exists():
+        raise ConfigError(f"{signing_key}: no custody signing key (key 'custody.signing_key'); redactd never "
+                          "runs without a custody log: create one with `redactd keys init`")
+    key = load_private_key(signing_key, read_passphrase(passphrase_file))
+    for witness in witnesses:
+        if not witness.is_dir():
+            raise ConfigError(f"{witness}: custody witness is not a directory (key 'custody.witnesses'); "
+                              "is its share mounted?")
+    return fingerprint(key.public_key())
+
+
 def load_public_key(path: Path) -> Ed25519PublicKey:
     try:
         data = path.read_bytes()

@@ -10,6 +10,10 @@ starts a new segment and makes the tear its first entry (``torn_tail``, with the
 offset, length and SHA-256 of the torn bytes); the verifier accepts a torn tail only when
 the very next entry records exactly those bytes.
 
+Witnesses: every checkpoint is also delivered to the configured witness directories
+(``redactd.custody.witness``); ``open`` refuses a log shorter than the newest checkpoint a
+witness holds, so a cut log is never continued (and its cut never covered by a ``torn_tail``).
+
 One writer: an exclusive ``flock`` on ``<dir>/.lock`` for as long as the log is open; a second
 writer, in this process or another, gets a CustodyError. The kernel drops the lock when the
 process dies, ``kill -9`` included (but a child forked while the log is open shares the lock:
@@ -22,7 +26,7 @@ import fcntl
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -40,6 +44,7 @@ from redactd.custody.entry import (
     Event,
     check_fields,
     line_hash,
+    safe_fields,
     signing_bytes,
 )
 from redactd.custody.keys import fingerprint, load_private_key, public_raw
@@ -54,7 +59,8 @@ from redactd.custody.segments import (
     segment_name,
     segment_paths,
 )
-from redactd.errors import ChainBroken, CustodyError
+from redactd.custody.witness import deliver, newest
+from redactd.errors import ChainBroken, CustodyError, EntryRefused, LogBusy
 from redactd.fsutil import atomic_write, fsync_dir
 from redactd.log import get_logger
 
@@ -81,6 +87,7 @@ class _Scan:
     segment_entries: int = 0
     segment_date: date | None = None
     tear: Tail | None = None  # a torn tail no entry has recorded yet
+    checkpoint_size: int = 0  # entries up to and including the newest checkpoint
 
 
 def _parse(line: Line) -> dict[str, Any]:
@@ -116,6 +123,8 @@ def _scan(directory: Path) -> _Scan:
                 if entry.get("event") == Event.KEY_ROTATED:
                     scan.key_id = entry["details"]["new_key_id"]
             scan.frontier.add(leaf_hash(line.data))
+            if b'"event":"checkpoint"' in line.data:
+                scan.checkpoint_size = scan.frontier.size
             scan.last_line = line.data
         if tail is not None:
             if scan.tear is not None:
@@ -129,6 +138,15 @@ def _scan(directory: Path) -> _Scan:
         scan.prev = line_hash(scan.last_line)
     _check_not_behind_checkpoint(directory, scan.frontier.size)
     return scan
+
+
+def _check_not_behind_witnesses(witnesses: Sequence[Path], size: int) -> None:
+    """Refuse to continue a log shorter than a checkpoint a witness holds: it was cut."""
+    last = newest(witnesses)
+    if last is not None and last.seq >= size:
+        raise ChainBroken(f"{last.path} witnessed checkpoint seq {last.seq}, but the log holds only {size} "
+                          "entries: it was cut; restore it before redactd writes to it "
+                          "(`redactd custody verify --witness` names what is missing)")
 
 
 def _check_not_behind_checkpoint(directory: Path, size: int) -> None:
@@ -158,8 +176,8 @@ def _take_lock(directory: Path) -> int:
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
-        raise CustodyError(f"{directory}: another writer holds the custody log (pid {holder}); "
-                           "only one redactd may write it") from None
+        raise LogBusy(f"{directory}: another writer holds the custody log (pid {holder}); "
+                      "only one redactd may write it", int(holder) if holder.isdigit() else None) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
@@ -169,8 +187,11 @@ class CustodyLog:
     """Open with ``CustodyLog.open(directory, signing_key)``; ``append`` events; ``close`` at shutdown."""
 
     def __init__(self, directory: Path, key: Ed25519PrivateKey, scan: _Scan, lock_fd: int,
-                 segment_max_bytes: int, clock: Callable[[], datetime]) -> None:
+                 segment_max_bytes: int, clock: Callable[[], datetime],
+                 witnesses: Sequence[Path] = ()) -> None:
         self.directory = directory
+        self.witnesses = tuple(witnesses)
+        self._undelivered: dict[Path, dict[int, bytes]] = {w: {} for w in self.witnesses}
         self._key = key
         self._key_id = fingerprint(key.public_key())
         self._frontier = scan.frontier
@@ -188,25 +209,31 @@ class CustodyLog:
         self._clock = clock
         self._mutex = threading.Lock()
         self._failed: str | None = None
+        self._last_checkpoint_size = scan.checkpoint_size
 
     # ------------------------------------------------------------------ opening and closing
 
     @classmethod
     def open(cls, directory: Path, signing_key: Path, passphrase: bytes | None = None, *,
              segment_max_bytes: int = DEFAULT_SEGMENT_MAX_BYTES,
-             clock: Callable[[], datetime] = utcnow) -> CustodyLog:
-        """Take the writer lock, load the key, continue the chain (recording a torn tail if any)."""
+             clock: Callable[[], datetime] = utcnow, witnesses: Sequence[Path] = ()) -> CustodyLog:
+        """Take the writer lock, load the key, continue the chain (recording a torn tail if any).
+
+        ``witnesses``: directories each checkpoint is delivered to; a log shorter than the newest
+        checkpoint one of them holds is refused (ChainBroken).
+        """
         directory = Path(directory)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock_fd = _take_lock(directory)
         try:
             key = load_private_key(Path(signing_key), passphrase)
             scan = _scan(directory)
+            _check_not_behind_witnesses(witnesses, scan.frontier.size)
             key_id = fingerprint(key.public_key())
             if scan.key_id is not None and scan.key_id != key_id:
                 raise CustodyError(f"{signing_key}: key {key_id} is not the key in force for this log "
                                    f"({scan.key_id}); was a key rotation interrupted? see `redactd keys rotate`")
-            opened = cls(directory, key, scan, lock_fd, segment_max_bytes, clock)
+            opened = cls(directory, key, scan, lock_fd, segment_max_bytes, clock, witnesses)
         except BaseException:
             os.close(lock_fd)
             raise
@@ -255,13 +282,42 @@ class CustodyLog:
     def key_id(self) -> str:
         return self._key_id
 
+    @property
+    def failed(self) -> str | None:
+        """Why a write failed (the log then refuses every write until it is opened again), or None."""
+        return self._failed
+
+    def release(self) -> None:
+        """Drop the writer lock without writing anything (not even a checkpoint): after a failed write."""
+        with self._mutex:
+            self._release()
+
+    @property
+    def unproven(self) -> int:
+        """Entries after the newest checkpoint: what no signed tree head covers yet."""
+        last = self._last_entry
+        if last is None:
+            return 0
+        if last["event"] == Event.CHECKPOINT:
+            return 0
+        return self._frontier.size - self._last_checkpoint_size
+
+    @property
+    def undelivered(self) -> int:
+        """Checkpoints not yet delivered to some witness (a failed delivery is retried at the next)."""
+        return sum(len(v) for v in self._undelivered.values())
+
     # ------------------------------------------------------------------ writing
 
     def append(self, event: Event | str, *, job_id: str | None = None, raw_sha256: str | None = None,
                output_sha256: str | None = None, policy: dict[str, Any] | None = None,
                models: dict[str, str] | None = None, actor: str = "redactd",
-               original_name: str | None = None, **details: Any) -> dict[str, Any]:
+               original_name: str | None = None, occurred_at: datetime | None = None,
+               **details: Any) -> dict[str, Any]:
         """Record one event durably and return the signed entry.
+
+        ``occurred_at`` is when the action happened (default: now); the entry's ``time`` is
+        when it was appended.
 
         ``policy`` is ``{"id", "version", "hash"}`` (``policy_ref(policy)`` builds it), ``models``
         maps model names to SHA-256 digests. ``original_name`` is the one place a file's original
@@ -282,7 +338,27 @@ class CustodyLog:
         with self._mutex:
             self._check_writable()
             self._rotate_if_due()
-            return self._write(kind, fields)
+            return self._write(kind, fields, occurred_at)
+
+    def record(self, event: Event | str, fields: dict[str, Any], occurred_at: datetime | None = None
+               ) -> dict[str, Any]:
+        """``append`` for entries the writer must not refuse (the outbox's): when a rule refuses
+        ``fields``, the entry is written in a safe form instead (``safe_fields``: the offending
+        value withheld and the withholding said), so one bad value never stalls the entries after it."""
+        entry_keys = ("job_id", "raw_sha256", "output_sha256", "policy", "models", "actor", "original_name")
+        given = {k: fields[k] for k in entry_keys if k in fields}
+        details = {k: v for k, v in fields.items() if k not in entry_keys}
+        try:
+            return self.append(event, occurred_at=occurred_at, **given, **details)
+        except EntryRefused as exc:
+            safe = safe_fields({**given, "details": details}, exc)
+            log.warning("custody_entry_withheld", custody_event=str(event), field=exc.field,
+                        job_id=safe["job_id"])
+            kind = Event(event)
+            with self._mutex:
+                self._check_writable()
+                self._rotate_if_due()
+                return self._write(kind, safe, occurred_at)
 
     def checkpoint(self) -> dict[str, Any]:
         """Sign (tree size, root hash, time) as a ``checkpoint`` entry and copy it to checkpoint.json.
@@ -327,7 +403,22 @@ class CustodyLog:
             log.info("custody_checkpointed", seq=entry["seq"], tree_size=details["tree_size"])
         assert self._last_line is not None
         atomic_write(self.directory / CHECKPOINT_FILE, self._last_line + b"\n", 0o600)
+        for waiting in self._undelivered.values():
+            waiting[entry["seq"]] = self._last_line
+        self._deliver()
         return entry
+
+    def _deliver(self) -> None:
+        """Deliver every checkpoint still owed to a witness; a failure is logged and retried later."""
+        for witness, waiting in self._undelivered.items():
+            for seq, line in sorted(waiting.items()):
+                try:
+                    deliver(witness, seq, line)
+                except (OSError, CustodyError) as exc:
+                    log.error("custody_witness_delivery_failed", witness=str(witness), seq=seq,
+                              error=getattr(exc, "strerror", None) or str(exc))
+                    break
+                del waiting[seq]
 
     def _record_tear(self, tear: Tail) -> None:
         with self._mutex:
@@ -358,14 +449,15 @@ class CustodyLog:
     def _now(self) -> datetime:
         return self._clock().astimezone(UTC)
 
-    def _write(self, kind: Event, fields: dict[str, Any]) -> dict[str, Any]:
+    def _write(self, kind: Event, fields: dict[str, Any], occurred_at: datetime | None = None) -> dict[str, Any]:
         if self._segment is None:
             self._start_segment()
         elif self._fd is None:
             self._fd = os.open(self._segment, os.O_WRONLY | os.O_APPEND)
         now = self._now()
+        when = (occurred_at or now).astimezone(UTC)
         entry = {"v": FORMAT_VERSION, "seq": self._frontier.size, "time": now.strftime(TIME_FORMAT), "event": kind.value,
-                 **fields, "prev": self._prev, "key": self._key_id}
+                 **fields, "prev": self._prev, "key": self._key_id, "occurred_at": when.strftime(TIME_FORMAT)}
         entry["sig"] = self._key.sign(signing_bytes(entry)).hex()
         line = canonical.dumps(entry)
         data = line + b"\n"
@@ -379,6 +471,8 @@ class CustodyLog:
             raise CustodyError(f"{self._segment}: custody entry {entry['seq']} not written: {exc}") from exc
         self._frontier.add(leaf_hash(line))
         self._prev, self._last_line, self._last_entry = line_hash(line), line, entry
+        if kind == Event.CHECKPOINT:
+            self._last_checkpoint_size = self._frontier.size
         self._segment_size += len(data)
         self._segment_entries += 1
         self._segment_date = self._segment_date or now.date()

@@ -1,14 +1,19 @@
-"""Readable views of the custody log: one file's timeline, and the officer's HTML period report."""
+"""Readable views of the custody log: one file's timeline, and the officer's HTML period report.
+
+Both read when an action happened (``occurred_at``), not when its entry was appended. Report
+rows are jobs: a later identical copy is its own row, pointing at the job it duplicates, and
+never changes the state of the job it copies. Original file names are personal data: the report
+leaves them out unless asked for (``with_names``).
+"""
 
 from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from redactd.custody.entry import Event
+from redactd.custody.entry import Event, occurred
 from redactd.custody.verify import Result
 
 # How each event moves a file's outcome, in words an officer reads.
@@ -35,11 +40,13 @@ def _short(sha: str | None) -> str:
 
 
 def _when(entry: dict[str, Any]) -> str:
-    return entry["time"][:19].replace("T", " ") + "Z"
+    return occurred(entry)[:19].replace("T", " ") + "Z"
 
 
 def timeline_line(entry: dict[str, Any]) -> str:
     parts = [f"{_when(entry)}  #{entry['seq']:<6} {entry['event']:<18}"]
+    if entry.get("occurred_at") and entry["occurred_at"][:19] != entry["time"][:19]:
+        parts.append(f"(appended {entry['time'][:19].replace('T', ' ')}Z)")
     if entry.get("job_id"):
         parts.append(f"job={entry['job_id']}")
     for field, label in (("raw_sha256", "raw"), ("output_sha256", "output")):
@@ -56,10 +63,10 @@ def timeline_line(entry: dict[str, Any]) -> str:
 
 
 def _day(entry: dict[str, Any]) -> date:
-    return date.fromisoformat(entry["time"][:10])
+    return date.fromisoformat(occurred(entry)[:10])
 
 
-def render(entries: list[dict[str, Any]], result: Result, start: date, end: date) -> str:
+def render(entries: list[dict[str, Any]], result: Result, start: date, end: date, with_names: bool = False) -> str:
     """A self-contained HTML page (no scripts, no external resources) for ``start``..``end``."""
     raw_of_job = {e["job_id"]: e["raw_sha256"] for e in entries if e.get("job_id") and e.get("raw_sha256")}
 
@@ -89,7 +96,7 @@ def render(entries: list[dict[str, Any]], result: Result, start: date, end: date
               _e(str(e["details"].get("reason", "-")))]
              for e in period if e["event"] in (Event.FAILED, Event.REJECTED, Event.REVIEW_REJECTED)],
             "None in this period."),
-        _files_section(_files(entries, raw_of, end), {raw_of(e) for e in period}),
+        _files_section(_jobs(entries, end), _active_jobs(entries, period), with_names),
         _HOW_TO_CHECK,
     ]
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>Custody report {start} to {end}"
@@ -122,15 +129,36 @@ def _summary(counts: Counter[str]) -> str:
         for label, event in cards) + "</div>"
 
 
-def _files_section(files: dict[str, dict[str, Any]], active: set[str | None]) -> str:
-    rows = [[_sha(raw), _e(r["job"] or "-"), _e(r["first"]), _e(r["policy"]), _badge(r["outcome"]),
+def _files_section(jobs: dict[str, dict[str, Any]], active: set[str], with_names: bool) -> str:
+    rows = [[_e(job), *([_e(r["name"] or "-")] if with_names else []), _sha(r["raw"]), _e(r["first"]),
+             _e(r["policy"]), _badge(r["outcome"]) + (f" of <code>{_e(r['duplicate_of'])}</code>"
+                                                      if r["duplicate_of"] else ""),
              _sha(r["output"]), _e(r["purged"]), _badge(r["hold"]) if r["hold"] == "held" else _e(r["hold"])]
-            for raw, r in files.items() if raw in active]
-    return ("<h2>Files</h2><p class=note>Files are named by the SHA-256 of the raw footage. Original file names "
-            "are personal data: they stay in the restricted custody log (<code>redactd custody show "
-            "SHA256</code>). The state shown is the file's state at the end of the period.</p>" +
-            _table(["Raw SHA-256", "Job", "First seen", "Policy", "Outcome", "Output SHA-256", "Purged",
-                    "Hold"], rows, "No file activity in this period."))
+            for job, r in jobs.items() if job in active]
+    names = ("Original file names are shown because this report was made with <code>--with-names</code>: "
+             "it holds personal data." if with_names else
+             "Original file names are personal data: they stay in the restricted custody log (<code>redactd "
+             "custody show JOB_ID</code>, or make the report with <code>--with-names</code>).")
+    return ("<h2>Files</h2><p class=note>One row per job: a later copy of the same footage is its own row, "
+            f"marked as a duplicate of the job it copies. {names} The state shown is the job's state at the "
+            "end of the period.</p>" +
+            _table(["Job", *(["Original name"] if with_names else []), "Raw SHA-256", "First seen", "Policy",
+                    "Outcome", "Output SHA-256", "Purged", "Hold"], rows, "No file activity in this period."))
+
+
+def _active_jobs(entries: list[dict[str, Any]], period: list[dict[str, Any]]) -> set[str]:
+    """Jobs with an entry in the period (an entry naming only a raw SHA-256 counts for its jobs)."""
+    jobs_of_raw: dict[str, set[str]] = {}
+    for e in entries:
+        if e.get("job_id") and e.get("raw_sha256"):
+            jobs_of_raw.setdefault(e["raw_sha256"], set()).add(e["job_id"])
+    active: set[str] = set()
+    for e in period:
+        if e.get("job_id"):
+            active.add(e["job_id"])
+        elif e.get("raw_sha256"):
+            active |= jobs_of_raw.get(e["raw_sha256"], set())
+    return active
 
 
 _HOW_TO_CHECK = (
@@ -142,37 +170,55 @@ _HOW_TO_CHECK = (
 )
 
 
-def _files(entries: list[dict[str, Any]], raw_of: Callable[[dict[str, Any]], str | None],
-           end: date) -> dict[str, dict[str, Any]]:
-    """Each raw file's state at the end of the period, from every entry up to then."""
-    files: dict[str, dict[str, Any]] = {}
+def _jobs(entries: list[dict[str, Any]], end: date) -> dict[str, dict[str, Any]]:
+    """Each job's state at the end of the period, from every entry up to then.
+
+    An entry with a job id is about that job only. One with just a raw SHA-256 (a hold on the
+    footage, a purge of it) is about every job that is not a duplicate of that footage: a
+    duplicate's raw copy is set aside at admission and never published.
+    """
+    jobs: dict[str, dict[str, Any]] = {}
     for e in entries:
-        raw = raw_of(e)
-        if raw is None or _day(e) > end:
+        if _day(e) > end:
             continue
-        row = files.setdefault(raw, {"first": _when(e), "policy": "-", "outcome": "-", "output": None,
-                                     "purges": {}, "hold": "-", "job": e.get("job_id")})
-        kind = Event(e["event"])
-        purge_refused = kind == Event.FAILED and "purge_refused" in (e.get("details") or {})
-        if e.get("policy") and kind not in (Event.PURGE_INTENDED, Event.PURGED) and not purge_refused:
-            row["policy"] = f"{e['policy']['id']} v{e['policy']['version']}"
-        if kind in OUTCOME and not purge_refused:
-            row["outcome"] = OUTCOME[kind]
-        if e.get("output_sha256"):
-            row["output"] = e["output_sha256"]
-        if kind == Event.PURGED:
-            row["purges"][_item(e)] = _when(e)
-        elif kind == Event.PURGE_INTENDED:
-            row["purges"].setdefault(_item(e), "intended, not confirmed")
-        elif purge_refused:
-            row["purges"][_item(e)] = "refused: file changed on disk"
-        elif kind in (Event.HOLD_SET, Event.HOLD_RELEASED):
-            row["hold"] = "held" if kind == Event.HOLD_SET else "released"
-        row["job"] = row["job"] or e.get("job_id")
-    for row in files.values():
+        if e.get("job_id"):
+            targets = [e["job_id"]]
+        elif e.get("raw_sha256"):
+            targets = [j for j, r in jobs.items() if r["raw"] == e["raw_sha256"] and not r["duplicate_of"]]
+        else:
+            continue
+        for job in targets:
+            _apply(jobs.setdefault(job, {"first": _when(e), "policy": "-", "outcome": "-", "output": None,
+                                         "purges": {}, "hold": "-", "raw": None, "name": None,
+                                         "duplicate_of": None}), e)
+    for row in jobs.values():
         purges = row.pop("purges")
         row["purged"] = "; ".join(f"{item} {when}" for item, when in sorted(purges.items())) or "-"
-    return files
+    return jobs
+
+
+def _apply(row: dict[str, Any], e: dict[str, Any]) -> None:
+    kind = Event(e["event"])
+    details = e.get("details") or {}
+    purge_refused = kind == Event.FAILED and "purge_refused" in details
+    row["raw"] = row["raw"] or e.get("raw_sha256")
+    row["name"] = row["name"] or e.get("original_name")
+    if kind == Event.DUPLICATE:
+        row["duplicate_of"] = details.get("duplicate_of") or "?"
+    if e.get("policy") and kind not in (Event.PURGE_INTENDED, Event.PURGED) and not purge_refused:
+        row["policy"] = f"{e['policy']['id']} v{e['policy']['version']}"
+    if kind in OUTCOME and not purge_refused:
+        row["outcome"] = OUTCOME[kind]
+    if e.get("output_sha256"):
+        row["output"] = e["output_sha256"]
+    if kind == Event.PURGED:
+        row["purges"][_item(e)] = _when(e)
+    elif kind == Event.PURGE_INTENDED:
+        row["purges"].setdefault(_item(e), "intended, not confirmed")
+    elif purge_refused:
+        row["purges"][_item(e)] = "refused: file changed on disk"
+    elif kind in (Event.HOLD_SET, Event.HOLD_RELEASED):
+        row["hold"] = "held" if kind == Event.HOLD_SET else "released"
 
 
 def _policies(entries: list[dict[str, Any]], period: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,14 +14,19 @@ Read top to bottom, this is the whole argument. For every line, in segment order
    very next entry is a signed ``torn_tail`` record of exactly those bytes.
 
 Finally ``checkpoint.json`` (the newest checkpoint, kept beside the segments) must be an entry
-of the log: a log cut short at a line boundary is caught there.
+of the log: a log cut short at a line boundary is caught there. Whoever can write the state
+directory can cut the log and rewrite ``checkpoint.json`` too; checkpoints delivered to witness
+directories (``witnesses``) they cannot rewrite close that gap: each must be an entry of the log,
+and an RFC 9162 consistency proof must show the log's tree extends it. A witnessed checkpoint
+the log does not reach is a cut. A recorded torn tail is where a crash cut a write short, but
+also where a cut could hide: it is reported, and only a witness proves it innocent.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +34,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from redactd.custody import canonical
-from redactd.custody.entry import FIELDS, FORMAT_VERSION, GENESIS, SIG_HEX, Event, line_hash, signing_bytes
+from redactd.custody.entry import FIELDS_BY_VERSION, GENESIS, SIG_HEX, Event, line_hash, signing_bytes
 from redactd.custody.keys import fingerprint, public_from_hex
-from redactd.custody.merkle import Frontier, leaf_hash
+from redactd.custody.merkle import Frontier, MerkleTree, leaf_hash, verify_consistency
 from redactd.custody.segments import CHECKPOINT_FILE, Line, Tail, read_segment, segment_paths
+from redactd.custody.witness import witnessed
 from redactd.errors import BadSignature, ChainBroken, CustodyError
 
 EVENTS = frozenset(e.value for e in Event)
@@ -70,10 +76,38 @@ class Result:
     last_checkpoint: dict[str, Any] | None
     problem: Problem | None
     warnings: tuple[str, ...] = ()
+    lines: int = 0  # complete lines in the segment files: ``entries``/``lines`` entries are valid
+    first_time: str | None = None  # occurred_at of the first and last verified entries
+    last_time: str | None = None
+    torn_tail_seqs: tuple[int, ...] = ()
+    witnessed: int = 0  # witnessed checkpoints proven consistent with the log
+    witness_dirs: tuple[str, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
         return self.problem is None
+
+    @property
+    def unproven(self) -> int:
+        """Verified entries after the last checkpoint: no signed tree head covers them yet."""
+        cp = self.last_checkpoint
+        return self.entries - (cp["seq"] + 1 if cp else 0)
+
+    @property
+    def checkpoints_checked(self) -> int:
+        return self.checkpoints + self.witnessed
+
+    def summary(self) -> list[str]:
+        """What ``custody verify`` prints (and the console shows): like ``aws cloudtrail validate-logs``."""
+        out = []
+        if self.entries:
+            out.append(f"range: seq 0 to {self.entries - 1}, {self.first_time} to {self.last_time}")
+        out.append(f"{self.entries}/{self.lines} entries valid in {self.segments} segment(s)")
+        out.append(f"{self.checkpoints_checked} checkpoint(s) checked: {self.checkpoints} in the log, "
+                   f"{self.witnessed} witnessed" + (f" ({', '.join(self.witness_dirs)})" if self.witness_dirs else ""))
+        out.append(f"{self.unproven} entr{'y' if self.unproven == 1 else 'ies'} after the last checkpoint "
+                   "cannot be proven yet")
+        return out
 
 
 def check_signature(entry: dict[str, Any], key: Ed25519PublicKey) -> str | None:
@@ -94,10 +128,13 @@ def parse_entry(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
     """The entry in ``data``, or why ``data`` is not a well-formed, canonical entry."""
     try:
         entry = json.loads(data)
-        if not isinstance(entry, dict) or set(entry) != FIELDS:
+        if not isinstance(entry, dict) or "v" not in entry:
             return None, "not a custody entry (wrong or missing fields)"
-        if entry["v"] != FORMAT_VERSION:
-            return None, f"entry format version {entry['v']!r} is not {FORMAT_VERSION}: use a newer redactd"
+        fields = FIELDS_BY_VERSION.get(entry["v"]) if isinstance(entry["v"], int) else None
+        if fields is None:
+            return None, f"entry format version {entry['v']!r} is not one of {sorted(FIELDS_BY_VERSION)}: use a newer redactd"
+        if set(entry) != fields:
+            return None, "not a custody entry (wrong or missing fields)"
         if canonical.dumps(entry) != data:
             return None, "not canonical JSON (the bytes were edited)"
     except ValueError as exc:  # bad JSON, bad UTF-8, NaN
@@ -116,6 +153,11 @@ class _Chain:
         self.tree = Frontier()
         self.checkpoints: dict[int, bytes] = {}
         self.tears = 0
+        self.tear_seqs: list[int] = []
+        self.leaves: list[bytes] = []
+        self.key_from: list[tuple[int, Ed25519PublicKey]] = [(0, key)]
+        self.first_time: str | None = None
+        self.last_time: str | None = None
 
     def check(self, data: bytes, tear: Tail | None) -> tuple[str | None, bool]:
         """(why this line breaks the chain or None, whether it is a signature problem)."""
@@ -145,25 +187,37 @@ class _Chain:
                 return "key_rotated: new_key_id is not the fingerprint of new_key", False
             self.key = new_key
             self.keys.append(fingerprint(new_key))
-        self.tears += event == Event.TORN_TAIL
-        self.tree.add(leaf_hash(data))
+            self.key_from.append((self.seq + 1, new_key))
+        if event == Event.TORN_TAIL:
+            self.tears += 1
+            self.tear_seqs.append(self.seq)
+        when = entry.get("occurred_at") or entry["time"]
+        self.first_time = self.first_time or when
+        self.last_time = when
+        leaf = leaf_hash(data)
+        self.leaves.append(leaf)
+        self.tree.add(leaf)
         self.prev = line_hash(data)
         self.seq += 1
         return None, False
 
 
 def verify_log(directory: Path, public_key: Ed25519PublicKey,
-               progress: Callable[[str, int], None] | None = None) -> Result:
-    """Check everything in ``directory``; stop at and report the first problem."""
+               progress: Callable[[str, int], None] | None = None, witnesses: Sequence[Path] = ()) -> Result:
+    """Check everything in ``directory`` (and, given ``witnesses``, every checkpoint they hold);
+    stop at and report the first problem."""
     chain = _Chain(public_key)
     paths = segment_paths(directory) if directory.is_dir() else []
     warnings: list[str] = []
+    total_lines = sum(p.read_bytes().count(b"\n") for p in paths)
+    proven = [0]
 
     def result(problem: Problem | None) -> Result:
         last = max(chain.checkpoints, default=None)
         return Result(chain.seq, len(paths), len(chain.checkpoints), chain.tears, tuple(chain.keys),
                       chain.tree.root().hex(), json.loads(chain.checkpoints[last]) if last is not None else None,
-                      problem, tuple(warnings))
+                      problem, tuple(warnings), total_lines, chain.first_time, chain.last_time, tuple(chain.tear_seqs),
+                      proven[0], tuple(str(w) for w in witnesses))
 
     if not paths:
         return result(Problem(str(directory), 0, 0, "no custody segment files (custody-NNNNNN.jsonl) here"))
@@ -196,9 +250,57 @@ def verify_log(directory: Path, public_key: Ed25519PublicKey,
     cut = _check_checkpoint_file(directory, chain)
     if cut is not None:
         return result(Problem(last_line.segment, last_line.number + 1, chain.seq, cut))
+    for witness in witnesses:
+        problem = _check_witness(witness, chain, last_line)
+        if problem is not None:
+            return result(problem)
+        proven[0] += len(witnessed(witness))
     if not (directory / CHECKPOINT_FILE).exists():
-        warnings.append(f"no {CHECKPOINT_FILE}: a log cut after its last checkpoint entry would go unnoticed")
+        warnings.append(f"no {CHECKPOINT_FILE}: a log cut after its last checkpoint entry would go unnoticed"
+                        + ("" if witnesses else " (give --witness to check against the witnessed checkpoints)"))
+    for seq in chain.tear_seqs:
+        warnings.append(f"entry {seq} records a torn tail: a crash cut a write short there, or the log was cut "
+                        "there; " + ("every witnessed checkpoint is consistent with it" if witnesses else
+                                     "only a witness (--witness DIR) can tell which"))
     return result(None)
+
+
+def _key_at(chain: _Chain, seq: int) -> Ed25519PublicKey:
+    return [key for start, key in chain.key_from if start <= seq][-1]
+
+
+def _check_witness(directory: Path, chain: _Chain, last_line: Line) -> Problem | None:
+    """The first checkpoint ``directory`` holds that the log does not prove, or None.
+
+    Each must be signed by the key in force at its seq, be byte-for-byte the log's entry at that
+    seq, and the log's tree must extend its tree (RFC 9162 consistency proof, verified as the RFC
+    says). One ahead of the log is a cut.
+    """
+    tree: MerkleTree | None = None
+    for w in witnessed(directory):
+        where = Problem(str(w.path), 0, w.seq, "")
+        entry, why = parse_entry(w.data)
+        if entry is None or entry["event"] != Event.CHECKPOINT or entry["seq"] != w.seq:
+            return Problem(where.segment, 0, w.seq, f"not a checkpoint entry of seq {w.seq} ({why or entry['event']})")  # type: ignore[index]
+        why = check_signature(entry, _key_at(chain, min(w.seq, chain.seq)))
+        if why:
+            return Problem(where.segment, 0, w.seq, f"witnessed checkpoint {w.seq} is not from this log: {why}",
+                           signature=True)
+        size, root = entry["details"]["tree_size"], bytes.fromhex(entry["details"]["root"])
+        if w.seq >= chain.seq:
+            return Problem(where.segment, 0, w.seq,
+                           f"witnessed checkpoint seq {w.seq} (tree size {size}, signed {entry['time']}) is ahead of "
+                           f"the log, which ends before seq {chain.seq}: entries {chain.seq}..{w.seq} are missing "
+                           f"(the log was cut after {last_line.segment} line {last_line.number})")
+        if tree is None:
+            tree = MerkleTree(chain.leaves)
+        proof = tree.consistency_proof(size, tree.size)
+        if not verify_consistency(size, tree.size, root, tree.root(), proof) or chain.checkpoints.get(w.seq) != w.data:
+            return Problem(where.segment, 0, w.seq,
+                           f"witnessed checkpoint seq {w.seq} (tree size {size}, signed {entry['time']}) does not "
+                           f"match the log: the log's first {size} entries are not the ones witnessed "
+                           "(rewritten, or cut and written again)")
+    return None
 
 
 def _records(data: bytes, tear: Tail) -> bool:

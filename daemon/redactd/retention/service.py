@@ -18,9 +18,9 @@ from redactd import log
 from redactd.config import DaemonConfig
 from redactd.errors import RetentionError
 from redactd.jobstore import JobStore
-from redactd.outbox import flush_outbox
+from redactd.outbox import LogWriter, flush_outbox
 from redactd.policy import PolicySet, RetentionPolicy
-from redactd.retention.apply import Applier, ApplyReport, CustodyWriter
+from redactd.retention.apply import Applier, ApplyReport
 from redactd.retention.items import collect_items
 from redactd.retention.model import Plan
 from redactd.retention.plan import plan
@@ -54,7 +54,7 @@ def make_plan(cfg: DaemonConfig, policies: PolicySet, store_file: Path, now: dat
             own.close()
 
 
-def run_retention(cfg: DaemonConfig, policies: PolicySet, store_file: Path, custody: CustodyWriter, clock: Clock,
+def run_retention(cfg: DaemonConfig, policies: PolicySet, store_file: Path, custody: LogWriter, clock: Clock,
                   *, dry_run: bool = False, trigger: str = "schedule",
                   stop: Callable[[], bool] | None = None,
                   flush_pending: Callable[[], object] | None = None) -> ApplyReport:
