@@ -10,7 +10,8 @@ REDACTD    := $(VENV)/bin/redactd
 CONFIG     ?= etc/redactd.yaml
 CUSTODY_KEY ?= var/keys/custody.key
 # Debian packages the project needs at run time and in its tests.
-APT_PKGS   := ffmpeg libimage-exiftool-perl libgl1 libglib2.0-0 python3-venv systemd
+# chromium and chromium-driver: the console's browser tests (Selenium).
+APT_PKGS   := ffmpeg libimage-exiftool-perl libgl1 libglib2.0-0 python3-venv systemd chromium chromium-driver
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 # The optional [yolo] extra (ultralytics + torch, ~6 GB) lives in a venv of its own, so that

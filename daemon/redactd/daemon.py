@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redactd import log
 from redactd.admit import Admitter, Route, StabilityTracker, is_junk, walk
@@ -38,6 +38,9 @@ from redactd.retention.snapshots import warn_about_snapshots
 from redactd.scheduler import DaemonScheduler, Tasks, Timetable
 from redactd.watch import InboxWatcher, Sighting
 from redactd.workers import ChildRunner, Processor, WorkerPool
+
+if TYPE_CHECKING:
+    from redactd.web.server import ConsoleThread
 
 STORE_FILE = "jobs.sqlite3"
 LOCK_FILE = "redactd.lock"
@@ -217,18 +220,31 @@ class Daemon:
         log_missed_runs(self.cfg, store_path(self.cfg), self.clock())
         # Retention and the first full rescan run now: files and deadlines that passed while we were down.
         self.scheduler.start(self._timetable())
+        console = self._start_console()
         self.log.info("daemon_started", pid=os.getpid(), workers=self.cfg.worker_count,
                       inboxes={r.name: self.watcher.modes[r.name] for r in self.routes.values()})
         self.notifier.send(READY=1, STATUS=self._status_line(), MAINPID=os.getpid())
         try:
             self._loop()
         finally:
+            if console is not None:
+                console.stop()
             self.scheduler.shutdown()
             self._flush_outbox()
             self.watcher.stop()
             self.notifier.send(STOPPING=1, STATUS="stopped")
             self.notifier.close()
         return self.exit_code
+
+    def _start_console(self) -> ConsoleThread | None:
+        """The web console and /metrics, in this process, when the config has a ``web:`` section."""
+        if self.cfg.web is None:
+            return None
+        from redactd.web.server import ConsoleThread
+
+        console = ConsoleThread(self.config_path)
+        console.start()
+        return console
 
     def _loop(self) -> None:
         draining = False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from typing import Any
 
@@ -12,9 +11,9 @@ from redactd import log
 from redactd.commands._common import add_config_arg, config_path
 from redactd.config import DaemonConfig, load_config
 from redactd.daemon import run_daemon, status_report, store_path
-from redactd.jobstore import JobState, JobStore, JobStoreError, as_dict
+from redactd.jobops import retry_job
+from redactd.jobstore import JobState, JobStore, as_dict
 from redactd.outbox import record_pending
-from redactd.publish import Queues, safe_suffix
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -144,33 +143,11 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
 
 def cmd_jobs_retry(args: argparse.Namespace) -> int:
     cfg = load_config(config_path(args))
-    queues = Queues(cfg.clean_dir, cfg.review_dir, cfg.failed_dir)
     store = _open(cfg, readonly=False)
     try:
-        job = store.get(args.job_id)
-        if job.state is JobState.FAILED and job.raw_sha256 is None:
-            raise JobStoreError(
-                f"job {job.id} was refused at admission ({_first_line(job.last_error)}); nothing was "
-                f"admitted to retry. The file is kept at {job.raw_path or '(left in the inbox)'}: fix the "
-                "cause and copy it into the inbox again")
-        if job.state not in (JobState.FAILED, JobState.REVIEW):
-            raise JobStoreError(f"job {job.id} is {job.state.value}; only failed or review jobs can be retried")
-        raw = job.raw_path
-        if raw is None or not raw.is_file():
-            raise JobStoreError(f"job {job.id}: its raw file is not at {raw}; restore it there first")
-        home = cfg.raw_store / f"{job.id}{safe_suffix(raw.name)}"
-
-        def move_back() -> None:
-            if raw != home:
-                os.rename(raw, home)
-            root = cfg.failed_dir if job.state is JobState.FAILED else cfg.review_dir
-            queues.set_aside(root, job.id)
-
-        store.retry(job.id, home, move_back)
+        job = retry_job(cfg, store, args.job_id)
     finally:
         store.close()
     print(f"job {job.id}: queued again (the daemon picks it up within a few seconds)")
     print(f"custody: {record_pending(cfg, store_path(cfg))}")
     return 0
-
-
