@@ -113,6 +113,21 @@ class TestReview:
         entry = custody(site, job.id, "review_rejected")
         assert entry["actor"] == "rita" and entry["details"]["reason"] == "the still face is readable"
 
+    def test_the_operator_retries_a_rejected_job(self, browser: Browser, site: Site) -> None:
+        job = site.job("reject.mp4")
+        assert job.state is JobState.FAILED  # rejected by the test above
+        browser.sign_in("olga")
+        wait(lambda: browser.driver.current_url.endswith("/operator"))
+        browser.get(f"/jobs/{job.id}")
+        browser.by_id("retry").click()
+        assert f"job {job.id}: queued again" in wait(lambda: browser.text())
+        browser.shot("operator-retried")
+        assert "retried by operator" in browser.by_id("history").text
+        custody(site, job.id, "retried")
+        # The daemon runs it again from its raw file: the careless policy sends it back to review.
+        site.run.wait_for(lambda: site.job("reject.mp4").state is JobState.REVIEW, timeout=120,
+                          what="the retried job back in review")
+
     def test_a_post_without_the_csrf_token_is_refused(self, browser: Browser, site: Site) -> None:
         job = site.job("csrf.mp4")
         browser.sign_in("rita")

@@ -52,7 +52,8 @@ class _Collector:
                 return _frames_cache[job_id]
         frames: int | None = None
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-            frames = int(json.loads(sidecar_path.read_bytes())["counts"]["frames"])
+            doc = json.loads(sidecar_path.read_bytes())
+            frames = int((doc.get("detections") or doc)["counts"]["frames"])  # visual; metadata-only has none
         with _cache_lock:
             _frames_cache[job_id] = frames
         return frames
