@@ -47,14 +47,14 @@ class TestBehindAProxy:
 class TestMetrics:
     def test_metrics_count_jobs_by_state_and_time_them_by_policy(self, site: Site) -> None:
         text = httpx.get(f"{site.url}/metrics", timeout=60).text
-        assert re.search(r'^redactd_jobs\{state="published"\} [1-9]', text, re.M)
-        assert re.search(r'^redactd_job_duration_seconds_count\{policy="faces"\} [1-9]', text, re.M)
-        assert re.search(r'^redactd_job_fps_count\{policy="faces"\} [1-9]', text, re.M)
-        assert re.search(r'^redactd_queue_depth [0-9]', text, re.M)
-        assert re.search(r'^redactd_custody_lag_seconds [0-9.]+', text, re.M)
-        assert re.search(r'^redactd_retention_purges_total\{status="refused"\} [0-9]', text, re.M)
-        assert re.search(r'^redactd_volume_free_bytes\{folders="[^"]*raw store[^"]*"\} [1-9]', text, re.M)
-        assert re.search(r'^redactd_job_retries_total\{cause="operator"\} [0-9]', text, re.M)
+        assert re.search(r'^redactd_jobs\{state="published"\} [1-9]', text, re.MULTILINE)
+        assert re.search(r'^redactd_job_duration_seconds_count\{policy="faces"\} [1-9]', text, re.MULTILINE)
+        assert re.search(r'^redactd_job_fps_count\{policy="faces"\} [1-9]', text, re.MULTILINE)
+        assert re.search(r'^redactd_queue_depth [0-9]', text, re.MULTILINE)
+        assert re.search(r'^redactd_custody_lag_seconds [0-9.]+', text, re.MULTILINE)
+        assert re.search(r'^redactd_retention_purges_total\{status="refused"\} [0-9]', text, re.MULTILINE)
+        assert re.search(r'^redactd_volume_free_bytes\{folders="[^"]*raw store[^"]*"\} [1-9]', text, re.MULTILINE)
+        assert re.search(r'^redactd_job_retries_total\{cause="operator"\} [0-9]', text, re.MULTILINE)
 
     def test_metrics_from_elsewhere_need_the_token_even_through_the_proxy(self, site: Site) -> None:
         forwarded = {"X-Forwarded-For": "198.51.100.7"}
