@@ -28,11 +28,12 @@ from redactd.custody import CustodyLog, policy_ref
 from redactd.custody.keys import read_passphrase
 from redactd.errors import ConfigError, RedactdError
 from redactd.jobrun import JobExecutor, RunLimits
-from redactd.jobstore import Job, JobState, JobStore, TransitionSink
+from redactd.jobstore import Job, JobState, JobStore, JobStoreError, TransitionSink
 from redactd.notify import SystemdNotifier
 from redactd.outbox import flush_outbox
 from redactd.policy import PolicySet, policy_hash
 from redactd.publish import Queues, sweep_temps
+from redactd.receipts import write_receipt
 from redactd.retention.service import log_missed_runs, run_retention
 from redactd.retention.snapshots import warn_about_snapshots
 from redactd.scheduler import DaemonScheduler, Tasks, Timetable
@@ -149,6 +150,7 @@ class Daemon:
         self.runner = ChildRunner(processor, cfg.log_level)
         self._ready: queue.Queue[tuple[Route, Path] | None] = queue.Queue()
         self._done: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        self._receipts = any(i.receipts for i in cfg.inboxes)
         self._local = threading.local()
         self._stores: list[JobStore] = []
         self._stores_lock = threading.Lock()
@@ -332,6 +334,9 @@ class Daemon:
     def _transitioned(self, event: str, **fields: Any) -> None:
         self._observe(event, **fields)
         self._flush_outbox()
+        if fields.get("job_id") and self._receipts:
+            with contextlib.suppress(JobStoreError):
+                write_receipt(self.cfg, self.store().get(fields["job_id"]))
 
     def _flush_outbox(self) -> None:
         """Append the queued custody entries (this process's transitions and other processes'

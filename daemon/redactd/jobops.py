@@ -9,6 +9,7 @@ from pathlib import Path
 from redactd.config import DaemonConfig
 from redactd.jobstore import Job, JobState, JobStore, JobStoreError
 from redactd.publish import Queues, safe_suffix
+from redactd.receipts import write_receipt
 
 
 def _first_line(text: str | None) -> str:
@@ -41,7 +42,9 @@ def retry_job(cfg: DaemonConfig, store: JobStore, job_id: str) -> Job:
         root = cfg.failed_dir if job.state is JobState.FAILED else cfg.review_dir
         queues.set_aside(root, job.id)
 
-    return store.retry(job.id, home, move_back)
+    queued = store.retry(job.id, home, move_back)
+    write_receipt(cfg, queued)
+    return queued
 
 
 def custody_subject(store_file: Path | None, what: str) -> str:

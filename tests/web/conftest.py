@@ -73,7 +73,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     inboxes = []
     for name in ("faces", "careless"):
         (root / f"in-{name}").mkdir()
-        inboxes.append({"name": name, "path": str(root / f"in-{name}"), "policy": name})
+        inboxes.append({"name": name, "path": str(root / f"in-{name}"), "policy": name, "receipts": True})
     run.settings["inboxes"] = inboxes
     run.settings["custody"]["checkpoint_minutes"] = 0.02  # decisions reach the log within seconds
     run.settings["retention"] = {"policy": "keep-a-week"}
