@@ -112,6 +112,8 @@ class TestReview:
         assert done.raw_path is not None and done.raw_path.is_file()
         entry = custody(site, job.id, "review_rejected")
         assert entry["actor"] == "rita" and entry["details"]["reason"] == "the still face is readable"
+        receipt = (site.run.root / "in-careless" / ".redactd" / "reject.mp4.txt").read_text()
+        assert "rejected in review: the still face is readable" in receipt and "rita" not in receipt
 
     def test_the_operator_retries_a_rejected_job(self, browser: Browser, site: Site) -> None:
         job = site.job("reject.mp4")
