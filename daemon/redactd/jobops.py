@@ -67,3 +67,34 @@ def custody_subject(store_file: Path | None, what: str) -> str:
         return text
     finally:
         store.close()
+
+
+def cancel_job(cfg: DaemonConfig, store: JobStore, job_id: str, actor: str) -> Job:
+    """Take a job that waits in the queue out of it: failed, raw file beside a reason in the failed queue.
+
+    ``jobs retry`` runs it later like any failed job. A running job is refused: stopping a worker
+    half-way is the daemon's business (SIGTERM), not a queue edit.
+    """
+    from redactd.admit import move_aside
+
+    queues = Queues(cfg.clean_dir, cfg.review_dir, cfg.failed_dir)
+    job = store.get(job_id)
+    if job.state is not JobState.ADMITTED:
+        raise JobStoreError(f"job {job.id} is {job.state.value}; only a job waiting in the queue (admitted) "
+                            "can be cancelled")
+    cfg.failed_dir.mkdir(parents=True, exist_ok=True)  # the daemon makes it at start; it may not have yet
+    folder = queues.folder(cfg.failed_dir, job.id)
+    raw = job.raw_path
+    target = folder / f"raw{safe_suffix(raw.name if raw else '')}"
+
+    def move_raw() -> None:
+        if raw is not None and os.path.lexists(raw) and raw != target and not move_aside(raw, target):
+            raise JobStoreError(f"job {job.id}: could not move its raw file to {target}")
+
+    kept = target if raw is not None and os.path.lexists(raw) else raw
+    failed = store.cancel(job.id, actor, kept, move_raw)
+    queues.write_reason(folder, failed, "an operator cancelled this job before it was processed",
+                        failed.last_error or "cancelled", f"the raw file is kept here; `redactd jobs retry {job.id}` "
+                        "queues it again")
+    write_receipt(cfg, failed)
+    return failed

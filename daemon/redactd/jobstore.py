@@ -439,6 +439,22 @@ class JobStore:
                 self._emit(c, "retried", job_id=job.id, raw_sha256=job.raw_sha256, actor="operator")
         return job
 
+    def cancel(self, job_id: str, actor: str, raw_path: Path | None, move_raw: Callable[[], None] | None = None) -> Job:
+        """An operator cancelled a job still waiting in the queue: failed, its raw file kept at ``raw_path``.
+
+        Only from admitted: a job a worker has claimed is refused (the transaction sees the claim).
+        ``move_raw`` runs inside the transaction: if it raises, nothing changes.
+        """
+        reason = f"cancelled by {actor} before processing"
+        with self._change() as c:
+            job = self._move(c, job_id, {JobState.ADMITTED}, JobState.FAILED, reason, raw_path=raw_path,
+                             last_error=reason, finished_at=time.time(), not_before=0)
+            if move_raw is not None:
+                move_raw()
+            self._emit(c, "failed", job_id=job.id, raw_sha256=job.raw_sha256, reason=reason, attempts=job.attempts,
+                       actor=actor)
+        return job
+
     # ------------------------------------------------------------------ review decisions
 
     def approve_review(self, job_id: str, output_name: str, output_path: Path, actor: str) -> Job:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,28 @@ class TestJobsCommand:
         assert "refused at admission" in capsys.readouterr().err
         assert cli(run, "jobs", "retry", "job-published") == 1
         assert "only failed or review jobs can be retried" in capsys.readouterr().err
+
+    def test_cancel_takes_a_waiting_job_out_of_the_queue_and_retry_brings_it_back(self, setup, capsys):
+        run, store = setup
+        raw = run.raw / "job-waiting.mp4"
+        raw.write_bytes(b"d" * 64)
+        store.begin_receiving("job-waiting", "default", b"d.mp4", 64, "metadata-only-by-job", 1, raw)
+        store.finish_receiving("job-waiting", "d" * 64)
+        assert cli(run, "jobs", "cancel", "job-wa", "--by", "olga") == 0
+        assert "cancelled by olga" in capsys.readouterr().out
+        job = store.get("job-waiting")
+        assert job.state is JobState.FAILED and job.last_error == "cancelled by olga before processing"
+        assert job.raw_path == run.failed / "job-waiting" / "raw.mp4" and job.raw_path.read_bytes() == b"d" * 64
+        assert "cancelled" in (run.failed / "job-waiting" / "REASON.txt").read_text()
+        with sqlite3.connect(run.state / "jobs.sqlite3") as conn:
+            (fields,) = conn.execute("SELECT fields FROM custody_outbox WHERE event = 'failed' AND fields LIKE "
+                                     "'%job-waiting%'").fetchone()
+        assert json.loads(fields)["actor"] == "olga"
+        assert cli(run, "jobs", "retry", "job-waiting") == 0
+        assert store.get("job-waiting").state is JobState.ADMITTED
+
+    def test_cancel_refuses_a_job_a_worker_has_claimed(self, setup, capsys):
+        run, store = setup
+        assert cli(run, "jobs", "cancel", "job-running") == 1
+        assert "only a job waiting in the queue (admitted) can be cancelled" in capsys.readouterr().err
+        assert store.get("job-running").state is JobState.PROCESSING

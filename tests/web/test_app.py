@@ -173,3 +173,28 @@ class TestMetrics:
         assert c.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
         answer = c.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
         assert answer.status_code == 200 and "redactd_job_store_up 0.0" in answer.text
+
+
+class TestOperatorActions:
+    def test_cancel_from_the_job_page_is_the_same_transition_as_jobs_cancel(self, config: Path,
+                                                                             tmp_path: Path) -> None:
+        from redactd.jobstore import JobState, JobStore
+
+        (tmp_path / "raw").mkdir()
+        raw = tmp_path / "raw" / "01waiting.mp4"
+        raw.write_bytes(b"footage")
+        store = JobStore.open(tmp_path / "state" / "jobs.sqlite3")
+        store.begin_receiving("01waiting", "in", b"d.mp4", 7, "metadata-only", 1, raw)
+        store.finish_receiving("01waiting", "d" * 64)
+        c = client(config)
+        sign_in(c, "olga")
+        page = c.get("/jobs/01wait")
+        assert page.status_code == 200 and 'id="cancel"' in page.text
+        done = c.post("/jobs/01waiting/cancel", data={"csrf": csrf_of(page.text)})
+        assert done.status_code == 200 and "cancelled; raw file kept in the failed queue" in done.text
+        job = store.get("01waiting")
+        assert job.state is JobState.FAILED and job.last_error == "cancelled by olga before processing"
+        assert job.raw_path == tmp_path / "failed" / "01waiting" / "raw.mp4"
+        again = c.post("/jobs/01waiting/cancel", data={"csrf": csrf_of(page.text)})
+        assert again.status_code == 409 and "only a job waiting in the queue" in again.text
+        store.close()

@@ -11,7 +11,7 @@ from redactd import log
 from redactd.commands._common import add_config_arg, config_path
 from redactd.config import DaemonConfig, load_config
 from redactd.daemon import run_daemon, status_report, store_path
-from redactd.jobops import retry_job
+from redactd.jobops import cancel_job, retry_job
 from redactd.jobstore import JobState, JobStore, as_dict
 from redactd.outbox import record_pending
 
@@ -44,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     retry.add_argument("job_id", help="job id or an unambiguous prefix of it")
     add_config_arg(retry)
     retry.set_defaults(func=cmd_jobs_retry)
+    cancel = jsub.add_parser("cancel", help="take a job still waiting in the queue out of it (to failed, raw kept)")
+    cancel.add_argument("job_id", help="job id or an unambiguous prefix of it")
+    cancel.add_argument("--by", default=None, help="who cancels (recorded; default: the login user)")
+    add_config_arg(cancel)
+    cancel.set_defaults(func=cmd_jobs_cancel)
 
 
 def _when(ts: float | None) -> str:
@@ -149,5 +154,20 @@ def cmd_jobs_retry(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"job {job.id}: queued again (the daemon picks it up within a few seconds)")
+    print(f"custody: {record_pending(cfg, store_path(cfg))}")
+    return 0
+
+
+def cmd_jobs_cancel(args: argparse.Namespace) -> int:
+    from redactd.review import default_actor
+
+    cfg = load_config(config_path(args))
+    actor = args.by or default_actor()
+    store = _open(cfg, readonly=False)
+    try:
+        job = cancel_job(cfg, store, args.job_id, actor)
+    finally:
+        store.close()
+    print(f"job {job.id}: cancelled by {actor}; raw file kept at {job.raw_path}")
     print(f"custody: {record_pending(cfg, store_path(cfg))}")
     return 0

@@ -225,6 +225,15 @@ def create_app(console: Console, metrics_token: str | None = None, session_hours
         s.flash.append(f"job {found.id}: queued again. custody: {note}")
         return _finish(RedirectResponse(f"/jobs/{found.id}", status_code=303))
 
+    @guarded(Role.OPERATOR)
+    async def cancel(request: Request) -> Response:
+        s: Session = request.state.session
+        assert s.account is not None
+        found, note = console.cancel(request.path_params["job_id"], s.account)
+        logger.info("web_job_cancelled", job_id=found.id, account=s.account)
+        s.flash.append(f"job {found.id}: cancelled; raw file kept in the failed queue. custody: {note}")
+        return _finish(RedirectResponse(f"/jobs/{found.id}", status_code=303))
+
     # ------------------------------------------------------------------ reviewer
 
     @guarded(Role.REVIEWER)
@@ -336,7 +345,7 @@ def create_app(console: Console, metrics_token: str | None = None, session_hours
     routes = [
         Route("/", home), Route("/login", login, methods=["GET", "POST"]), Route("/logout", logout, methods=["POST"]),
         Route("/operator", operator), Route("/jobs", jobs), Route("/jobs/{job_id}", job),
-        Route("/jobs/{job_id}/retry", retry, methods=["POST"]),
+        Route("/jobs/{job_id}/retry", retry, methods=["POST"]), Route("/jobs/{job_id}/cancel", cancel, methods=["POST"]),
         Route("/review", review), Route("/review/{job_id}", review_item),
         Route("/review/{job_id}/sheet.png", sheet), Route("/review/{job_id}/decide", decide, methods=["POST"]),
         Route("/officer", officer), Route("/officer/report", report), Route("/officer/history", history),

@@ -131,6 +131,13 @@ class Console:
             job = retry_job(self.cfg, s, job_id)
         return job, record_pending(self.cfg, self.store_file)
 
+    def cancel(self, job_id: str, actor: str) -> tuple[Job, str]:
+        from redactd.jobops import cancel_job
+
+        with self.store(readonly=False) as s:
+            job = cancel_job(self.cfg, s, job_id, actor)
+        return job, record_pending(self.cfg, self.store_file)
+
     # ------------------------------------------------------------------ reviewer
 
     @contextmanager
