@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,15 @@ class TestJobsCommand:
         assert cli(run, "jobs", "cancel", "job-running") == 1
         assert "only a job waiting in the queue (admitted) can be cancelled" in capsys.readouterr().err
         assert store.get("job-running").state is JobState.PROCESSING
+
+
+class TestPipes:
+    def test_status_into_a_reader_that_leaves_early_ends_without_a_traceback(self, setup):
+        run, _ = setup
+        proc = subprocess.Popen([sys.executable, "-m", "redactd", "--config", str(run.config), "status"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=run.env)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # like `| head -0`: the reader is gone before anything is written
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 141
+        assert "Traceback" not in err and "BrokenPipeError" not in err

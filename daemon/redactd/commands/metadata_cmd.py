@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 
 from redactd.commands._common import check_file_paths
-from redactd.metadata.clean import clean_metadata
-from redactd.metadata.inspect import inspect_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -25,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_clean(args: argparse.Namespace) -> int:
+    from redactd.metadata.clean import clean_metadata  # PyAV: loaded by the commands that use it
+
     check_file_paths(args.input, args.output, args.force)
     result = clean_metadata(args.input, args.output, keep_audio=args.keep_audio)
     print(f"{args.output}: clean ({result.container}, {result.video_streams} video, "
@@ -34,6 +34,8 @@ def run_clean(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from redactd.metadata.inspect import inspect_file
+
     groups = inspect_file(args.file)
     if not groups:
         print(f"{args.file}: no metadata beyond structure")

@@ -14,7 +14,6 @@ from redactd.daemon import store_path
 from redactd.jobstore import JobState, JobStore, JobStoreError
 from redactd.outbox import record_pending
 from redactd.review import ReviewDesk, default_actor
-from redactd.validation.sheet import contact_sheet, write_private_png
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -89,6 +88,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from redactd.validation.sheet import contact_sheet, write_private_png  # OpenCV and PyAV: only here
+
     with _desk(args, readonly=True) as desk:
         item = desk.item(args.job_id)
         policy = desk.policies.get_redaction(item.job.policy_id)

@@ -8,13 +8,10 @@ import re
 import sys
 from pathlib import Path
 
-import cv2
-
 from redactd.commands._common import check_file_paths
 from redactd.errors import ConfigError, InputError
 from redactd.fsutil import atomic_write
 from redactd.policy import resolve_policy
-from redactd.visual import preview_frame, redact_video
 
 _TIME = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d+)?)s?$")
 
@@ -60,6 +57,8 @@ def _policy_args(parser: argparse.ArgumentParser) -> None:
 
 
 def run_redact(args: argparse.Namespace) -> int:
+    from redactd.visual import redact_video  # OpenCV, PyAV, onnxruntime: loaded by the commands that use them
+
     check_file_paths(args.input, args.output, args.force, (("sidecar", args.sidecar),))
     policy = resolve_policy(args.policy, args.policies_dir)
     show_bar = not args.no_progress and sys.stderr.isatty()
@@ -97,6 +96,10 @@ def run_redact(args: argparse.Namespace) -> int:
 
 
 def run_preview(args: argparse.Namespace) -> int:
+    import cv2
+
+    from redactd.visual import preview_frame
+
     check_file_paths(args.input, args.output, force=True)  # a preview image is cheap to replace
     if args.output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise ConfigError(f"{args.output}: the preview is an image: use a .png or .jpg name")
