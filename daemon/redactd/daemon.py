@@ -28,7 +28,7 @@ from redactd.custody import CustodyLog, policy_ref
 from redactd.custody.keys import read_passphrase
 from redactd.errors import ConfigError, RedactdError
 from redactd.jobrun import JobExecutor, RunLimits
-from redactd.jobstore import Job, JobState, JobStore, JobStoreError, TransitionSink
+from redactd.jobstore import Job, JobState, JobStore, JobStoreError, TransitionSink, iso
 from redactd.notify import SystemdNotifier
 from redactd.outbox import flush_outbox
 from redactd.policy import PolicySet, policy_hash
@@ -515,7 +515,7 @@ def status_report(cfg: DaemonConfig, recent: int = 5) -> dict[str, Any]:
         now = time.time()
         counts = store.counts()
         in_flight = store.jobs({JobState.PROCESSING})
-        failed = store.jobs({JobState.FAILED}, limit=recent)
+        failed = store.recent_failures(recent)
         waiting = store.jobs({JobState.ADMITTED})
         return {
             "daemon_pid": DaemonLock(cfg.state_dir).holder(),
@@ -528,7 +528,7 @@ def status_report(cfg: DaemonConfig, recent: int = 5) -> dict[str, Any]:
             ],
             "retrying": [{"id": j.id, "attempts": j.attempts, "due_in_s": round(max(0.0, j.not_before - now), 1),
                           "last_error": j.last_error} for j in waiting if j.attempts],
-            "recent_errors": [{"id": j.id, "at": j.finished_at, "error": j.last_error} for j in failed],
+            "recent_errors": [{"id": j.id, "at": iso(j.finished_at), "error": j.last_error} for j in failed],
             "throughput": {
                 "last_hour": throughput(store.finished_since(now - 3600), 3600),
                 "last_day": throughput(store.finished_since(now - 86400), 86400),

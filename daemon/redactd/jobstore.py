@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -525,6 +526,21 @@ class JobStore:
             sql += f" LIMIT {int(limit)}"
         return [Job.from_row(r) for r in self._conn.execute(sql, args)]
 
+    def recent_failures(self, limit: int) -> list[Job]:
+        """Failed jobs, the most recently failed first (not in order of arrival)."""
+        return [Job.from_row(r) for r in self._conn.execute(
+            "SELECT * FROM jobs WHERE state = ? ORDER BY finished_at DESC, id LIMIT ?",
+            (JobState.FAILED.value, int(limit)))]
+
+    def tries(self, job_ids: list[str]) -> dict[str, int]:
+        """How many times each job was started by a worker (every attempt, retries included)."""
+        if not job_ids:
+            return {}
+        found = dict(self._conn.execute(
+            f"SELECT job_id, COUNT(*) FROM transitions WHERE to_state = ? AND job_id IN "
+            f"({', '.join('?' for _ in job_ids)}) GROUP BY job_id", (JobState.PROCESSING.value, *job_ids)).fetchall())
+        return {j: int(found.get(j, 0)) for j in job_ids}
+
     def counts(self) -> dict[JobState, int]:
         found = {JobState(r[0]): r[1] for r in self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")}
         return {s: found.get(s, 0) for s in JobState}
@@ -567,12 +583,24 @@ def _sql(value: Any) -> Any:
     return value
 
 
+def iso(ts: float | None) -> str | None:
+    """A Unix time as ISO 8601 UTC (``2026-03-01T12:00:00Z``): every ``--json`` time looks like this."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+_TIMES = frozenset({"created_at", "admitted_at", "started_at", "finished_at", "updated_at", "not_before"})
+
+
 def as_dict(job: Job) -> Mapping[str, Any]:
-    """A job as JSON-able fields (for ``--json`` output); the original name is escaped text."""
+    """A job as JSON-able fields (for ``--json`` output): the original name as escaped text, times in ISO 8601 UTC."""
     out: dict[str, Any] = {}
     for key, value in job.__dict__.items():
         if key == "original_name":
             out["original_name"] = job.name
+        elif key in _TIMES:
+            out[key] = iso(value) if value else None
         else:
             out[key] = _sql(value)
     return out

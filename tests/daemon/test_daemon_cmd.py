@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -138,3 +139,38 @@ class TestPipes:
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=120) == 141
         assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+ISO_UTC = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
+
+
+class TestPapercuts:
+    def test_recent_errors_are_newest_failure_first_whatever_the_order_of_arrival(self, setup, capsys):
+        run, store = setup
+        store.mark_failed("job-running", "StageError: encoder crashed", None)  # arrived before job-refused
+        assert cli(run, "status", "--json") == 0
+        report = json.loads(capsys.readouterr().out)
+        assert [e["id"] for e in report["recent_errors"]] == ["job-running", "job-refused", "job-failed"]
+
+    def test_json_times_are_iso_8601_utc_everywhere(self, setup, capsys):
+        run, _ = setup
+        cli(run, "status", "--json")
+        report = json.loads(capsys.readouterr().out)
+        assert all(re.match(ISO_UTC, e["at"]) for e in report["recent_errors"])
+        cli(run, "jobs", "list", "--json")
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert all(re.match(ISO_UTC, r["created_at"]) for r in rows)
+        cli(run, "jobs", "show", "job-published", "--json")
+        doc = json.loads(capsys.readouterr().out)
+        assert re.match(ISO_UTC, doc["finished_at"]) and all(re.match(ISO_UTC, t["at"]) for t in doc["history"])
+
+    def test_tries_counts_every_run_and_sizes_read_as_people_read_them(self, setup, capsys):
+        run, _ = setup
+        cli(run, "jobs", "list", "--json")
+        tries = {r["id"]: r["tries"] for r in map(json.loads, capsys.readouterr().out.splitlines())}
+        assert tries == {"job-published": 1, "job-failed": 1, "job-running": 1, "job-refused": 0}
+        cli(run, "jobs", "list")
+        line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("job-published"))
+        assert re.search(r"\s64 B\s+1\s", line)
+        cli(run, "jobs", "show", "job-published")
+        assert "64 B (64 bytes)" in capsys.readouterr().out

@@ -11,8 +11,9 @@ from redactd import log
 from redactd.commands._common import add_config_arg, config_path
 from redactd.config import DaemonConfig, load_config
 from redactd.daemon import run_daemon, status_report, store_path
+from redactd.fsutil import human_size
 from redactd.jobops import cancel_job, retry_job
-from redactd.jobstore import JobState, JobStore, as_dict
+from redactd.jobstore import JobState, JobStore, as_dict, iso
 from redactd.outbox import record_pending
 
 
@@ -83,7 +84,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if report["recent_errors"]:
         print("recent errors:")
         for j in report["recent_errors"]:
-            print(f"  {_when(j['at'])}  {j['id']}  {_first_line(j['error'])}")
+            print(f"  {j['at'] or '-'}  {j['id']}  {_first_line(j['error'])}")
     hour, day = report["throughput"]["last_hour"], report["throughput"]["last_day"]
     med = f", median {hour['median_job_seconds']} s per job" if hour["median_job_seconds"] is not None else ""
     print(f"throughput: {hour['finished']} finished in the last hour{med}; {day['finished']} in the last 24 h")
@@ -103,19 +104,20 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     try:
         states = {JobState(s) for s in args.state} if args.state else None
         jobs = store.jobs(states, limit=args.limit or None)
+        tries = store.tries([j.id for j in jobs])
     finally:
         store.close()
     if args.json:
         for job in jobs:
-            print(json.dumps(as_dict(job)))
+            print(json.dumps({**as_dict(job), "tries": tries[job.id]}))
         return 0
-    print(f"{'JOB':<24}  {'STATE':<10}  {'INBOX':<12}  {'ARRIVED (UTC)':<19}  {'TRIES':>5}  DETAIL")
+    print(f"{'JOB':<24}  {'STATE':<10}  {'INBOX':<12}  {'ARRIVED (UTC)':<19}  {'SIZE':>9}  {'TRIES':>5}  DETAIL")
     for job in jobs:
         detail = job.output_name if job.state is JobState.PUBLISHED else _first_line(job.last_error)
         if job.state is JobState.DUPLICATE:
             detail = f"duplicate of {job.duplicate_of}"
         print(f"{job.id:<24}  {job.state.value:<10}  {job.inbox:<12}  {_when(job.created_at):<19}  "
-              f"{job.attempts:>5}  {detail or ''}")
+              f"{human_size(job.size):>9}  {tries[job.id]:>5}  {detail or ''}")
     return 0
 
 
@@ -128,7 +130,7 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
         store.close()
     if args.json:
         doc: dict[str, Any] = dict(as_dict(job))
-        doc["history"] = [{"at": t.at, "from": t.from_state.value if t.from_state else None,
+        doc["history"] = [{"at": iso(t.at), "from": t.from_state.value if t.from_state else None,
                            "to": t.to_state.value, "detail": t.detail} for t in history]
         print(json.dumps(doc, indent=2))
         return 0
@@ -136,7 +138,9 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
     width = max(len(k) for k in fields)
     for key, value in fields.items():
         if key.endswith("_at") or key == "not_before":
-            value = _when(value) if value else "-"
+            value = value.replace("T", " ").removesuffix("Z") if value else "-"
+        elif key == "size" and value is not None:
+            value = f"{human_size(value)} ({value} bytes)"
         text = str(value if value is not None else "-").replace("\n", "\n" + " " * (width + 2))
         print(f"{key:<{width}}  {text}")
     print("history:")

@@ -26,6 +26,7 @@ from starlette.templating import Jinja2Templates
 
 from redactd import log
 from redactd.errors import RedactdError
+from redactd.fsutil import human_size
 from redactd.jobstore import JobState
 from redactd.web.accounts import Accounts, Role
 from redactd.web.data import Console
@@ -51,18 +52,9 @@ def _when(value: Any) -> str:
         return "-"
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, str):  # already ISO 8601 UTC (status_report)
+        return value
     return datetime.fromtimestamp(float(value), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def human_size(n: float | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def _duration(seconds: float | None) -> str:
