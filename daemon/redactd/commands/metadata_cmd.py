@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from redactd.commands._common import check_file_paths
+from redactd.errors import RedactdError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -17,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     p.set_defaults(func=run_clean)
 
-    i = sub.add_parser("inspect", help="show the personal metadata a file carries, by location")
-    i.add_argument("file", type=Path)
+    i = sub.add_parser("inspect", help="show the personal metadata files carry, by location")
+    i.add_argument("files", type=Path, nargs="+", metavar="FILE", help="one or more files (inspect var/clean/*.mp4)")
     i.set_defaults(func=run_inspect)
 
 
@@ -34,14 +36,27 @@ def run_clean(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    """Each file in turn; one that cannot be read is reported and the others are still inspected."""
     from redactd.metadata.inspect import inspect_file
 
-    groups = inspect_file(args.file)
-    if not groups:
-        print(f"{args.file}: no metadata beyond structure")
-        return 0
-    for where, items in groups.items():
-        print(f"{where}:")
-        for item in items:
-            print(f"  {item}")
-    return 0
+    rc = 0
+    for n, path in enumerate(args.files):
+        if n:
+            print()
+        try:
+            groups = inspect_file(path)
+        except RedactdError as exc:
+            text = str(exc)
+            print(f"redactd: error: {text if str(path) in text else f'{path}: {text}'}", file=sys.stderr)
+            rc = rc or exc.exit_code
+            continue
+        if not groups:
+            print(f"{path}: no metadata beyond structure")
+            continue
+        if len(args.files) > 1:
+            print(f"== {path}")
+        for where, items in groups.items():
+            print(f"{where}:")
+            for item in items:
+                print(f"  {item}")
+    return rc
