@@ -135,3 +135,14 @@ class TestPolicies:
     def test_resolve_policy_accepts_a_file_path(self, repo):
         pol = resolve_policy(str(repo / "policies" / "metadata-only.yaml"))
         assert pol.id == "metadata-only"
+
+    def test_every_bad_policy_file_is_reported_not_only_the_first(self, tmp_path):
+        (tmp_path / "a.yaml").write_text("kind: redaction\nid: a\nversion: 1\nmode: visual\nobscure:\n  method: smudge\n")
+        (tmp_path / "b.yaml").write_text("kind: shredding\nid: b\nversion: 1\n")
+        (tmp_path / "c.yaml").write_text("kind: redaction\nid: c\nversion: 1\nmode: metadata-only\n")
+        with pytest.raises(ConfigError) as caught:
+            PolicySet.load_dir(tmp_path)
+        text = str(caught.value)
+        assert text.startswith("2 policy files have problems:")
+        assert "a.yaml" in text and "obscure.method" in text and "b.yaml" in text and "key 'kind'" in text
+        assert "c.yaml" not in text
