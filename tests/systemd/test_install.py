@@ -12,7 +12,15 @@ import pytest
 
 from redactd.config import load_config
 from redactd.custody.keys import load_private_key, load_public_key
-from redactd.install import KEY_PATH, Installer, InstallError, Options, default_bin, hidden_from_service, layout
+from redactd.install import (
+    KEY_PATH,
+    Installer,
+    InstallError,
+    Options,
+    default_bin,
+    hidden_from_service,
+    layout,
+)
 from tests.systemd.conftest import install
 from tests.systemd.sandbox import REPO, SYSTEMD_ANALYZE
 
