@@ -290,6 +290,16 @@ class PolicySet:
             raise ConfigError(f"unknown retention policy '{pid}' (known: {known})") from None
 
 
+#: The example policies, shipped inside the package (a link to the checkout's policies/ in git).
+EXAMPLE_POLICIES = Path(__file__).parent / "examples" / "policies"
+
+
+def default_policies_dir() -> Path:
+    """``./policies`` when run from a checkout (or a folder laid out like one), else the shipped examples."""
+    here = Path("policies")
+    return here if here.is_dir() else EXAMPLE_POLICIES
+
+
 def resolve_policy(ref: str, policies_dir: Path | None = None) -> RedactionPolicy:
     """A redaction policy named by file path or by id (looked up in ``policies_dir``)."""
     path = Path(ref)

@@ -164,6 +164,13 @@ class TestRedactCommand:
 
 
 class TestPreviewCommand:
+    def test_a_policy_id_resolves_outside_a_checkout_from_the_shipped_examples(self, tmp_path: Path,
+                                                                              clip: synth.Clip) -> None:
+        png = tmp_path / "frame.png"
+        proc = redactd("preview", str(clip.path), "--at", "0.2s", "-o", str(png), cwd=tmp_path)  # no ./policies here
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["boxes"]["face"] == 1
+
     def test_writes_the_frame_with_boxes_drawn(self, tmp_path: Path, clip: synth.Clip) -> None:
         png = tmp_path / "frame.png"
         proc = redactd("preview", str(clip.path), "--at", "0.2s", "-o", str(png))
