@@ -45,9 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a program killed by it
     except RedactdError as exc:
+        # The message a person acts on comes first; a traceback, when the error means a bug or
+        # tampering, follows it in the log.
+        print(f"redactd: error: {exc}", file=sys.stderr, flush=True)
         if exc.traceback:
             log.get_logger().error("command_failed", error=str(exc), exc_info=True)
-        print(f"redactd: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("redactd: interrupted", file=sys.stderr)

@@ -12,7 +12,8 @@
      │    └── ValidationFailed        exit 6   the second detector doubts the output
      ├── CustodyError                 exit 7
      │    ├── ChainBroken             exit 7
-     │    └── BadSignature            exit 7
+     │    ├── BadSignature            exit 7
+     │    └── NotInLog                exit 7   what was asked about is not in the log (no traceback)
      ├── RetentionError               exit 8
      ├── JobStoreError (jobstore.py)  exit 1   no such job, or not in the state an action needs
      └── InstallError (install.py)    exit 1   the system cannot be set up as asked
@@ -88,6 +89,12 @@ class ChainBroken(CustodyError):
 
 
 class BadSignature(CustodyError):
+    traceback = False
+
+
+class NotInLog(CustodyError):
+    """What an officer asked about (a SHA-256, a job) is not in the log: an answer, not a fault."""
+
     traceback = False
 
 

@@ -34,7 +34,7 @@ from redactd.custody.proofs import (
 )
 from redactd.custody.segments import load_entries
 from redactd.custody.verify import verify_log
-from redactd.errors import ConfigError, CustodyError
+from redactd.errors import ConfigError, NotInLog
 from redactd.fsutil import atomic_write, fsync_dir
 
 
@@ -223,12 +223,12 @@ def run_show(args: argparse.Namespace) -> int:
     what = _subject(args)
     history = report.history(entries, what)
     if not history and len(what) < 64:  # an id prefix the job store does not know (a copied log)
-        ids = sorted({e["job_id"] for e in entries if e.get("job_id", "").startswith(what)})
+        ids = sorted({e["job_id"] for e in entries if (e.get("job_id") or "").startswith(what)})
         if len(ids) > 1:
-            raise CustodyError(f"job id prefix {args.what!r} is ambiguous in the log; give more of it")
+            raise NotInLog(f"job id prefix {args.what!r} is ambiguous in the log; give more of it")
         history = report.history(entries, ids[0]) if ids else []
     if not history:
-        raise CustodyError(f"no custody entry mentions {args.what}")
+        raise NotInLog(f"no custody entry mentions {args.what}")
     print(f"{len(history)} entries for {args.what} (read as stored; `redactd custody verify` checks them)")
     for entry in history:
         print(report.timeline_line(entry))
