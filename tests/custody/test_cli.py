@@ -122,6 +122,13 @@ class TestCustodyCommands:
         assert rc == 7 and "no custody entry mentions nothing" in err
         assert "Traceback" not in err  # an answer, not a fault
 
+    def test_the_human_message_comes_before_any_traceback(
+            self, site: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        rc, _, err = run(capsys, "custody", "bundle", "9" * 64, "-o", str(tmp_path / "b.json"),
+                         "--log-dir", str(site["log"]))
+        assert rc == 7
+        assert err.splitlines()[0].startswith("redactd: error: ")
+
     def test_show_takes_a_unique_job_id_prefix_as_every_job_command_does(
             self, site: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
         rc, out, _ = run(capsys, "custody", "show", "job-2", "--config", str(site["config"]))
