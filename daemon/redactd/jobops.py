@@ -16,7 +16,7 @@ def _first_line(text: str | None) -> str:
     return (text or "").splitlines()[0] if text else ""
 
 
-def retry_job(cfg: DaemonConfig, store: JobStore, job_id: str) -> Job:
+def retry_job(cfg: DaemonConfig, store: JobStore, job_id: str, actor: str | None = None) -> Job:
     """Run a failed or review job again from its raw file (moved back to the raw store).
 
     Its ``retried`` custody entry is queued with the transition; the caller then runs
@@ -42,7 +42,7 @@ def retry_job(cfg: DaemonConfig, store: JobStore, job_id: str) -> Job:
         root = cfg.failed_dir if job.state is JobState.FAILED else cfg.review_dir
         queues.set_aside(root, job.id)
 
-    queued = store.retry(job.id, home, move_back)
+    queued = store.retry(job.id, home, move_back, actor=actor)
     write_receipt(cfg, queued)
     return queued
 

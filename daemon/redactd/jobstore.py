@@ -421,8 +421,9 @@ class JobStore:
 
         ``move_back`` runs inside the transaction: if it raises, nothing changes. With
         ``policy_id`` a reviewer rejected a review job and re-queued it under another policy.
+        ``actor`` (who asked) is recorded in the history and the custody entry.
         """
-        detail = "retried by operator"
+        detail = f"retried by {actor or 'operator'}"
         changes: dict[str, Any] = {}
         if policy_id is not None:
             detail = f"rejected by {actor or 'operator'}; re-queued with policy {policy_id}"
@@ -437,7 +438,7 @@ class JobStore:
                 self._emit(c, "review_rejected", job_id=job.id, raw_sha256=job.raw_sha256, actor=actor or "operator",
                            requeued_with=policy_id)
             else:
-                self._emit(c, "retried", job_id=job.id, raw_sha256=job.raw_sha256, actor="operator")
+                self._emit(c, "retried", job_id=job.id, raw_sha256=job.raw_sha256, actor=actor or "operator")
         return job
 
     def cancel(self, job_id: str, actor: str, raw_path: Path | None, move_raw: Callable[[], None] | None = None) -> Job:

@@ -87,6 +87,11 @@ class TestReview:
         # The contact sheet loaded: three flagged frames, original beside output (800 px wide).
         assert wait(lambda: browser.driver.execute_script(
             "return arguments[0].complete && arguments[0].naturalWidth", sheet)) == 800
+        clip = browser.by_id("clip")
+        # The output plays in the page: chromium read its length (15 frames at 25 fps, about 0.6 s).
+        duration = wait(lambda: browser.driver.execute_script(
+            "return arguments[0].readyState >= 1 && arguments[0].duration", clip))
+        assert 0.3 < duration < 2
         browser.shot("reviewer-item")
         browser.by_id("approve").click()
         wait(lambda: browser.driver.current_url.endswith("/review"))
@@ -124,8 +129,8 @@ class TestReview:
         browser.by_id("retry").click()
         assert f"job {job.id}: queued again" in wait(lambda: browser.text())
         browser.shot("operator-retried")
-        assert "retried by operator" in browser.by_id("history").text
-        custody(site, job.id, "retried")
+        assert "retried by olga" in browser.by_id("history").text
+        assert custody(site, job.id, "retried")["actor"] == "olga"
         # The daemon runs it again from its raw file: the careless policy sends it back to review.
         site.run.wait_for(lambda: site.job("reject.mp4").state is JobState.REVIEW, timeout=120,
                           what="the retried job back in review")

@@ -35,6 +35,18 @@ class TestFrames:
         olga.close()
         assert httpx.get(f"{site.url}/review/{job.id}/sheet.png", timeout=60).status_code == 303
 
+    def test_the_output_clip_is_served_in_ranges_to_reviewers_only(self, site: Site) -> None:
+        job = site.job("csrf.mp4")
+        rita = session(site, "rita")
+        part = rita.get(f"/review/{job.id}/output", headers={"Range": "bytes=0-99"})
+        rita.close()
+        assert part.status_code == 206 and len(part.content) == 100
+        assert part.headers["cache-control"].startswith("no-store")
+        assert job.output_path is not None and part.content == job.output_path.read_bytes()[:100]
+        olga = session(site, "olga")
+        assert olga.get(f"/review/{job.id}/output").status_code == 403
+        olga.close()
+
 
 class TestBehindAProxy:
     def test_the_cookie_is_secure_when_the_trusted_proxy_says_https(self, site: Site) -> None:

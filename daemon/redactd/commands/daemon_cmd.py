@@ -15,6 +15,7 @@ from redactd.fsutil import human_size
 from redactd.jobops import cancel_job, retry_job
 from redactd.jobstore import JobState, JobStore, as_dict, iso
 from redactd.outbox import record_pending
+from redactd.review import default_actor
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.set_defaults(func=cmd_jobs_show)
     retry = jsub.add_parser("retry", help="run a failed or review job again from its raw file")
     retry.add_argument("job_id", help="job id or an unambiguous prefix of it")
+    retry.add_argument("--by", default=None, help="who asks (recorded; default: the login user)")
     add_config_arg(retry)
     retry.set_defaults(func=cmd_jobs_retry)
     cancel = jsub.add_parser("cancel", help="take a job still waiting in the queue out of it (to failed, raw kept)")
@@ -154,7 +156,7 @@ def cmd_jobs_retry(args: argparse.Namespace) -> int:
     cfg = load_config(config_path(args))
     store = _open(cfg, readonly=False)
     try:
-        job = retry_job(cfg, store, args.job_id)
+        job = retry_job(cfg, store, args.job_id, args.by or default_actor())
     finally:
         store.close()
     print(f"job {job.id}: queued again (the daemon picks it up within a few seconds)")
@@ -163,8 +165,6 @@ def cmd_jobs_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
-    from redactd.review import default_actor
-
     cfg = load_config(config_path(args))
     actor = args.by or default_actor()
     store = _open(cfg, readonly=False)

@@ -37,7 +37,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 _HEADERS = {
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; media-src 'self'; "
+                               "form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -212,7 +213,8 @@ def create_app(console: Console, metrics_token: str | None = None, session_hours
     @guarded(Role.OPERATOR)
     async def retry(request: Request) -> Response:
         s: Session = request.state.session
-        found, note = console.retry(request.path_params["job_id"])
+        assert s.account is not None
+        found, note = console.retry(request.path_params["job_id"], s.account)
         logger.info("web_job_retried", job_id=found.id, account=s.account)
         s.flash.append(f"job {found.id}: queued again. custody: {note}")
         return _finish(RedirectResponse(f"/jobs/{found.id}", status_code=303))
@@ -242,6 +244,15 @@ def create_app(console: Console, metrics_token: str | None = None, session_hours
     async def sheet(request: Request) -> Response:
         png = console.contact_sheet_png(request.path_params["job_id"])
         return _finish(Response(png, media_type="image/png", headers={"Cache-Control": "no-store, private"}))
+
+    @guarded(Role.REVIEWER)
+    async def clip(request: Request) -> Response:
+        """The output under review, for the page's player (ranges, so it can be scrubbed)."""
+        from starlette.responses import FileResponse
+
+        path = console.review_output(request.path_params["job_id"])
+        return _finish(FileResponse(path, media_type="video/mp4" if path.suffix == ".mp4" else None,
+                                    headers={"Cache-Control": "no-store, private"}))
 
     @guarded(Role.REVIEWER)
     async def decide(request: Request) -> Response:
@@ -339,7 +350,7 @@ def create_app(console: Console, metrics_token: str | None = None, session_hours
         Route("/operator", operator), Route("/jobs", jobs), Route("/jobs/{job_id}", job),
         Route("/jobs/{job_id}/retry", retry, methods=["POST"]), Route("/jobs/{job_id}/cancel", cancel, methods=["POST"]),
         Route("/review", review), Route("/review/{job_id}", review_item),
-        Route("/review/{job_id}/sheet.png", sheet), Route("/review/{job_id}/decide", decide, methods=["POST"]),
+        Route("/review/{job_id}/sheet.png", sheet), Route("/review/{job_id}/output", clip), Route("/review/{job_id}/decide", decide, methods=["POST"]),
         Route("/officer", officer), Route("/officer/report", report), Route("/officer/history", history),
         Route("/officer/bundle", bundle), Route("/officer/retention", retention),
         Route("/metrics", metrics), Route("/static/console.css", css),

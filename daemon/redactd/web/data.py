@@ -124,11 +124,11 @@ class Console:
             history = s.history(job.id)
         return job, history, self.custody_history(job.id)
 
-    def retry(self, job_id: str) -> tuple[Job, str]:
+    def retry(self, job_id: str, actor: str) -> tuple[Job, str]:
         from redactd.jobops import retry_job
 
         with self.store(readonly=False) as s:
-            job = retry_job(self.cfg, s, job_id)
+            job = retry_job(self.cfg, s, job_id, actor)
         return job, record_pending(self.cfg, self.store_file)
 
     def cancel(self, job_id: str, actor: str) -> tuple[Job, str]:
@@ -154,6 +154,16 @@ class Console:
     def review_item(self, job_id: str) -> ReviewItem:
         with self.desk() as d:
             return d.item(job_id)
+
+    def review_output(self, job_id: str) -> Path:
+        """The redacted output waiting for a decision (not for a job held before blurring: none yet)."""
+        from redactd.jobstore import JobStoreError
+
+        item = self.review_item(job_id)
+        path = item.job.output_path
+        if item.before_blur or path is None or not path.is_file():
+            raise JobStoreError(f"job {item.job.id} has no rendered output to play")
+        return path
 
     def contact_sheet_png(self, job_id: str, frames: int = 6) -> bytes:
         """The contact sheet ``redactd review show`` writes, as PNG bytes (never stored by the console)."""
