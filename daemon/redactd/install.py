@@ -23,6 +23,7 @@ from redactd.fsutil import atomic_write
 from redactd.proc import run_tool
 
 SERVICE = "redactd.service"
+WEB_SERVICE = "redactd-web.service"  # installed, not enabled: it needs console accounts first
 USER = "redactd"
 SHARE_GROUP = "redactd-share"
 DEFAULT_BIN = "/opt/redactd/venv/bin/redactd"
@@ -286,6 +287,15 @@ class Installer:
             outcome = "updated" if target.exists() else "created"
             atomic_write(target, text.encode(), 0o644)
             self.step(outcome, f"{UNIT_DIR}/{SERVICE}", f"ExecStart={self.opts.bin}")
+        web_text = self._source(f"systemd/{WEB_SERVICE}").read_text().replace(DEFAULT_BIN, self.opts.bin)
+        web_target = self.at(f"{UNIT_DIR}/{WEB_SERVICE}")
+        if web_target.is_file() and web_target.read_text() == web_text:
+            self.step("kept", f"{UNIT_DIR}/{WEB_SERVICE}")
+        else:
+            outcome = "updated" if web_target.exists() else "created"
+            atomic_write(web_target, web_text.encode(), 0o644)
+            self.step(outcome, f"{UNIT_DIR}/{WEB_SERVICE}", "not enabled: add console accounts (redactd web user "
+                      "add), then systemctl enable --now redactd-web")
         if not Path(self.opts.bin).is_file() and not self.offline:
             self.step("warning", self.opts.bin, "not installed yet: the unit cannot start until it is")
         hidden = hidden_from_service(self.opts.bin, text)
@@ -330,6 +340,16 @@ class Installer:
                 self._tool(["systemctl", "daemon-reload"])
         else:
             self.step("skipped", f"{UNIT_DIR}/{SERVICE}", "not installed")
+        web = self.at(f"{UNIT_DIR}/{WEB_SERVICE}")
+        if web.exists():
+            if self.offline:
+                self._tool(["systemctl", f"--root={self.opts.root}", "disable", WEB_SERVICE])
+            elif systemd_running():
+                self._tool(["systemctl", "disable", "--now", WEB_SERVICE])
+            else:
+                self._tool(["systemctl", "disable", WEB_SERVICE])
+            web.unlink()
+            self.step("removed", f"{UNIT_DIR}/{WEB_SERVICE}")
         for kept in (SRV, STATE, CONFIG_DIR, KEY_PATH, f"user {self.opts.user}, group {self.opts.share_group}"):
             self.step("kept", kept, "uninstall never removes footage, state, config, keys or accounts")
         return self.steps

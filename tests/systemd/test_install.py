@@ -153,3 +153,23 @@ class TestSandboxWarning:
         proc = cli(root, "uninstall")
         assert proc.returncode == 0, proc.stderr
         assert "nothing was stopped" in proc.stdout and "stopped and disabled" not in proc.stdout
+
+
+class TestWebUnit:
+    WEB = "/etc/systemd/system/redactd-web.service"
+
+    def test_the_console_unit_is_installed_not_enabled_and_passes_verify(self, root: Path) -> None:
+        inst = install(root)
+        unit = inst.at(self.WEB)
+        assert f"ExecStart={default_bin()} --config /etc/redactd/redactd.yaml web" in unit.read_text()
+        assert not os.path.lexists(inst.at("/etc/systemd/system/multi-user.target.wants/redactd-web.service"))
+        proc = subprocess.run([SYSTEMD_ANALYZE, "verify", str(unit)], check=False, capture_output=True, text=True,
+                              timeout=120)
+        assert (proc.stdout + proc.stderr).strip() == ""
+        assert any(s.what.endswith("redactd-web.service") and "not enabled" in s.note for s in inst.steps)
+
+    def test_uninstall_removes_the_console_unit_too(self, root: Path) -> None:
+        inst = install(root)
+        proc = cli(root, "uninstall")
+        assert proc.returncode == 0, proc.stderr
+        assert not inst.at(self.WEB).exists() and "removed  /etc/systemd/system/redactd-web.service" in proc.stdout
