@@ -151,6 +151,7 @@ class Browser:
         self.by_id("account").send_keys(account)
         self.by_id("password").send_keys(password)
         self.by_id("signin").click()
+        wait(lambda: "/login" not in self.driver.current_url or "wrong account" in self.text())
 
     def shot(self, name: str) -> Path:
         path = self.shots / f"{name}.png"
@@ -180,9 +181,15 @@ def browser(site: Site, screenshots: Path) -> Iterator[Browser]:
 
 
 def wait(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    """The predicate's first true value; a page still loading (element missing or stale) counts as not yet."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = predicate()
+        try:
+            found = predicate()
+        except (NoSuchElementException, StaleElementReferenceException):
+            found = None
         if found:
             return found
         time.sleep(0.2)

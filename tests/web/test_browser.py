@@ -31,7 +31,7 @@ def custody(site: Site, job_id: str, event: str) -> dict:
 class TestSignIn:
     def test_a_wrong_password_is_refused_and_recorded(self, browser: Browser, site: Site) -> None:
         browser.sign_in("olga", "not the password")
-        assert "wrong account name or password" in browser.text()
+        assert wait(lambda: "wrong account name or password" in browser.text())
         browser.shot("login-refused")
         lines = [json.loads(x) for x in (site.run.state / "web-signins.log").read_text().splitlines()]
         assert (lines[-1]["account"], lines[-1]["ok"], lines[-1]["client"]) == ("olga", False, "127.0.0.1")
@@ -95,7 +95,7 @@ class TestReview:
         browser.shot("reviewer-item")
         browser.by_id("approve").click()
         wait(lambda: browser.driver.current_url.endswith("/review"))
-        assert f"job {job.id}: approve recorded (published)" in browser.text()
+        assert wait(lambda: f"job {job.id}: approve recorded (published)" in browser.text())
         browser.shot("reviewer-approved")
         done = site.job("approve.mp4")
         assert done.state is JobState.PUBLISHED and done.output_path is not None and done.output_path.is_file()
@@ -110,7 +110,7 @@ class TestReview:
         browser.by_id("reason").send_keys("the still face is readable")
         browser.by_id("reject").click()
         wait(lambda: browser.driver.current_url.endswith("/review"))
-        assert f"job {job.id}: reject recorded (failed)" in browser.text()
+        assert wait(lambda: f"job {job.id}: reject recorded (failed)" in browser.text())
         done = site.job("reject.mp4")
         assert done.state is JobState.FAILED
         assert done.last_error == "rejected in review by rita: the still face is readable"
@@ -127,7 +127,7 @@ class TestReview:
         wait(lambda: browser.driver.current_url.endswith("/operator"))
         browser.get(f"/jobs/{job.id}")
         browser.by_id("retry").click()
-        assert f"job {job.id}: queued again" in wait(lambda: browser.text())
+        assert wait(lambda: f"job {job.id}: queued again" in browser.text())
         browser.shot("operator-retried")
         assert "retried by olga" in browser.by_id("history").text
         assert custody(site, job.id, "retried")["actor"] == "olga"
@@ -143,7 +143,7 @@ class TestReview:
         browser.driver.execute_script(
             "document.querySelectorAll('input[name=csrf]').forEach(function (e) { e.remove(); });")
         browser.by_id("approve").click()
-        assert "security token is missing or stale" in wait(lambda: browser.by_id("error").text)
+        assert wait(lambda: "security token is missing or stale" in browser.by_id("error").text)
         browser.shot("csrf-refused")
         assert site.job("csrf.mp4").state is JobState.REVIEW
 
@@ -174,3 +174,38 @@ class TestOfficer:
         assert "under keep-a-week v1" in browser.by_id("plan-summary").text
         assert "inbox faces" in browser.by_id("holds").text and "case 2026-114" in browser.by_id("holds").text
         browser.shot("officer-retention")
+
+    def test_the_officer_sets_and_releases_a_hold(self, browser: Browser, site: Site) -> None:
+        from selenium.webdriver.support.ui import Select
+
+        job = site.job("csrf.mp4")
+        browser.sign_in("otto")
+        wait(lambda: browser.driver.current_url.endswith("/officer"))
+        browser.get("/officer/retention")
+        Select(browser.by_id("hold-scope")).select_by_value("job")
+        browser.by_id("hold-value").send_keys(job.id[:-5])  # a unique prefix, as on the command line
+        browser.by_id("hold-reason").send_keys("case 2026-201")
+        browser.by_id("hold-by").send_keys("legal:j.doe")
+        browser.by_id("hold-set").click()
+        assert wait(lambda: "set on job " + job.id in browser.text())
+        browser.shot("officer-hold-set")
+        out = redactd(site.run, "hold", "list", "--json")
+        (hold,) = [json.loads(x) for x in out.stdout.splitlines() if json.loads(x)["value"] == job.id]
+        assert hold["reason"] == "case 2026-201" and hold["requested_by"] == "legal:j.doe"
+        browser.by_id(f"release-{hold['id']}").click()
+        assert wait(lambda: f"hold #{hold['id']} released by otto" in browser.text())
+        out = redactd(site.run, "hold", "list", "--json", "--all")
+        (released,) = [json.loads(x) for x in out.stdout.splitlines() if json.loads(x)["id"] == hold["id"]]
+        assert released["released_by"] == "otto"
+
+        def hold_entries() -> list[dict]:
+            found = []
+            for seg in sorted((site.run.state / "custody").glob("custody-*.jsonl")):
+                for line in seg.read_text().splitlines():
+                    e = json.loads(line)
+                    if e["event"] in ("hold_set", "hold_released") and e["details"].get("hold_id") == hold["id"]:
+                        found.append(e)
+            return found
+
+        entries = wait(lambda: (found := hold_entries()) and len(found) == 2 and found, timeout=60)
+        assert [e["event"] for e in entries] == ["hold_set", "hold_released"]

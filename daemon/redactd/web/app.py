@@ -327,6 +327,25 @@ def create_app(console: Console, metrics_token: str | None = None, session_hours
         return render(request, "retention.html", request.state.session, plan=plan, problem=problem,
                       holds=console.holds(include_released=True))
 
+    @guarded(Role.OFFICER)
+    async def hold_add(request: Request) -> Response:
+        s: Session = request.state.session
+        form = request.state.form
+        hold, note = console.set_hold(str(form.get("scope", "")), str(form.get("value", "")),
+                                      str(form.get("reason", "")).strip(), str(form.get("requested_by", "")).strip())
+        logger.info("web_hold_set", hold_id=hold.id, account=s.account)
+        s.flash.append(f"hold #{hold.id} set on {hold.scope.value} {hold.value}. custody: {note}")
+        return _finish(RedirectResponse("/officer/retention", status_code=303))
+
+    @guarded(Role.OFFICER)
+    async def hold_release(request: Request) -> Response:
+        s: Session = request.state.session
+        assert s.account is not None
+        hold, note = console.release_hold(int(request.path_params["hold_id"]), s.account)
+        logger.info("web_hold_released", hold_id=hold.id, account=s.account)
+        s.flash.append(f"hold #{hold.id} released by {s.account}. custody: {note}")
+        return _finish(RedirectResponse("/officer/retention", status_code=303))
+
     # ------------------------------------------------------------------ metrics and static
 
     async def metrics(request: Request) -> Response:
@@ -353,6 +372,8 @@ def create_app(console: Console, metrics_token: str | None = None, session_hours
         Route("/review/{job_id}/sheet.png", sheet), Route("/review/{job_id}/output", clip), Route("/review/{job_id}/decide", decide, methods=["POST"]),
         Route("/officer", officer), Route("/officer/report", report), Route("/officer/history", history),
         Route("/officer/bundle", bundle), Route("/officer/retention", retention),
+        Route("/officer/holds", hold_add, methods=["POST"]),
+        Route("/officer/holds/{hold_id:int}/release", hold_release, methods=["POST"]),
         Route("/metrics", metrics), Route("/static/console.css", css),
     ]
     return Starlette(routes=routes)

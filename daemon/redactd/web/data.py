@@ -246,6 +246,23 @@ class Console:
 
         return make_plan(self.cfg, self.policies, self.store_file, datetime.now(UTC))
 
+    def set_hold(self, scope: str, value: str, reason: str, requested_by: str) -> tuple[Any, str]:
+        """``redactd hold add``: the same target checks, the same store call and custody entry."""
+        from redactd.errors import RetentionError
+        from redactd.holds import set_hold
+        from redactd.retention.model import HoldScope
+
+        try:
+            kind = HoldScope(scope)
+        except ValueError:
+            raise RetentionError(f"unknown hold scope {scope!r}") from None
+        return set_hold(self.cfg, kind, value, reason, requested_by)
+
+    def release_hold(self, hold_id: int, by: str) -> tuple[Any, str]:
+        from redactd.holds import release_hold
+
+        return release_hold(self.cfg, hold_id, by)
+
     def holds(self, include_released: bool = False) -> list[Any]:
         from redactd.retention.store import RetentionStore
 
