@@ -198,3 +198,15 @@ class TestOperatorActions:
         again = c.post("/jobs/01waiting/cancel", data={"csrf": csrf_of(page.text)})
         assert again.status_code == 409 and "only a job waiting in the queue" in again.text
         store.close()
+
+
+class TestSignOut:
+    def test_signing_out_ends_the_session_on_the_server(self, config: Path) -> None:
+        c = client(config)
+        sign_in(c, "olga")
+        page = c.get("/operator")
+        token = c.cookies.get("redactd_session")
+        out = c.post("/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
+        assert out.status_code == 303 and out.headers["location"] == "/login"
+        c.cookies.set("redactd_session", token)  # a copy of the old cookie is worth nothing now
+        assert c.get("/operator", follow_redirects=False).headers["location"] == "/login?next=/operator"

@@ -198,8 +198,9 @@ def create_app(console: Console, metrics_token: str | None = None, session_hours
         state = q.get("state") or None
         states = {JobState(state)} if state in {s.value for s in JobState} else None
         limit = min(max(int(q.get("limit", "100") or 100), 1), 5000) if q.get("limit", "100").isdigit() else 100
-        found = console.jobs(states, q.get("inbox") or None, q.get("name") or None, limit)
-        return render(request, "jobs.html", request.state.session, jobs=found, states=[s.value for s in JobState],
+        found, tries = console.jobs(states, q.get("inbox") or None, q.get("name") or None, limit)
+        return render(request, "jobs.html", request.state.session, jobs=found, tries=tries,
+                      states=[s.value for s in JobState],
                       inboxes=[i.name for i in console.cfg.inboxes], q=q)
 
     @guarded(Role.OPERATOR)
@@ -296,7 +297,11 @@ def create_app(console: Console, metrics_token: str | None = None, session_hours
             return refuse(request, request.state.session, 400, "give the period as from=YYYY-MM-DD&to=YYYY-MM-DD")
         if end < start:
             return refuse(request, request.state.session, 400, f"the period ends ({end}) before it starts ({start})")
-        return _finish(HTMLResponse(console.report_html(start, end)))
+        # The report is the same self-contained page `custody report` writes: its styles are inline.
+        page = HTMLResponse(console.report_html(start, end), headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
+                                       "form-action 'none'; base-uri 'none'"})
+        return _finish(page)
 
     @guarded(Role.OFFICER)
     async def history(request: Request) -> Response:

@@ -106,17 +106,20 @@ class Console:
                 report["last_retention"] = rs.last_finished_run()
         return report
 
-    def jobs(self, states: set[JobState] | None, inbox: str | None, name: str | None, limit: int) -> list[Job]:
+    def jobs(self, states: set[JobState] | None, inbox: str | None, name: str | None,
+             limit: int) -> tuple[list[Job], dict[str, int]]:
+        """Jobs newest first, filtered, with how many times each was run (``jobs list``'s TRIES)."""
         if not self.has_store():
-            return []
+            return [], {}
         with self.store() as s:
             found = s.jobs(states, limit=None if (inbox or name) else limit)
-        if inbox:
-            found = [j for j in found if j.inbox == inbox]
-        if name:
-            needle = name.lower()
-            found = [j for j in found if needle in j.name.lower()]
-        return found[:limit]
+            if inbox:
+                found = [j for j in found if j.inbox == inbox]
+            if name:
+                needle = name.lower()
+                found = [j for j in found if needle in j.name.lower()]
+            found = found[:limit]
+            return found, s.tries([j.id for j in found])
 
     def job(self, job_id: str) -> tuple[Job, list[Transition], list[dict[str, Any]]]:
         with self.store() as s:
