@@ -210,3 +210,34 @@ class TestSignOut:
         assert out.status_code == 303 and out.headers["location"] == "/login"
         c.cookies.set("redactd_session", token)  # a copy of the old cookie is worth nothing now
         assert c.get("/operator", follow_redirects=False).headers["location"] == "/login?next=/operator"
+
+
+class TestServeCommand:
+    def test_redactd_web_serves_the_console_on_loopback_and_stops_on_sigterm(self, config: Path) -> None:
+        import signal
+        import time
+
+        import httpx2
+
+        from tests.web.conftest import free_port
+
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "redactd", "web", "--config", str(config), "--port", str(port)],
+                                env={"PYTHONPATH": PYTHONPATH, "PATH": "/usr/bin:/bin"}, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    answer = httpx2.get(f"http://127.0.0.1:{port}/login", timeout=5)
+                    break
+                except httpx2.HTTPError:
+                    assert time.monotonic() < deadline and proc.poll() is None, "the console did not come up"
+                    time.sleep(0.3)
+            assert answer.status_code == 200 and "Sign in" in answer.text
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out = proc.communicate(timeout=60)[0].decode()
+        # uvicorn shuts down, then re-raises the signal it caught: systemd counts that as a clean stop.
+        assert proc.returncode in (0, -signal.SIGTERM), out
+        assert "web_console_started" in out and "Traceback" not in out
