@@ -21,7 +21,8 @@ from starlette.testclient import TestClient
 from redactd.web.accounts import Accounts, Role
 from redactd.web.app import create_app
 from redactd.web.data import Console
-from tests.daemon.conftest import PYTHONPATH, REPO
+from tests.conftest import TEST_POLICIES
+from tests.daemon.conftest import PYTHONPATH
 
 PASSWORD = "correct horse battery"
 TOKEN = "metrics-token-0123456789abcdef"
@@ -31,7 +32,7 @@ TOKEN = "metrics-token-0123456789abcdef"
 def config(tmp_path: Path) -> Path:
     policies = tmp_path / "policies"
     policies.mkdir()
-    (policies / "metadata-only.yaml").write_text((REPO / "policies" / "metadata-only.yaml").read_text())
+    (policies / "metadata-only.yaml").write_text((TEST_POLICIES / "metadata-only.yaml").read_text())
     cfg = {"version": 1, "inboxes": [{"name": "in", "path": str(tmp_path / "in"), "policy": "metadata-only"}],
            "raw_store": str(tmp_path / "raw"), "clean_dir": str(tmp_path / "clean"),
            "review_dir": str(tmp_path / "review"), "failed_dir": str(tmp_path / "failed"),
