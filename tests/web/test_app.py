@@ -242,3 +242,24 @@ class TestServeCommand:
         # uvicorn shuts down, then re-raises the signal it caught: systemd counts that as a clean stop.
         assert proc.returncode in (0, -signal.SIGTERM), out
         assert "web_console_started" in out and "Traceback" not in out
+
+
+class TestHolds:
+    def test_an_officer_sets_a_hold_with_a_review_date_and_a_bad_date_changes_nothing(
+            self, config: Path, tmp_path: Path) -> None:
+        from redactd.retention.store import RetentionStore
+
+        Accounts(tmp_path / "state").add("otto", {Role.OFFICER}, PASSWORD)
+        c = client(config)
+        sign_in(c, "otto")
+        page = c.get("/officer/retention")
+        form = {"csrf": csrf_of(page.text), "scope": "inbox", "value": "in", "reason": "case 7",
+                "requested_by": "legal"}
+        bad = c.post("/officer/holds", data={**form, "review_date": "next spring"})
+        assert bad.status_code == 409 and "expected YYYY-MM-DD" in bad.text
+        done = c.post("/officer/holds", data={**form, "review_date": "2027-01-31"})
+        assert done.status_code == 200 and "hold #1 set on inbox in" in done.text
+        with RetentionStore.open(tmp_path / "state" / "jobs.sqlite3") as store:
+            (hold,) = store.holds()
+        assert (hold.reason, hold.requested_by, hold.review_date.date().isoformat()) == \
+            ("case 7", "legal", "2027-01-31")

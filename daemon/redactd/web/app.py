@@ -337,7 +337,8 @@ def create_app(console: Console, metrics_token: str | None = None, session_hours
         s: Session = request.state.session
         form = request.state.form
         hold, note = console.set_hold(str(form.get("scope", "")), str(form.get("value", "")),
-                                      str(form.get("reason", "")).strip(), str(form.get("requested_by", "")).strip())
+                                      str(form.get("reason", "")).strip(), str(form.get("requested_by", "")).strip(),
+                                      str(form.get("review_date", "")))
         logger.info("web_hold_set", hold_id=hold.id, account=s.account)
         s.flash.append(f"hold #{hold.id} set on {hold.scope.value} {hold.value}. custody: {note}")
         return _finish(RedirectResponse("/officer/retention", status_code=303))

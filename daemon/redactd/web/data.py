@@ -249,7 +249,8 @@ class Console:
 
         return make_plan(self.cfg, self.policies, self.store_file, datetime.now(UTC))
 
-    def set_hold(self, scope: str, value: str, reason: str, requested_by: str) -> tuple[Any, str]:
+    def set_hold(self, scope: str, value: str, reason: str, requested_by: str,
+                 review_date: str = "") -> tuple[Any, str]:
         """``redactd hold add``: the same target checks, the same store call and custody entry."""
         from redactd.errors import RetentionError
         from redactd.holds import set_hold
@@ -259,7 +260,13 @@ class Console:
             kind = HoldScope(scope)
         except ValueError:
             raise RetentionError(f"unknown hold scope {scope!r}") from None
-        return set_hold(self.cfg, kind, value, reason, requested_by)
+        review = None
+        if review_date.strip():
+            try:
+                review = datetime.combine(date.fromisoformat(review_date.strip()), datetime.min.time(), UTC)
+            except ValueError:
+                raise RetentionError(f"review date: expected YYYY-MM-DD, got {review_date!r}") from None
+        return set_hold(self.cfg, kind, value, reason, requested_by, review)
 
     def release_hold(self, hold_id: int, by: str) -> tuple[Any, str]:
         from redactd.holds import release_hold
