@@ -11,7 +11,8 @@ CONFIG     ?= etc/redactd.yaml
 CUSTODY_KEY ?= var/keys/custody.key
 # Debian packages the project needs at run time and in its tests.
 # espeak-ng: real synthetic speech for the audio tests and bench/audio.py.
-APT_PKGS   := ffmpeg libimage-exiftool-perl libgl1 libglib2.0-0 python3-venv systemd espeak-ng
+# chromium and chromium-driver: the console's browser tests (Selenium).
+APT_PKGS   := ffmpeg libimage-exiftool-perl libgl1 libglib2.0-0 python3-venv systemd espeak-ng chromium chromium-driver
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 # The optional [yolo] extra (ultralytics + torch, ~6 GB) lives in a venv of its own, so that

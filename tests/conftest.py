@@ -13,6 +13,10 @@ import pytest
 from redactd import log
 
 REPO = Path(__file__).resolve().parent.parent
+#: The tests' own copies of the example policies: an operator editing the checkout's policies/ (the
+#: ones `make run` uses) must not change what the tests test. tests/test_config.py checks the
+#: shipped examples themselves.
+TEST_POLICIES = Path(__file__).resolve().parent / "policies"
 
 
 @pytest.fixture(autouse=True)

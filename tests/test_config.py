@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from redactd.config import check_config, load_config, parse_size
 from redactd.custody.keys import init_key
 from redactd.errors import ConfigError
 from redactd.policy import Mode, PolicySet, RedactionPolicy, load_policy, policy_hash, resolve_policy
+from tests.conftest import TEST_POLICIES
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -21,7 +23,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def write_config(tmp_path: Path, repo: Path, text: str) -> Path:
     cfg = tmp_path / "redactd.yaml"
-    cfg.write_text(text.replace("POLICIES", str(repo / "policies")))
+    cfg.write_text(text.replace("POLICIES", str(TEST_POLICIES)))
     return cfg
 
 
@@ -64,7 +66,8 @@ class TestExampleFiles:
         init_key(tmp_path / "var" / "keys" / "custody.key")  # what `make run` does first
         proc = run_cli("config", "check", "--config", str(config))
         assert proc.returncode == 0, proc.stderr
-        assert "OK" in proc.stdout and "policy visual-default v3" in proc.stdout
+        shipped = load_policy(repo / "policies" / "visual-default.yaml")  # whatever version the operator has
+        assert "OK" in proc.stdout and f"policy visual-default v{shipped.version}" in proc.stdout
         assert "custody: " in proc.stdout and "signing key" in proc.stdout
 
 
@@ -135,13 +138,38 @@ class TestPolicies:
         with pytest.raises(ConfigError, match="already defined"):
             PolicySet.load_dir(tmp_path)
 
-    def test_policy_hash_changes_with_content(self, repo):
-        pol = resolve_policy("visual-default", repo / "policies")
+    def test_policy_hash_changes_with_content(self):
+        pol = resolve_policy("visual-default", TEST_POLICIES)
         assert isinstance(pol, RedactionPolicy) and pol.mode is Mode.VISUAL
         changed = pol.model_copy(update={"version": pol.version + 1})
         assert policy_hash(pol) != policy_hash(changed)
         assert len(policy_hash(pol)) == 64
 
-    def test_resolve_policy_accepts_a_file_path(self, repo):
-        pol = resolve_policy(str(repo / "policies" / "metadata-only.yaml"))
+    def test_resolve_policy_accepts_a_file_path(self):
+        pol = resolve_policy(str(TEST_POLICIES / "metadata-only.yaml"))
         assert pol.id == "metadata-only"
+
+    def test_every_bad_policy_file_is_reported_not_only_the_first(self, tmp_path):
+        (tmp_path / "a.yaml").write_text("kind: redaction\nid: a\nversion: 1\nmode: visual\nobscure:\n  method: smudge\n")
+        (tmp_path / "b.yaml").write_text("kind: shredding\nid: b\nversion: 1\n")
+        (tmp_path / "c.yaml").write_text("kind: redaction\nid: c\nversion: 1\nmode: metadata-only\n")
+        with pytest.raises(ConfigError) as caught:
+            PolicySet.load_dir(tmp_path)
+        text = str(caught.value)
+        assert text.startswith("2 policy files have problems:")
+        assert "a.yaml" in text and "obscure.method" in text and "b.yaml" in text and "key 'kind'" in text
+        assert "c.yaml" not in text
+
+    def test_the_test_policies_validate_with_the_shipped_ids(self, repo):
+        tests_own = PolicySet.load_dir(TEST_POLICIES)
+        assert sorted(tests_own.files) == sorted(PolicySet.load_dir(repo / "policies").files)
+
+
+class TestSuiteIndependence:
+    def test_only_the_example_checks_read_the_checkouts_live_policies_and_config(self, repo):
+        # An operator edits etc/ and policies/ (make run uses them); behaviour tests use
+        # tests/policies. Allowed readers: this file and the install tests (they install the examples).
+        pattern = re.compile(r"""(REPO|repo|parents\[2\])\s*/\s*["'](policies|etc)["']""")
+        readers = sorted(str(p.relative_to(repo)) for p in (repo / "tests").rglob("*.py")
+                         if pattern.search(p.read_text()))
+        assert readers == ["tests/systemd/test_install.py", "tests/systemd/test_unit.py", "tests/test_config.py"]

@@ -39,6 +39,7 @@ JUNK_PATTERNS = (
     ".~lock*", ".~*", "~$*", "._*", ".ds_store", "thumbs.db", "desktop.ini",
     "@eadir", "#recycle", "#snapshot", ".trash*", ".syncthing.*.tmp", "~syncthing~*.tmp", ".stfolder",
     ".stversions", ".redactd-*",
+    ".redactd",  # contributor receipts (redactd.receipts): written by us, never footage
 )
 # rsync writes ".NAME.XXXXXX" (six random characters) and renames it when complete.
 _RSYNC_TEMP = re.compile(r"^\..+\.[A-Za-z0-9]{6}$")

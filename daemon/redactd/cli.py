@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -36,10 +37,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.configure(level=args.log_level or "info", json=args.log_json)
     try:
         rc = args.func(args)
+        sys.stdout.flush()  # here, not at exit, so a closed pipe is handled below
+    except BrokenPipeError:
+        # `redactd status | head`: the reader left. Not an error worth a traceback; stop quietly
+        # (stdout goes to /dev/null so the interpreter's own flush at exit cannot fail again).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a program killed by it
     except RedactdError as exc:
+        # The message a person acts on comes first; a traceback, when the error means a bug or
+        # tampering, follows it in the log.
+        print(f"redactd: error: {exc}", file=sys.stderr, flush=True)
         if exc.traceback:
             log.get_logger().error("command_failed", error=str(exc), exc_info=True)
-        print(f"redactd: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("redactd: interrupted", file=sys.stderr)

@@ -41,6 +41,8 @@ class Inbox(_Strict):
     path: Path
     policy: str = Field(description="id of the redaction policy applied to files from this inbox")
     watch: Literal["auto", "inotify", "poll"] = "auto"
+    receipts: bool = Field(False, description="write inbox/.redactd/FILE.txt telling the contributor what "
+                           "became of each file")
 
 
 class Limits(_Strict):
@@ -79,6 +81,19 @@ class Custody(_Strict):
     witnesses: list[Path] = []
 
 
+class Web(_Strict):
+    """The console and ``/metrics`` (``redactd web``, or the daemon itself when this section is present)."""
+
+    listen: str = Field("127.0.0.1", description="address to bind; keep 127.0.0.1 behind a reverse proxy")
+    port: int = Field(8477, ge=1, le=65535)
+    metrics_token_file: Path | None = Field(
+        None, description="file holding the bearer token /metrics wants from anywhere but 127.0.0.1")
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description="addresses whose X-Forwarded-For/-Proto headers are believed (the TLS reverse proxy)")
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)
+
+
 class DaemonConfig(_Strict):
     version: Literal[1]
     inboxes: list[Inbox] = Field(min_length=1)
@@ -90,6 +105,7 @@ class DaemonConfig(_Strict):
     policies_dir: Path
     custody: Custody
     retention: Retention | None = None
+    web: Web | None = None
     workers: int = Field(0, ge=0, le=64, description="0 = half the CPU cores, at least 1")
     limits: Limits = Limits()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -131,6 +147,8 @@ def _absolute(cfg: DaemonConfig, base: Path) -> DaemonConfig:
                     else None,
                 }
             ),
+            "web": cfg.web.model_copy(update={"metrics_token_file": fix(cfg.web.metrics_token_file)})
+            if cfg.web is not None and cfg.web.metrics_token_file is not None else cfg.web,
         }
     )
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redactd import log, space
 from redactd.admit import Admitter, OutOfSpace, Route, StabilityTracker, is_junk, walk
@@ -29,12 +29,13 @@ from redactd.custody.keeper import CustodyKeeper, read_state
 from redactd.custody.keys import check_custody_config, read_passphrase
 from redactd.errors import ConfigError, LogBusy, RedactdError
 from redactd.jobrun import WAITING_FOR_SPACE, JobExecutor, RunLimits
-from redactd.jobstore import Job, JobState, JobStore, TransitionSink
+from redactd.jobstore import Job, JobState, JobStore, JobStoreError, TransitionSink, iso
 from redactd.notify import SystemdNotifier
 from redactd.outbox import custody_lag
 from redactd.policy import PolicySet, policy_hash
 from redactd.private import secure_layout
 from redactd.publish import Queues, sweep_temps
+from redactd.receipts import write_receipt
 from redactd.retention.service import log_missed_runs, run_retention
 from redactd.retention.snapshots import warn_about_snapshots
 from redactd.retention.store import open_refusals
@@ -42,6 +43,9 @@ from redactd.scheduler import DaemonScheduler, Tasks, Timetable
 from redactd.space import SpaceWatch
 from redactd.watch import InboxWatcher, Sighting
 from redactd.workers import ChildRunner, Processor, WorkerPool
+
+if TYPE_CHECKING:
+    from redactd.web.server import ConsoleThread
 
 STORE_FILE = "jobs.sqlite3"
 LOCK_FILE = "redactd.lock"
@@ -158,6 +162,7 @@ class Daemon:
         self.runner = ChildRunner(processor, cfg.log_level)
         self._ready: queue.Queue[tuple[Route, Path] | None] = queue.Queue()
         self._done: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        self._receipts = any(i.receipts for i in cfg.inboxes)
         self._local = threading.local()
         self._stores: list[JobStore] = []
         self._stores_lock = threading.Lock()
@@ -251,18 +256,31 @@ class Daemon:
         log_missed_runs(self.cfg, store_path(self.cfg), self.clock())
         # Retention and the first full rescan run now: files and deadlines that passed while we were down.
         self.scheduler.start(self._timetable())
+        console = self._start_console()
         self.log.info("daemon_started", pid=os.getpid(), workers=self.cfg.worker_count,
                       inboxes={r.name: self.watcher.modes[r.name] for r in self.routes.values()})
         self.notifier.send(READY=1, STATUS=self._status_line(), MAINPID=os.getpid())
         try:
             self._loop()
         finally:
+            if console is not None:
+                console.stop()
             self.scheduler.shutdown()
             self._flush_outbox()
             self.watcher.stop()
             self.notifier.send(STOPPING=1, STATUS="stopped")
             self.notifier.close()
         return self.exit_code
+
+    def _start_console(self) -> ConsoleThread | None:
+        """The web console and /metrics, in this process, when the config has a ``web:`` section."""
+        if self.cfg.web is None:
+            return None
+        from redactd.web.server import ConsoleThread
+
+        console = ConsoleThread(self.config_path)
+        console.start()
+        return console
 
     def _loop(self) -> None:
         draining = False
@@ -351,6 +369,9 @@ class Daemon:
     def _transitioned(self, event: str, **fields: Any) -> None:
         self._observe(event, **fields)
         self._flush_outbox()
+        if fields.get("job_id") and self._receipts:
+            with contextlib.suppress(JobStoreError):
+                write_receipt(self.cfg, self.store().get(fields["job_id"]))
 
     def _flush_outbox(self) -> None:
         """Append the queued custody entries (this process's transitions and other processes'
@@ -558,7 +579,8 @@ def storage_report(cfg: DaemonConfig, pending: int = 0) -> dict[str, Any]:
     retention refused: what ``status`` and the console show about storage."""
     vols = space.volumes(space_paths(cfg), cfg.limits.min_free_space, pending)
     return {"volumes": [v.as_dict() for v in vols], "space_short": [v.name for v in vols if v.short],
-            "purge_refused": open_refusals(store_path(cfg))}
+            "purge_refused": [{**r, "at": iso(r["at"] if isinstance(r["at"], float) else None)}
+                              for r in open_refusals(store_path(cfg))]}
 
 
 def status_report(cfg: DaemonConfig, recent: int = 5) -> dict[str, Any]:
@@ -568,7 +590,7 @@ def status_report(cfg: DaemonConfig, recent: int = 5) -> dict[str, Any]:
         now = time.time()
         counts = store.counts()
         in_flight = store.jobs({JobState.PROCESSING})
-        failed = store.jobs({JobState.FAILED}, limit=recent)
+        failed = store.recent_failures(recent)
         waiting = store.jobs({JobState.ADMITTED})
         pid = DaemonLock(cfg.state_dir).holder()
         return {
@@ -585,7 +607,7 @@ def status_report(cfg: DaemonConfig, recent: int = 5) -> dict[str, Any]:
             "retrying": [{"id": j.id, "attempts": j.attempts, "due_in_s": round(max(0.0, j.not_before - now), 1),
                           "last_error": j.last_error} for j in waiting if j.attempts],
             "waiting_for_space": [j.id for j in waiting if (j.last_error or "").startswith(WAITING_FOR_SPACE)],
-            "recent_errors": [{"id": j.id, "at": j.finished_at, "error": j.last_error} for j in failed],
+            "recent_errors": [{"id": j.id, "at": iso(j.finished_at), "error": j.last_error} for j in failed],
             "throughput": {
                 "last_hour": throughput(store.finished_since(now - 3600), 3600),
                 "last_day": throughput(store.finished_since(now - 86400), 86400),

@@ -14,7 +14,8 @@
      │    ├── ChainBroken             exit 7
      │    ├── BadSignature            exit 7
      │    ├── EntryRefused            exit 7   one entry's fields break a rule; a safe form is recorded
-     │    └── LogBusy                 exit 7   another process (the daemon) holds the custody log
+     │    ├── LogBusy                 exit 7   another process (the daemon) holds the custody log
+     │    └── NotInLog                exit 7   what was asked about is not in the log (no traceback)
      ├── RetentionError               exit 8
      ├── JobStoreError (jobstore.py)  exit 1   no such job, or not in the state an action needs
      └── InstallError (install.py)    exit 1   the system cannot be set up as asked
@@ -110,6 +111,11 @@ class LogBusy(CustodyError):
     def __init__(self, message: str, pid: int | None) -> None:
         super().__init__(message)
         self.pid = pid
+
+class NotInLog(CustodyError):
+    """What an officer asked about (a SHA-256, a job) is not in the log: an answer, not a fault."""
+
+    traceback = False
 
 
 class RetentionError(RedactdError):

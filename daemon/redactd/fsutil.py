@@ -93,3 +93,15 @@ _KINDS = {
 def file_kind(st: os.stat_result) -> str:
     """What a path that is not a regular file is, for messages: "directory", "named pipe (FIFO)"..."""
     return _KINDS.get(stat.S_IFMT(st.st_mode), "special file")
+
+
+def human_size(n: float | None) -> str:
+    """Bytes as people read them: ``92.7 KiB``, ``1.4 GiB``."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # not reached

@@ -23,6 +23,7 @@ from redactd.fsutil import atomic_write
 from redactd.proc import run_tool
 
 SERVICE = "redactd.service"
+WEB_SERVICE = "redactd-web.service"  # installed, not enabled: it needs console accounts first
 USER = "redactd"
 SHARE_GROUP = "redactd-share"
 DEFAULT_BIN = "/opt/redactd/venv/bin/redactd"
@@ -286,8 +287,20 @@ class Installer:
             outcome = "updated" if target.exists() else "created"
             atomic_write(target, text.encode(), 0o644)
             self.step(outcome, f"{UNIT_DIR}/{SERVICE}", f"ExecStart={self.opts.bin}")
+        web_text = self._source(f"systemd/{WEB_SERVICE}").read_text().replace(DEFAULT_BIN, self.opts.bin)
+        web_target = self.at(f"{UNIT_DIR}/{WEB_SERVICE}")
+        if web_target.is_file() and web_target.read_text() == web_text:
+            self.step("kept", f"{UNIT_DIR}/{WEB_SERVICE}")
+        else:
+            outcome = "updated" if web_target.exists() else "created"
+            atomic_write(web_target, web_text.encode(), 0o644)
+            self.step(outcome, f"{UNIT_DIR}/{WEB_SERVICE}", "not enabled: add console accounts (redactd web user "
+                      "add), then systemctl enable --now redactd-web")
         if not Path(self.opts.bin).is_file() and not self.offline:
             self.step("warning", self.opts.bin, "not installed yet: the unit cannot start until it is")
+        hidden = hidden_from_service(self.opts.bin, text)
+        if hidden:
+            self.step("warning", f"ExecStart={self.opts.bin}", hidden)
         if self.offline:
             self._tool(["systemctl", f"--root={self.opts.root}", "enable", SERVICE])
             self.step("enabled", SERVICE, f"symlinks under {self.opts.root}; nothing started")
@@ -316,14 +329,55 @@ class Installer:
             else:
                 self._tool(["systemctl", "disable", SERVICE])
             target.unlink()
-            self.step("removed", f"{UNIT_DIR}/{SERVICE}", "stopped and disabled")
+            if self.offline:
+                done = f"disabled under {self.opts.root}; nothing runs there, so nothing was stopped"
+            elif systemd_running():
+                done = "stopped and disabled"
+            else:
+                done = "disabled; systemd is not PID 1 here, so nothing was running to stop"
+            self.step("removed", f"{UNIT_DIR}/{SERVICE}", done)
             if systemd_running() and not self.offline:
                 self._tool(["systemctl", "daemon-reload"])
         else:
             self.step("skipped", f"{UNIT_DIR}/{SERVICE}", "not installed")
+        web = self.at(f"{UNIT_DIR}/{WEB_SERVICE}")
+        if web.exists():
+            if self.offline:
+                self._tool(["systemctl", f"--root={self.opts.root}", "disable", WEB_SERVICE])
+            elif systemd_running():
+                self._tool(["systemctl", "disable", "--now", WEB_SERVICE])
+            else:
+                self._tool(["systemctl", "disable", WEB_SERVICE])
+            web.unlink()
+            self.step("removed", f"{UNIT_DIR}/{WEB_SERVICE}")
         for kept in (SRV, STATE, CONFIG_DIR, KEY_PATH, f"user {self.opts.user}, group {self.opts.share_group}"):
             self.step("kept", kept, "uninstall never removes footage, state, config, keys or accounts")
         return self.steps
+
+
+#: What the unit's sandboxing hides from the service: a program under these paths cannot start.
+_HIDDEN_BY = {"ProtectHome": ("/home", "/root", "/run/user"), "PrivateTmp": ("/tmp", "/var/tmp")}
+
+
+def hidden_from_service(program: str, unit_text: str) -> str | None:
+    """Why ``ExecStart=program`` would fail under the unit's ``ProtectHome=``/``PrivateTmp=``, or None.
+
+    ``make install`` from a checkout in a home directory, or a venv in /tmp, would otherwise write
+    a unit that fails at start with status 203/EXEC and no hint why.
+    """
+    settings = dict(line.split("=", 1) for line in unit_text.splitlines() if "=" in line and not line.startswith("#"))
+    resolved = os.path.realpath(program)
+    for setting, roots in _HIDDEN_BY.items():
+        value = settings.get(setting, "no").strip().lower()
+        if value in ("", "no", "false", "0"):
+            continue
+        for top in roots:
+            for path in {program, resolved}:
+                if path == top or path.startswith(top + "/"):
+                    return (f"{path} is under {top}, which {setting}={settings[setting].strip()} hides from the "
+                            "service: it would fail to start (203/EXEC). Install the program outside it (`make "
+                            "install` puts it in /opt/redactd/venv) or pass --bin with such a path")
+    return None
 
 
 def _run(argv: list[str]) -> None:

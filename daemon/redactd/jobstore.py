@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -430,8 +431,9 @@ class JobStore:
 
         ``move_back`` runs inside the transaction: if it raises, nothing changes. With
         ``policy_id`` a reviewer rejected a review job and re-queued it under another policy.
+        ``actor`` (who asked) is recorded in the history and the custody entry.
         """
-        detail = "retried by operator"
+        detail = f"retried by {actor or 'operator'}"
         changes: dict[str, Any] = {}
         if policy_id is not None:
             detail = (f"rejected by {actor or 'operator'}" + (f": {reason}" if reason else "")
@@ -447,7 +449,23 @@ class JobStore:
                 self._emit(c, "review_rejected", job_id=job.id, raw_sha256=job.raw_sha256, actor=actor or "operator",
                            requeued_with=policy_id, **({"reason": reason} if reason else {}))
             else:
-                self._emit(c, "retried", job_id=job.id, raw_sha256=job.raw_sha256, actor="operator")
+                self._emit(c, "retried", job_id=job.id, raw_sha256=job.raw_sha256, actor=actor or "operator")
+        return job
+
+    def cancel(self, job_id: str, actor: str, raw_path: Path | None, move_raw: Callable[[], None] | None = None) -> Job:
+        """An operator cancelled a job still waiting in the queue: failed, its raw file kept at ``raw_path``.
+
+        Only from admitted: a job a worker has claimed is refused (the transaction sees the claim).
+        ``move_raw`` runs inside the transaction: if it raises, nothing changes.
+        """
+        reason = f"cancelled by {actor} before processing"
+        with self._change() as c:
+            job = self._move(c, job_id, {JobState.ADMITTED}, JobState.FAILED, reason, raw_path=raw_path,
+                             last_error=reason, finished_at=time.time(), not_before=0)
+            if move_raw is not None:
+                move_raw()
+            self._emit(c, "failed", job_id=job.id, raw_sha256=job.raw_sha256, reason=reason, attempts=job.attempts,
+                       actor=actor)
         return job
 
     # ------------------------------------------------------------------ review decisions
@@ -520,6 +538,21 @@ class JobStore:
             sql += f" LIMIT {int(limit)}"
         return [Job.from_row(r) for r in self._conn.execute(sql, args)]
 
+    def recent_failures(self, limit: int) -> list[Job]:
+        """Failed jobs, the most recently failed first (not in order of arrival)."""
+        return [Job.from_row(r) for r in self._conn.execute(
+            "SELECT * FROM jobs WHERE state = ? ORDER BY finished_at DESC, id LIMIT ?",
+            (JobState.FAILED.value, int(limit)))]
+
+    def tries(self, job_ids: list[str]) -> dict[str, int]:
+        """How many times each job was started by a worker (every attempt, retries included)."""
+        if not job_ids:
+            return {}
+        found = dict(self._conn.execute(
+            f"SELECT job_id, COUNT(*) FROM transitions WHERE to_state = ? AND job_id IN "
+            f"({', '.join('?' for _ in job_ids)}) GROUP BY job_id", (JobState.PROCESSING.value, *job_ids)).fetchall())
+        return {j: int(found.get(j, 0)) for j in job_ids}
+
     def counts(self) -> dict[JobState, int]:
         found = {JobState(r[0]): r[1] for r in self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")}
         return {s: found.get(s, 0) for s in JobState}
@@ -562,12 +595,24 @@ def _sql(value: Any) -> Any:
     return value
 
 
+def iso(ts: float | None) -> str | None:
+    """A Unix time as ISO 8601 UTC (``2026-03-01T12:00:00Z``): every ``--json`` time looks like this."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+_TIMES = frozenset({"created_at", "admitted_at", "started_at", "finished_at", "updated_at", "not_before"})
+
+
 def as_dict(job: Job) -> Mapping[str, Any]:
-    """A job as JSON-able fields (for ``--json`` output); the original name is escaped text."""
+    """A job as JSON-able fields (for ``--json`` output): the original name as escaped text, times in ISO 8601 UTC."""
     out: dict[str, Any] = {}
     for key, value in job.__dict__.items():
         if key == "original_name":
             out["original_name"] = job.name
+        elif key in _TIMES:
+            out[key] = iso(value) if value else None
         else:
             out[key] = _sql(value)
     return out

@@ -13,14 +13,7 @@ import structlog
 
 from redactd import __version__
 from redactd.fsutil import sha256_file
-from redactd.metadata.clean import choose_container, clean_metadata
-from redactd.metadata.verify import verify_clean
 from redactd.policy import AudioMode, Mode, RedactionPolicy, policy_hash
-from redactd.validation import validate_output
-from redactd.validation.beforeblur import detect_only, render_approved
-from redactd.validation.sheet import contact_sheet, write_private_png
-from redactd.validation.speech import check_speech
-from redactd.visual import redact_video
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +44,11 @@ def policy_record(policy: RedactionPolicy) -> dict[str, Any]:
 
 
 def run_metadata_only(spec: JobSpec, progress: Progress | None) -> JobResult:
+    """Detect, track, obscure, re-encode; verify the output carries no metadata; then red-team it."""
+    # Stage modules load PyAV, OpenCV and onnxruntime (about a second): imported by the worker
+    # that runs a job, never by the daemon or a command that only reads this module's types.
+    from redactd.metadata.clean import choose_container, clean_metadata
+
     keep_audio = spec.policy.audio is AudioMode.KEEP
     suffix = choose_container(spec.raw_path, keep_audio, spec.policy.output.container)
     out = spec.scratch_dir / f"output{suffix}"
@@ -82,6 +80,8 @@ RENDER_SHARE = 0.85
 
 def hold_for_box_review(spec: JobSpec, progress: Progress | None) -> JobResult:
     """Review before blurring: detect only; the boxes and a contact sheet wait for a reviewer."""
+    from redactd.validation.beforeblur import detect_only
+    from redactd.validation.sheet import contact_sheet, write_private_png
     policy = spec.policy
     doc = detect_only(spec.raw_path, policy, (lambda f: progress(0.9 * f)) if progress else None)
     out = spec.scratch_dir / "output.png"
@@ -105,7 +105,11 @@ def hold_for_box_review(spec: JobSpec, progress: Progress | None) -> JobResult:
 
 
 def run_visual(spec: JobSpec, progress: Progress | None) -> JobResult:
-    """Detect, track, obscure, re-encode; verify the output carries no metadata; then red-team it."""
+    from redactd.metadata.verify import verify_clean
+    from redactd.validation import validate_output
+    from redactd.validation.beforeblur import render_approved
+    from redactd.validation.speech import check_speech
+    from redactd.visual import redact_video
     policy = spec.policy
     if policy.validation.review_before_blur and spec.approved_detections is None:
         return hold_for_box_review(spec, progress)

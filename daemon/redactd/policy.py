@@ -351,13 +351,23 @@ class PolicySet:
         if not directory.is_dir():
             raise ConfigError(f"{directory}: policies directory not found")
         out = cls()
+        problems: list[str] = []  # every bad file, not only the first: fix them all in one go
         for path in sorted(directory.glob("*.y*ml")):
-            pol = load_policy(path)
+            try:
+                pol = load_policy(path)
+            except ConfigError as exc:
+                problems.append(str(exc))
+                continue
             table: dict[str, Any] = out.redaction if isinstance(pol, RedactionPolicy) else out.retention
             if pol.id in out.files:
-                raise ConfigError(f"{path}: policy id '{pol.id}' already defined in {out.files[pol.id]}")
+                problems.append(f"{path}: policy id '{pol.id}' already defined in {out.files[pol.id]}")
+                continue
             table[pol.id] = pol
             out.files[pol.id] = path
+        if len(problems) == 1:
+            raise ConfigError(problems[0])
+        if problems:
+            raise ConfigError(f"{len(problems)} policy files have problems:\n" + "\n".join(problems))
         return out
 
     def get_redaction(self, pid: str) -> RedactionPolicy:
@@ -373,6 +383,16 @@ class PolicySet:
         except KeyError:
             known = ", ".join(sorted(self.retention)) or "none"
             raise ConfigError(f"unknown retention policy '{pid}' (known: {known})") from None
+
+
+#: The example policies, shipped inside the package (a link to the checkout's policies/ in git).
+EXAMPLE_POLICIES = Path(__file__).parent / "examples" / "policies"
+
+
+def default_policies_dir() -> Path:
+    """``./policies`` when run from a checkout (or a folder laid out like one), else the shipped examples."""
+    here = Path("policies")
+    return here if here.is_dir() else EXAMPLE_POLICIES
 
 
 def resolve_policy(ref: str, policies_dir: Path | None = None) -> RedactionPolicy:

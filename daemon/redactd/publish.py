@@ -39,7 +39,9 @@ def output_name(naming: str, job: Job, output_sha256: str, suffix: str) -> str:
         return job.id + suffix
     stem = Path(os.fsdecode(job.original_name)).stem
     clean = re.sub(r"[^\w.-]+", "_", stem).lstrip(".-") or job.id
-    return f"{clean[:150]}-{job.id[:8]}{suffix}"
+    # The whole id: its first characters are a timestamp, shared by files that arrive together,
+    # so a shortened id let two same-named files published the same minute claim one name.
+    return f"{clean[:150]}-{job.id}{suffix}"
 
 
 def place_file(src: Path, dst: Path, mode: int) -> None:

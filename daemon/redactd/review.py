@@ -28,6 +28,7 @@ from redactd.jobstore import Job, JobState, JobStore, JobStoreError
 from redactd.pipeline import BEFORE_BLUR
 from redactd.policy import PolicySet
 from redactd.publish import APPROVED_BOXES_FILE, REASON_FILE, Queues, output_name, safe_suffix
+from redactd.receipts import write_receipt
 
 SIDECAR_FILE = "output.json"  # what Queues.to_review writes beside the output
 SHEETS_DIR = "review-sheets"
@@ -113,6 +114,7 @@ class ReviewDesk:
         else:
             raise JobStoreError(f"job {job.id}: its output is missing from {job.output_path}")
         approved = self.store.approve_review(job.id, name, where, actor)
+        write_receipt(self.cfg, approved)
         shutil.rmtree(self.queues.review_dir / job.id, ignore_errors=True)
         self.log.info("review_approved", job_id=job.id, actor=actor, output_sha256=job.output_sha256)
         return approved
@@ -130,6 +132,7 @@ class ReviewDesk:
         except BaseException:
             (folder / APPROVED_BOXES_FILE).unlink(missing_ok=True)
             raise
+        write_receipt(self.cfg, queued)
         if job.output_path is not None:  # the contact sheet: unobscured faces, no longer needed
             job.output_path.unlink(missing_ok=True)
         self.log.info("review_boxes_approved", job_id=job.id, actor=actor)
@@ -150,6 +153,7 @@ class ReviewDesk:
         if raw is not None and os.path.lexists(raw):
             kept = target
         failed = self.store.reject_review(job.id, reason, kept, actor, move_raw)
+        write_receipt(self.cfg, failed)
         self.queues.write_reason(folder, failed, "a reviewer rejected this output", f"rejected by {actor}: {reason}",
                                  "the raw file is kept here; fix the policy and copy it into an inbox again")
         # A rejected output is a known leak: no copy of it stays behind.
@@ -175,6 +179,7 @@ class ReviewDesk:
                 os.rename(raw, home)
 
         queued = self.store.retry(job.id, home, move_back, policy_id=policy_id, actor=actor, reason=reason)
+        write_receipt(self.cfg, queued)
         shutil.rmtree(self.queues.review_dir / job.id, ignore_errors=True)
         self.log.info("review_requeued", job_id=job.id, actor=actor, policy=policy_id)
         return queued

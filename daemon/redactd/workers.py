@@ -116,7 +116,7 @@ class ChildRunner:
     ) -> Outcome:
         parent, child = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(target=_child_main, args=(self.processor, spec, child, self.log_level, job_id),
-                                 name=f"redactd-job-{job_id[:8]}", daemon=False)
+                                 name=f"redactd-job-{job_id}", daemon=False)
         proc.start()
         child.close()
         assert proc.pid is not None

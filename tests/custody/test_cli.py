@@ -120,6 +120,25 @@ class TestCustodyCommands:
         assert run(capsys, "custody", "show", "job-2", "--log-dir", str(site["log"]))[0] == 0
         rc, _, err = run(capsys, "custody", "show", "nothing", "--log-dir", str(site["log"]))
         assert rc == 7 and "no custody entry mentions nothing" in err
+        assert "Traceback" not in err  # an answer, not a fault
+
+    def test_the_human_message_comes_before_any_traceback(
+            self, site: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        rc, _, err = run(capsys, "custody", "bundle", "9" * 64, "-o", str(tmp_path / "b.json"),
+                         "--log-dir", str(site["log"]))
+        assert rc == 7
+        assert err.splitlines()[0].startswith("redactd: error: ")
+
+    def test_show_takes_a_unique_job_id_prefix_as_every_job_command_does(
+            self, site: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+        rc, out, _ = run(capsys, "custody", "show", "job-2", "--config", str(site["config"]))
+        assert rc == 0 and "1 entries" in out
+        rc, out, err = run(capsys, "custody", "show", "job-", "--config", str(site["config"]))
+        assert rc == 7 and "ambiguous" in err and "Traceback" not in err
+        with CustodyLog.open(site["log"], site["key"]) as log:
+            log.append(Event.INGESTED, job_id="01a2390365a24b5a0db86a68", raw_sha256="8" * 64)
+        rc, out, _ = run(capsys, "custody", "show", "01a2390365", "--config", str(site["config"]))
+        assert rc == 0 and "job=01a2390365a24b5a0db86a68" in out
 
     def test_bundle_and_verify_bundle_round_trip_and_catch_an_edit(
             self, site: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,6 +19,7 @@ from redactd.custody.keys import fingerprint, init_key, load_public_key
 from redactd.custody.segments import CHECKPOINT_FILE, read_segment, segment_paths
 from redactd.errors import ChainBroken, CustodyError
 from redactd.policy import PolicySet
+from tests.conftest import TEST_POLICIES
 
 from .conftest import StepClock
 
@@ -51,7 +52,7 @@ class TestCustodyLog:
             assert json.loads(after)["prev"] == line_hash(before)
 
     def test_records_policy_references_and_model_hashes(self, tmp_path: Path, key_path: Path) -> None:
-        policy = PolicySet.load_dir(Path(__file__).parents[2] / "policies").get_redaction("visual-default")
+        policy = PolicySet.load_dir(TEST_POLICIES).get_redaction("visual-default")
         with CustodyLog.open(tmp_path, key_path) as log:
             entry = log.append(Event.PUBLISHED, job_id="j", raw_sha256=RAW, output_sha256="b" * 64,
                                policy=policy_ref(policy), models={"centerface": "c" * 64})

@@ -20,6 +20,7 @@ import yaml
 from redactd import log
 from redactd.custody.keys import init_key
 from redactd.jobstore import Job, JobState, JobStore
+from tests.conftest import TEST_POLICIES
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -82,7 +83,7 @@ class DaemonRun:
         self.policies = root / "policies"
         for d in (self.inbox, self.policies, self.clean):
             d.mkdir(parents=True, exist_ok=True)
-        policy = yaml.safe_load((REPO / "policies" / "metadata-only.yaml").read_text())
+        policy = yaml.safe_load((TEST_POLICIES / "metadata-only.yaml").read_text())
         (self.policies / "metadata-only.yaml").write_text(yaml.safe_dump(policy))
         # Remuxing one test clip gives the same output bytes whatever trailing box the input had,
         # so tests that drop many variants name outputs by job id instead of content hash.

@@ -127,6 +127,7 @@ class TestAdmission:
         assert job.raw_sha256 == sha(clip_bytes)
 
     @pytest.mark.slow
+    @pytest.mark.timeout(600)  # longer than its own 400 s wait: the module's 180 s would cut it short
     def test_a_burst_of_200_files_is_published_each_exactly_once(self, daemon_run, clip_bytes):
         # The real metadata-only pipeline on every file (about 0.3 s of CPU each).
         run = daemon_run().start()

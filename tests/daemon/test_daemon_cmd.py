@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +102,75 @@ class TestJobsCommand:
         assert "refused at admission" in capsys.readouterr().err
         assert cli(run, "jobs", "retry", "job-published") == 1
         assert "only failed or review jobs can be retried" in capsys.readouterr().err
+
+    def test_cancel_takes_a_waiting_job_out_of_the_queue_and_retry_brings_it_back(self, setup, capsys):
+        run, store = setup
+        raw = run.raw / "job-waiting.mp4"
+        raw.write_bytes(b"d" * 64)
+        store.begin_receiving("job-waiting", "default", b"d.mp4", 64, "metadata-only-by-job", 1, raw)
+        store.finish_receiving("job-waiting", "d" * 64)
+        assert cli(run, "jobs", "cancel", "job-wa", "--by", "olga") == 0
+        assert "cancelled by olga" in capsys.readouterr().out
+        job = store.get("job-waiting")
+        assert job.state is JobState.FAILED and job.last_error == "cancelled by olga before processing"
+        assert job.raw_path == run.failed / "job-waiting" / "raw.mp4" and job.raw_path.read_bytes() == b"d" * 64
+        assert "cancelled" in (run.failed / "job-waiting" / "REASON.txt").read_text()
+        with sqlite3.connect(run.state / "jobs.sqlite3") as conn:
+            (fields,) = conn.execute("SELECT fields FROM custody_outbox WHERE event = 'failed' AND fields LIKE "
+                                     "'%job-waiting%'").fetchone()
+        assert json.loads(fields)["actor"] == "olga"
+        assert cli(run, "jobs", "retry", "job-waiting") == 0
+        assert store.get("job-waiting").state is JobState.ADMITTED
+
+    def test_cancel_refuses_a_job_a_worker_has_claimed(self, setup, capsys):
+        run, store = setup
+        assert cli(run, "jobs", "cancel", "job-running") == 1
+        assert "only a job waiting in the queue (admitted) can be cancelled" in capsys.readouterr().err
+        assert store.get("job-running").state is JobState.PROCESSING
+
+
+class TestPipes:
+    def test_status_into_a_reader_that_leaves_early_ends_without_a_traceback(self, setup):
+        run, _ = setup
+        proc = subprocess.Popen([sys.executable, "-m", "redactd", "--config", str(run.config), "status"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=run.env)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # like `| head -0`: the reader is gone before anything is written
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 141
+        assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+ISO_UTC = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
+
+
+class TestPapercuts:
+    def test_recent_errors_are_newest_failure_first_whatever_the_order_of_arrival(self, setup, capsys):
+        run, store = setup
+        store.mark_failed("job-running", "StageError: encoder crashed", None)  # arrived before job-refused
+        assert cli(run, "status", "--json") == 0
+        report = json.loads(capsys.readouterr().out)
+        assert [e["id"] for e in report["recent_errors"]] == ["job-running", "job-refused", "job-failed"]
+
+    def test_json_times_are_iso_8601_utc_everywhere(self, setup, capsys):
+        run, _ = setup
+        cli(run, "status", "--json")
+        report = json.loads(capsys.readouterr().out)
+        assert all(re.match(ISO_UTC, e["at"]) for e in report["recent_errors"])
+        cli(run, "jobs", "list", "--json")
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert all(re.match(ISO_UTC, r["created_at"]) for r in rows)
+        cli(run, "jobs", "show", "job-published", "--json")
+        doc = json.loads(capsys.readouterr().out)
+        assert re.match(ISO_UTC, doc["finished_at"]) and all(re.match(ISO_UTC, t["at"]) for t in doc["history"])
+
+    def test_tries_counts_every_run_and_sizes_read_as_people_read_them(self, setup, capsys):
+        run, _ = setup
+        cli(run, "jobs", "list", "--json")
+        tries = {r["id"]: r["tries"] for r in map(json.loads, capsys.readouterr().out.splitlines())}
+        assert tries == {"job-published": 1, "job-failed": 1, "job-running": 1, "job-refused": 0}
+        cli(run, "jobs", "list")
+        line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("job-published"))
+        assert re.search(r"\s64 B\s+1\s", line)
+        cli(run, "jobs", "show", "job-published")
+        assert "64 B (64 bytes)" in capsys.readouterr().out

@@ -12,6 +12,7 @@ from redactd.jobstore import Job, JobState, JobStore
 from redactd.policy import PolicySet
 from redactd.publish import Queues
 from redactd.workers import ChildRunner
+from tests.conftest import TEST_POLICIES
 
 from . import processors
 
@@ -25,7 +26,7 @@ class Setup:
         self.queues = Queues(root / "clean", root / "review", root / "failed")
         self.queues.ensure()
         (root / "raw").mkdir()
-        policies = PolicySet.load_dir(REPO / "policies")
+        policies = PolicySet.load_dir(TEST_POLICIES)
         self.executor = JobExecutor(lambda: self.store, ChildRunner(processor), self.queues, root / "scratch",
                                     lambda: policies, lambda: RunLimits(30, max_attempts, 0.0), threading.Event())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,13 @@ class TestOutputName:
     def test_is_the_content_hash_or_the_job_id_unless_the_policy_opts_into_the_original(self, job):
         assert output_name("sha256", job, "b" * 64, ".mp4") == "b" * 64 + ".mp4"
         assert output_name("job_id", job, "b" * 64, ".mp4") == "0123456789abcdef.mp4"
-        assert output_name("original", job, "b" * 64, ".mp4") == "Anna_s_wedding_2_-01234567.mp4"
+        assert output_name("original", job, "b" * 64, ".mp4") == "Anna_s_wedding_2_-0123456789abcdef.mp4"
+
+    def test_same_named_files_that_arrive_together_get_different_original_names(self, job):
+        # Ids as new_job_id makes them: 12 hex of milliseconds, then 12 random. Files admitted within
+        # the same minute share the first 8 characters.
+        first, second = replace(job, id="01a239265ba0" + "3f9c2a71b0d4"), replace(job, id="01a239265c11" + "8e0d4b2a9f17")
+        assert output_name("original", first, "b" * 64, ".mp4") != output_name("original", second, "b" * 64, ".mp4")
 
     @pytest.mark.parametrize("name, suffix", [("a.MP4", ".mp4"), ("a.mkv", ".mkv"), ("a", ""),
                                               ("a.mp4;rm -rf", ""), ("a.toolongsuffix", "")])

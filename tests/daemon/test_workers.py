@@ -12,6 +12,7 @@ import pytest
 from redactd.pipeline import JobSpec
 from redactd.policy import resolve_policy
 from redactd.workers import ChildRunner, Ending, Outcome, WorkerPool
+from tests.conftest import TEST_POLICIES
 
 from . import processors
 
@@ -20,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def policy():
-    return resolve_policy("metadata-only", REPO / "policies")
+    return resolve_policy("metadata-only", TEST_POLICIES)
 
 
 def run(processor, tmp_path: Path, policy, timeout: float = 30, stop: threading.Event | None = None,

@@ -262,3 +262,15 @@ class TestCli:
         assert self.run("clean-metadata", str(src), "-o", str(out)).returncode == 0
         after = self.run("inspect", str(out))
         assert "no metadata beyond structure" in after.stdout
+
+    def test_inspect_takes_several_files_and_goes_on_past_a_bad_one(self, loaded_mp4, tmp_path):
+        src, markers = loaded_mp4
+        out = tmp_path / "clean.mp4"
+        assert self.run("clean-metadata", str(src), "-o", str(out)).returncode == 0
+        bad = tmp_path / "notes.mp4"
+        bad.write_text("hello")
+        both = self.run("inspect", str(src), str(bad), str(out))
+        assert both.returncode == 3 and "Traceback" not in both.stderr
+        assert f"== {src}" in both.stdout and markers["xmp"] in both.stdout
+        assert f"{out}: no metadata beyond structure" in both.stdout
+        assert "notes.mp4" in both.stderr

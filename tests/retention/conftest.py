@@ -19,6 +19,7 @@ from redactd.daemon import store_path
 from redactd.jobstore import Job, JobStore
 from redactd.policy import PolicySet
 from redactd.publish import Queues
+from tests.conftest import TEST_POLICIES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -158,7 +159,7 @@ class Layout:
 def make_layout(root: Path) -> Layout:
     for d in ("inbox", "inbox2", "raw", "clean", "review", "failed", "state", "policies"):
         (root / d).mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "policies" / "metadata-only.yaml", root / "policies")
+    shutil.copy(TEST_POLICIES / "metadata-only.yaml", root / "policies")
     config = root / "redactd.yaml"
     config.write_text(textwrap.dedent("""\
         version: 1

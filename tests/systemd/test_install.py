@@ -12,7 +12,15 @@ import pytest
 
 from redactd.config import load_config
 from redactd.custody.keys import load_private_key, load_public_key
-from redactd.install import KEY_PATH, Installer, InstallError, Options, default_bin, layout
+from redactd.install import (
+    KEY_PATH,
+    Installer,
+    InstallError,
+    Options,
+    default_bin,
+    hidden_from_service,
+    layout,
+)
 from tests.systemd.conftest import install
 from tests.systemd.sandbox import REPO, SYSTEMD_ANALYZE
 
@@ -119,3 +127,49 @@ class TestUninstall:
         assert inst.at(KEY_PATH).is_file() and inst.at("/etc/redactd/redactd.yaml").is_file()
         assert inst.at("/var/lib/redactd").is_dir() and inst.uid("redactd") > 0
         assert "kept     /srv/redactd" in proc.stdout
+
+
+class TestSandboxWarning:
+    UNIT_TEXT = (REPO / "systemd" / "redactd.service").read_text()
+
+    @pytest.mark.parametrize(("program", "hidden_by"), [
+        ("/home/ann/redactd/.venv/bin/redactd", "ProtectHome=yes"),
+        ("/root/redactd/.venv/bin/redactd", "ProtectHome=yes"),
+        ("/tmp/venv/bin/redactd", "PrivateTmp=yes")])
+    def test_a_program_the_units_sandbox_hides_is_named_with_the_setting(self, program: str, hidden_by: str) -> None:
+        why = hidden_from_service(program, self.UNIT_TEXT)
+        assert why is not None and hidden_by in why and "203/EXEC" in why
+
+    def test_a_program_under_opt_is_fine(self) -> None:
+        assert hidden_from_service("/opt/redactd/venv/bin/redactd", self.UNIT_TEXT) is None
+
+    def test_install_warns_when_execstart_would_be_hidden(self, root: Path) -> None:
+        steps = Installer(Options(root=root, source=REPO, bin="/home/ann/redactd/.venv/bin/redactd")).install()
+        warnings = [s for s in steps if s.outcome == "warning"]
+        assert any("ProtectHome=yes hides" in s.note for s in warnings)
+
+    def test_uninstall_under_a_root_says_nothing_was_stopped(self, root: Path) -> None:
+        install(root)
+        proc = cli(root, "uninstall")
+        assert proc.returncode == 0, proc.stderr
+        assert "nothing was stopped" in proc.stdout and "stopped and disabled" not in proc.stdout
+
+
+class TestWebUnit:
+    WEB = "/etc/systemd/system/redactd-web.service"
+
+    def test_the_console_unit_is_installed_not_enabled_and_passes_verify(self, root: Path) -> None:
+        inst = install(root)
+        unit = inst.at(self.WEB)
+        assert f"ExecStart={default_bin()} --config /etc/redactd/redactd.yaml web" in unit.read_text()
+        assert not os.path.lexists(inst.at("/etc/systemd/system/multi-user.target.wants/redactd-web.service"))
+        proc = subprocess.run([SYSTEMD_ANALYZE, "verify", str(unit)], check=False, capture_output=True, text=True,
+                              timeout=120)
+        assert (proc.stdout + proc.stderr).strip() == ""
+        assert any(s.what.endswith("redactd-web.service") and "not enabled" in s.note for s in inst.steps)
+
+    def test_uninstall_removes_the_console_unit_too(self, root: Path) -> None:
+        inst = install(root)
+        proc = cli(root, "uninstall")
+        assert proc.returncode == 0, proc.stderr
+        assert not inst.at(self.WEB).exists() and "removed  /etc/systemd/system/redactd-web.service" in proc.stdout

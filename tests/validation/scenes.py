@@ -23,6 +23,7 @@ import yaml
 from redactd.policy import RedactionPolicy
 from redactd.visual import redact_video
 from redactd.visual.detect import CompositeDetector, Pending, build_detector
+from tests.conftest import TEST_POLICIES
 from tests.visual import synth  # the visual tests' clip builder, shared rather than copied
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,7 +103,7 @@ def faces_policy(**validation: Any) -> RedactionPolicy:
 
     ``validation`` overrides keys of its validation section (tests sample their 1 s clips densely).
     """
-    data = yaml.safe_load((REPO / "policies" / "visual-default.yaml").read_text())
+    data = yaml.safe_load((TEST_POLICIES / "visual-default.yaml").read_text())
     data["detect"]["text"]["enabled"] = False
     data["validation"].update(validation)
     return RedactionPolicy.model_validate(data)

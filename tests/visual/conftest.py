@@ -10,6 +10,7 @@ import pytest
 
 from redactd.policy import RedactionPolicy, resolve_policy
 from redactd.visual.detect import CompositeDetector, build_detector
+from tests.conftest import TEST_POLICIES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,7 +29,7 @@ def tweak(policy: RedactionPolicy, **changes: Any) -> RedactionPolicy:
 
 @pytest.fixture(scope="session")
 def policy() -> RedactionPolicy:
-    return resolve_policy(str(REPO / "policies" / "visual-default.yaml"))
+    return resolve_policy(str(TEST_POLICIES / "visual-default.yaml"))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from tests.conftest import tmpfs
+from tests.conftest import TEST_POLICIES, tmpfs
 from tests.visual import synth
 from tests.visual.conftest import REPO
 
@@ -78,7 +78,7 @@ class TestRedactCommand:
 
     def test_accepts_a_policy_file_path(self, tmp_path: Path, clip: synth.Clip) -> None:
         proc = redactd("redact", str(clip.path), "-o", str(tmp_path / "o.mp4"),
-                       "--policy", str(REPO / "policies" / "visual-default.yaml"), cwd=tmp_path)
+                       "--policy", str(TEST_POLICIES / "visual-default.yaml"), cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
 
     def test_unknown_policy_is_a_config_error(self, tmp_path: Path, clip: synth.Clip) -> None:
@@ -164,6 +164,13 @@ class TestRedactCommand:
 
 
 class TestPreviewCommand:
+    def test_a_policy_id_resolves_outside_a_checkout_from_the_shipped_examples(self, tmp_path: Path,
+                                                                              clip: synth.Clip) -> None:
+        png = tmp_path / "frame.png"
+        proc = redactd("preview", str(clip.path), "--at", "0.2s", "-o", str(png), cwd=tmp_path)  # no ./policies here
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["boxes"]["face"] == 1
+
     def test_writes_the_frame_with_boxes_drawn(self, tmp_path: Path, clip: synth.Clip) -> None:
         png = tmp_path / "frame.png"
         proc = redactd("preview", str(clip.path), "--at", "0.2s", "-o", str(png))

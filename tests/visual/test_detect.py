@@ -25,8 +25,9 @@ from redactd.visual.detect import (
     packaged_model,
     tiles,
 )
+from tests.conftest import TEST_POLICIES
 from tests.visual import heldout, synth
-from tests.visual.conftest import REPO, tweak
+from tests.visual.conftest import tweak
 from tests.visual.onnxbuild import tiny_yolo
 
 
@@ -260,7 +261,7 @@ class TestYoloTorchDetector:
         assert together == alone * 3
 
         # And the whole path: a policy naming .pt weights redacts a clip.
-        policy = resolve_policy(str(REPO / "policies" / "visual-default.yaml"))
+        policy = resolve_policy(str(TEST_POLICIES / "visual-default.yaml"))
         with_yolo = tweak(policy, **{"detect.yolo": {"weights": weights, "classes": {2: "plate"}, "threshold": 0.05}})
         clip = synth.make_clip(tmp_path / "in.mp4", 320, 240, 3, [synth.astronaut(60, 100, 40)])
         result = redact_video(clip.path, tmp_path / "out.mp4", with_yolo)

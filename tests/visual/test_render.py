@@ -23,6 +23,7 @@ from redactd.visual.detect import CompositeDetector, Pending, build_detector
 from redactd.visual.obscure import Region, regions_for
 from redactd.visual.render import _Clock, detect_pass, held_frames, obscure_frame
 from redactd.visual.track import StreamTracker
+from tests.conftest import TEST_POLICIES
 from tests.visual import synth
 from tests.visual.conftest import tweak
 
@@ -227,7 +228,7 @@ class TestRedactVideo:
     def test_refuses_a_metadata_only_policy(self, tmp_path: Path) -> None:
         from redactd.policy import resolve_policy
 
-        meta = resolve_policy(str(Path(__file__).resolve().parents[2] / "policies" / "metadata-only.yaml"))
+        meta = resolve_policy(str(TEST_POLICIES / "metadata-only.yaml"))
         with pytest.raises(ConfigError, match="needs mode visual"):
             redact_video(tmp_path / "x.mp4", tmp_path / "y.mp4", meta)
 

@@ -35,7 +35,7 @@ from redactd.custody.proofs import (
 )
 from redactd.custody.segments import load_entries
 from redactd.custody.verify import verify_log
-from redactd.errors import ConfigError, CustodyError
+from redactd.errors import ConfigError, NotInLog
 from redactd.fsutil import atomic_write, fsync_dir
 
 
@@ -239,11 +239,29 @@ def _progress(segment: str, entries: int) -> None:
         print(f"  {segment}: {entries} entries verified", file=sys.stderr)
 
 
+def _subject(args: argparse.Namespace) -> str:
+    """A SHA-256, or a job id (any unique prefix, resolved through the config's job store)."""
+    from redactd.daemon import store_path
+    from redactd.jobops import custody_subject
+
+    try:
+        cfg = load_config(config_path(args))
+    except ConfigError:
+        return custody_subject(None, args.what)  # a copied log with no config: taken as given
+    return custody_subject(store_path(cfg), args.what)
+
+
 def run_show(args: argparse.Namespace) -> int:
     entries = load_entries(_log_dir(args))
-    history = report.history(entries, args.what.lower() if len(args.what) == 64 else args.what)
+    what = _subject(args)
+    history = report.history(entries, what)
+    if not history and len(what) < 64:  # an id prefix the job store does not know (a copied log)
+        ids = sorted({e["job_id"] for e in entries if (e.get("job_id") or "").startswith(what)})
+        if len(ids) > 1:
+            raise NotInLog(f"job id prefix {args.what!r} is ambiguous in the log; give more of it")
+        history = report.history(entries, ids[0]) if ids else []
     if not history:
-        raise CustodyError(f"no custody entry mentions {args.what}")
+        raise NotInLog(f"no custody entry mentions {args.what}")
     print(f"{len(history)} entries for {args.what} (read as stored; `redactd custody verify` checks them)")
     for entry in history:
         print(report.timeline_line(entry))

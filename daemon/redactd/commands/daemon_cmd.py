@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from typing import Any
 
@@ -12,9 +11,11 @@ from redactd import log
 from redactd.commands._common import add_config_arg, config_path
 from redactd.config import DaemonConfig, load_config
 from redactd.daemon import run_daemon, status_report, store_path
-from redactd.jobstore import JobState, JobStore, JobStoreError, as_dict
+from redactd.fsutil import human_size
+from redactd.jobops import cancel_job, retry_job
+from redactd.jobstore import JobState, JobStore, as_dict, iso
 from redactd.outbox import record_pending
-from redactd.publish import Queues, safe_suffix
+from redactd.review import default_actor
 from redactd.space import human
 
 
@@ -44,8 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.set_defaults(func=cmd_jobs_show)
     retry = jsub.add_parser("retry", help="run a failed or review job again from its raw file")
     retry.add_argument("job_id", help="job id or an unambiguous prefix of it")
+    retry.add_argument("--by", default=None, help="who asks (recorded; default: the login user)")
     add_config_arg(retry)
     retry.set_defaults(func=cmd_jobs_retry)
+    cancel = jsub.add_parser("cancel", help="take a job still waiting in the queue out of it (to failed, raw kept)")
+    cancel.add_argument("job_id", help="job id or an unambiguous prefix of it")
+    cancel.add_argument("--by", default=None, help="who cancels (recorded; default: the login user)")
+    add_config_arg(cancel)
+    cancel.set_defaults(func=cmd_jobs_cancel)
 
 
 def _when(ts: float | None) -> str:
@@ -88,7 +95,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if report["recent_errors"]:
         print("recent errors:")
         for j in report["recent_errors"]:
-            print(f"  {_when(j['at'])}  {j['id']}  {_first_line(j['error'])}")
+            print(f"  {j['at'] or '-'}  {j['id']}  {_first_line(j['error'])}")
     for v in report["volumes"]:
         if v["short"]:
             print(f"disk space: {v['name']} is short ({v['path']}): {human(v['free_bytes'])} free, "
@@ -98,7 +105,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if report["purge_refused"]:
         print("purges refused (raw footage kept; resolve, then retention tries again):")
         for r in report["purge_refused"]:
-            print(f"  {_when(r['at'])}  {r['job_id']}  {r['item']}: {_first_line(r['reason'])}")
+            print(f"  {r['at'] or '-'}  {r['job_id']}  {r['item']}: {_first_line(r['reason'])}")
     hour, day = report["throughput"]["last_hour"], report["throughput"]["last_day"]
     med = f", median {hour['median_job_seconds']} s per job" if hour["median_job_seconds"] is not None else ""
     print(f"throughput: {hour['finished']} finished in the last hour{med}; {day['finished']} in the last 24 h")
@@ -118,19 +125,20 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     try:
         states = {JobState(s) for s in args.state} if args.state else None
         jobs = store.jobs(states, limit=args.limit or None)
+        tries = store.tries([j.id for j in jobs])
     finally:
         store.close()
     if args.json:
         for job in jobs:
-            print(json.dumps(as_dict(job)))
+            print(json.dumps({**as_dict(job), "tries": tries[job.id]}))
         return 0
-    print(f"{'JOB':<24}  {'STATE':<10}  {'INBOX':<12}  {'ARRIVED (UTC)':<19}  {'TRIES':>5}  DETAIL")
+    print(f"{'JOB':<24}  {'STATE':<10}  {'INBOX':<12}  {'ARRIVED (UTC)':<19}  {'SIZE':>9}  {'TRIES':>5}  DETAIL")
     for job in jobs:
         detail = job.output_name if job.state is JobState.PUBLISHED else _first_line(job.last_error)
         if job.state is JobState.DUPLICATE:
             detail = f"duplicate of {job.duplicate_of}"
         print(f"{job.id:<24}  {job.state.value:<10}  {job.inbox:<12}  {_when(job.created_at):<19}  "
-              f"{job.attempts:>5}  {detail or ''}")
+              f"{human_size(job.size):>9}  {tries[job.id]:>5}  {detail or ''}")
     return 0
 
 
@@ -143,7 +151,7 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
         store.close()
     if args.json:
         doc: dict[str, Any] = dict(as_dict(job))
-        doc["history"] = [{"at": t.at, "from": t.from_state.value if t.from_state else None,
+        doc["history"] = [{"at": iso(t.at), "from": t.from_state.value if t.from_state else None,
                            "to": t.to_state.value, "detail": t.detail} for t in history]
         print(json.dumps(doc, indent=2))
         return 0
@@ -151,7 +159,9 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
     width = max(len(k) for k in fields)
     for key, value in fields.items():
         if key.endswith("_at") or key == "not_before":
-            value = _when(value) if value else "-"
+            value = value.replace("T", " ").removesuffix("Z") if value else "-"
+        elif key == "size" and value is not None:
+            value = f"{human_size(value)} ({value} bytes)"
         text = str(value if value is not None else "-").replace("\n", "\n" + " " * (width + 2))
         print(f"{key:<{width}}  {text}")
     print("history:")
@@ -163,29 +173,9 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
 
 def cmd_jobs_retry(args: argparse.Namespace) -> int:
     cfg = load_config(config_path(args))
-    queues = Queues(cfg.clean_dir, cfg.review_dir, cfg.failed_dir)
     store = _open(cfg, readonly=False)
     try:
-        job = store.get(args.job_id)
-        if job.state is JobState.FAILED and job.raw_sha256 is None:
-            raise JobStoreError(
-                f"job {job.id} was refused at admission ({_first_line(job.last_error)}); nothing was "
-                f"admitted to retry. The file is kept at {job.raw_path or '(left in the inbox)'}: fix the "
-                "cause and copy it into the inbox again")
-        if job.state not in (JobState.FAILED, JobState.REVIEW):
-            raise JobStoreError(f"job {job.id} is {job.state.value}; only failed or review jobs can be retried")
-        raw = job.raw_path
-        if raw is None or not raw.is_file():
-            raise JobStoreError(f"job {job.id}: its raw file is not at {raw}; restore it there first")
-        home = cfg.raw_store / f"{job.id}{safe_suffix(raw.name)}"
-
-        def move_back() -> None:
-            if raw != home:
-                os.rename(raw, home)
-            root = cfg.failed_dir if job.state is JobState.FAILED else cfg.review_dir
-            queues.set_aside(root, job.id)
-
-        store.retry(job.id, home, move_back)
+        job = retry_job(cfg, store, args.job_id, args.by or default_actor())
     finally:
         store.close()
     print(f"job {job.id}: queued again (the daemon picks it up within a few seconds)")
@@ -193,3 +183,14 @@ def cmd_jobs_retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jobs_cancel(args: argparse.Namespace) -> int:
+    cfg = load_config(config_path(args))
+    actor = args.by or default_actor()
+    store = _open(cfg, readonly=False)
+    try:
+        job = cancel_job(cfg, store, args.job_id, actor)
+    finally:
+        store.close()
+    print(f"job {job.id}: cancelled by {actor}; raw file kept at {job.raw_path}")
+    print(f"custody: {record_pending(cfg, store_path(cfg))}")
+    return 0

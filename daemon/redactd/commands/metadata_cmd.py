@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from redactd.commands._common import check_file_paths
-from redactd.metadata.clean import clean_metadata
-from redactd.metadata.inspect import inspect_file
+from redactd.errors import RedactdError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -22,12 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "it to H.264 instead of refusing (no longer lossless)")
     p.set_defaults(func=run_clean)
 
-    i = sub.add_parser("inspect", help="show the metadata a file carries, by location (in-frame data by stream)")
-    i.add_argument("file", type=Path)
+    i = sub.add_parser("inspect", help="show the metadata files carry, by location (in-frame data by stream)")
+    i.add_argument("files", type=Path, nargs="+", metavar="FILE", help="one or more files (inspect var/clean/*.mp4)")
     i.set_defaults(func=run_inspect)
 
 
 def run_clean(args: argparse.Namespace) -> int:
+    from redactd.metadata.clean import clean_metadata  # PyAV: loaded by the commands that use it
+
     check_file_paths(args.input, args.output, args.force)
     result = clean_metadata(args.input, args.output, keep_audio=args.keep_audio,
                             fallback="reencode" if args.reencode_if_needed else "refuse")
@@ -41,12 +43,27 @@ def run_clean(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    groups = inspect_file(args.file)
-    if not groups:
-        print(f"{args.file}: no metadata beyond structure")
-        return 0
-    for where, items in groups.items():
-        print(f"{where}:")
-        for item in items:
-            print(f"  {item}")
-    return 0
+    """Each file in turn; one that cannot be read is reported and the others are still inspected."""
+    from redactd.metadata.inspect import inspect_file
+
+    rc = 0
+    for n, path in enumerate(args.files):
+        if n:
+            print()
+        try:
+            groups = inspect_file(path)
+        except RedactdError as exc:
+            text = str(exc)
+            print(f"redactd: error: {text if str(path) in text else f'{path}: {text}'}", file=sys.stderr)
+            rc = rc or exc.exit_code
+            continue
+        if not groups:
+            print(f"{path}: no metadata beyond structure")
+            continue
+        if len(args.files) > 1:
+            print(f"== {path}")
+        for where, items in groups.items():
+            print(f"{where}:")
+            for item in items:
+                print(f"  {item}")
+    return rc

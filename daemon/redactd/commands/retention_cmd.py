@@ -6,8 +6,6 @@ import argparse
 import getpass
 import json
 import os
-import re
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -18,15 +16,12 @@ from redactd.custody import CustodyLog
 from redactd.custody.keys import read_passphrase
 from redactd.daemon import DaemonLock, store_path
 from redactd.errors import RetentionError
-from redactd.jobstore import JobStore
-from redactd.outbox import record_pending
+from redactd.holds import release_hold, set_hold
 from redactd.retention.apply import ApplyReport
 from redactd.retention.model import Action, Decision, Hold, HoldScope, Plan
 from redactd.retention.plan import fmt_time
 from redactd.retention.service import make_plan, retention_policy, run_retention
 from redactd.retention.store import RetentionStore
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -183,33 +178,6 @@ def cmd_apply(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- holds
 
 
-def _hold_target(args: argparse.Namespace, cfg: DaemonConfig) -> tuple[HoldScope, str]:
-    if args.sha256 is not None:
-        value = args.sha256.strip().lower()
-        if not _SHA256.fullmatch(value):
-            raise RetentionError(f"--sha256: expected 64 hex digits, got {args.sha256!r}")
-        return HoldScope.SHA256, value
-    if args.job is not None:
-        jobs = JobStore.open(store_path(cfg))
-        try:
-            return HoldScope.JOB, jobs.get(args.job).id
-        finally:
-            jobs.close()
-    if args.inbox is not None:
-        names = [i.name for i in cfg.inboxes]
-        if args.inbox not in names:
-            raise RetentionError(f"--inbox: no inbox {args.inbox!r} in the config (known: {', '.join(names)})")
-        return HoldScope.INBOX, args.inbox
-    if not args.pattern.strip():
-        raise RetentionError("--pattern: an empty pattern covers nothing")
-    return HoldScope.PATTERN, args.pattern
-
-
-def _flush_hold_events(cfg: DaemonConfig) -> str:
-    """Write the queued custody entries now if we may; else say who will."""
-    return record_pending(cfg, store_path(cfg))  # wakes the running daemon, if one holds the log
-
-
 def _hold_line(h: Hold) -> str:
     review = f", review {h.review_date.date().isoformat()}" if h.review_date else ""
     released = f", released {fmt_time(h.released_at)} by {h.released_by}" if h.released_at else ""
@@ -217,29 +185,29 @@ def _hold_line(h: Hold) -> str:
             f"on {fmt_time(h.created_at)}{review}{released}")
 
 
-def _change_hold(args: argparse.Namespace, verb: str,
-                 change: Callable[[DaemonConfig, RetentionStore], Hold]) -> int:
-    """Apply one hold change, then write its custody entry now or say who will."""
+def _scope(args: argparse.Namespace) -> tuple[HoldScope, str]:
+    for scope, value in ((HoldScope.SHA256, args.sha256), (HoldScope.JOB, args.job), (HoldScope.INBOX, args.inbox),
+                         (HoldScope.PATTERN, args.pattern)):
+        if value is not None:
+            return scope, value
+    raise RetentionError("say what the hold covers: --sha256, --job, --inbox or --pattern")
+
+
+def cmd_hold_add(args: argparse.Namespace) -> int:
     cfg, _ = check_config(config_path(args))
-    with RetentionStore.open(store_path(cfg)) as store:
-        hold = change(cfg, store)
-        note = _flush_hold_events(cfg)
-    print(f"hold {verb}: {_hold_line(hold)}")
+    scope, value = _scope(args)
+    hold, note = set_hold(cfg, scope, value, args.reason, args.requested_by, args.review_date)
+    print(f"hold set: {_hold_line(hold)}")
     print(note)
     return 0
 
 
-def cmd_hold_add(args: argparse.Namespace) -> int:
-    def add(cfg: DaemonConfig, store: RetentionStore) -> Hold:
-        scope, value = _hold_target(args, cfg)
-        return store.add_hold(scope, value, args.reason, args.requested_by, datetime.now(UTC), args.review_date)
-
-    return _change_hold(args, "set", add)
-
-
 def cmd_hold_release(args: argparse.Namespace) -> int:
-    return _change_hold(args, "released",
-                        lambda cfg, store: store.release_hold(args.hold_id, args.by or _user(), datetime.now(UTC)))
+    cfg, _ = check_config(config_path(args))
+    hold, note = release_hold(cfg, args.hold_id, args.by or _user())
+    print(f"hold released: {_hold_line(hold)}")
+    print(note)
+    return 0
 
 
 def cmd_hold_list(args: argparse.Namespace) -> int:

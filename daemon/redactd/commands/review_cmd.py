@@ -11,10 +11,9 @@ from contextlib import contextmanager
 from redactd.commands._common import add_config_arg, config_path
 from redactd.config import check_config
 from redactd.daemon import store_path
-from redactd.jobstore import JobState, JobStore, JobStoreError
+from redactd.jobstore import JobState, JobStore, JobStoreError, iso
 from redactd.outbox import record_pending
 from redactd.review import ReviewDesk, default_actor
-from redactd.validation.sheet import contact_sheet, write_private_png
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -75,7 +74,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         for it in items:
             print(json.dumps({"id": it.job.id, "inbox": it.job.inbox, "policy": it.job.policy_id,
-                              "since": it.job.finished_at, "leak_score": it.leak_score,
+                              "since": iso(it.job.finished_at), "leak_score": it.leak_score,
                               "before_blur": it.before_blur, "reason": it.job.last_error}))
         return 0
     print(f"{'JOB':<24}  {'SINCE (UTC)':<19}  {'POLICY':<20}  {'LEAK':>5}  REASON")
@@ -89,6 +88,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from redactd.validation.sheet import contact_sheet, write_private_png  # OpenCV and PyAV: only here
+
     with _desk(args, readonly=True) as desk:
         item = desk.item(args.job_id)
         policy = desk.policies.get_redaction(item.job.policy_id)

@@ -8,13 +8,10 @@ import re
 import sys
 from pathlib import Path
 
-import cv2
-
 from redactd.commands._common import check_file_paths
 from redactd.errors import ConfigError, InputError
 from redactd.fsutil import atomic_write
-from redactd.policy import resolve_policy
-from redactd.visual import preview_frame, redact_video
+from redactd.policy import default_policies_dir, resolve_policy
 
 _TIME = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d+)?)s?$")
 
@@ -54,14 +51,17 @@ def _policy_args(parser: argparse.ArgumentParser) -> None:
         "--policy", default="visual-default", help="redaction policy: a YAML file or an id (default: %(default)s)"
     )
     parser.add_argument(
-        "--policies-dir", type=Path, default=Path("policies"),
-        help="where policy ids are looked up (default: %(default)s)",
+        "--policies-dir", type=Path, default=None,
+        help="where policy ids are looked up (default: ./policies if there is one, else the examples "
+        "shipped with redactd)",
     )
 
 
 def run_redact(args: argparse.Namespace) -> int:
+    from redactd.visual import redact_video  # OpenCV, PyAV, onnxruntime: loaded by the commands that use them
+
     check_file_paths(args.input, args.output, args.force, (("sidecar", args.sidecar),))
-    policy = resolve_policy(args.policy, args.policies_dir)
+    policy = resolve_policy(args.policy, args.policies_dir or default_policies_dir())
     show_bar = not args.no_progress and sys.stderr.isatty()
     bar = None
     progress = None
@@ -100,10 +100,14 @@ def run_redact(args: argparse.Namespace) -> int:
 
 
 def run_preview(args: argparse.Namespace) -> int:
+    import cv2
+
+    from redactd.visual import preview_frame
+
     check_file_paths(args.input, args.output, force=True)  # a preview image is cheap to replace
     if args.output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise ConfigError(f"{args.output}: the preview is an image: use a .png or .jpg name")
-    policy = resolve_policy(args.policy, args.policies_dir)
+    policy = resolve_policy(args.policy, args.policies_dir or default_policies_dir())
     canvas, boxes = preview_frame(args.input, args.at, policy)
     ok, data = cv2.imencode(args.output.suffix.lower(), canvas)
     if not ok:
