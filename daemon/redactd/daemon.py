@@ -23,7 +23,7 @@ from typing import Any
 
 from redactd import log
 from redactd.admit import Admitter, Route, StabilityTracker, is_junk, walk
-from redactd.config import DaemonConfig, check_config
+from redactd.config import DaemonConfig, DramatiqExecutor, check_config
 from redactd.custody import CustodyLog, policy_ref
 from redactd.custody.keys import read_passphrase
 from redactd.errors import ConfigError, RedactdError
@@ -37,7 +37,7 @@ from redactd.retention.service import log_missed_runs, run_retention
 from redactd.retention.snapshots import warn_about_snapshots
 from redactd.scheduler import DaemonScheduler, Tasks, Timetable
 from redactd.watch import InboxWatcher, Sighting
-from redactd.workers import ChildRunner, Processor, WorkerPool
+from redactd.workers import ChildRunner, Executor, Processor, WorkerPool
 
 STORE_FILE = "jobs.sqlite3"
 LOCK_FILE = "redactd.lock"
@@ -66,6 +66,23 @@ def serialized(sink: TransitionSink) -> TransitionSink:
             sink(event, **fields)
 
     return call
+
+
+def scratch_root(cfg: DaemonConfig) -> Path:
+    """Where jobs write: the state directory here, or storage every worker mounts."""
+    if isinstance(cfg.executor, DramatiqExecutor):
+        return cfg.executor.scratch_dir
+    return cfg.state_dir / SCRATCH_DIR
+
+
+def make_executor(cfg: DaemonConfig, processor: Processor) -> Executor:
+    """The executor the config names; the job runner and the pipeline do not know which."""
+    if isinstance(cfg.executor, DramatiqExecutor):
+        from redactd.jobflow.distributed import DramatiqRunner
+        from redactd.jobflow.signing import load_credentials
+
+        return DramatiqRunner(cfg.executor, load_credentials(cfg.executor.credentials_file))
+    return ChildRunner(processor, cfg.log_level)
 
 
 class DaemonLock:
@@ -143,7 +160,7 @@ class Daemon:
         self.watcher = InboxWatcher(self.sightings, self._poll_interval())
         self.wake = threading.Condition()
         self.stop_now = threading.Event()
-        self.runner = ChildRunner(processor, cfg.log_level)
+        self.runner = make_executor(cfg, processor)
         self._ready: queue.Queue[tuple[Route, Path] | None] = queue.Queue()
         self._done: queue.SimpleQueue[Path] = queue.SimpleQueue()
         self._local = threading.local()
@@ -152,7 +169,7 @@ class Daemon:
         self._signals = 0
         self._reload_requested = False
         self.exit_code = 0
-        self.executor = JobExecutor(self.store, self.runner, self.queues, cfg.state_dir / SCRATCH_DIR,
+        self.executor = JobExecutor(self.store, self.runner, self.queues, scratch_root(cfg),
                                     lambda: self.policies, self._run_limits, self.stop_now)
         self.pool = WorkerPool(cfg.worker_count, lambda: self.store().claim_next(), self.executor.execute,
                                self.wake)
@@ -188,7 +205,7 @@ class Daemon:
 
     def run(self) -> int:
         cfg = self.cfg
-        for d in (cfg.state_dir, cfg.raw_store, cfg.state_dir / SCRATCH_DIR):
+        for d in (cfg.state_dir, cfg.raw_store, scratch_root(cfg)):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = DaemonLock(cfg.state_dir)
         lock.acquire()
@@ -206,6 +223,7 @@ class Daemon:
         admitter = self._admitter()
         admitter.recover(self.routes)
         self.executor.recover()
+        self.runner.start()
         self._flush_outbox()
         self._record_policies()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -228,6 +246,7 @@ class Daemon:
             self.watcher.stop()
             self.notifier.send(STOPPING=1, STATUS="stopped")
             self.notifier.close()
+            self.runner.close()
         return self.exit_code
 
     def _loop(self) -> None:

@@ -9,7 +9,8 @@ from redactd.commands import (
     retention_cmd,
     review_cmd,
     visual_cmd,
+    worker_cmd,
 )
 
 COMMAND_MODULES = [config_cmd, metadata_cmd, visual_cmd, daemon_cmd, review_cmd, custody_cmd, retention_cmd,
-                   install_cmd]
+                   install_cmd, worker_cmd]
