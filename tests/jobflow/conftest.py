@@ -40,26 +40,35 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, log: Cal
 class RedisServer:
     """redis-server on a unix socket only (no TCP port), append-only file fsynced on every write."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, conf: str | None = None, user: str | None = None,
+                 password: str | None = None) -> None:
         self.dir = directory
         self.sock = directory / "redis.sock"
-        self.url = f"unix://{self.sock}"
+        self.user, self.password = user, password
+        self.url = f"unix://{user + '@' if user else ''}{self.sock}"
+        self.conf = conf
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RedisServer:
         exe = shutil.which("redis-server")
         assert exe, "redis-server is missing: `make test` installs Debian's redis-server"
-        self.proc = subprocess.Popen(
-            [exe, "--port", "0", "--unixsocket", str(self.sock), "--unixsocketperm", "700", "--dir", str(self.dir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", str(self.dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        argv = [exe]
+        if self.conf is not None:
+            (self.dir / "redis.conf").write_text(self.conf)
+            argv.append(str(self.dir / "redis.conf"))
+        # Command-line options override the file: a unix socket only, data in this test's directory.
+        argv += ["--port", "0", "--bind", "127.0.0.1", "--unixsocket", str(self.sock), "--unixsocketperm", "700",
+                 "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                 "--logfile", str(self.dir / "redis.log")]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self.ping, 30, "redis-server to answer", self.log)
         return self
 
     def client(self) -> Any:
         import redis
 
-        return redis.Redis(unix_socket_path=str(self.sock), socket_timeout=5)
+        return redis.Redis(unix_socket_path=str(self.sock), socket_timeout=5, username=self.user,
+                           password=self.password)
 
     def ping(self) -> bool:
         try:
@@ -125,11 +134,11 @@ class WorkerRun:
 class Cluster:
     """Redis, the shared key, a daemon using executor `dramatiq`, and workers started on demand."""
 
-    def __init__(self, root: Path, short: Path) -> None:
+    def __init__(self, root: Path, redis: RedisServer) -> None:
         self.root = root
-        self.redis = RedisServer(short).start()
+        self.redis = redis.start()
         self.creds = root / "broker.credentials"
-        make_credentials(self.creds)
+        make_credentials(self.creds, redis.password)
         self.scratch = root / "shared-scratch"
         self.broker = {"broker_url": self.redis.url, "credentials_file": str(self.creds),
                        "heartbeat_timeout_seconds": 2}
@@ -167,7 +176,24 @@ class Cluster:
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     # A unix socket path must stay under 108 bytes: keep Redis in a short directory of its own.
     short = Path(tempfile.mkdtemp(prefix="rd-", dir="/tmp"))
-    c = Cluster(tmp_path, short)
+    c = Cluster(tmp_path, RedisServer(short))
+    try:
+        yield c
+    finally:
+        c.close()
+        shutil.rmtree(short, ignore_errors=True)
+
+
+#: The password the hardened test Redis gets in place of the example's placeholder.
+TEST_PASSWORD = "a-test-password-for-redactd-worker"
+
+
+@pytest.fixture()
+def hardened_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """The same, with Redis running the documented etc/redis-redactd.conf (ACL user, no default user)."""
+    conf = (REPO / "etc" / "redis-redactd.conf").read_text().replace("CHANGE-ME-long-random-password", TEST_PASSWORD)
+    short = Path(tempfile.mkdtemp(prefix="rd-", dir="/tmp"))
+    c = Cluster(tmp_path, RedisServer(short, conf, user="redactd-worker", password=TEST_PASSWORD))
     try:
         yield c
     finally:

@@ -93,6 +93,27 @@ class TestWorkerDeath:
         assert job.attempts == 0  # a worker's death is the broker's to handle: no attempt was spent
 
 
+class TestHardenedRedis:
+    def test_a_job_runs_through_the_documented_redis_conf_whose_user_cannot_wipe_the_queue(
+            self, hardened_cluster, clip_bytes):
+        import redis
+
+        run = hardened_cluster.make_daemon(workers=1)
+        hardened_cluster.worker("a").start()
+        run.start()
+        drop(run.inbox, "clip.mp4", clip_bytes)
+        (job,) = run.wait_finished(1, timeout=180)
+        published_once(run, [job])
+        client = hardened_cluster.redis.client()
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.flushall()
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.config_get("dir")
+        anonymous = redis.Redis(unix_socket_path=str(hardened_cluster.redis.sock), socket_timeout=5)
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            anonymous.ping()
+
+
 class TestBrokerRestart:
     def test_a_job_enqueued_before_redis_restarts_is_processed_after(self, cluster, clip_bytes):
         run = cluster.make_daemon(workers=1)
