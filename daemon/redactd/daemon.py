@@ -27,6 +27,7 @@ from redactd.config import DaemonConfig, DramatiqExecutor, check_config
 from redactd.custody import CustodyLog, policy_ref
 from redactd.custody.keys import read_passphrase
 from redactd.errors import ConfigError, RedactdError
+from redactd.fsutil import NETWORK_FILESYSTEMS, filesystem_type
 from redactd.jobrun import JobExecutor, RunLimits
 from redactd.jobstore import Job, JobState, JobStore, TransitionSink
 from redactd.notify import SystemdNotifier
@@ -205,6 +206,11 @@ class Daemon:
 
     def run(self) -> int:
         cfg = self.cfg
+        fstype = filesystem_type(cfg.state_dir)
+        if fstype in NETWORK_FILESYSTEMS:
+            raise ConfigError(f"state_dir {cfg.state_dir} is on a network filesystem ({fstype}): the job store "
+                              "(SQLite) must sit on a local disk of the daemon's host; only the raw store and "
+                              "executor.scratch_dir are shared with workers")
         for d in (cfg.state_dir, cfg.raw_store, scratch_root(cfg)):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = DaemonLock(cfg.state_dir)

@@ -91,3 +91,21 @@ class TestDevice:
         finally:
             detect.use_device("cpu")
         assert detect._providers == ["CPUExecutionProvider"]
+
+
+class TestStateOnLocalDisk:
+    MOUNTINFO = (
+        "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+        "95 22 0:52 / /srv/nas\\040share rw,relatime shared:50 - nfs4 nas:/export rw,vers=4.2\n"
+        "96 22 0:53 / /srv/nas2 rw,relatime shared:51 - cifs //nas/x rw\n"
+    )
+
+    def test_the_longest_mount_point_above_a_path_names_its_filesystem(self, tmp_path):
+        info = tmp_path / "mountinfo"
+        info.write_text(self.MOUNTINFO)
+        from redactd.fsutil import filesystem_type
+
+        assert filesystem_type(Path("/srv/nas share/state"), str(info)) == "nfs4"
+        assert filesystem_type(Path("/srv/nas2"), str(info)) == "cifs"
+        assert filesystem_type(Path("/srv/nas22/x"), str(info)) == "ext4"
+        assert filesystem_type(Path("/proc/self")) == "proc"  # this machine's own table
