@@ -12,7 +12,7 @@ CUSTODY_KEY ?= var/keys/custody.key
 # Debian packages the project needs at run time and in its tests.
 # espeak-ng: real synthetic speech for the audio tests and bench/audio.py.
 # chromium and chromium-driver: the console's browser tests (Selenium).
-APT_PKGS   := ffmpeg libimage-exiftool-perl libgl1 libglib2.0-0 python3-venv systemd espeak-ng chromium chromium-driver
+APT_PKGS   := ffmpeg libimage-exiftool-perl libgl1 libglib2.0-0 python3-venv systemd espeak-ng chromium chromium-driver redis-server
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 # The optional [yolo] extra (ultralytics + torch, ~6 GB) lives in a venv of its own, so that
@@ -62,7 +62,7 @@ $(VENV)/.installed: pyproject.toml | deps
 	  { echo "redactd needs Python >= 3.11 (found $$($(PYTHON) --version))"; exit 1; }
 	[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[dev]'
+	$(VPY) -m pip install -q -e '.[dev,distributed]'
 	$(VPY) -m pip install -q --no-deps $(SILERO_PIN)
 	touch $@
 
@@ -71,7 +71,7 @@ venv: deps $(VENV)/.installed
 $(YOLO_VENV)/.installed: pyproject.toml | deps
 	[ -x $(YOLO_VENV)/bin/python ] || $(PYTHON) -m venv $(YOLO_VENV)
 	$(YOLO_VENV)/bin/python -m pip install -q --upgrade pip
-	$(YOLO_VENV)/bin/python -m pip install -q $(YOLO_PINS) -e '.[dev,yolo]'
+	$(YOLO_VENV)/bin/python -m pip install -q $(YOLO_PINS) -e '.[dev,distributed,yolo]'
 	$(YOLO_VENV)/bin/python -m pip install -q --no-deps $(SILERO_PIN)
 	touch $@
 

@@ -94,6 +94,41 @@ class Web(_Strict):
     session_hours: float = Field(12.0, gt=0, le=24 * 30)
 
 
+class BrokerSettings(_Strict):
+    """Where the Dramatiq broker (Redis) is and how to talk to it; the daemon and workers share these."""
+
+    broker_url: str = Field(description="redis://HOST:6379/0, rediss://… for TLS, or unix:///run/redis/redis.sock")
+    credentials_file: Path = Field(description="shared HMAC key (and Redis password), 0600; "
+                                   "made by `redactd worker credentials`")
+    queue: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = "redactd-jobs"
+    results_queue: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = "redactd-results"
+    heartbeat_timeout_seconds: float = Field(
+        60.0, ge=1, description="a worker silent this long is taken for dead and its job is handed to another")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^(redis|rediss|unix)://", value):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+
+class LocalExecutor(_Strict):
+    """Each job in a child process on this machine; no server."""
+
+    kind: Literal["local"] = "local"
+
+
+class DramatiqExecutor(BrokerSettings):
+    """Each job sent through Redis to `redactd worker` processes, possibly on other hosts."""
+
+    kind: Literal["dramatiq"]
+    scratch_dir: Path = Field(description="job scratch space on storage every worker mounts (NFS/SMB)")
+    lost_after_seconds: float = Field(
+        120.0, ge=5, description="how long a job may go unheard of before the daemon checks that the broker "
+        "still holds it, and sends it again if not")
+
+
 class DaemonConfig(_Strict):
     version: Literal[1]
     inboxes: list[Inbox] = Field(min_length=1)
@@ -106,7 +141,9 @@ class DaemonConfig(_Strict):
     custody: Custody
     retention: Retention | None = None
     web: Web | None = None
-    workers: int = Field(0, ge=0, le=64, description="0 = half the CPU cores, at least 1")
+    workers: int = Field(0, ge=0, le=64, description="jobs run at once (with executor dramatiq: jobs in "
+                         "flight on the workers); 0 = half the CPU cores, at least 1")
+    executor: LocalExecutor | DramatiqExecutor = Field(default_factory=LocalExecutor, discriminator="kind")
     limits: Limits = Limits()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -137,6 +174,9 @@ def _absolute(cfg: DaemonConfig, base: Path) -> DaemonConfig:
             "failed_dir": fix(cfg.failed_dir),
             "state_dir": fix(cfg.state_dir),
             "policies_dir": fix(cfg.policies_dir),
+            "executor": cfg.executor if isinstance(cfg.executor, LocalExecutor) else cfg.executor.model_copy(
+                update={"credentials_file": fix(cfg.executor.credentials_file),
+                        "scratch_dir": fix(cfg.executor.scratch_dir)}),
             "custody": cfg.custody.model_copy(
                 update={
                     "directory": fix(cfg.custody.directory),
@@ -151,6 +191,35 @@ def _absolute(cfg: DaemonConfig, base: Path) -> DaemonConfig:
             if cfg.web is not None and cfg.web.metrics_token_file is not None else cfg.web,
         }
     )
+
+
+class PathMapping(_Strict):
+    daemon: Path = Field(description="a directory as the daemon sees it (raw store, executor.scratch_dir)")
+    worker: Path = Field(description="the same directory as this worker mounts it")
+
+
+class WorkerConfig(BrokerSettings):
+    """`redactd worker --config FILE`: one worker host's settings."""
+
+    version: Literal[1]
+    path_map: list[PathMapping] = Field(default_factory=list, description="longest daemon prefix wins")
+    concurrency: int = Field(1, ge=1, le=64, description="jobs this host runs at once")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="cuda: run the detectors on onnxruntime's CUDA "
+                                           "provider (needs onnxruntime-gpu)")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def to_worker(self, path: Path) -> Path:
+        """A daemon path as this host mounts it; unchanged when no mapping covers it."""
+        best = max((m for m in self.path_map if path == m.daemon or m.daemon in path.parents),
+                   key=lambda m: len(m.daemon.parts), default=None)
+        return path if best is None else best.worker / path.relative_to(best.daemon)
+
+
+def load_worker_config(path: Path) -> WorkerConfig:
+    cfg = load_model(path, WorkerConfig)
+    base = path.resolve().parent
+    creds = cfg.credentials_file
+    return cfg.model_copy(update={"credentials_file": creds if creds.is_absolute() else (base / creds).resolve()})
 
 
 DEFAULT_CONFIG = Path(os.environ.get("REDACTD_CONFIG", "/etc/redactd/redactd.yaml"))
@@ -170,6 +239,12 @@ def check_config(path: Path) -> tuple[DaemonConfig, PolicySet]:
             policies.get_redaction(inbox.policy)
         except ConfigError as exc:
             raise ConfigError(f"{path}: inbox '{inbox.name}': {exc}") from None
+    if isinstance(cfg.executor, DramatiqExecutor):
+        from redactd.jobflow.broker import dramatiq_modules
+        from redactd.jobflow.signing import load_credentials
+
+        load_credentials(cfg.executor.credentials_file)
+        dramatiq_modules()  # installed, and importable
     if cfg.retention is not None:
         try:
             policies.get_retention(cfg.retention.policy)

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from redactd import log, space
 from redactd.admit import Admitter, OutOfSpace, Route, StabilityTracker, is_junk, walk
-from redactd.config import DaemonConfig, check_config
+from redactd.config import DaemonConfig, DramatiqExecutor, check_config
 from redactd.custody import CustodyLog, policy_ref
 from redactd.custody.keeper import CustodyKeeper, read_state
 from redactd.custody.keys import check_custody_config, read_passphrase
 from redactd.errors import ConfigError, LogBusy, RedactdError
+from redactd.fsutil import NETWORK_FILESYSTEMS, filesystem_type
 from redactd.jobrun import WAITING_FOR_SPACE, JobExecutor, RunLimits
 from redactd.jobstore import Job, JobState, JobStore, JobStoreError, TransitionSink, iso
 from redactd.notify import SystemdNotifier
@@ -42,7 +43,7 @@ from redactd.retention.store import open_refusals
 from redactd.scheduler import DaemonScheduler, Tasks, Timetable
 from redactd.space import SpaceWatch
 from redactd.watch import InboxWatcher, Sighting
-from redactd.workers import ChildRunner, Processor, WorkerPool
+from redactd.workers import ChildRunner, Executor, Processor, WorkerPool
 
 if TYPE_CHECKING:
     from redactd.web.server import ConsoleThread
@@ -78,6 +79,23 @@ def serialized(sink: TransitionSink) -> TransitionSink:
             sink(event, **fields)
 
     return call
+
+
+def scratch_root(cfg: DaemonConfig) -> Path:
+    """Where jobs write: the state directory here, or storage every worker mounts."""
+    if isinstance(cfg.executor, DramatiqExecutor):
+        return cfg.executor.scratch_dir
+    return cfg.state_dir / SCRATCH_DIR
+
+
+def make_executor(cfg: DaemonConfig, processor: Processor) -> Executor:
+    """The executor the config names; the job runner and the pipeline do not know which."""
+    if isinstance(cfg.executor, DramatiqExecutor):
+        from redactd.jobflow.distributed import DramatiqRunner
+        from redactd.jobflow.signing import load_credentials
+
+        return DramatiqRunner(cfg.executor, load_credentials(cfg.executor.credentials_file))
+    return ChildRunner(processor, cfg.log_level)
 
 
 class DaemonLock:
@@ -159,7 +177,7 @@ class Daemon:
         self.watcher = InboxWatcher(self.sightings, self._poll_interval())
         self.wake = threading.Condition()
         self.stop_now = threading.Event()
-        self.runner = ChildRunner(processor, cfg.log_level)
+        self.runner = make_executor(cfg, processor)
         self._ready: queue.Queue[tuple[Route, Path] | None] = queue.Queue()
         self._done: queue.SimpleQueue[Path] = queue.SimpleQueue()
         self._receipts = any(i.receipts for i in cfg.inboxes)
@@ -169,7 +187,7 @@ class Daemon:
         self._signals = 0
         self._reload_requested = False
         self.exit_code = 0
-        self.executor = JobExecutor(self.store, self.runner, self.queues, cfg.state_dir / SCRATCH_DIR,
+        self.executor = JobExecutor(self.store, self.runner, self.queues, scratch_root(cfg),
                                     lambda: self.policies, self._run_limits, self.stop_now,
                                     custody_blocked=lambda: self.keeper.blocked)
         # One watch per kind of work: a big file waiting for admission and a small job waiting for a
@@ -225,8 +243,13 @@ class Daemon:
 
     def run(self) -> int:
         cfg = self.cfg
+        fstype = filesystem_type(cfg.state_dir)
+        if fstype in NETWORK_FILESYSTEMS:
+            raise ConfigError(f"state_dir {cfg.state_dir} is on a network filesystem ({fstype}): the job store "
+                              "(SQLite) must sit on a local disk of the daemon's host; only the raw store and "
+                              "executor.scratch_dir are shared with workers")
         secure_layout(cfg.state_dir, cfg.raw_store, cfg.custody.directory, cfg.custody.signing_key)
-        (cfg.state_dir / SCRATCH_DIR).mkdir(exist_ok=True, mode=0o700)
+        scratch_root(cfg).mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = DaemonLock(cfg.state_dir)
         lock.acquire()
         try:
@@ -244,6 +267,7 @@ class Daemon:
         admitter.recover(self.routes)
         self.executor.recover()
         self.keeper.start()
+        self.runner.start()
         self._flush_outbox()
         self._record_policies()
         self.keeper.checkpoint()  # before admitting: whatever came before is covered and witnessed
@@ -270,6 +294,7 @@ class Daemon:
             self.watcher.stop()
             self.notifier.send(STOPPING=1, STATUS="stopped")
             self.notifier.close()
+            self.runner.close()
         return self.exit_code
 
     def _start_console(self) -> ConsoleThread | None:

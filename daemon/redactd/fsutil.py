@@ -105,3 +105,27 @@ def human_size(n: float | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"  # not reached
+
+
+#: Filesystems where SQLite's locking cannot be trusted (and where a worker host could open the file).
+NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs", "ceph", "glusterfs",
+                                 "fuse.glusterfs", "afs", "lustre"})
+
+
+def filesystem_type(path: Path, mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """The type of the filesystem ``path`` lives on (the longest mount point above it), or None."""
+    target = os.path.realpath(path)
+    best, fstype = -1, None
+    try:
+        lines = Path(mountinfo).read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) < 5 or not right:
+            continue
+        mount = fields[4].replace("\\040", " ")
+        if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) > best:
+            best, fstype = len(mount), right.split()[0]
+    return fstype

@@ -21,7 +21,7 @@ from redactd.pipeline import JobResult, JobSpec
 from redactd.policy import PolicySet, RedactionPolicy, policy_hash
 from redactd.publish import Queues, output_name, safe_suffix
 from redactd.space import is_out_of_space
-from redactd.workers import ChildRunner, Ending, Outcome
+from redactd.workers import Ending, Executor, Outcome
 
 _ADVICE = {
     Ending.REFUSED: "the file is not something this policy can process (see the reason); check the original, "
@@ -55,7 +55,7 @@ class JobExecutor:
     def __init__(
         self,
         stores: Callable[[], JobStore],
-        runner: ChildRunner,
+        runner: Executor,
         queues: Queues,
         scratch_root: Path,
         policies: Callable[[], PolicySet],
@@ -105,9 +105,10 @@ class JobExecutor:
 
         try:
             try:
+                spec = JobSpec(job.id, job.raw_path, scratch, policy, self.queues.approved_boxes(job.id),
+                               raw_sha256=job.raw_sha256)
                 outcome = self.runner.run(
-                    JobSpec(job.id, job.raw_path, scratch, policy, self.queues.approved_boxes(job.id)), job.id,
-                    self.limits().timeout,
+                    spec, job.id, job.attempts + 1, self.limits().timeout,
                     on_start=lambda pid: store.set_running(job.id, worker_pid=pid), on_progress=on_progress,
                     stop_now=self.stop_now,
                 )

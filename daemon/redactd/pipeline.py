@@ -28,6 +28,10 @@ class JobSpec:
     policy: RedactionPolicy
     #: Boxes a reviewer approved (review before blurring): render exactly these, detect nothing.
     approved_detections: Path | None = None
+    #: The SHA-256 recorded at admission; a worker on another host checks the raw file against it.
+    raw_sha256: str | None = None
+    #: Where the detectors run: "cpu", or "cuda" on a worker with onnxruntime-gpu.
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,10 @@ STAGES: dict[Mode, Callable[[JobSpec, Progress | None], JobResult]] = {
 
 def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
     """Process ``spec.raw_path`` (never modified) into an output inside ``spec.scratch_dir``."""
+    from redactd.visual.detect import use_device
+
     started = time.monotonic()
+    use_device(spec.device)
     spec.scratch_dir.mkdir(parents=True, exist_ok=True)
     runner = STAGES[spec.policy.mode]
     result = runner(spec, progress)

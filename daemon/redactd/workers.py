@@ -93,8 +93,23 @@ def _child_main(processor: Processor, spec: Any, conn: Connection, log_level: st
     conn.close()
 
 
+class Executor(Protocol):
+    """Runs one job somewhere and says how it ended; the job runner calls nothing else.
+
+    ``ChildRunner`` (executor ``local``) runs it in a child process here;
+    ``redactd.jobflow.distributed.DramatiqRunner`` (executor ``dramatiq``) on a worker host.
+    """
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def run(self, spec: Any, job_id: str, attempt: int, timeout: float, on_start: Callable[[int], None],
+            on_progress: Callable[[float], None], stop_now: threading.Event) -> Outcome: ...
+
+
 class ChildRunner:
-    """Starts one child per job and waits for it, relaying progress."""
+    """Starts one child per job and waits for it, relaying progress: the ``local`` executor."""
 
     def __init__(self, processor: Processor, log_level: str = "info") -> None:
         self.processor = processor
@@ -105,10 +120,17 @@ class ChildRunner:
             modules.append(processor.__module__)
         self._ctx.set_forkserver_preload(modules)
 
+    def start(self) -> None:
+        """Nothing to connect to: children start per job."""
+
+    def close(self) -> None:
+        """Nothing held between jobs."""
+
     def run(
         self,
         spec: Any,
         job_id: str,
+        attempt: int,
         timeout: float,
         on_start: Callable[[int], None],
         on_progress: Callable[[float], None],

@@ -10,7 +10,8 @@ from redactd.commands import (
     review_cmd,
     visual_cmd,
     web_cmd,
+    worker_cmd,
 )
 
 COMMAND_MODULES = [config_cmd, metadata_cmd, visual_cmd, daemon_cmd, review_cmd, custody_cmd, retention_cmd,
-                   web_cmd, install_cmd]
+                   web_cmd, install_cmd, worker_cmd]

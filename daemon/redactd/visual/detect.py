@@ -95,8 +95,33 @@ def packaged_model(package: str, relpath: str, expected_sha256: str) -> tuple[Pa
     return Path(str(resource)), data
 
 
+#: onnxruntime providers for every session this process makes; ``use_device`` sets it once per job
+#: process (each job runs in a child process of its own).
+_providers: list[str] = ["CPUExecutionProvider"]
+
+
+def use_device(device: str) -> None:
+    """Run this process's detectors on ``device`` ("cpu" or "cuda"); a clear error if it cannot."""
+    global _providers
+    if device == "cpu":
+        _providers = ["CPUExecutionProvider"]
+        return
+    if device != "cuda":
+        raise ConfigError(f"device '{device}' is not one of: cpu, cuda")
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        raise ConfigError(
+            "device 'cuda' was asked for, but onnxruntime offers no CUDA provider here (it has: "
+            f"{', '.join(available)}); install onnxruntime-gpu in place of onnxruntime, with a CUDA driver, "
+            "or set device: cpu"
+        )
+    _providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
 def onnx_session(model: bytes, threads: int | None = None) -> Any:
-    """An onnxruntime session on the CPU provider, named explicitly.
+    """An onnxruntime session on the providers ``use_device`` chose (the CPU unless asked), named explicitly.
 
     Recent onnxruntime lists other providers (Azure) first. Spinning is off because with it on
     and anything else running (decode, encode, other jobs) two threads were slower than one.
@@ -109,7 +134,7 @@ def onnx_session(model: bytes, threads: int | None = None) -> Any:
     opts.log_severity_level = 3
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model, opts, providers=list(_providers))
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
         raise DetectError(f"onnxruntime could not load the model: {exc}") from exc
 
