@@ -175,24 +175,3 @@ def record_pending(cfg: DaemonConfig, store_file: Path) -> str:
     finally:
         custody.close()
     return f"recorded in the custody log ({written} entr{'y' if written == 1 else 'ies'})"
-
-
-def lag(store_file: Path, now: float | None = None) -> tuple[int, float | None]:
-    """Custody entries not yet in the log, and the age in seconds of the oldest (None when none wait).
-
-    Read-only: safe while the daemon runs. Entries wait while the daemon is stopped or between its
-    custody flushes; a growing lag means the custody log cannot be written.
-    """
-    if not store_file.exists():
-        return 0, None
-    conn = sqlite3.connect(f"file:{store_file}?mode=ro", uri=True, timeout=30)
-    try:
-        try:
-            count, oldest = conn.execute(
-                "SELECT COUNT(*), MIN(created_at) FROM custody_outbox WHERE recorded_at IS NULL").fetchone()
-        except sqlite3.OperationalError:  # a store from before the outbox
-            return 0, None
-    finally:
-        conn.close()
-    now = time.time() if now is None else now
-    return int(count), (max(0.0, now - oldest) if oldest is not None else None)

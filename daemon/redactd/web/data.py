@@ -21,7 +21,7 @@ from typing import Any
 from redactd.config import DaemonConfig, check_config
 from redactd.daemon import status_report, store_path
 from redactd.jobstore import Job, JobState, JobStore, Transition
-from redactd.outbox import lag, record_pending
+from redactd.outbox import custody_lag, record_pending
 from redactd.policy import PolicySet
 from redactd.review import ReviewDesk, ReviewItem
 
@@ -97,7 +97,8 @@ class Console:
             "recent_errors": [], "throughput": None}
         for j in report["in_flight"]:
             j["eta_s"] = eta_seconds(j["progress"], j["running_s"])
-        pending, oldest = lag(self.store_file)
+        custody = custody_lag(self.store_file)
+        pending, oldest = custody["queued"], custody["oldest_age_s"]
         report["custody_lag"] = {"pending": pending, "oldest_s": oldest}
         report["volumes"] = volumes(self.cfg)
         report["last_retention"] = None

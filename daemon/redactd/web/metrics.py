@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from redactd.jobstore import JobState
-from redactd.outbox import lag
+from redactd.outbox import custody_lag
 
 if TYPE_CHECKING:
     from redactd.web.data import Console
@@ -96,7 +96,8 @@ class _Collector:
         yield _histogram("redactd_job_fps", "frames per second of published jobs, by redaction policy", fps,
                          FPS_BUCKETS)
         yield from self._transitions()
-        pending, oldest = lag(c.store_file)
+        custody = custody_lag(c.store_file)
+        pending, oldest = custody["queued"], custody["oldest_age_s"]
         g = GaugeMetricFamily("redactd_custody_pending_entries", "custody entries queued but not yet in the log")
         g.add_metric([], float(pending))
         yield g
