@@ -79,6 +79,9 @@ class TestFullDisks:
             report = status(run)
             assert report["space_short"] == ["scratch"] and report["waiting_for_space"] == [job.id]
             assert "scratch is short" in status_text(run)
+            # The requeued job comes due after its back-off; only then does the daemon look at the
+            # volume and log it short. Free the space after that, so its return is seen too.
+            run.wait_for(lambda: run.events("space_short"), timeout=60, what="the daemon to see scratch short")
             filler.unlink()  # space returns; nobody types a command
             (job,) = run.wait_finished(1, timeout=90)
             assert job.state is JobState.PUBLISHED and job.attempts == 0, job.last_error
