@@ -41,7 +41,6 @@ from tests.daemon.conftest import DaemonRun, drop, make_clip, variant
 
 from redactd import log
 from redactd.custody import CustodyLog
-from redactd.custody.keys import init_key
 from redactd.jobstore import Job, JobState
 from redactd.retention.service import run_retention
 
@@ -253,7 +252,6 @@ def hostile(root: Path, clip: bytes, tmp: Path) -> Tally:
 def retention(root: Path, clip: bytes) -> Tally:
     t = Tally("retention vs. missing clean copies")
     run = DaemonRun(root, settle=0.5, workers=2)
-    init_key(root / "custody.key")
     shutil.copy(REPO / "policies" / "retention-default.yaml", run.policies)
     run.settings["retention"] = {"policy": "retention-default"}
     run.write_config()

@@ -71,6 +71,14 @@ class TestExampleFiles:
         assert "custody: " in proc.stdout and "signing key" in proc.stdout
 
 
+    def test_the_shipped_worker_config_loads_and_maps_the_daemons_paths(self, repo):
+        from redactd.config import load_worker_config
+
+        cfg = load_worker_config(repo / "etc" / "redactd-worker.yaml")
+        assert cfg.to_worker(Path("/srv/redactd/raw/j.mp4")) == Path("/mnt/redactd/raw/j.mp4")
+        assert cfg.device == "cpu" and cfg.concurrency == 1
+
+
 class TestConfigErrors:
     def test_relative_paths_resolve_against_the_config_directory(self, tmp_path, repo):
         cfg = load_config(write_config(tmp_path, repo, BASE))
@@ -168,8 +176,10 @@ class TestPolicies:
 class TestSuiteIndependence:
     def test_only_the_example_checks_read_the_checkouts_live_policies_and_config(self, repo):
         # An operator edits etc/ and policies/ (make run uses them); behaviour tests use
-        # tests/policies. Allowed readers: this file and the install tests (they install the examples).
+        # tests/policies. Allowed readers: this file, the install tests (they install the examples)
+        # and the hardened-Redis fixture (it runs the documented etc/redis-redactd.conf).
         pattern = re.compile(r"""(REPO|repo|parents\[2\])\s*/\s*["'](policies|etc)["']""")
         readers = sorted(str(p.relative_to(repo)) for p in (repo / "tests").rglob("*.py")
                          if pattern.search(p.read_text()))
-        assert readers == ["tests/systemd/test_install.py", "tests/systemd/test_unit.py", "tests/test_config.py"]
+        assert readers == ["tests/jobflow/conftest.py", "tests/systemd/test_install.py", "tests/systemd/test_unit.py",
+                           "tests/test_config.py"]

@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 
 from redactd.config import DaemonConfig
-from redactd.daemon import DaemonLock, store_path
+from redactd.daemon import store_path
 from redactd.errors import RetentionError
 from redactd.jobstore import JobStore
 from redactd.outbox import record_pending
@@ -44,9 +44,7 @@ def hold_target(cfg: DaemonConfig, scope: HoldScope, value: str) -> str:
 
 
 def flush_hold_events(cfg: DaemonConfig) -> str:
-    """Write the queued custody entries now if we may; else say who will."""
-    if DaemonLock(cfg.state_dir).holder() is not None:
-        return "the running daemon writes its custody entry with its next job transition or checkpoint"
+    """Write the queued custody entries now, or have the running daemon write them within seconds."""
     return record_pending(cfg, store_path(cfg))
 
 

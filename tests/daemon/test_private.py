@@ -13,9 +13,9 @@ import pytest
 
 from redactd.custody.keys import init_key
 from redactd.jobstore import JobState, JobStore
-from tests.conftest import tmpfs
+from tests.conftest import TEST_POLICIES, tmpfs
 
-from .conftest import REPO, drop
+from .conftest import drop
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -90,7 +90,7 @@ class TestNothingWrittenOutsideConfiguredDirectories:
         home.mkdir()
         tmp.mkdir()
         run = daemon_run()
-        shutil.copy(REPO / "policies" / "visual-default.yaml", run.policies)
+        shutil.copy(TEST_POLICIES / "visual-default.yaml", run.policies)
         run.settings["inboxes"][0]["policy"] = "visual-default"
         run.write_config()
         env = {"HOME": str(home), "TMPDIR": str(tmp), "XDG_CACHE_HOME": "", "ORT_DISABLE_TELEMETRY": ""}

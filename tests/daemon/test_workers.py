@@ -28,7 +28,7 @@ def run(processor, tmp_path: Path, policy, timeout: float = 30, stop: threading.
         progress: list[float] | None = None) -> tuple[Outcome, list[int]]:
     pids: list[int] = []
     outcome = ChildRunner(processor).run(
-        JobSpec("job1", tmp_path / "raw.mp4", tmp_path, policy), "job1", timeout,
+        JobSpec("job1", tmp_path / "raw.mp4", tmp_path, policy), "job1", 1, timeout,
         on_start=pids.append, on_progress=(progress if progress is not None else []).append,
         stop_now=stop or threading.Event())
     return outcome, pids

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 import yaml
 
-from redactd.custody.keys import init_key
 from redactd.jobflow.signing import make_credentials
 from tests.daemon.conftest import HERE as DAEMON_TESTS
 from tests.daemon.conftest import REPO, DaemonRun, _logs_to_this_tests_stderr, clip_bytes, daemon_run  # noqa: F401 - fixtures
@@ -151,7 +150,6 @@ class Cluster:
                                     "lost_after_seconds": 5}
         run.write_config()
         run.env["PYTHONPATH"] = PYTHONPATH
-        init_key(run.root / "custody.key")
         self.daemon = run
         return run
 

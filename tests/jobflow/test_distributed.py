@@ -16,6 +16,7 @@ from redactd.custody.segments import load_entries
 from redactd.jobflow import broker as brokers
 from redactd.jobflow.signing import load_credentials, make_credentials, seal
 from redactd.jobstore import JobState
+from tests.conftest import TEST_POLICIES
 from tests.daemon.conftest import drop, variant
 from tests.daemon.processors import GATE_ENV
 from tests.jobflow.conftest import HERE, PYTHONPATH, REPO, Cluster, wait_until
@@ -206,7 +207,7 @@ class TestWorkerCommand:
         from tests.visual.synth import astronaut, make_clip
 
         run = cluster.make_daemon(workers=1)
-        policy = yaml.safe_load((REPO / "policies" / "visual-default.yaml").read_text())
+        policy = yaml.safe_load((TEST_POLICIES / "visual-default.yaml").read_text())
         (run.policies / "visual-default.yaml").write_text(yaml.safe_dump(policy))
         run.settings["inboxes"][0]["policy"] = policy["id"]
         run.settings["limits"]["max_file_size"] = "64 MiB"

@@ -66,15 +66,6 @@ class TestPathMap:
         assert cfg.to_worker(Path("/srv/raw")) == Path("/mnt/raw")
 
 
-class TestExampleConfig:
-    def test_the_shipped_worker_config_loads_and_maps_the_daemons_paths(self):
-        from redactd.config import load_worker_config
-
-        cfg = load_worker_config(Path(__file__).resolve().parents[2] / "etc" / "redactd-worker.yaml")
-        assert cfg.to_worker(Path("/srv/redactd/raw/j.mp4")) == Path("/mnt/redactd/raw/j.mp4")
-        assert cfg.device == "cpu" and cfg.concurrency == 1
-
-
 class TestDevice:
     def test_cuda_is_used_where_onnxruntime_offers_it_and_a_clear_error_where_not(self):
         import onnxruntime as ort

@@ -12,6 +12,7 @@ import pytest
 from redactd.errors import RetentionError
 from redactd.policy import RetentionPolicy
 from redactd.retention import Action, Hold, HoldScope, ItemKind, RetentionItem, plan
+from tests.conftest import TEST_POLICIES
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 SHA = "a" * 64
@@ -207,7 +208,7 @@ class TestShippedRetentionPolicy:
     def load(self) -> RetentionPolicy:
         from redactd.policy import load_policy
 
-        pol = load_policy(Path(__file__).resolve().parents[2] / "policies" / "retention-default.yaml")
+        pol = load_policy(TEST_POLICIES / "retention-default.yaml")
         assert isinstance(pol, RetentionPolicy)
         return pol
 

@@ -9,13 +9,14 @@ import pytest
 from redactd.pipeline import JobSpec, run_job
 from redactd.policy import AudioValidation, RedactionPolicy, Speech, resolve_policy
 from redactd.validation.speech import check_speech
+from tests.conftest import TEST_POLICIES
 from tests.visual import speechclips
-from tests.visual.conftest import REPO, tweak
+from tests.visual.conftest import tweak
 
 
 @pytest.fixture(scope="module")
 def policy() -> RedactionPolicy:
-    return resolve_policy(str(REPO / "policies" / "visual-default.yaml"))
+    return resolve_policy(str(TEST_POLICIES / "visual-default.yaml"))
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import pytest
 
 from redactd.policy import resolve_policy
 from redactd.visual import redact_video
+from tests.conftest import TEST_POLICIES
 from tests.visual import heldout, synth
-from tests.visual.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ def _case(name: str) -> heldout.Case:
 
 def _redacted(tmp_path: Path, name: str, height: int, frames: int) -> tuple[synth.Clip, heldout.Score]:
     clip = _case(name).build(tmp_path / f"{name}.mp4", height, frames)
-    policy = resolve_policy(str(REPO / "policies" / "visual-default.yaml"))
+    policy = resolve_policy(str(TEST_POLICIES / "visual-default.yaml"))
     out = tmp_path / "out.mp4"
     redact_video(clip.path, out, policy)
     return clip, heldout.score(synth.decode_gray(clip.path), synth.decode_gray(out), clip)

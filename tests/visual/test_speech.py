@@ -16,6 +16,7 @@ from redactd.visual.detect import CompositeDetector
 from redactd.visual.mcadams import McAdams
 from redactd.visual.speech import SpeechEditor, SpeechPlan, find_speech, speech_in_file
 from redactd.visual.vad import CHUNK, VAD_RATE, SegmentRule, VoiceActivity, speech_chunks
+from tests.conftest import TEST_POLICIES
 from tests.visual import speechclips
 from tests.visual.conftest import tweak
 from tests.visual.speechclips import RATE, SpeechClip, decode, rms
@@ -308,7 +309,7 @@ class TestRedactCommand:
         from tests.visual.conftest import REPO
 
         clip = speechclips.make_clip(tmp_path / "talk.mov", "stereo", seconds=6.0, at=1.0)
-        text = (REPO / "policies" / "visual-default.yaml").read_text()
+        text = (TEST_POLICIES / "visual-default.yaml").read_text()
         policy = tmp_path / "muted.yaml"
         policy.write_text(text.replace("id: visual-default", "id: muted")
                           .replace("audio: drop ", "audio: mute_speech "))

@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from redactd.custody.keys import init_key
 from redactd.jobstore import Job
 from tests.daemon.conftest import DaemonRun, drop
 from tests.validation import scenes
@@ -83,7 +82,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     port = free_port()
     run.settings["web"] = {"port": port, "metrics_token_file": str(root / "metrics.token")}
     run.write_config()
-    init_key(root / "custody.key")
     for account, roles in ACCOUNTS.items():
         out = redactd(run, "web", "user", "add", account, *(a for r in roles for a in ("--role", r)),
                       "--password-stdin", stdin=PASSWORD + "\n")
