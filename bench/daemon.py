@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from redactd.jobstore import FINISHED, JobState, JobStore
+from redactd.jobflow.jobstore import FINISHED, JobState, JobStore
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -38,8 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "daemon"), str(REPO)]
 
 from redactd.custody.keys import init_key
+from redactd.jobflow.jobstore import FINISHED, JobState, JobStore
 from redactd.jobflow.signing import make_credentials
-from redactd.jobstore import FINISHED, JobState, JobStore
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "daemon")}
 

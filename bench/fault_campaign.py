@@ -41,7 +41,7 @@ from tests.daemon.conftest import DaemonRun, drop, make_clip, variant
 
 from redactd import log
 from redactd.custody import CustodyLog
-from redactd.jobstore import Job, JobState
+from redactd.jobflow.jobstore import Job, JobState
 from redactd.retention.service import run_retention
 
 

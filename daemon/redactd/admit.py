@@ -25,8 +25,8 @@ from pathlib import Path
 
 from redactd import log
 from redactd.fsutil import atomic_output, file_kind, fsync_dir
-from redactd.jobstore import Job, JobState, JobStore, display_name
-from redactd.publish import Queues, safe_suffix
+from redactd.jobflow.jobstore import Job, JobState, JobStore, display_name
+from redactd.jobflow.publish import Queues, safe_suffix
 from redactd.space import is_out_of_space
 
 _CHUNK = 1 << 20

@@ -29,13 +29,14 @@ from redactd.custody.keeper import CustodyKeeper, read_state
 from redactd.custody.keys import check_custody_config, read_passphrase
 from redactd.errors import ConfigError, LogBusy, RedactdError
 from redactd.fsutil import NETWORK_FILESYSTEMS, filesystem_type
-from redactd.jobrun import WAITING_FOR_SPACE, JobExecutor, RunLimits
-from redactd.jobstore import Job, JobState, JobStore, JobStoreError, TransitionSink, iso
+from redactd.jobflow.jobrun import WAITING_FOR_SPACE, JobExecutor, RunLimits
+from redactd.jobflow.jobstore import Job, JobState, JobStore, JobStoreError, TransitionSink, iso
+from redactd.jobflow.outbox import custody_lag
+from redactd.jobflow.publish import Queues, sweep_temps
+from redactd.jobflow.workers import ChildRunner, Executor, Processor, WorkerPool
 from redactd.notify import SystemdNotifier
-from redactd.outbox import custody_lag
 from redactd.policy import PolicySet, policy_hash
 from redactd.private import secure_layout
-from redactd.publish import Queues, sweep_temps
 from redactd.receipts import write_receipt
 from redactd.retention.service import log_missed_runs, run_retention
 from redactd.retention.snapshots import warn_about_snapshots
@@ -43,7 +44,6 @@ from redactd.retention.store import open_refusals
 from redactd.scheduler import DaemonScheduler, Tasks, Timetable
 from redactd.space import SpaceWatch
 from redactd.watch import InboxWatcher, Sighting
-from redactd.workers import ChildRunner, Executor, Processor, WorkerPool
 
 if TYPE_CHECKING:
     from redactd.web.server import ConsoleThread
@@ -549,14 +549,14 @@ def run_daemon(config_path: Path, processor: Processor | None = None, sink: Tran
                notifier: SystemdNotifier | None = None) -> int:
     """Build the daemon from its config and run it in the foreground until stopped.
 
-    ``processor`` is what each worker runs on a job (default: ``redactd.pipeline.run_job``);
+    ``processor`` is what each worker runs on a job (default: ``redactd.jobflow.pipeline.run_job``);
     ``sink`` receives every job transition (default: a log line; the custody log in production).
     """
     cfg, policies = check_config(config_path)
     c = cfg.custody
     check_custody_config(c.signing_key, c.passphrase_file, c.witnesses)
     if processor is None:
-        from redactd.pipeline import run_job
+        from redactd.jobflow.pipeline import run_job
 
         processor = run_job
     try:

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from redactd.config import DaemonConfig
 from redactd.daemon import store_path
 from redactd.errors import RetentionError
-from redactd.jobstore import JobStore
-from redactd.outbox import record_pending
+from redactd.jobflow.jobstore import JobStore
+from redactd.jobflow.outbox import record_pending
 from redactd.retention.model import Hold, HoldScope
 from redactd.retention.store import RetentionStore
 

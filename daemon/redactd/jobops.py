@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from redactd.config import DaemonConfig
-from redactd.jobstore import Job, JobState, JobStore, JobStoreError
-from redactd.publish import Queues, safe_suffix
+from redactd.jobflow.jobstore import Job, JobState, JobStore, JobStoreError
+from redactd.jobflow.publish import Queues, safe_suffix
 from redactd.receipts import write_receipt
 
 

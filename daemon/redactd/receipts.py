@@ -15,7 +15,7 @@ from pathlib import Path
 from redactd import log
 from redactd.config import DaemonConfig
 from redactd.fsutil import atomic_write
-from redactd.jobstore import Job, JobState
+from redactd.jobflow.jobstore import Job, JobState
 
 RECEIPTS_DIR = ".redactd"
 

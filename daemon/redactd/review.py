@@ -1,7 +1,7 @@
 """Reviewer decisions on the review queue: approve (publish), reject (failed, raw kept), or re-queue.
 
 Each decision is one job-store transition that names who made it; its ``review_approved`` /
-``review_rejected`` custody entry goes through the custody outbox (``redactd.outbox``), because
+``review_rejected`` custody entry goes through the custody outbox (``redactd.jobflow.outbox``), because
 the daemon, not this command, usually holds the custody log.
 Publishing reuses the daemon's own ``Queues.publish``, so an approved file reaches clean storage
 exactly as an automatically published one does (sidecar first, atomic rename).
@@ -24,10 +24,10 @@ from redactd.admit import move_aside
 from redactd.config import DaemonConfig
 from redactd.errors import ConfigError
 from redactd.fsutil import atomic_write, sha256_file
-from redactd.jobstore import Job, JobState, JobStore, JobStoreError
-from redactd.pipeline import BEFORE_BLUR
+from redactd.jobflow.jobstore import Job, JobState, JobStore, JobStoreError
+from redactd.jobflow.pipeline import BEFORE_BLUR
+from redactd.jobflow.publish import APPROVED_BOXES_FILE, REASON_FILE, Queues, output_name, safe_suffix
 from redactd.policy import PolicySet
-from redactd.publish import APPROVED_BOXES_FILE, REASON_FILE, Queues, output_name, safe_suffix
 from redactd.receipts import write_receipt
 
 SIDECAR_FILE = "output.json"  # what Queues.to_review writes beside the output

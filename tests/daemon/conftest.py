@@ -19,7 +19,7 @@ import yaml
 
 from redactd import log
 from redactd.custody.keys import init_key
-from redactd.jobstore import Job, JobState, JobStore
+from redactd.jobflow.jobstore import Job, JobState, JobStore
 from tests.conftest import TEST_POLICIES
 
 REPO = Path(__file__).resolve().parents[2]

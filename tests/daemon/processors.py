@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from redactd.pipeline import JobResult, JobSpec, run_job
+from redactd.jobflow.pipeline import JobResult, JobSpec, run_job
 
 GATE_ENV = "REDACTD_TEST_GATE"
 

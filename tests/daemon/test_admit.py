@@ -21,8 +21,8 @@ from redactd.admit import (
     sha256_of,
     walk,
 )
-from redactd.jobstore import JobState, JobStore, JobStoreError
-from redactd.publish import Queues
+from redactd.jobflow.jobstore import JobState, JobStore, JobStoreError
+from redactd.jobflow.publish import Queues
 
 
 class TestIsJunk:

@@ -19,8 +19,8 @@ import pytest
 
 from redactd.custody.segments import CHECKPOINT_FILE, load_entries, read_segment, segment_paths
 from redactd.custody.witness import witnessed
-from redactd.jobstore import JobState
-from redactd.outbox import custody_lag, queue_custody_event
+from redactd.jobflow.jobstore import JobState
+from redactd.jobflow.outbox import custody_lag, queue_custody_event
 
 from .conftest import DaemonRun, drop, variant
 

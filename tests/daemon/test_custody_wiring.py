@@ -7,7 +7,7 @@ from collections import Counter
 from redactd.custody import verify_log
 from redactd.custody.keys import load_public_key, public_path
 from redactd.custody.segments import load_entries
-from redactd.jobstore import JobState
+from redactd.jobflow.jobstore import JobState
 from tests.daemon.conftest import drop, variant
 
 

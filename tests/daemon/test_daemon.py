@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from redactd.jobstore import JobState
+from redactd.jobflow.jobstore import JobState
 
 from .conftest import DaemonRun, drop, variant
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from redactd.cli import main
-from redactd.jobstore import JobState, JobStore
+from redactd.jobflow.jobstore import JobState, JobStore
 
 from .conftest import DaemonRun
 

@@ -7,11 +7,11 @@ import threading
 from pathlib import Path
 
 from redactd.fsutil import sha256_file
-from redactd.jobrun import JobExecutor, RunLimits
-from redactd.jobstore import Job, JobState, JobStore
+from redactd.jobflow.jobrun import JobExecutor, RunLimits
+from redactd.jobflow.jobstore import Job, JobState, JobStore
+from redactd.jobflow.publish import Queues
+from redactd.jobflow.workers import ChildRunner
 from redactd.policy import PolicySet
-from redactd.publish import Queues
-from redactd.workers import ChildRunner
 from tests.conftest import TEST_POLICIES
 
 from . import processors

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from redactd.jobstore import JobState, JobStore, JobStoreError, display_name
+from redactd.jobflow.jobstore import JobState, JobStore, JobStoreError, display_name
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from redactd.custody.keys import init_key
-from redactd.jobstore import JobState, JobStore
+from redactd.jobflow.jobstore import JobState, JobStore
 from tests.conftest import TEST_POLICIES, tmpfs
 
 from .conftest import drop

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from redactd.jobstore import JobState, JobStore
-from redactd.publish import Queues, output_name, place_file, safe_suffix, sweep_temps
+from redactd.jobflow.jobstore import JobState, JobStore
+from redactd.jobflow.publish import Queues, output_name, place_file, safe_suffix, sweep_temps
 from tests.conftest import tmpfs
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from redactd.jobstore import JobState
+from redactd.jobflow.jobstore import JobState
 from redactd.receipts import render
 from tests.daemon.conftest import drop
 
@@ -37,7 +37,7 @@ class TestReceipts:
         assert run.stop() == 0
 
     def test_a_rejection_in_review_is_told_without_the_reviewers_name(self, daemon_run, clip_bytes) -> None:
-        from redactd.jobstore import Job
+        from redactd.jobflow.jobstore import Job
 
         job = Job.draft("01abc", JobState.FAILED, "in", b"sub/clip.mp4", 10, "p",
                         last_error="rejected in review by rita: a face is readable")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from redactd.jobstore import JobState
+from redactd.jobflow.jobstore import JobState
 from tests.conftest import tmpfs
 
 from .conftest import DaemonRun, drop, variant

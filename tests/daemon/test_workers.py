@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from redactd.pipeline import JobSpec
+from redactd.jobflow.pipeline import JobSpec
+from redactd.jobflow.workers import ChildRunner, Ending, Outcome, WorkerPool
 from redactd.policy import resolve_policy
-from redactd.workers import ChildRunner, Ending, Outcome, WorkerPool
 from tests.conftest import TEST_POLICIES
 
 from . import processors

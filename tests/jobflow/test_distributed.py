@@ -14,8 +14,8 @@ from redactd.custody import verify_log
 from redactd.custody.keys import load_public_key, public_path
 from redactd.custody.segments import load_entries
 from redactd.jobflow import broker as brokers
+from redactd.jobflow.jobstore import JobState
 from redactd.jobflow.signing import load_credentials, make_credentials, seal
-from redactd.jobstore import JobState
 from tests.conftest import TEST_POLICIES
 from tests.daemon.conftest import drop, variant
 from tests.daemon.processors import GATE_ENV

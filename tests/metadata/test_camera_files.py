@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from redactd.errors import VerifyError
+from redactd.jobflow.pipeline import JobSpec, run_metadata_only
 from redactd.metadata import clean_metadata, verify_clean
 from redactd.metadata.clean import UncuttableError
 from redactd.metadata.inspect import inspect_file
 from redactd.metadata.verify import allow_reason
-from redactd.pipeline import JobSpec, run_metadata_only
 from redactd.policy import RedactionPolicy
 from tests import mediafactory as mf
 from tests.camerafactory import (

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from redactd.errors import InputError, UnsupportedMediaError
+from redactd.jobflow.workers import Ending, classify
 from redactd.media.probe import probe
 from redactd.metadata.clean import clean_metadata
-from redactd.workers import Ending, classify
 from tests.conftest import tmpfs
 
 EBML_MAGIC = b"\x1a\x45\xdf\xa3"

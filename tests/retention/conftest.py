@@ -16,9 +16,9 @@ from redactd.admit import new_job_id
 from redactd.config import DaemonConfig, check_config
 from redactd.custody.keys import init_key, load_public_key, public_path
 from redactd.daemon import store_path
-from redactd.jobstore import Job, JobStore
+from redactd.jobflow.jobstore import Job, JobStore
+from redactd.jobflow.publish import Queues
 from redactd.policy import PolicySet
-from redactd.publish import Queues
 from tests.conftest import TEST_POLICIES
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from redactd.jobstore import JobStore
+from redactd.jobflow.jobstore import JobStore
 from redactd.retention import Action, ItemKind
 from redactd.retention.service import make_plan
 from tests.retention.conftest import Layout, later

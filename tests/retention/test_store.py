@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from redactd.errors import RetentionError
-from redactd.jobstore import JobStore
-from redactd.outbox import opened
+from redactd.jobflow.jobstore import JobStore
+from redactd.jobflow.outbox import opened
 from redactd.retention import HoldScope
 from redactd.retention.store import RetentionStore
 

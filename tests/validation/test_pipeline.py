@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from redactd.jobflow.pipeline import JobSpec, run_job
 from redactd.metadata.verify import verify_clean
-from redactd.pipeline import JobSpec, run_job
 from redactd.policy import RedactionPolicy, policy_hash
 from tests.validation import scenes
 

@@ -13,10 +13,10 @@ from redactd.custody import CustodyLog
 from redactd.custody.keys import init_key
 from redactd.daemon import DaemonLock
 from redactd.errors import ConfigError
-from redactd.jobstore import Job, JobState, JobStore, JobStoreError
-from redactd.outbox import opened, record_pending
+from redactd.jobflow.jobstore import Job, JobState, JobStore, JobStoreError
+from redactd.jobflow.outbox import opened, record_pending
+from redactd.jobflow.publish import Queues
 from redactd.policy import PolicySet, RedactionPolicy
-from redactd.publish import Queues
 from redactd.review import ReviewDesk
 
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from redactd.fsutil import sha256_file
-from redactd.jobstore import Job, JobState
+from redactd.jobflow.jobstore import Job, JobState
 from tests.daemon.conftest import DaemonRun, drop
 from tests.validation import scenes
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from redactd.pipeline import JobSpec, run_job
+from redactd.jobflow.pipeline import JobSpec, run_job
 from redactd.policy import AudioValidation, RedactionPolicy, Speech, resolve_policy
 from redactd.validation.speech import check_speech
 from tests.conftest import TEST_POLICIES

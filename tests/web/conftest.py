@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from redactd.jobstore import Job
+from redactd.jobflow.jobstore import Job
 from tests.daemon.conftest import DaemonRun, drop
 from tests.validation import scenes
 from tests.validation.test_review_daemon import policy_files

@@ -179,7 +179,7 @@ class TestMetrics:
 class TestOperatorActions:
     def test_cancel_from_the_job_page_is_the_same_transition_as_jobs_cancel(self, config: Path,
                                                                              tmp_path: Path) -> None:
-        from redactd.jobstore import JobState, JobStore
+        from redactd.jobflow.jobstore import JobState, JobStore
 
         (tmp_path / "raw").mkdir()
         raw = tmp_path / "raw" / "01waiting.mp4"

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from redactd.jobstore import JobState
+from redactd.jobflow.jobstore import JobState
 from tests.web.conftest import Browser, Site, redactd, wait
 
 pytestmark = pytest.mark.slow

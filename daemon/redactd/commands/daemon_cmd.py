@@ -12,9 +12,9 @@ from redactd.commands._common import add_config_arg, config_path
 from redactd.config import DaemonConfig, load_config
 from redactd.daemon import run_daemon, status_report, store_path
 from redactd.fsutil import human_size
+from redactd.jobflow.jobstore import JobState, JobStore, as_dict, iso
+from redactd.jobflow.outbox import record_pending
 from redactd.jobops import cancel_job, retry_job
-from redactd.jobstore import JobState, JobStore, as_dict, iso
-from redactd.outbox import record_pending
 from redactd.review import default_actor
 from redactd.space import human
 

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from redactd.commands._common import add_config_arg, config_path
 from redactd.config import check_config
 from redactd.daemon import store_path
-from redactd.jobstore import JobState, JobStore, JobStoreError, iso
-from redactd.outbox import record_pending
+from redactd.jobflow.jobstore import JobState, JobStore, JobStoreError, iso
+from redactd.jobflow.outbox import record_pending
 from redactd.review import ReviewDesk, default_actor
 
 

@@ -39,9 +39,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not value:
         raise ConfigError("redactd worker needs --config FILE (the worker's configuration)")
     from redactd.config import load_worker_config
+    from redactd.jobflow.pipeline import run_job
     from redactd.jobflow.remote import serve
     from redactd.jobflow.signing import load_credentials
-    from redactd.pipeline import run_job
 
     cfg = load_worker_config(Path(value))
     if args.log_level is None:

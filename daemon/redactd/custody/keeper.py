@@ -29,8 +29,8 @@ from redactd.custody.log import CustodyLog
 from redactd.custody.segments import read_segment, segment_paths
 from redactd.errors import CustodyError, LogBusy
 from redactd.fsutil import atomic_write
+from redactd.jobflow.outbox import custody_lag, flush_outbox
 from redactd.log import get_logger
-from redactd.outbox import custody_lag, flush_outbox
 
 if TYPE_CHECKING:
     from redactd.config import DaemonConfig

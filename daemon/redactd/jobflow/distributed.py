@@ -27,10 +27,10 @@ from redactd.config import DramatiqExecutor
 from redactd.errors import RedactdError
 from redactd.fsutil import sha256_file
 from redactd.jobflow import broker as brokers
+from redactd.jobflow.pipeline import JobResult, JobSpec
 from redactd.jobflow.signing import Credentials, Forged, seal, unseal
-from redactd.pipeline import JobResult, JobSpec
+from redactd.jobflow.workers import Ending, Outcome
 from redactd.policy import policy_hash
-from redactd.workers import Ending, Outcome
 
 #: Message kinds a worker sends back; the last five end a dispatch.
 ENDINGS = {Ending.RESULT.value, Ending.REFUSED.value, Ending.ERROR.value, Ending.CRASHED.value,

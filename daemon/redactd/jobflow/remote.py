@@ -21,10 +21,10 @@ from redactd import log
 from redactd.config import WorkerConfig
 from redactd.fsutil import sha256_file
 from redactd.jobflow import broker as brokers
+from redactd.jobflow.pipeline import JobSpec
 from redactd.jobflow.signing import Credentials, Forged, seal, unseal, worker_name
-from redactd.pipeline import JobSpec
+from redactd.jobflow.workers import ChildRunner, Ending, Outcome, Processor
 from redactd.policy import RedactionPolicy, policy_hash
-from redactd.workers import ChildRunner, Ending, Outcome, Processor
 
 #: Progress messages are sent at most this often (the daemon writes progress once a second).
 PROGRESS_EVERY_S = 2.0

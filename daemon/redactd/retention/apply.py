@@ -38,7 +38,7 @@ from typing import Any
 
 from redactd import log
 from redactd.fsutil import fsync_dir
-from redactd.outbox import CustodyWriter
+from redactd.jobflow.outbox import CustodyWriter
 from redactd.retention.model import Decision, ItemKind, Plan, RetentionItem
 from redactd.retention.plan import fmt_time
 from redactd.retention.snapshots import filesystem_of

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from redactd.jobstore import Job, JobState
-from redactd.publish import REASON_FILE, safe_suffix
+from redactd.jobflow.jobstore import Job, JobState
+from redactd.jobflow.publish import REASON_FILE, safe_suffix
 from redactd.retention.model import ItemKind, RetentionItem
 from redactd.retention.store import from_ts
 

@@ -17,8 +17,8 @@ from apscheduler.triggers.cron import CronTrigger
 from redactd import log
 from redactd.config import DaemonConfig
 from redactd.errors import RetentionError
-from redactd.jobstore import JobStore
-from redactd.outbox import LogWriter, flush_outbox
+from redactd.jobflow.jobstore import JobStore
+from redactd.jobflow.outbox import LogWriter, flush_outbox
 from redactd.policy import PolicySet, RetentionPolicy
 from redactd.retention.apply import Applier, ApplyReport
 from redactd.retention.items import collect_items

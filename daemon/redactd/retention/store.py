@@ -4,7 +4,7 @@ They live beside the ``jobs`` table (``state_dir/jobs.sqlite3``) so one backup h
 truth, but in their own tables, created here: the job store's schema stays the daemon's.
 
 A hold takes effect at once (at the next plan). Its ``hold_set`` / ``hold_released`` custody
-entry is queued in the custody outbox (``redactd.outbox``) in the same transaction, and whoever
+entry is queued in the custody outbox (``redactd.jobflow.outbox``) in the same transaction, and whoever
 holds the custody log appends it: the daemon, or the command itself while the daemon is stopped.
 
 Each purge is a row written *before* the file is touched (``intended``) and completed after
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Self
 
 from redactd.errors import RetentionError
-from redactd.jobstore import JobStore
-from redactd.outbox import SCHEMA as OUTBOX_SCHEMA
-from redactd.outbox import queue_custody_event
+from redactd.jobflow.jobstore import JobStore
+from redactd.jobflow.outbox import SCHEMA as OUTBOX_SCHEMA
+from redactd.jobflow.outbox import queue_custody_event
 from redactd.private import create_private_file
 from redactd.retention.model import Hold, HoldScope, ItemKind
 

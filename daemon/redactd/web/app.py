@@ -27,7 +27,7 @@ from starlette.templating import Jinja2Templates
 from redactd import log
 from redactd.errors import RedactdError
 from redactd.fsutil import human_size
-from redactd.jobstore import JobState
+from redactd.jobflow.jobstore import JobState
 from redactd.web.accounts import Accounts, Role
 from redactd.web.data import Console
 from redactd.web.sessions import COOKIE, Session, Sessions

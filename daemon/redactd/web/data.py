@@ -20,8 +20,8 @@ from typing import Any
 
 from redactd.config import DaemonConfig, check_config
 from redactd.daemon import status_report, store_path
-from redactd.jobstore import Job, JobState, JobStore, Transition
-from redactd.outbox import custody_lag, record_pending
+from redactd.jobflow.jobstore import Job, JobState, JobStore, Transition
+from redactd.jobflow.outbox import custody_lag, record_pending
 from redactd.policy import PolicySet
 from redactd.review import ReviewDesk, ReviewItem
 
@@ -161,7 +161,7 @@ class Console:
 
     def review_output(self, job_id: str) -> Path:
         """The redacted output waiting for a decision (not for a job held before blurring: none yet)."""
-        from redactd.jobstore import JobStoreError
+        from redactd.jobflow.jobstore import JobStoreError
 
         item = self.review_item(job_id)
         path = item.job.output_path
@@ -174,7 +174,7 @@ class Console:
         import cv2
 
         from redactd.errors import InputError
-        from redactd.jobstore import JobStoreError
+        from redactd.jobflow.jobstore import JobStoreError
         from redactd.validation.sheet import contact_sheet
 
         item = self.review_item(job_id)

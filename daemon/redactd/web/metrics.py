@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from redactd.jobstore import JobState
-from redactd.outbox import custody_lag
+from redactd.jobflow.jobstore import JobState
+from redactd.jobflow.outbox import custody_lag
 
 if TYPE_CHECKING:
     from redactd.web.data import Console

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from redactd.fsutil import atomic_output, atomic_write
-from redactd.jobstore import Job
+from redactd.jobflow.jobstore import Job
 
 REASON_FILE = "REASON.txt"
 #: Boxes a reviewer approved for a job held before blurring (written by `redactd review approve`).

@@ -16,12 +16,12 @@ from redactd import log
 from redactd.admit import move_aside
 from redactd.errors import ConfigError
 from redactd.fsutil import sha256_file
-from redactd.jobstore import Job, JobState, JobStore
-from redactd.pipeline import JobResult, JobSpec
+from redactd.jobflow.jobstore import Job, JobState, JobStore
+from redactd.jobflow.pipeline import JobResult, JobSpec
+from redactd.jobflow.publish import Queues, output_name, safe_suffix
+from redactd.jobflow.workers import Ending, Executor, Outcome
 from redactd.policy import PolicySet, RedactionPolicy, policy_hash
-from redactd.publish import Queues, output_name, safe_suffix
 from redactd.space import is_out_of_space
-from redactd.workers import Ending, Executor, Outcome
 
 _ADVICE = {
     Ending.REFUSED: "the file is not something this policy can process (see the reason); check the original, "

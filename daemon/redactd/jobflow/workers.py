@@ -28,7 +28,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 class Processor(Protocol):
-    """What a worker runs: ``redactd.pipeline.run_job`` in production. Must be a module-level name."""
+    """What a worker runs: ``redactd.jobflow.pipeline.run_job`` in production. Must be a module-level name."""
 
     def __call__(self, spec: Any, progress: Callable[[float], None] | None = None) -> Any: ...
 
@@ -115,7 +115,7 @@ class ChildRunner:
         self.processor = processor
         self.log_level = log_level
         self._ctx = multiprocessing.get_context("forkserver")
-        modules = ["redactd.workers"]
+        modules = ["redactd.jobflow.workers"]
         if getattr(processor, "__module__", None):
             modules.append(processor.__module__)
         self._ctx.set_forkserver_preload(modules)

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from redactd.errors import RedactdError
-from redactd.outbox import SCHEMA as OUTBOX_SCHEMA
-from redactd.outbox import queue_custody_event
+from redactd.jobflow.outbox import SCHEMA as OUTBOX_SCHEMA
+from redactd.jobflow.outbox import queue_custody_event
 from redactd.private import create_private_file
 
 
@@ -231,7 +231,7 @@ class JobStore:
         """Queue the custody entry for a transition in the transaction that makes it.
 
         The custody log has one writer (the running daemon, else whichever command holds it); it
-        appends the outbox in order (``redactd.outbox``). Being in the same transaction, no
+        appends the outbox in order (``redactd.jobflow.outbox``). Being in the same transaction, no
         committed transition can miss its entry, whatever crashes when.
         """
         queue_custody_event(conn, event, fields)
