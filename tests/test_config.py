@@ -157,6 +157,18 @@ class TestPolicies:
         pol = resolve_policy(str(TEST_POLICIES / "metadata-only.yaml"))
         assert pol.id == "metadata-only"
 
+    def test_a_detection_cadence_longer_than_tracking_bridges_is_refused(self, tmp_path):
+        p = tmp_path / "p.yaml"
+        p.write_text("kind: redaction\nid: x\nversion: 1\nmode: visual\ndetect:\n  faces:\n    full_pass_every: 4\n"
+                     "tracking:\n  extend_frames: 2\n")
+        with pytest.raises(ConfigError, match=r"full_pass_every 4 .* leaves 3 frames between passes: raise "
+                                              r"tracking.max_gap and tracking.extend_frames to at least 3"):
+            load_policy(p)
+        p.write_text("kind: redaction\nid: x\nversion: 1\nmode: visual\ndetect:\n  text:\n    every_n_frames: 4\n"
+                     "  every_k_frames: 2\n")
+        with pytest.raises(ConfigError, match=r"text.every_n_frames 4 \(x every_k_frames 2\) leaves 7 frames"):
+            load_policy(p)
+
     def test_every_bad_policy_file_is_reported_not_only_the_first(self, tmp_path):
         (tmp_path / "a.yaml").write_text("kind: redaction\nid: a\nversion: 1\nmode: visual\nobscure:\n  method: smudge\n")
         (tmp_path / "b.yaml").write_text("kind: shredding\nid: b\nversion: 1\n")

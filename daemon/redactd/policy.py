@@ -65,6 +65,19 @@ class FaceDetection(_Strict):
     edge_pad: float = Field(
         0.1, ge=0, le=0.5, description="mirror this fraction of the shorter side around the frame before detection"
     )
+    # The full-resolution pass costs ~pixels (1080p with the edge pad: ~3.8x a 960 px pass). On a
+    # cadence, the frames between get a whole-frame pass at ``cheap_input_width`` (faces from
+    # ~2x min_face_px, new and brief ones) plus full-resolution crops around the small faces the
+    # last full pass found; tracking fills and extends every track both ways across the rest.
+    full_pass_every: int = Field(
+        1, ge=1, le=8, description="full-resolution pass on every N-th detected frame, a cheap pass between (1: every)"
+    )
+    cheap_input_width: int = Field(
+        960, ge=160, le=4096, description="frame width (edge pad included) fed to the cheap pass between full passes"
+    )
+    roi: bool = Field(
+        True, description="between full passes, also look at full resolution around faces the cheap pass is too coarse for"
+    )
 
     @model_validator(mode="after")
     def _thresholds(self) -> FaceDetection:
@@ -81,6 +94,11 @@ class TextDetection(_Strict):
     # to a third and a document's 11 px print vanished (0 % of its letters found; at half size, all).
     min_scale: float = Field(
         0.5, ge=0, le=1, description="never shrink the frame below this fraction of its width (0: off)"
+    )
+    # Between text passes nothing new is looked for: tracking interpolates and extends the text
+    # found on either side (a plate must be in view for more than N frames to be found at all).
+    every_n_frames: int = Field(
+        1, ge=1, le=8, description="text detection on every N-th detected frame, tracking in between (1: every)"
     )
 
 
@@ -269,6 +287,19 @@ class RedactionPolicy(_Strict):
     def _metadata_only_has_no_visual_settings(self) -> RedactionPolicy:
         if self.mode is Mode.METADATA_ONLY and self.audio in (AudioMode.ANONYMIZE, AudioMode.MUTE_SPEECH):
             raise ValueError(f"audio '{self.audio.value}' re-encodes audio: use mode 'visual' or audio drop/keep")
+        return self
+
+    @model_validator(mode="after")
+    def _cadences_within_tracking(self) -> RedactionPolicy:
+        # Frames between two passes are covered only by tracking: by interpolation across the gap
+        # and by extending each track to the frames before its first and after its last pass.
+        step = self.detect.every_k_frames
+        for key, every in (("faces.full_pass_every", self.detect.faces.full_pass_every),
+                           ("text.every_n_frames", self.detect.text.every_n_frames)):
+            gap = step * every - 1
+            if every > 1 and (gap > self.tracking.max_gap or gap > self.tracking.extend_frames):
+                raise ValueError(f"detect.{key} {every} (x every_k_frames {step}) leaves {gap} frames between "
+                                 f"passes: raise tracking.max_gap and tracking.extend_frames to at least {gap}")
         return self
 
 

@@ -16,7 +16,9 @@ from redactd.policy import Detection, FaceDetection, TextDetection, YoloDetectio
 from redactd.visual import redact_video
 from redactd.visual.detect import (
     CENTERFACE_SHA256,
+    Box,
     CenterFaceDetector,
+    CompositeDetector,
     TextDetector,
     YoloOnnxDetector,
     YoloTorchDetector,
@@ -129,6 +131,78 @@ class TestCenterFaceDetector:
         assert boxes and all(b.x1 > 1280 for b in boxes), boxes
         blind = CenterFaceDetector(FaceDetection(edge_pad=0), threads=1)
         assert all(b.x1 <= 1280 for b in blind.detect(frame))
+
+
+def _small_faces_frame(height: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    width = height * 16 // 9
+    frame = heldout.real_background(width, height)
+    gts = []
+    for sp in heldout.small_faces(24, 0, width, height):
+        x, y = sp.at(0)
+        synth.paste(frame, sp.image, x, y, sp.mask)
+        gts.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
+    return frame, gts
+
+
+def _hits(found: list[Box], gts: list[tuple[int, int, int, int]]) -> int:
+    return sum(any(_iou((b.x0, b.y0, b.x1, b.y1), gt) > 0.3 for b in found) for gt in gts)
+
+
+@pytest.fixture(scope="module")
+def cadenced() -> CenterFaceDetector:
+    return CenterFaceDetector(FaceDetection(full_pass_every=3), threads=1)
+
+
+class TestFullPassCadence:
+    def test_small_faces_the_cheap_pass_misses_are_found_around_the_last_full_pass(
+        self, cadenced: CenterFaceDetector
+    ) -> None:
+        # 24 px faces at 1080p reach a 960 px cheap pass at 12 px; the crops around the faces the
+        # full pass found look at them at full resolution.
+        frame, gts = _small_faces_frame(1080)
+        full = cadenced.at(0)(frame)
+        between = cadenced.at(1)(frame)
+        assert _hits(full, gts) >= 4
+        assert _hits(between, gts) == _hits(full, gts)
+        blind = CenterFaceDetector(FaceDetection(full_pass_every=3, roi=False), threads=1)
+        blind.at(0)(frame)
+        assert _hits(blind.at(1)(frame), gts) < _hits(full, gts)
+
+    def test_the_cheap_pass_still_finds_a_face_the_full_pass_never_saw(self, cadenced: CenterFaceDetector) -> None:
+        # A face that appears between two full passes (nothing to crop around) is found whole-frame.
+        frame, gt = _scene(1920, 1080, synth.astronaut(90, 900, 500))
+        cadenced.at(0)(synth.background(1920, 1080))
+        assert any(_iou((b.x0, b.y0, b.x1, b.y1), gt) > 0.4 for b in cadenced.at(2)(frame))
+
+    def test_boxes_do_not_depend_on_which_thread_ran_first(self) -> None:
+        # The cheap frames wait for the full pass submitted before them: one worker or three,
+        # the same boxes for every frame.
+        frame, _ = _small_faces_frame(720)
+        frames = [np.ascontiguousarray(np.roll(frame, 6 * k, axis=1)) for k in range(5)]
+        cfg = Detection(faces=FaceDetection(full_pass_every=2), text=TextDetection(every_n_frames=2))
+        results = []
+        for workers in (1, 3):
+            det = CompositeDetector([CenterFaceDetector(cfg.faces, 1), TextDetector(cfg.text, 1)], workers)
+            try:
+                pending = [det.submit(f, (k, 0)) for k, f in enumerate(frames)]
+                results.append([p.result() for p in pending])
+            finally:
+                det.close()
+        assert results[0] == results[1]
+        assert all(results[0])
+
+    def test_every_frame_gets_the_full_pass_without_a_frame_number(self, cadenced: CenterFaceDetector) -> None:
+        frame, gts = _small_faces_frame(1080)
+        assert _hits(cadenced.detect(frame), gts) >= 4
+
+
+class TestTextCadence:
+    def test_text_is_looked_for_on_every_nth_frame_only(self) -> None:
+        det = TextDetector(TextDetection(every_n_frames=3), threads=1)
+        frame = synth.background(640, 360)
+        synth.paste(frame, synth.plate(scale=1.0), 200, 150)
+        assert det.at(0)(frame) and det.at(3)(frame)
+        assert det.at(1)(frame) == [] and det.at(2)(frame) == []
 
 
 class TestTiles:

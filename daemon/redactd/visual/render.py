@@ -132,7 +132,9 @@ class _InFlight:
         else:
             start = time.perf_counter()
             pictures = fields(to_bgr(item.frame)) if item.frame.interlaced_frame else [to_bgr(item.frame)]
-            pending = [self.detector.submit(upright(picture, self.turns)) for picture in pictures]
+            number = item.index // self.every_k  # passes on a cadence count detected frames
+            pending = [self.detector.submit(upright(picture, self.turns), (number, part))
+                       for part, picture in enumerate(pictures)]
             self.queue.append(pending[0] if len(pending) == 1 else Pending.joined(pending))
             self.running += 1
             self.clock.add("detect", start)
