@@ -74,10 +74,10 @@ class ForgetfulDetector(CompositeDetector):
         super().close()
         self.inner.close()
 
-    def submit(self, frame: np.ndarray) -> Pending:
+    def submit(self, frame: np.ndarray, at: tuple[int, int] | None = None) -> Pending:
         x0, y0, x1, y1 = self.forget[min(self.calls, len(self.forget) - 1)]  # frames come in order
         self.calls += 1
-        return Pending.resolved([b for b in super().submit(frame).result()
+        return Pending.resolved([b for b in super().submit(frame, at).result()
                                  if not (x0 <= (b.x0 + b.x1) / 2 <= x1 and y0 <= (b.y0 + b.y1) / 2 <= y1)])
 
 

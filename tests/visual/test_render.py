@@ -74,10 +74,10 @@ class DroppingDetector(CompositeDetector):
         self.blind = blind
         self.calls = 0
 
-    def submit(self, frame: np.ndarray) -> Pending:
+    def submit(self, frame: np.ndarray, at: tuple[int, int] | None = None) -> Pending:
         index = self.calls  # frames are submitted in order
         self.calls += 1
-        return Pending.resolved([]) if index in self.blind else super().submit(frame)
+        return Pending.resolved([]) if index in self.blind else super().submit(frame, at)
 
 
 class TestLeakScorer:
@@ -333,9 +333,9 @@ class TestSinglePass:
         behind: list[int] = []
 
         class Watching(CompositeDetector):
-            def submit(self, frame: np.ndarray) -> Pending:
+            def submit(self, frame: np.ndarray, at: tuple[int, int] | None = None) -> Pending:
                 behind.append(len(behind) - len(rendered))  # frames decoded but not yet encoded
-                return super().submit(frame)
+                return super().submit(frame, at)
 
         watching = Watching(detector.detectors, detector.workers)
         try:
@@ -348,6 +348,36 @@ class TestSinglePass:
         # Encoding starts as soon as the tracker allows, and memory holds a bounded number of frames.
         assert max(behind) <= held_frames(lag, watching.workers)
         assert rendered and behind[-1] <= lag + watching.workers + 1
+
+
+class TestDetectionCadence:
+    @pytest.mark.parametrize("every", [1, 3])
+    def test_a_passing_cars_plate_is_covered_in_every_frame_with_text_looked_for_every_third(
+        self, tmp_path: Path, policy: RedactionPolicy, every: int
+    ) -> None:
+        # In through the left edge and out through the right at 24 px a frame (a car at ~30 km/h
+        # across a 640 px view): between text passes only tracking covers it, and before the
+        # first and after the last pass only the track's extension does.
+        plate = synth.plate(scale=1.0)
+        car = synth.Sprite(plate, (0, 0, plate.shape[1], plate.shape[0]), -100, 220, 24, -1)
+        frames = 34
+        clip = synth.make_clip(tmp_path / "car.mp4", 640, 360, frames, [car])
+        cadenced = tweak(policy, **{"detect.text.every_n_frames": every, "detect.faces.enabled": False})
+        side = tmp_path / "out.json"
+        redact_video(clip.path, tmp_path / "out.mp4", cadenced, sidecar_path=side)
+        sidecar = json.loads(side.read_text())
+        ys, xs = np.nonzero(plate[4:-4, 4:-4, 0] < 128)
+        checked = 0
+        for i in range(frames):
+            x, y = car.at(i)
+            px, py = xs + 4 + x, ys + 4 + y
+            inside = (px >= 0) & (px < 640) & (py >= 0) & (py < 360)
+            if inside.sum() < 20:  # less than a letter's stroke in the picture
+                continue
+            uncovered = outside_mask(sidecar, i, (360, 640), margin=0)[py[inside], px[inside]]
+            assert not uncovered.any(), f"frame {i}: {uncovered.sum()} letter pixels not obscured"
+            checked += 1
+        assert checked >= 28
 
 
 class TestPipelinedDetection:

@@ -37,6 +37,14 @@ class TestAssociate:
             steps = [b.x0 - a.x0 for a, b in zip(t.boxes, t.boxes[1:])]
             assert all((s > 0) == (direction > 0) for s in steps)  # never swapped identities
 
+    def test_a_nearby_box_of_another_shape_does_not_take_over_a_track(self) -> None:
+        # A plate (200x40) missed for two frames, and a tall false text box beside where it would
+        # be: near enough by centre distance, but not the plate. Taking it dragged the plate's boxes off it.
+        plate = [[Box(100 + 20 * i, 200, 300 + 20 * i, 240, 0.9, "text")] for i in range(3)]
+        dets: list[list[Box] | None] = [*plate, [], [], [Box(210, 150, 290, 330, 0.9, "text")]]
+        tracks = associate(dets, NO_PAD, (640, 360))
+        assert sorted(t.frames for t in tracks) == [[0, 1, 2], [5]]
+
     def test_a_small_fast_face_without_overlap_stays_one_track(self) -> None:
         dets: list[list[Box] | None] = [[face(10 + 25 * i, size=20)] for i in range(10)]
         assert len(associate(dets, NO_PAD)) == 1

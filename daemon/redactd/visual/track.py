@@ -25,6 +25,8 @@ MAX_GROWTH = 0.5
 # Second-chance matching for boxes IoU cannot pair (small and fast): centres at most this many box
 # sizes apart from the track's prediction.
 MAX_CENTRE_DISTANCE = 1.5
+# ...and at most this many times wider or taller, or narrower or lower, than it.
+MAX_SIZE_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,19 @@ class _Associator:
         self.active = [t for t in self.active if frame - t.frames[-1] <= self.reach]
         unmatched = list(range(len(boxes)))
         free = list(self.active)
-        for score_fn, accept in ((iou, lambda s: s >= cfg.iou_threshold), (_neg_distance, lambda s: s > -MAX_CENTRE_DISTANCE)):
+        # A box cut by the frame's edge has lost size to it: only the distance says it is the same object.
+        whole = [self.frame_size is None or _within(boxes[i], self.frame_size) for i in range(len(boxes))]
+
+        def near(a: np.ndarray, b: np.ndarray, i: int) -> float:
+            return _neg_distance(a, b, whole[i])
+
+        def overlap(a: np.ndarray, b: np.ndarray, i: int) -> float:
+            return iou(a, b)
+
+        for score_fn, accept in ((overlap, lambda s: s >= cfg.iou_threshold), (near, lambda s: s > -MAX_CENTRE_DISTANCE)):
             pairs = sorted(
                 (
-                    (score_fn(t.predict(frame), _arr(boxes[i])), ti, i)
+                    (score_fn(t.predict(frame), _arr(boxes[i]), i), ti, i)
                     for ti, t in enumerate(free)
                     for i in unmatched
                     if t.label == boxes[i].label
@@ -134,9 +145,9 @@ def _at_edge(box: Box, track: _Track, frame_size: tuple[int, int] | None) -> Box
     """
     if frame_size is None or not track.boxes:
         return box
-    width, height = frame_size
-    if box.x0 > 0 and box.y0 > 0 and box.x1 < width and box.y1 < height:
+    if _within(box, frame_size):
         return box
+    width, height = frame_size
     last = track.boxes[-1]
     x0, x1 = _keep_size(box.x0, box.x1, last.width, width)
     y0, y1 = _keep_size(box.y0, box.y1, last.height, height)
@@ -168,7 +179,19 @@ def associate(
     return [t for t in assoc.tracks if len(t.frames) >= cfg.min_track_hits]
 
 
-def _neg_distance(a: np.ndarray, b: np.ndarray) -> float:
+def _within(box: Box, frame_size: tuple[int, int]) -> bool:
+    width, height = frame_size
+    return box.x0 > 0 and box.y0 > 0 and box.x1 < width and box.y1 < height
+
+
+def _neg_distance(a: np.ndarray, b: np.ndarray, whole: bool = True) -> float:
+    """Closeness for the second-chance match; a ``whole`` box (not cut by the frame's edge) of
+    another size is another object, however near (a false text box beside a plate leaving the
+    frame took over the plate's track, and the plate's last frames went uncovered)."""
+    for lo, hi in ((0, 2), (1, 3)) if whole else ():
+        sa, sb = max(a[hi] - a[lo], 1.0), max(b[hi] - b[lo], 1.0)
+        if max(sa, sb) > MAX_SIZE_RATIO * min(sa, sb):
+            return -np.inf
     return -_centre_distance(a, b)
 
 
