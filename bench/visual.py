@@ -19,8 +19,11 @@ page) whose print it left legible (deface does not look for text: it leaks them 
 and fast, rotated, turned, edge-exit, other faces, a texture clip with no face or text), one clip
 per case and size, one run per tool: per case the face-frames leaked (SSIM ≥ 0.55), untouched
 (≥ 0.85), partly covered (between), the longest leak run of one face, the share of the picture
-obscured (the over-redaction measure on the texture clip) and frames per second. ``--policy``
-names more shipped policies (policies/NAME.yaml) to run beside the default one.
+obscured (the over-redaction measure on the texture clip), frames per second and CPU ms per frame
+(the process's user + system time: less sensitive to a shared machine). ``--policy``
+names more shipped policies (policies/NAME.yaml) to run beside the default one (on the bench clip
+too). ``--split`` only times each detection pass alone (faces at full resolution with and without
+the edge pad, the cheap face pass, text) on one frame, by CPU time on one thread.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -95,9 +100,14 @@ def main() -> None:
     ap.add_argument("--policy", action="append", default=[], help="also run redactd with policies/NAME.yaml")
     ap.add_argument("--no-deface", action="store_true",
                     help="held-out cases only: leave deface out (its figures do not change with redactd's code)")
+    ap.add_argument("--split", action="store_true",
+                    help="only time each detection pass alone on one frame of the bench clip (CPU ms, 1 thread)")
     args = ap.parse_args()
     if args.heldout:
         heldout_bench(args)
+        return
+    if args.split:
+        split_bench(args)
         return
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -111,6 +121,9 @@ def main() -> None:
         if args.faces_only:
             # Like for like: deface only looks for faces.
             tools["redactd faces"] = [*tools["redactd"][:-1], str(policy_variant(tmp, "bench-faces", text=False))]
+        for name in args.policy:
+            tools[f"redactd {name.removeprefix('visual-')}"] = [
+                *tools["redactd"][:-1], str(REPO / "policies" / f"{name}.yaml")]
         if args.every_k:
             tools[f"redactd k={args.every_k}"] = [
                 *tools["redactd"][:-1], str(policy_variant(tmp, f"bench-k{args.every_k}", every_k=args.every_k))
@@ -156,6 +169,37 @@ def main() -> None:
                       f"{results['deface'][1] / results[name][1]:.2f}x by CPU time")
 
 
+def split_bench(args: argparse.Namespace) -> None:
+    """Where detection time goes: each pass alone on the bench clip's first frame, median CPU ms."""
+    sys.path.insert(0, str(REPO / "daemon"))
+    from redactd.policy import FaceDetection, TextDetection
+    from redactd.visual.detect import CenterFaceDetector, TextDetector
+
+    def cpu_ms(fn: Callable[[], object], repeats: int) -> float:
+        fn()  # first call: session warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.process_time()
+            fn()
+            times.append(1000 * (time.process_time() - start))
+        return statistics.median(times)
+
+    passes = {
+        "faces full resolution + edge pad": (FaceDetection(), 0),
+        "faces full resolution, no pad": (FaceDetection(edge_pad=0), 0),
+        "faces cheap (960 px) + edge pad": (FaceDetection(full_pass_every=2, roi=False), 1),
+        "text (default)": (TextDetection(), 0),
+    }
+    with tempfile.TemporaryDirectory() as tmpdir:
+        for height in (int(s) for s in args.sizes.split(",")):
+            clip = synth.bench_scene(Path(tmpdir) / f"clip{height}.mp4", height, 2, fps=FPS)
+            frame = cv2.cvtColor(synth.decode_gray(clip.path)[0], cv2.COLOR_GRAY2BGR)
+            print(f"\n{clip.width}x{clip.height}: CPU ms per call, median of {args.repeats}, one thread")
+            for name, (cfg, index) in passes.items():
+                det = CenterFaceDetector(cfg, 1) if isinstance(cfg, FaceDetection) else TextDetector(cfg, 1)
+                print(f"  {name:34s} {cpu_ms(partial(det.at(index), frame), args.repeats):7.1f}", flush=True)
+
+
 def heldout_bench(args: argparse.Namespace) -> None:
     """One run per tool on each held-out case and size; a table row per case and tool."""
     wanted = None if args.heldout == "all" else set(args.heldout.split(","))
@@ -169,7 +213,7 @@ def heldout_bench(args: argparse.Namespace) -> None:
         tools["deface"] = [args.deface, "{in}", "-o", "{out}", "--backend", "onnxrt"]
     totals: dict[str, list[int]] = {name: [0, 0, 0] for name in tools}
     print(f"{'case':14s} {'size':>5s} {'tool':18s} {'face-frames':>11s} {'leaked':>7s} {'untouched':>9s} "
-          f"{'partly':>6s} {'run':>4s} {'obscured':>8s} {'fps':>6s}")
+          f"{'partly':>6s} {'run':>4s} {'obscured':>8s} {'fps':>6s} {'cpu ms/f':>8s}")
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for height in (int(s) for s in args.sizes.split(",")):
@@ -179,7 +223,7 @@ def heldout_bench(args: argparse.Namespace) -> None:
                 for name, template in tools.items():
                     out = tmp / f"out_{name.replace(' ', '_')}.mp4"
                     out.unlink(missing_ok=True)
-                    wall, _, _ = run([a.replace("{in}", str(clip.path)).replace("{out}", str(out)) for a in template])
+                    wall, cpu, _ = run([a.replace("{in}", str(clip.path)).replace("{out}", str(out)) for a in template])
                     sc = heldout.score(original, gray_frames(out, clip.width, clip.height), clip)
                     for k, v in enumerate((sc.face_frames, sc.leaked, sc.untouched)):
                         totals[name][k] += v
@@ -188,7 +232,7 @@ def heldout_bench(args: argparse.Namespace) -> None:
 
                     print(f"{case.name:14s} {height:5d} {name:18s} {sc.face_frames:11d} {pct(sc.leaked):>7s} "
                           f"{pct(sc.untouched):>9s} {pct(sc.partly):>6s} {sc.longest_run:4d} "
-                          f"{100 * sc.obscured_share:7.1f}% {clip.frames / wall:6.2f}", flush=True)
+                          f"{100 * sc.obscured_share:7.1f}% {clip.frames / wall:6.2f} {1000 * cpu / clip.frames:8.0f}", flush=True)
     for name, (total, leaked, untouched) in totals.items():
         print(f"all cases: {name:18s} leaked {leaked}/{total} ({100 * leaked / max(1, total):.1f} %), "
               f"untouched {untouched} ({100 * untouched / max(1, total):.1f} %)")
