@@ -168,6 +168,21 @@ class TestFullPassCadence:
         blind.at(0)(frame)
         assert _hits(blind.at(1)(frame), gts) < _hits(full, gts)
 
+    def test_crops_keep_following_faces_the_full_pass_then_misses(self) -> None:
+        # The full pass finds a 24 px face in ~5 of 6 frames, and missed one of the held-out faces
+        # six times running: crops around what the frames before found keep following it.
+        class MissesAfterTheFirst(CenterFaceDetector):
+            def _full_pass(self, frame: np.ndarray) -> list[Box]:
+                self.full_passes = getattr(self, "full_passes", 0) + 1
+                return super()._full_pass(frame) if self.full_passes == 1 else []
+
+        frame, gts = _small_faces_frame(1080)
+        det = MissesAfterTheFirst(FaceDetection(full_pass_every=3), threads=1)
+        found = [det.at(k)(frame) for k in range(9)]
+        assert _hits(found[0], gts) >= 4
+        assert found[3] == found[6] == []
+        assert [_hits(found[k], gts) >= 4 for k in (1, 2, 4, 5, 7, 8)] == [True] * 6
+
     def test_the_cheap_pass_still_finds_a_face_the_full_pass_never_saw(self, cadenced: CenterFaceDetector) -> None:
         # A face that appears between two full passes (nothing to crop around) is found whole-frame.
         frame, gt = _scene(1920, 1080, synth.astronaut(90, 900, 500))

@@ -216,8 +216,10 @@ class CenterFaceDetector:
         self.cfg = cfg
         self.session = onnx_session(optimise_for_runtime(data, dynamic_shapes=True), threads)
         self.info = ModelInfo("centerface", path.name, CENTERFACE_SHA256, "onnxruntime-cpu")
-        # Per field (an interlaced frame's two pictures): the latest full pass's boxes, to come.
-        self._last_full: dict[int, Future[list[Box]]] = {}
+        # Per field (an interlaced frame's two pictures): the boxes to come of this interval's
+        # frames (the full pass first) and of the interval before, by frame number.
+        self._interval: dict[int, list[tuple[int, Future[list[Box]]]]] = {}
+        self._previous: dict[int, list[tuple[int, Future[list[Box]]]]] = {}
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         """The full pass (a single picture: preview, or a frame with no number)."""
@@ -226,58 +228,79 @@ class CenterFaceDetector:
     def at(self, index: int, part: int = 0) -> Callable[[np.ndarray], list[Box]]:
         """The pass for detected frame number ``index`` (field ``part``): the full one on the
         cadence, the cheap one between. Called in frame order, before the frame is submitted: a
-        cheap frame holds the future boxes of the full pass before it, whichever thread runs first."""
-        every = self.cfg.full_pass_every
-        since = index % every
-        if every == 1 or not since:
-            if every == 1 or not self.cfg.roi:
-                return self._full_pass
-            done: Future[list[Box]] = Future()
-            self._last_full[part] = done
-            return partial(self._full_then_share, done)
-        return partial(self._cheap_pass, since, self._last_full.get(part))
+        cheap frame holds the future boxes of the frames it crops around, whichever thread runs first.
 
-    def _full_then_share(self, done: Future[list[Box]], frame: np.ndarray) -> list[Box]:
+        A cheap frame crops around the faces found by this interval's full pass and by every frame
+        of the interval before (crops included): a face the full pass misses a few times running
+        (a 24 px face, found in ~5 of 6 frames) is still followed by the crops that found it.
+        """
+        every = self.cfg.full_pass_every
+        if every == 1:
+            return self._full_pass
+        since = index % every
+        if not self.cfg.roi:
+            return self._full_pass if not since else partial(self._cheap_pass, index, [])
+        done: Future[list[Box]] = Future()
+        if not since:
+            self._previous[part] = self._interval.get(part, [])
+            self._interval[part] = [(index, done)]
+            return partial(self._share, done, self._full_pass)
+        sources = [*self._interval.get(part, [])[:1], *self._previous.get(part, [])]
+        self._interval.setdefault(part, []).append((index, done))
+        return partial(self._share, done, partial(self._cheap_pass, index, sources))
+
+    @staticmethod
+    def _share(done: Future[list[Box]], run: Callable[[np.ndarray], list[Box]], frame: np.ndarray) -> list[Box]:
+        """``run(frame)``, its boxes also handed to the frames that crop around them."""
         try:
-            found = self._full_pass(frame)
+            found = run(frame)
         except BaseException as exc:
             done.set_exception(exc)
             raise
         done.set_result(found)
         return found
 
-    def _cheap_pass(self, since: int, full: Future[list[Box]] | None, frame: np.ndarray) -> list[Box]:
-        """A whole-frame pass at ``cheap_input_width``, plus full-resolution crops around the small
-        faces the last full pass (``since`` frames ago) found."""
+    def _cheap_pass(self, index: int, sources: list[tuple[int, Future[list[Box]]]], frame: np.ndarray) -> list[Box]:
+        """A whole-frame pass at ``cheap_input_width``, plus crops around the small faces found by
+        the ``sources`` (frame number, boxes to come)."""
         h, w = frame.shape[:2]
         pad = self._pad(w, h)
         padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101) if pad else frame
         ph, pw = padded.shape[:2]
         cw, ch = _model_size(pw, ph, self.cfg.cheap_input_width)
         found = self._run(padded, -pad, -pad, (cw, ch))
-        if full is not None:
-            # Submitted before this frame, to a first-in first-out pool: this waits only for a
-            # pass already running on another thread.
-            for x0, y0, x1, y1 in self._crops(full.result(), cw / pw, since, pw, ph, pad):
-                crop = padded[y0:y1, x0:x1]
-                found.extend(self._run(crop, x0 - pad, y0 - pad, self._full_size(crop)))
+        if sources:
+            full_scale = self._full_size(padded)[0] / pw
+            # Each source was submitted before this frame, to a first-in first-out pool: this
+            # waits only for passes already running on other threads.
+            known = [(index - at, box) for at, boxes in sources for box in boxes.result()]
+            for (x0, y0, x1, y1), scale in self._crops(known, cw / pw, full_scale, pw, ph, pad):
+                size = _model_size(x1 - x0, y1 - y0, 0, scale, max_scale=scale)
+                found.extend(self._run(padded[y0:y1, x0:x1], x0 - pad, y0 - pad, size))
             found = nms(found)
         return [b for b in found if _inside(b, w, h)]
 
-    def _crops(self, boxes: list[Box], cheap_scale: float, since: int, pw: int, ph: int, pad: int
-               ) -> list[tuple[int, int, int, int]]:
-        """Crops (in padded-frame pixels) around the small faces of the last full pass."""
-        crops = []
-        for b in boxes:
+    def _crops(self, known: list[tuple[int, Box]], cheap_scale: float, full_scale: float, pw: int, ph: int, pad: int
+               ) -> list[tuple[tuple[int, int, int, int], float]]:
+        """Crops (in padded-frame pixels) around the small faces ``known`` (frames ago, box), each
+        with its scale: the full pass's, or less where that still shows the face at ROI_BELOW_MODEL_PX.
+        A face seen in several frames gets one crop, around its latest box."""
+        crops: list[tuple[tuple[int, int, int, int], float]] = []
+        latest: list[tuple[int, Box]] = []
+        for since, b in sorted(known, key=lambda k: k[0]):
+            if not any(since_kept < since and _overlap(b, kept) for since_kept, kept in latest):
+                latest.append((since, b))
+        for since, b in latest:
             size = max(b.width, b.height)
             if size * cheap_scale >= self.ROI_BELOW_MODEL_PX:
                 continue
+            scale = min(full_scale, self.ROI_BELOW_MODEL_PX / max(size, 1.0))
             half = max(self.ROI_MIN_PX / 2, size * (0.5 + self.ROI_MARGIN + self.ROI_MARGIN_PER_FRAME * since))
             cx, cy = (b.x0 + b.x1) / 2 + pad, (b.y0 + b.y1) / 2 + pad
             x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
             x1, y1 = min(pw, int(cx + half) + 1), min(ph, int(cy + half) + 1)
             if x1 - x0 >= 32 and y1 - y0 >= 32:
-                crops.append((x0, y0, x1, y1))
+                crops.append(((x0, y0, x1, y1), scale))
         return crops
 
     def _pad(self, w: int, h: int) -> int:
@@ -342,6 +365,10 @@ class CenterFaceDetector:
             for x, y, bw, bh, s in zip(cx[keep], cy[keep], sw[keep], sh[keep], heat[ys, xs][keep], strict=True)
         ]
         return nms(boxes)
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.y1, b.y1) > max(a.y0, b.y0)
 
 
 def _inside(box: Box, width: int, height: int) -> bool:
