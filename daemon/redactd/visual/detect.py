@@ -274,10 +274,13 @@ class CenterFaceDetector:
             # Each source was submitted before this frame, to a first-in first-out pool: this
             # waits only for passes already running on other threads.
             known = [(index - at, box) for at, boxes in sources for box in boxes.result()]
+            close: list[Box] = []
             for (x0, y0, x1, y1), scale in self._crops(known, cw / pw, full_scale, pw, ph, pad):
                 size = _model_size(x1 - x0, y1 - y0, 0, scale, max_scale=scale)
-                found.extend(self._run(padded[y0:y1, x0:x1], x0 - pad, y0 - pad, size))
-            found = nms(found)
+                close.extend(self._run(padded[y0:y1, x0:x1], x0 - pad, y0 - pad, size))
+            close = nms(close)
+            # A crop's box is the more exact one (the cheap pass's is a coarse guess at the same face).
+            found = close + [b for b in found if not any(_iou(b, c) > 0.3 for c in close)]
         return [b for b in found if _inside(b, w, h)]
 
     def _crops(self, known: list[tuple[int, Box]], cheap_scale: float, full_scale: float, pw: int, ph: int, pad: int
@@ -294,7 +297,7 @@ class CenterFaceDetector:
             size = max(b.width, b.height)
             if size * cheap_scale >= self.ROI_BELOW_MODEL_PX:
                 continue
-            scale = min(full_scale, self.ROI_BELOW_MODEL_PX / max(size, 1.0))
+            scale = min(full_scale, 2 * self.ROI_BELOW_MODEL_PX / max(size, 1.0))
             half = max(self.ROI_MIN_PX / 2, size * (0.5 + self.ROI_MARGIN + self.ROI_MARGIN_PER_FRAME * since))
             cx, cy = (b.x0 + b.x1) / 2 + pad, (b.y0 + b.y1) / 2 + pad
             x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
@@ -365,6 +368,14 @@ class CenterFaceDetector:
             for x, y, bw, bh, s in zip(cx[keep], cy[keep], sw[keep], sh[keep], heat[ys, xs][keep], strict=True)
         ]
         return nms(boxes)
+
+
+def _iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
+    iy = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    inter = ix * iy
+    union = a.width * a.height + b.width * b.height - inter
+    return inter / union if union > 0 else 0.0
 
 
 def _overlap(a: Box, b: Box) -> bool:
