@@ -16,7 +16,7 @@ import structlog
 from redactd import log
 from redactd.errors import ConfigError, DetectError, EncodeError, InputError
 from redactd.metadata import verify_clean
-from redactd.policy import Obscure, RedactionPolicy, policy_hash
+from redactd.policy import Obscure, RedactionPolicy, policy_hash, resolve_policy
 from redactd.visual import redact_video, render
 from redactd.visual.codec import FramePlan, VideoReader, VideoWriter, fresh_copy, plane_views, probe, to_bgr
 from redactd.visual.detect import CompositeDetector, Pending, build_detector
@@ -378,6 +378,22 @@ class TestDetectionCadence:
             assert not uncovered.any(), f"frame {i}: {uncovered.sum()} letter pixels not obscured"
             checked += 1
         assert checked >= 28
+
+
+class TestFastPolicy:
+    def test_the_shipped_fast_policy_loads_and_covers_real_faces_in_every_frame(self, tmp_path: Path) -> None:
+        fast = resolve_policy(str(TEST_POLICIES / "visual-fast.yaml"))
+        assert fast.id == "visual-fast" and fast.detect.faces.full_pass_every > 1
+        assert "gives up" in fast.description
+        # At 1280x720 so the full and cheap passes differ; the astronaut's face comes in through
+        # the left edge, a smaller one walks across: both must be covered between full passes too.
+        sprites = [synth.astronaut(90, -60, 200, vx=9), synth.astronaut(48, 900, 80, vx=-6, vy=2)]
+        clip = synth.make_clip(tmp_path / "in.mp4", 1280, 720, 14, sprites)
+        result = redact_video(clip.path, tmp_path / "out.mp4", fast)
+        leaked, total, scores = synth.leaked_face_frames(synth.decode_gray(clip.path),
+                                                         synth.decode_gray(tmp_path / "out.mp4"), clip.faces)
+        assert result.frames == 14 and total >= 26
+        assert leaked == 0, scores
 
 
 class TestPipelinedDetection:
