@@ -100,6 +100,8 @@ def main() -> None:
     ap.add_argument("--policy", action="append", default=[], help="also run redactd with policies/NAME.yaml")
     ap.add_argument("--no-deface", action="store_true",
                     help="held-out cases only: leave deface out (its figures do not change with redactd's code)")
+    ap.add_argument("--no-default", action="store_true",
+                    help="held-out cases only: run only the --policy ones (another version's default, say)")
     ap.add_argument("--split", action="store_true",
                     help="only time each detection pass alone on one frame of the bench clip (CPU ms, 1 thread)")
     args = ap.parse_args()
@@ -188,6 +190,7 @@ def split_bench(args: argparse.Namespace) -> None:
         "faces full resolution + edge pad": (FaceDetection(), 0),
         "faces full resolution, no pad": (FaceDetection(edge_pad=0), 0),
         "faces cheap (960 px) + edge pad": (FaceDetection(full_pass_every=2, roi=False), 1),
+        "faces cheap (640 px) + edge pad": (FaceDetection(full_pass_every=2, cheap_input_width=640, roi=False), 1),
         "text (default)": (TextDetection(), 0),
     }
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -205,7 +208,7 @@ def heldout_bench(args: argparse.Namespace) -> None:
     wanted = None if args.heldout == "all" else set(args.heldout.split(","))
     cases = [c for c in heldout.CASES if wanted is None or c.name in wanted]
     tools: dict[str, list[str]] = {}
-    for name in ["visual-default", *args.policy]:
+    for name in [*([] if args.no_default else ["visual-default"]), *args.policy]:
         tools[f"redactd {name.removeprefix('visual-')}"] = [
             sys.executable, "-m", "redactd", "--log-level", "warning", "redact", "{in}", "-o", "{out}", "--force",
             "--policy", str(REPO / "policies" / f"{name}.yaml")]
