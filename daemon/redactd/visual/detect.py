@@ -197,16 +197,16 @@ class CenterFaceDetector:
 
     With ``full_pass_every`` N > 1 (given frame numbers through `detect_at`) the full pass runs on
     every N-th frame only; each frame between gets a cheap whole-frame pass at
-    ``cheap_input_width`` and, with ``roi``, full-resolution crops around the faces the last full
-    pass found that are too small for the cheap pass. Which frames get which pass depends on the
+    ``cheap_input_width`` and, with ``roi``, crops around the faces the frames before found that are
+    too small for the cheap pass, at up to the full pass's resolution. Which frames get which pass depends on the
     frame number alone, never on timing, so a clip always gets the same boxes.
     """
 
-    #: Of the faces the last full pass found, those reaching the cheap pass's input below this
-    #: width get a full-resolution crop (a face reaching it at 24 px is found in most frames).
+    #: Of the faces found before, those reaching the cheap pass's input below this width get a
+    #: crop (a face reaching the model at 24 px is found in most frames).
     ROI_BELOW_MODEL_PX = 2 * MODEL_FACE_PX
     #: A crop reaches this many face widths beyond the face, plus half a width per frame since
-    #: the full pass (a 30 px face at 14 px/frame moves half its width a frame).
+    #: it was found (a 30 px face at 14 px/frame moves half its width a frame).
     ROI_MARGIN = 1.0
     ROI_MARGIN_PER_FRAME = 0.5
     ROI_MIN_PX = 64
@@ -286,8 +286,9 @@ class CenterFaceDetector:
     def _crops(self, known: list[tuple[int, Box]], cheap_scale: float, full_scale: float, pw: int, ph: int, pad: int
                ) -> list[tuple[tuple[int, int, int, int], float]]:
         """Crops (in padded-frame pixels) around the small faces ``known`` (frames ago, box), each
-        with its scale: the full pass's, or less where that still shows the face at ROI_BELOW_MODEL_PX.
-        A face seen in several frames gets one crop, around its latest box."""
+        with its scale: the full pass's, or less where that still shows the face at twice
+        ROI_BELOW_MODEL_PX (its box is then the more exact one). A face seen in several frames gets
+        one crop, around its latest box."""
         crops: list[tuple[tuple[int, int, int, int], float]] = []
         latest: list[tuple[int, Box]] = []
         for since, b in sorted(known, key=lambda k: k[0]):
