@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from redactd.custody.names import Names, names_path, original_name
 from redactd.custody.segments import CHECKPOINT_FILE, load_entries, read_segment, segment_paths
 from redactd.custody.witness import witnessed
 from redactd.jobflow.jobstore import JobState
@@ -84,7 +85,8 @@ class TestNeverStalls:
         entries = settled(run)
         logged = {e["job_id"] for e in entries if e.get("job_id")}
         assert {j.id for j in jobs} <= logged
-        by_name = {e["original_name"]: e for e in entries if e["event"] in ("ingested", "rejected")}
+        names = Names.load(names_path(run.state / "custody"))
+        by_name = {original_name(e, names): e for e in entries if e["event"] in ("ingested", "rejected")}
         assert set(by_name) >= {"default", "empty", "file", "link"}
         assert "details.inbox" in by_name["default"]["details"]["withheld"]
         for name in ("default", "empty", "file", "link"):
