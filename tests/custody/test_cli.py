@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -155,6 +156,32 @@ class TestCustodyCommands:
         out_path.write_text(json.dumps(bundle))
         rc, _, err = run(capsys, "custody", "verify-bundle", str(out_path), "--pubkey", str(site["pub"]))
         assert rc == 7 and "entry 0 (ingested): its inclusion proof does not lead" in err
+
+    def test_a_bundle_leaves_original_names_out_unless_asked_and_verify_bundle_checks_given_ones(
+            self, site: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        plain, named = tmp_path / "bundle.json", tmp_path / "named.json"
+        rc, out, _ = run(capsys, "custody", "bundle", RAW, "-o", str(plain), "--log-dir", str(site["log"]))
+        assert rc == 0 and "without original file names" in out
+        assert not any(form in plain.read_bytes() for form in NAME_FORMS)
+        rc, out, _ = run(capsys, "custody", "verify-bundle", str(plain), "--pubkey", str(site["pub"]))
+        assert rc == 0 and "bundle OK: 2 entries" in out and "original names" not in out
+        rc, out, _ = run(capsys, "custody", "bundle", RAW, "-o", str(named), "--log-dir", str(site["log"]),
+                         "--with-names")
+        assert rc == 0 and "with original file names (personal data)" in out
+        assert "Zoë's party.mp4".encode() in named.read_bytes() and stat.S_IMODE(named.stat().st_mode) == 0o600
+        rc, out, _ = run(capsys, "custody", "verify-bundle", str(named), "--pubkey", str(site["pub"]))
+        assert rc == 0 and "bundle OK: 2 entries" in out
+        assert "original names: 1, each opens its entry's signed name commitment" in out
+        bundle = json.loads(named.read_text())
+        for edit in ({"name": "Zoë's party.MP4"}, {"salt": "0" * 32}):
+            item = bundle["entries"][0]
+            named.write_text(json.dumps({**bundle, "entries": [{**item, **edit}, *bundle["entries"][1:]]}))
+            rc, _, err = run(capsys, "custody", "verify-bundle", str(named), "--pubkey", str(site["pub"]))
+            assert rc == 7 and "entry 0 (ingested): the original name and salt given do not open" in err, edit
+        named.write_text(json.dumps({**bundle, "entries": [bundle["entries"][0], {
+            **bundle["entries"][1], "name": "Zoë's party.mp4", "salt": bundle["entries"][0]["salt"]}]}))
+        rc, _, err = run(capsys, "custody", "verify-bundle", str(named), "--pubkey", str(site["pub"]))
+        assert rc == 7 and "entry 1 (published): the bundle gives an original name, but the entry commits to none" in err
 
     def test_the_log_directory_holds_no_name_but_show_and_report_give_it_from_the_name_store(
             self, site: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

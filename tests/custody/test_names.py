@@ -159,3 +159,18 @@ class TestMixedFormats:
         assert result.problem is not None and result.entries == 8
         assert "entry format version 3 is not one of [1, 2]: use a newer redactd" in result.problem.message
 
+    def test_a_bundle_without_names_leaves_out_an_older_entry_that_carries_one_and_says_so(
+            self, mixed: Path) -> None:
+        from redactd.custody.proofs import make_bundle, verify_bundle
+
+        pub = load_public_key(public_path(mixed / "custody.key"))
+        bundle, _ = make_bundle(mixed / "log", "2" * 64)
+        assert "Old Zoë" not in json.dumps(bundle, ensure_ascii=False) and bundle["names_left_out"] == [4]
+        result = verify_bundle(json.loads(json.dumps(bundle)), pub)
+        assert (result.entries, result.names, result.names_left_out) == (2, 0, (4,))
+        named, _ = make_bundle(mixed / "log", "2" * 64, Names.load(names_path(mixed / "log")))
+        assert named["names_left_out"] == [] and named["entries"][0]["entry"]["original_name"] == "Old Zoë v2.mp4"
+        assert verify_bundle(json.loads(json.dumps(named)), pub).entries == 3
+        newer, _ = make_bundle(mixed / "log", "3" * 64, Names.load(names_path(mixed / "log")))
+        assert newer["entries"][0]["name"] == "New Zoë v3.mp4"
+        assert verify_bundle(json.loads(json.dumps(newer)), pub).names == 1

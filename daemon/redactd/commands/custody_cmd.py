@@ -77,7 +77,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bundle = csub.add_parser("bundle", help="one file's entries with inclusion proofs and a signed checkpoint")
     bundle.add_argument("sha256", metavar="SHA256")
     bundle.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="bundle file to write (JSON)")
+    bundle.add_argument("--with-names", action="store_true",
+                        help="add each entry's original file name and salt from the name store (personal data: "
+                        "left out unless asked for); verify-bundle checks them against the signed commitments")
     _log_dir_arg(bundle)
+    _names_arg(bundle)
     bundle.set_defaults(func=run_bundle)
     vbundle = csub.add_parser("verify-bundle", help="check a bundle with the public key alone")
     vbundle.add_argument("bundle", metavar="BUNDLE", type=Path)
@@ -292,21 +296,40 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_bundle(args: argparse.Namespace) -> int:
-    bundle, left_out = make_bundle(_log_dir(args), args.sha256.lower())
+    log_dir = _log_dir(args)
+    names = Names.load(args.names or names_path(log_dir)) if args.with_names else None
+    bundle, left_out = make_bundle(log_dir, args.sha256.lower(), names)
     data = json.dumps(bundle, indent=1, sort_keys=True, ensure_ascii=False).encode() + b"\n"
-    atomic_write(args.output, data, 0o644)
+    atomic_write(args.output, data, 0o600 if names is not None else 0o644)
     print(f"wrote {args.output}: {len(bundle['entries'])} entries, proven against checkpoint seq "
-          f"{bundle['checkpoint']['seq']} ({bundle['checkpoint']['time']})")
+          f"{bundle['checkpoint']['seq']} ({bundle['checkpoint']['time']}), "
+          + ("with original file names (personal data)" if names is not None else "without original file names"))
     if left_out:
         print(f"warning: {left_out} newer entries are not in the bundle: no checkpoint covers them yet",
               file=sys.stderr)
+    if bundle["names_left_out"]:
+        print(f"warning: entries {_seqs(bundle['names_left_out'])} are not in the bundle: written by an older "
+              "redactd, they carry the original name in their signed bytes (bundle --with-names to include them)",
+              file=sys.stderr)
+    if bundle["names_missing"]:
+        print(f"warning: the name store ({args.names or names_path(log_dir)}) does not hold the original name of "
+              f"entries {_seqs(bundle['names_missing'])}: name not available", file=sys.stderr)
     return 0
+
+
+def _seqs(seqs: list[int]) -> str:
+    return ", ".join(str(s) for s in seqs)
 
 
 def run_verify_bundle(args: argparse.Namespace) -> int:
     result = verify_bundle(load_json(args.bundle), _pubkey(args))
     print(f"bundle OK: {result.entries} entries for {result.sha256}, each proven included in the log "
           f"under checkpoint seq {result.checkpoint_seq} ({result.checkpoint_time})")
+    if result.names:
+        print(f"original names: {result.names}, each opens its entry's signed name commitment")
+    if result.names_left_out:
+        print(f"not in this bundle: entries {_seqs(list(result.names_left_out))}, which carry an original name in "
+              "their signed bytes (format 1 or 2); ask for a bundle made --with-names")
     print(f"keys: {' -> '.join(result.keys)}")
     return 0
 
