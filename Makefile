@@ -123,6 +123,7 @@ bench: venv bench-venv
 	$(VPY) bench/custody.py
 	PYTHONPATH=daemon $(VPY) bench/validation.py
 	$(BENCH_VENV)/bin/python bench/audio.py
+	$(BENCH_VENV)/bin/python bench/strength.py
 
 clean:
 	rm -rf $(VENV) $(YOLO_VENV) $(BENCH_VENV) build *.egg-info .pytest_cache .mypy_cache
