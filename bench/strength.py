@@ -94,7 +94,8 @@ def cameraman(face_width: int) -> synth.Sprite:
 
 
 def people() -> list[tuple[str, int]]:
-    """(name, native face width) of every person: the width their own photograph shows them at."""
+    """(name, size) of every person, the size `sprite` takes for their own photograph as it is: the
+    face's width for the astronaut and the cameraman, the 25 px crop for an LFW face."""
     lfw = len(skimage.data.lfw_subset()) // 2  # the first half are faces, the rest are not
     return [("astronaut", 85), ("cameraman", _CAMERAMAN_FACE[2] - _CAMERAMAN_FACE[0]),
             *((f"lfw{i:02d}", 25) for i in range(lfw))]
@@ -343,7 +344,6 @@ def main() -> None:
     print(f"\n{'method':9s} {'width':>5s} {'median d':>8s} {'d<0.6':>6s} {'rank-1':>12s} {'P(chance)':>9s} "
           f"{'SSIM med':>8s} {'SSIM leak':>9s} {'aligned':>7s}")
     methods = ["none", *args.methods.split(",")]
-    rows = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for width in (int(w) for w in args.widths.split(",")):
@@ -366,7 +366,6 @@ def main() -> None:
                 save(f"{method}{width}", chips, who)
                 _, _, ssim = synth.leaked_face_frames(source_grey, synth.decode_gray(out), clip.faces)
                 row = score(method, width, rec.embed(chips), who, gallery, names, ssim)
-                rows.append(row)
                 print(f"{row.method:9s} {row.width:5d} {row.median:8.3f} {100 * row.under:5.1f}% "
                       f"{row.hits:4d}/{row.n} {100 * row.hits / row.n:4.1f}% {row.chance_p:9.2g} "
                       f"{row.ssim:8.2f} {100 * row.leaked:8.1f}% {aligned:7d}", flush=True)
