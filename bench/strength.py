@@ -33,7 +33,7 @@ right person; chance is 1 in 102) with the binomial chance of doing at least tha
 and the existing leak scorer's SSIM (median, and the share at or above `synth.LEAK_SSIM`). For
 reference, the same figures for pairs of *different* people in the gallery (LFW's subset may hold
 a person twice; it does not say). ``--obscure`` changes the policy's obscure section (checked by the
-policy schema), e.g. ``--obscure cover=face --obscure blocks_across=12 --obscure min_block_px=4``:
+policy schema), e.g. ``--obscure cover=face --obscure blocks_across=8 --obscure min_block_px=4`` (the weakest a policy may ask for):
 the weakest obscuring a policy may ask for.
 """
 

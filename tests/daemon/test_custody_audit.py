@@ -38,7 +38,16 @@ def settled(run: DaemonRun, timeout: float = 60) -> list[dict[str, Any]]:
         if custody_lag(run.state / "jobs.sqlite3")["queued"]:
             return None
         entries = load_entries(run.state / "custody", strict=False)
-        return entries if entries and entries[-1]["event"] == "checkpoint" else None
+        if not entries or entries[-1]["event"] != "checkpoint":
+            return None
+        # The checkpoint entry is appended first, checkpoint.json written just after: a kill -9
+        # between the two leaves checkpoint.json one checkpoint behind (a cut of that last entry
+        # alone then loses nothing it vouched for), so wait for both.
+        try:
+            copied = json.loads((run.state / "custody" / "checkpoint.json").read_bytes())["seq"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return entries if copied == entries[-1]["seq"] else None
 
     return run.wait_for(done, timeout=timeout, what="every custody entry appended and checkpointed")
 
