@@ -47,7 +47,13 @@ def settled(run: DaemonRun, timeout: float = 60) -> list[dict[str, Any]]:
             copied = json.loads((run.state / "custody" / "checkpoint.json").read_bytes())["seq"]
         except (OSError, ValueError, KeyError):
             return None
-        return entries if copied == entries[-1]["seq"] else None
+        if copied != entries[-1]["seq"]:
+            return None
+        # ...and each witness is handed the checkpoint after that.
+        for witness in run.settings["custody"].get("witnesses", []):
+            if not (Path(witness) / f"checkpoint-{copied:012d}.json").exists():
+                return None
+        return entries
 
     return run.wait_for(done, timeout=timeout, what="every custody entry appended and checkpointed")
 
