@@ -26,10 +26,14 @@ YOLO_PINS  := torch==2.14.1 torchvision==0.29.1
 SILERO_PIN := silero-vad==6.2.3
 # bench/audio.py's own environment: an independent speaker-embedding model (resemblyzer, weights in
 # its wheel, torch CPU), a real speech recording (the WAV in useful-moonshine-onnx's wheel) and
-# recorded non-speech sounds (music, impacts: pygame's example data). Never redactd dependencies.
+# recorded non-speech sounds (music, impacts: pygame's example data). bench/strength.py's face
+# recogniser: dlib's ResNet and 5-point landmark weights from face-recognition-models' sdist (its
+# LICENSE file: CC0 1.0; the "MIT" in its metadata is the packaging's), run by dlib-bin, dlib's
+# prebuilt wheel (Boost licence; plain `dlib` is an sdist that compiles with CMake). Neither declares
+# a dependency. Never redactd dependencies.
 BENCH_VENV := .venv-bench
 BENCH_PINS := torch==2.13.0 resemblyzer==0.1.4 "setuptools<81"
-BENCH_NODEPS := useful-moonshine-onnx==20251121 pygame==2.6.1
+BENCH_NODEPS := useful-moonshine-onnx==20251121 pygame==2.6.1 dlib-bin==20.0.1.post1 face-recognition-models==0.3.0
 
 .PHONY: run test deps venv yolo-venv bench-venv lint bench clean layout install uninstall
 
@@ -77,7 +81,8 @@ $(YOLO_VENV)/.installed: pyproject.toml | deps
 
 yolo-venv: deps $(YOLO_VENV)/.installed
 
-$(BENCH_VENV)/.installed: pyproject.toml | deps
+# The Makefile too: a bench venv built before a pin was added gets it on the next run.
+$(BENCH_VENV)/.installed: pyproject.toml Makefile | deps
 	[ -x $(BENCH_VENV)/bin/python ] || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install -q $(BENCH_PINS) -e .
@@ -118,6 +123,7 @@ bench: venv bench-venv
 	$(VPY) bench/custody.py
 	PYTHONPATH=daemon $(VPY) bench/validation.py
 	$(BENCH_VENV)/bin/python bench/audio.py
+	$(BENCH_VENV)/bin/python bench/strength.py
 
 clean:
 	rm -rf $(VENV) $(YOLO_VENV) $(BENCH_VENV) build *.egg-info .pytest_cache .mypy_cache

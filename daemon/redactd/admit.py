@@ -319,8 +319,15 @@ def walk(root: Path) -> Iterable[Path]:
 
 
 def new_job_id() -> str:
-    """Opaque, unique, and sortable by creation time (so listings read in arrival order)."""
-    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
+    """Opaque and unique at a glance: 8 random hex digits, then 12 of milliseconds, then 4 random.
+
+    Ids used to start with the time, so files admitted together shared their first 8-10
+    characters and a short prefix named none of them. Now the first 8 characters differ between
+    any two jobs with near certainty (32 random bits: one pair in ~8,600 among 1,000 jobs shares
+    them; any unique prefix is accepted, so a clash only means typing more). Listings are ordered
+    by ``created_at``, never by id.
+    """
+    return f"{secrets.token_hex(4)}{time.time_ns() // 1_000_000:012x}{secrets.token_hex(2)}"
 
 
 @dataclass(frozen=True)

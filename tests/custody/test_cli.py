@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,8 @@ from redactd.custody.keys import fingerprint, load_private_key, private_pem, wri
 from redactd.log import configure
 
 RAW = "5" * 64
+#: The site's original name as its bytes could appear: UTF-8, JSON with \u escapes, a plain stretch.
+NAME_FORMS = ["Zoë's party.mp4".encode(), json.dumps("Zoë's party.mp4").encode(), b"s party"]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -148,10 +152,55 @@ class TestCustodyCommands:
         rc, out, _ = run(capsys, "custody", "verify-bundle", str(out_path), "--pubkey", str(site["pub"]))
         assert rc == 0 and "bundle OK: 2 entries" in out
         bundle = json.loads(out_path.read_text())
-        bundle["entries"][0]["entry"]["original_name"] = "someone else.mp4"
+        bundle["entries"][0]["entry"]["name_commit"] = "0" * 64  # commit to some other name
         out_path.write_text(json.dumps(bundle))
         rc, _, err = run(capsys, "custody", "verify-bundle", str(out_path), "--pubkey", str(site["pub"]))
         assert rc == 7 and "entry 0 (ingested): its inclusion proof does not lead" in err
+
+    def test_a_bundle_leaves_original_names_out_unless_asked_and_verify_bundle_checks_given_ones(
+            self, site: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        plain, named = tmp_path / "bundle.json", tmp_path / "named.json"
+        rc, out, _ = run(capsys, "custody", "bundle", RAW, "-o", str(plain), "--log-dir", str(site["log"]))
+        assert rc == 0 and "without original file names" in out
+        assert not any(form in plain.read_bytes() for form in NAME_FORMS)
+        rc, out, _ = run(capsys, "custody", "verify-bundle", str(plain), "--pubkey", str(site["pub"]))
+        assert rc == 0 and "bundle OK: 2 entries" in out and "original names" not in out
+        rc, out, _ = run(capsys, "custody", "bundle", RAW, "-o", str(named), "--log-dir", str(site["log"]),
+                         "--with-names")
+        assert rc == 0 and "with original file names (personal data)" in out
+        assert "Zoë's party.mp4".encode() in named.read_bytes() and stat.S_IMODE(named.stat().st_mode) == 0o600
+        rc, out, _ = run(capsys, "custody", "verify-bundle", str(named), "--pubkey", str(site["pub"]))
+        assert rc == 0 and "bundle OK: 2 entries" in out
+        assert "original names: 1, each opens its entry's signed name commitment" in out
+        bundle = json.loads(named.read_text())
+        for edit in ({"name": "Zoë's party.MP4"}, {"salt": "0" * 32}):
+            item = bundle["entries"][0]
+            named.write_text(json.dumps({**bundle, "entries": [{**item, **edit}, *bundle["entries"][1:]]}))
+            rc, _, err = run(capsys, "custody", "verify-bundle", str(named), "--pubkey", str(site["pub"]))
+            assert rc == 7 and "entry 0 (ingested): the original name and salt given do not open" in err, edit
+        named.write_text(json.dumps({**bundle, "entries": [bundle["entries"][0], {
+            **bundle["entries"][1], "name": "Zoë's party.mp4", "salt": bundle["entries"][0]["salt"]}]}))
+        rc, _, err = run(capsys, "custody", "verify-bundle", str(named), "--pubkey", str(site["pub"]))
+        assert rc == 7 and "entry 1 (published): the bundle gives an original name, but the entry commits to none" in err
+
+    def test_the_log_directory_holds_no_name_but_show_and_report_give_it_from_the_name_store(
+            self, site: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        stored = b"".join(p.read_bytes() for p in site["log"].iterdir() if p.is_file())
+        assert not any(form in stored for form in NAME_FORMS)
+        assert "Zoë's party.mp4".encode() in (site["log"].parent / "custody-names.jsonl").read_bytes()
+        today = json.loads((site["log"] / "checkpoint.json").read_bytes())["time"][:10]
+        rc, out, _ = run(capsys, "--config", str(site["config"]), "custody", "report", "--from", today,
+                         "--to", today, "-o", str(tmp_path / "r.html"), "--with-names")
+        assert rc == 0 and "Zoë&#x27;s party.mp4" in (tmp_path / "r.html").read_text()
+        # An officer's copy of the log directory alone: the entries verify, the names are not there.
+        copy = tmp_path / "officer" / "custody"
+        shutil.copytree(site["log"], copy)
+        rc, out, err = run(capsys, "custody", "show", RAW, "--log-dir", str(copy))
+        assert rc == 0 and "name='name not available'" in out and "Zoë" not in out
+        assert "no name store at" in err and "custody-names.jsonl" in err
+        shutil.copy(site["log"].parent / "custody-names.jsonl", copy.parent)
+        rc, out, err = run(capsys, "custody", "show", RAW, "--log-dir", str(copy))
+        assert rc == 0 and "name=\"Zoë's party.mp4\"" in out and not err
 
     def test_report_writes_an_html_page(self, site: dict[str, Path], tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redactd.custody import CustodyLog, Event, policy_ref, verify_log
 from redactd.custody.entry import WITHHELD, line_hash
 from redactd.custody.keys import fingerprint, init_key, load_public_key
+from redactd.custody.names import Names, names_path, original_name
 from redactd.custody.segments import CHECKPOINT_FILE, read_segment, segment_paths
 from redactd.errors import ChainBroken, CustodyError
 from redactd.policy import PolicySet
@@ -85,7 +86,7 @@ class TestCustodyLog:
         with CustodyLog.open(tmp_path, key_path) as log:
             entry = log.append(Event.REJECTED, job_id="j1", original_name=name, inbox="default",
                                reason=f"{name} changed during admission", paths=[f"/in/{name}", "/x"])
-        assert entry["original_name"] == name
+        assert original_name(entry, Names.load(names_path(tmp_path))) == name
         assert entry["details"]["withheld"] == (["details.inbox"] if name == "default" else []) + [
             "details.reason", "details.paths[0]"]
         assert name not in json.dumps(entry["details"])
@@ -111,7 +112,7 @@ class TestCustodyLog:
             decided = log.append(Event.REVIEW_APPROVED, job_id="j1", actor="alice", occurred_at=when)
             now = log.append(Event.PUBLISHED, job_id="j1")
         assert decided["occurred_at"] == "2026-05-01T16:58:20.000000Z" and decided["time"] > decided["occurred_at"]
-        assert now["occurred_at"] == now["time"] and now["v"] == 2
+        assert now["occurred_at"] == now["time"] and now["v"] == 3
 
     def test_a_second_writer_is_refused_in_this_process_and_in_another(self, tmp_path: Path,
                                                                        key_path: Path) -> None:

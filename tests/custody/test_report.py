@@ -6,12 +6,14 @@ import re
 from collections import Counter
 from datetime import date
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from redactd.custody import report, verify_log
 from redactd.custody.keys import load_public_key
+from redactd.custody.names import NAME_UNAVAILABLE, Names, names_path
 from redactd.custody.segments import load_entries
 
 
@@ -36,10 +38,11 @@ class _Cards(HTMLParser):
             self.cards[data] = int(self.text[-2])
 
 
-def render(generated: dict[str, Any], start: date, end: date, pub: Any = None) -> tuple[str, _Cards]:
+def render(generated: dict[str, Any], start: date, end: date, pub: Any = None,
+           names: Names | None = None) -> tuple[str, _Cards]:
     entries = load_entries(generated["dir"])
     result = verify_log(generated["dir"], pub or load_public_key(generated["pub"]))
-    page = report.render(entries, result, start, end)
+    page = report.render(entries, result, start, end, names)
     parsed = _Cards()
     parsed.feed(page)
     return page, parsed
@@ -64,6 +67,13 @@ class TestReport:
     def test_original_file_names_never_reach_the_report(self, generated: dict[str, Any]) -> None:
         page, _ = render(generated, date(2026, 3, 1), date(2026, 3, 31))
         assert not re.search(r"clip \d+\.mp4", page)
+
+    def test_given_the_name_store_the_report_shows_each_jobs_name_and_says_when_it_has_none(
+            self, generated: dict[str, Any], tmp_path: Path) -> None:
+        page, _ = render(generated, date(2026, 3, 1), date(2026, 3, 2), names=Names.load(names_path(generated["dir"])))
+        assert "<th>Original name</th>" in page and re.search(r"<td>clip \d+\.mp4</td>", page)
+        page, _ = render(generated, date(2026, 3, 1), date(2026, 3, 2), names=Names.load(tmp_path / "none.jsonl"))
+        assert not re.search(r"clip \d+\.mp4", page) and f"<td>{NAME_UNAVAILABLE}</td>" in page
 
     def test_a_failed_verification_is_the_first_thing_on_the_page(self, generated: dict[str, Any]) -> None:
         page, _ = render(generated, date(2026, 3, 1), date(2026, 3, 2),
@@ -117,6 +127,6 @@ class TestTimeline:
         by_output = report.history(entries, published["output_sha256"])
         assert [e["event"] for e in by_output][:3] == ["ingested", "processing_started", "published"]
         assert by_output == report.history(entries, published["job_id"])
-        line = report.timeline_line(by_output[0])
+        line = report.timeline_line(by_output[0], Names.load(names_path(generated["dir"])))
         assert line.startswith(by_output[0]["time"][:10]) and "name='clip " in line
 

@@ -193,7 +193,7 @@ class TestVerifyMutations:
         directory, pub, locs = campaign
         loc = locs[3]
         data = loc.path.read_bytes()
-        for change, complaint in (({"event": ["ingested"]}, "malformed entry"), ({"v": 3}, "format version 3")):
+        for change, complaint in (({"event": ["ingested"]}, "malformed entry"), ({"v": 4}, "format version 4")):
             entry = {**json.loads(data[loc.start:loc.end]), **change}
             edited = data[:loc.start] + canonical.dumps(entry) + data[loc.end:]
             problem = problem_after(directory, pub, loc.path, edited)

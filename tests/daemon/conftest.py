@@ -191,6 +191,25 @@ class DaemonRun:
         return self.wait_for(lambda: (jobs := self.in_state(*done)) and len(jobs) >= count and jobs,
                              timeout, f"{count} finished jobs")
 
+    def wait_all_finished(self, count: int, stalled_after: float) -> list[Job]:
+        """Wait for ``count`` finished jobs for as long as jobs keep finishing: fail only when none
+        has finished for ``stalled_after`` seconds (a hang), never because a loaded machine is slow."""
+        done = (JobState.PUBLISHED, JobState.REVIEW, JobState.FAILED, JobState.DUPLICATE)
+        seen = -1
+        while True:
+            jobs = self.in_state(*done)
+            if len(jobs) >= count:
+                return jobs
+            if len(jobs) != seen:
+                seen, last_change = len(jobs), time.monotonic()
+            elif time.monotonic() - last_change > stalled_after:
+                raise AssertionError(f"no job finished for {stalled_after:g} s ({seen} of {count} finished):\n"
+                                     + self.log_text()[-4000:])
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited ({self.proc.returncode}) with {seen} of {count} finished:\n"
+                                     + self.log_text()[-4000:])
+            time.sleep(0.2)
+
 
 @pytest.fixture()
 def daemon_run(tmp_path: Path) -> Iterator[Callable[..., DaemonRun]]:

@@ -234,6 +234,16 @@ class TestAdmitter:
         assert "/etc/shadow" not in (job.last_error or "")  # the log and job store keep no target
         assert list(route.root.iterdir()) == []
 
+    def test_files_admitted_together_differ_in_their_first_eight_characters(self, tmp_path):
+        admitter, route, store, _ = self._setup(tmp_path)
+        for i in range(60):
+            (route.root / f"clip{i:02}.mp4").write_bytes(b"%d" % i)
+        jobs = [admitter.admit(route, route.root / f"clip{i:02}.mp4") for i in range(60)]
+        ids = [j.id for j in jobs if j is not None]
+        assert len(ids) == 60 and all(len(i) == 24 for i in ids)
+        assert len({i[:8] for i in ids}) == 60  # a glance at the start tells them apart
+        assert all(store.get(i[:8]).id == i for i in ids)  # and the short form names the job
+
     def test_recovery_finishes_an_admission_whose_file_reached_the_raw_store(self, tmp_path):
         admitter, route, store, _ = self._setup(tmp_path)
         raw = tmp_path / "raw" / "j1.mp4"

@@ -3,6 +3,7 @@ CLI decisions while it runs, duplicates across inboxes, and a daemon that refuse
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from redactd.custody.names import Names, names_path, original_name
 from redactd.custody.segments import CHECKPOINT_FILE, load_entries, read_segment, segment_paths
 from redactd.custody.witness import witnessed
 from redactd.jobflow.jobstore import JobState
@@ -36,7 +38,22 @@ def settled(run: DaemonRun, timeout: float = 60) -> list[dict[str, Any]]:
         if custody_lag(run.state / "jobs.sqlite3")["queued"]:
             return None
         entries = load_entries(run.state / "custody", strict=False)
-        return entries if entries and entries[-1]["event"] == "checkpoint" else None
+        if not entries or entries[-1]["event"] != "checkpoint":
+            return None
+        # The checkpoint entry is appended first, checkpoint.json written just after: a kill -9
+        # between the two leaves checkpoint.json one checkpoint behind (a cut of that last entry
+        # alone then loses nothing it vouched for), so wait for both.
+        try:
+            copied = json.loads((run.state / "custody" / "checkpoint.json").read_bytes())["seq"]
+        except (OSError, ValueError, KeyError):
+            return None
+        if copied != entries[-1]["seq"]:
+            return None
+        # ...and each witness is handed the checkpoint after that.
+        for witness in run.settings["custody"].get("witnesses", []):
+            if not (Path(witness) / f"checkpoint-{copied:012d}.json").exists():
+                return None
+        return entries
 
     return run.wait_for(done, timeout=timeout, what="every custody entry appended and checkpointed")
 
@@ -84,7 +101,8 @@ class TestNeverStalls:
         entries = settled(run)
         logged = {e["job_id"] for e in entries if e.get("job_id")}
         assert {j.id for j in jobs} <= logged
-        by_name = {e["original_name"]: e for e in entries if e["event"] in ("ingested", "rejected")}
+        names = Names.load(names_path(run.state / "custody"))
+        by_name = {original_name(e, names): e for e in entries if e["event"] in ("ingested", "rejected")}
         assert set(by_name) >= {"default", "empty", "file", "link"}
         assert "details.inbox" in by_name["default"]["details"]["withheld"]
         for name in ("default", "empty", "file", "link"):
@@ -267,6 +285,54 @@ class TestReportByJob:
         assert cli(run, "custody", "report", "--from", "2020-01-01", "--to", today, "-o", str(page_path),
                    "--with-names").returncode == 0
         assert "Carol at the beach.mp4" in page_path.read_text()
+
+
+class TestNamesOutOfTheLog:
+    def test_a_hostile_name_never_reaches_the_log_or_a_plain_bundle_and_the_officer_gets_it_when_asked(
+            self, daemon_run, clip_bytes):
+        name = 'Zoë "O\'Brien" <b>at 12 Elm St & ünï.mp4'  # quotes, markup, non-ASCII (no slash: a path)
+        forms = [name.encode(), json.dumps(name).encode(), b"12 Elm St", b"O'Brien"]
+        run = daemon_run()
+        run.start()
+        drop(run.inbox, name, clip_bytes)
+        (job,) = run.wait_finished(1, timeout=60)
+        assert job.state is JobState.PUBLISHED, job.last_error
+        settled(run)
+        assert run.stop() == 0
+        log_dir, store = run.state / "custody", run.state / "custody-names.jsonl"
+        stored = b"".join(p.read_bytes() for p in sorted(log_dir.rglob("*")) if p.is_file())
+        assert not [f for f in forms if f in stored], "an original name in the custody log directory"
+        assert [json.loads(line)["name"] for line in store.read_bytes().splitlines()] == [name]
+        assert store.stat().st_mode & 0o777 == 0o600
+        assert cli(run, "custody", "verify").returncode == 0
+        show = cli(run, "custody", "show", job.id)
+        assert show.returncode == 0 and f"name={name!r}" in show.stdout, show.stderr
+        # A bundle by default: no name in any encoding, and it verifies with the public key alone.
+        pub = str(run.key.with_suffix(".pub"))
+        plain, named = run.root / "plain.json", run.root / "named.json"
+        done = cli(run, "custody", "bundle", job.raw_sha256, "-o", str(plain))
+        assert done.returncode == 0, done.stderr
+        assert not [f for f in forms if f in plain.read_bytes()], "an original name in a plain bundle"
+        done = cli(run, "custody", "verify-bundle", str(plain), "--pubkey", pub)
+        assert done.returncode == 0 and "bundle OK: 3 entries" in done.stdout, done.stderr
+        # With names: the name is there and checked; an edited name fails.
+        assert cli(run, "custody", "bundle", job.raw_sha256, "-o", str(named), "--with-names").returncode == 0
+        assert [i["name"] for i in json.loads(named.read_bytes())["entries"] if "name" in i] == [name]
+        done = cli(run, "custody", "verify-bundle", str(named), "--pubkey", pub)
+        assert done.returncode == 0 and "original names: 1" in done.stdout, done.stderr
+        named.write_bytes(named.read_bytes().replace(b"O'Brien", b"O'Brian"))
+        done = cli(run, "custody", "verify-bundle", str(named), "--pubkey", pub)
+        assert done.returncode == 7 and "do not open the entry's signed name commitment" in done.stderr
+        # The report with names reads the same store; an officer's copy without it says so.
+        today = datetime.now(UTC).date().isoformat()
+        page = run.root / "report.html"
+        assert cli(run, "custody", "report", "--from", today, "--to", today, "-o", str(page), "--with-names"
+                   ).returncode == 0
+        assert html.escape(name) in page.read_text()
+        copy = run.root / "officer" / "custody"
+        shutil.copytree(log_dir, copy)
+        show = cli(run, "custody", "show", job.id, "--log-dir", str(copy))
+        assert show.returncode == 0 and "name='name not available'" in show.stdout and "no name store" in show.stderr
 
 
 class TestFailClosed:

@@ -6,6 +6,7 @@ from collections import Counter
 
 from redactd.custody import verify_log
 from redactd.custody.keys import load_public_key, public_path
+from redactd.custody.names import Names, names_path, original_name
 from redactd.custody.segments import load_entries
 from redactd.jobflow.jobstore import JobState
 from tests.daemon.conftest import drop, variant
@@ -32,7 +33,8 @@ class TestCustodyWiring:
         entries = load_entries(run.state / "custody")
         mine = [e for e in entries if e.get("job_id") == job.id]
         assert [e["event"] for e in mine] == ["ingested", "processing_started", "published"]
-        assert mine[0]["original_name"] == "Birthday of Carol.mp4"  # the one restricted place it lives
+        names = Names.load(names_path(run.state / "custody"))  # the one restricted place it lives
+        assert original_name(mine[0], names) == "Birthday of Carol.mp4"
         assert all(e["raw_sha256"] == job.raw_sha256 for e in mine)
         assert mine[-1]["output_sha256"] == job.output_sha256
         assert mine[-1]["policy"]["id"] == "metadata-only"

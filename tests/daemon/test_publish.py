@@ -29,8 +29,8 @@ class TestOutputName:
         assert output_name("original", job, "b" * 64, ".mp4") == "Anna_s_wedding_2_-0123456789abcdef.mp4"
 
     def test_same_named_files_that_arrive_together_get_different_original_names(self, job):
-        # Ids as new_job_id makes them: 12 hex of milliseconds, then 12 random. Files admitted within
-        # the same minute share the first 8 characters.
+        # Ids as new_job_id made them until ids led with random digits: 12 hex of ms, then 12 random. Files
+        # admitted within the same minute shared the first 8 characters; such ids are still in stores.
         first, second = replace(job, id="01a239265ba0" + "3f9c2a71b0d4"), replace(job, id="01a239265c11" + "8e0d4b2a9f17")
         assert output_name("original", first, "b" * 64, ".mp4") != output_name("original", second, "b" * 64, ".mp4")
 

@@ -263,3 +263,26 @@ class TestHolds:
             (hold,) = store.holds()
         assert (hold.reason, hold.requested_by, hold.review_date.date().isoformat()) == \
             ("case 7", "legal", "2027-01-31")
+
+
+class TestOfficerNames:
+    def test_custody_pages_read_names_from_the_name_store_and_the_bundle_download_has_none(
+            self, config: Path, tmp_path: Path) -> None:
+        from redactd.custody import CustodyLog, Event
+        from redactd.custody.keys import init_key
+
+        raw, name = "5" * 64, "Zoë <b>O'Brien</b>.mp4"
+        init_key(tmp_path / "k")
+        with CustodyLog.open(tmp_path / "state" / "custody", tmp_path / "k") as log:
+            log.append(Event.INGESTED, job_id="job-1", raw_sha256=raw, original_name=name)
+        Accounts(tmp_path / "state").add("otto", {Role.OFFICER}, PASSWORD)
+        c = client(config)
+        sign_in(c, "otto")
+        page = c.get("/officer/history", params={"what": raw})
+        assert page.status_code == 200 and "name=&#34;Zoë &lt;b&gt;O&#39;Brien&lt;/b&gt;.mp4&#34;" in page.text
+        bundle = c.get("/officer/bundle", params={"sha256": raw})
+        assert bundle.status_code == 200 and json.loads(bundle.content)["entries"]
+        assert "Zoë".encode() not in bundle.content and b"O'Brien" not in bundle.content
+        (tmp_path / "state" / "custody-names.jsonl").unlink()  # an officer's copy without the names file
+        page = c.get("/officer/history", params={"what": raw})
+        assert "name=&#39;name not available&#39;" in page.text and "Brien" not in page.text

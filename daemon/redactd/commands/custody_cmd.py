@@ -8,6 +8,7 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -26,6 +27,7 @@ from redactd.custody.keys import (
     write_new,
 )
 from redactd.custody.log import CustodyLog, key_in_force
+from redactd.custody.names import Names, names_path
 from redactd.custody.proofs import (
     load_json,
     make_bundle,
@@ -70,11 +72,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show = csub.add_parser("show", help="one file's history as a timeline")
     show.add_argument("what", metavar="SHA256|JOB_ID", help="raw or output SHA-256, or a job id")
     _log_dir_arg(show)
+    _names_arg(show)
     show.set_defaults(func=run_show)
     bundle = csub.add_parser("bundle", help="one file's entries with inclusion proofs and a signed checkpoint")
     bundle.add_argument("sha256", metavar="SHA256")
     bundle.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="bundle file to write (JSON)")
+    bundle.add_argument("--with-names", action="store_true",
+                        help="add each entry's original file name and salt from the name store (personal data: "
+                        "left out unless asked for); verify-bundle checks them against the signed commitments")
     _log_dir_arg(bundle)
+    _names_arg(bundle)
     bundle.set_defaults(func=run_bundle)
     vbundle = csub.add_parser("verify-bundle", help="check a bundle with the public key alone")
     vbundle.add_argument("bundle", metavar="BUNDLE", type=Path)
@@ -87,6 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rep.add_argument("--with-names", action="store_true",
                      help="show original file names (personal data: left out unless asked for)")
     _log_dir_arg(rep)
+    _names_arg(rep)
     _pubkey_arg(rep)
     rep.set_defaults(func=run_report)
 
@@ -104,6 +112,11 @@ def _key_args(p: argparse.ArgumentParser) -> None:
 def _log_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-dir", type=Path, metavar="DIR", help="custody log directory (default: custody.directory of the config)")
     _config_arg(p)
+
+
+def _names_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--names", type=Path, metavar="FILE", help="the name store: original file names, kept out of the "
+                   "log (default: LOG_DIR-names.jsonl beside the log directory; copy it with the log to see names)")
 
 
 def _pubkey_arg(p: argparse.ArgumentParser) -> None:
@@ -131,6 +144,18 @@ def _custody_config(args: argparse.Namespace, missing: str) -> Custody:
 def _log_dir(args: argparse.Namespace, given: Path | None = None) -> Path:
     given = given or getattr(args, "log_dir", None)
     return given if given else _custody_config(args, "--log-dir").directory
+
+
+def _names(args: argparse.Namespace, log_dir: Path, entries: list[dict[str, Any]]) -> Names:
+    """The name store the officer gave (``--names``), else the one beside the log directory; says
+    so when ``entries`` commit to names and there is no such file."""
+    path = args.names or names_path(log_dir)
+    names = Names.load(path)
+    if names.path is None and any(e.get("name_commit") for e in entries):
+        print(f"warning: no name store at {path}: original file names show as \"name not available\" "
+              f"(copy {names_path(log_dir).name} from beside the log directory, or give --names FILE)",
+              file=sys.stderr)
+    return names
 
 
 def _pubkey(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -252,7 +277,8 @@ def _subject(args: argparse.Namespace) -> str:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    entries = load_entries(_log_dir(args))
+    log_dir = _log_dir(args)
+    entries = load_entries(log_dir)
     what = _subject(args)
     history = report.history(entries, what)
     if not history and len(what) < 64:  # an id prefix the job store does not know (a copied log)
@@ -263,27 +289,47 @@ def run_show(args: argparse.Namespace) -> int:
     if not history:
         raise NotInLog(f"no custody entry mentions {args.what}")
     print(f"{len(history)} entries for {args.what} (read as stored; `redactd custody verify` checks them)")
+    names = _names(args, log_dir, history)
     for entry in history:
-        print(report.timeline_line(entry))
+        print(report.timeline_line(entry, names))
     return 0
 
 
 def run_bundle(args: argparse.Namespace) -> int:
-    bundle, left_out = make_bundle(_log_dir(args), args.sha256.lower())
+    log_dir = _log_dir(args)
+    names = Names.load(args.names or names_path(log_dir)) if args.with_names else None
+    bundle, left_out = make_bundle(log_dir, args.sha256.lower(), names)
     data = json.dumps(bundle, indent=1, sort_keys=True, ensure_ascii=False).encode() + b"\n"
-    atomic_write(args.output, data, 0o644)
+    atomic_write(args.output, data, 0o600 if names is not None else 0o644)
     print(f"wrote {args.output}: {len(bundle['entries'])} entries, proven against checkpoint seq "
-          f"{bundle['checkpoint']['seq']} ({bundle['checkpoint']['time']})")
+          f"{bundle['checkpoint']['seq']} ({bundle['checkpoint']['time']}), "
+          + ("with original file names (personal data)" if names is not None else "without original file names"))
     if left_out:
         print(f"warning: {left_out} newer entries are not in the bundle: no checkpoint covers them yet",
               file=sys.stderr)
+    if bundle["names_left_out"]:
+        print(f"warning: entries {_seqs(bundle['names_left_out'])} are not in the bundle: written by an older "
+              "redactd, they carry the original name in their signed bytes (bundle --with-names to include them)",
+              file=sys.stderr)
+    if bundle["names_missing"]:
+        print(f"warning: the name store ({args.names or names_path(log_dir)}) does not hold the original name of "
+              f"entries {_seqs(bundle['names_missing'])}: name not available", file=sys.stderr)
     return 0
+
+
+def _seqs(seqs: list[int]) -> str:
+    return ", ".join(str(s) for s in seqs)
 
 
 def run_verify_bundle(args: argparse.Namespace) -> int:
     result = verify_bundle(load_json(args.bundle), _pubkey(args))
     print(f"bundle OK: {result.entries} entries for {result.sha256}, each proven included in the log "
           f"under checkpoint seq {result.checkpoint_seq} ({result.checkpoint_time})")
+    if result.names:
+        print(f"original names: {result.names}, each opens its entry's signed name commitment")
+    if result.names_left_out:
+        print(f"not in this bundle: entries {_seqs(list(result.names_left_out))}, which carry an original name in "
+              "their signed bytes (format 1 or 2); ask for a bundle made --with-names")
     print(f"keys: {' -> '.join(result.keys)}")
     return 0
 
@@ -294,7 +340,8 @@ def run_report(args: argparse.Namespace) -> int:
     log_dir = _log_dir(args)
     result = verify_log(log_dir, _pubkey(args))
     entries = load_entries(log_dir, strict=False)[: result.entries]  # only what verified counts
-    page = report.render(entries, result, args.start, args.end, with_names=args.with_names)
+    names = _names(args, log_dir, entries) if args.with_names else None
+    page = report.render(entries, result, args.start, args.end, names)
     atomic_write(args.output, page.encode("utf-8"), 0o644)
     state = "verified" if result.ok else f"VERIFICATION FAILED: {result.problem}"
     print(f"wrote {args.output} ({args.start} to {args.end}; log {state})")

@@ -3,15 +3,18 @@
 An entry is one line of canonical JSON:
 
     {"actor":..., "details":{...}, "event":..., "job_id":..., "key":"sha256:<signer>",
-     "models":{...}|null, "original_name":...|null, "output_sha256":...|null,
+     "models":{...}|null, "name_commit":"<sha256 of salt || name>"|null, "output_sha256":...|null,
      "policy":{"hash","id","version"}|null, "prev":"<sha256 of the previous line>",
-     "raw_sha256":...|null, "seq":N, "sig":"<Ed25519 hex>", "time":"YYYY-MM-DDTHH:MM:SS.ffffffZ", "v":2,
+     "raw_sha256":...|null, "seq":N, "sig":"<Ed25519 hex>", "time":"YYYY-MM-DDTHH:MM:SS.ffffffZ", "v":3,
      "occurred_at":"YYYY-MM-DDTHH:MM:SS.ffffffZ"}
 
 ``sig`` signs the canonical bytes of every other field; ``prev`` of entry 0 is 64 zeros.
-``time`` is when the entry was appended; ``occurred_at`` (format version 2) is when the action
+``time`` is when the entry was appended; ``occurred_at`` (format version 2 on) is when the action
 it records happened (a reviewer's decision can wait in the outbox before it is appended).
-Version 1 entries (no ``occurred_at``) still verify; a log may hold both.
+Format version 3 entries carry no original file name: ``name_commit`` is a salted commitment to
+it, and the name with its salt lives in the name store beside the log (``redactd.custody.names``),
+so proofs over an entry never need the name. Versions 1 (no ``occurred_at``) and 2 (the name in
+clear as ``original_name``) still verify; a log may hold all three.
 """
 
 from __future__ import annotations
@@ -56,11 +59,14 @@ class Event(str, Enum):
 INTERNAL_EVENTS = frozenset({Event.KEY_ROTATED, Event.CHECKPOINT, Event.TORN_TAIL})
 
 GENESIS = "0" * 64
-FORMAT_VERSION = 2  # the "v" of every new entry; a verifier refuses versions it does not know
+FORMAT_VERSION = 3  # the "v" of every new entry; a verifier refuses versions it does not know
 FIELDS_V1 = frozenset({"actor", "details", "event", "job_id", "key", "models", "original_name",
                        "output_sha256", "policy", "prev", "raw_sha256", "seq", "sig", "time", "v"})
-FIELDS = FIELDS_V1 | {"occurred_at"}
-FIELDS_BY_VERSION = {1: FIELDS_V1, 2: FIELDS}
+FIELDS_V2 = FIELDS_V1 | {"occurred_at"}
+FIELDS = (FIELDS_V2 - {"original_name"}) | {"name_commit"}
+FIELDS_BY_VERSION = {1: FIELDS_V1, 2: FIELDS_V2, 3: FIELDS}
+#: No detail may take the name of a field of any format version.
+ENTRY_FIELD_NAMES = FIELDS_V2 | FIELDS
 #: What replaces a detail value that repeats the original file name (``details.withheld`` lists where).
 WITHHELD = "[withheld: repeats original_name]"
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -85,6 +91,18 @@ def policy_ref(policy: RedactionPolicy | RetentionPolicy) -> dict[str, Any]:
     return {"id": policy.id, "version": policy.version, "hash": policy_hash(policy)}
 
 
+def format_problem(entry: dict[str, Any]) -> str | None:
+    """Why a parsed entry of a known version has a field of the wrong shape, or None.
+
+    Only what readers of a format 3 entry rely on: ``name_commit`` is null or 64 hex digits.
+    """
+    if entry.get("v") == 3:
+        commit = entry["name_commit"]
+        if commit is not None and (not isinstance(commit, str) or not SHA256_HEX.fullmatch(commit)):
+            return "name_commit is neither null nor 64 lowercase hex digits"
+    return None
+
+
 def occurred(entry: dict[str, Any]) -> str:
     """When the entry's action happened: ``occurred_at`` (v2), else its append ``time`` (v1)."""
     return str(entry.get("occurred_at") or entry["time"])
@@ -102,9 +120,11 @@ def check_fields(*, job_id: object, raw_sha256: object, output_sha256: object, o
                  policy: object, models: object, actor: object, details: dict[str, Any]) -> dict[str, Any]:
     """Validate what a caller gives ``append``; return the entry's caller-supplied fields.
 
-    A detail that repeats the original file name is not refused (that would stall the log on a
-    file named like an inbox, ``default`` say): its value is replaced by ``WITHHELD`` and
-    ``details.withheld`` lists the paths replaced. Any other broken rule raises EntryRefused.
+    ``original_name`` stays a field of what is returned; the writer turns it into the entry's
+    ``name_commit`` and a name store record. A detail that repeats the original file name is not
+    refused (that would stall the log on a file named like an inbox, ``default`` say): its value
+    is replaced by ``WITHHELD`` and ``details.withheld`` lists the paths replaced. Any other
+    broken rule raises EntryRefused.
     """
     if job_id is not None and (not isinstance(job_id, str) or not job_id):
         raise EntryRefused("custody field 'job_id' must be a non-empty string", "job_id")
@@ -124,7 +144,7 @@ def check_fields(*, job_id: object, raw_sha256: object, output_sha256: object, o
         for name, digest in models.items():
             _sha(f"models.{name}", digest)
     for key in details:
-        if not DETAIL_KEY.fullmatch(key) or key in FIELDS or key == "withheld":
+        if not DETAIL_KEY.fullmatch(key) or key in ENTRY_FIELD_NAMES or key == "withheld":
             raise EntryRefused("custody detail names are snake_case and not an entry field", "details")
     if isinstance(original_name, str) and len(original_name) >= 4:  # shorter names match by accident
         withheld: list[str] = []
@@ -170,7 +190,7 @@ _NO_FIELDS: dict[str, Any] = {"job_id": None, "raw_sha256": None, "output_sha256
 
 def _withhold_name(name: str, value: Any, path: str, withheld: list[str]) -> Any:
     """``value`` with every string that contains ``name`` replaced, noting each path replaced.
-    The original file name is personal data: it may live in ``original_name`` and nowhere else."""
+    The original file name is personal data: it may live in the name store and nowhere else."""
     if isinstance(value, str):
         if name in value:
             withheld.append(path)

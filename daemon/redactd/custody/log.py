@@ -14,6 +14,11 @@ Witnesses: every checkpoint is also delivered to the configured witness director
 (``redactd.custody.witness``); ``open`` refuses a log shorter than the newest checkpoint a
 witness holds, so a cut log is never continued (and its cut never covered by a ``torn_tail``).
 
+Original names: an entry given ``original_name`` is written as format 3, with a salted
+commitment (``name_commit``) in place of the name; the name and its salt go to the name store
+beside the log directory (``redactd.custody.names``), written and fdatasynced before the entry,
+so no entry ever commits to a name that is not on disk. The log directory holds no names.
+
 One writer: an exclusive ``flock`` on ``<dir>/.lock`` for as long as the log is open; a second
 writer, in this process or another, gets a CustodyError. The kernel drops the lock when the
 process dies, ``kill -9`` included (but a child forked while the log is open shares the lock:
@@ -49,6 +54,7 @@ from redactd.custody.entry import (
 )
 from redactd.custody.keys import fingerprint, load_private_key, public_raw
 from redactd.custody.merkle import Frontier, leaf_hash
+from redactd.custody.names import NameWriter, commit, names_path, new_salt
 from redactd.custody.segments import (
     CHECKPOINT_FILE,
     LOCK_FILE,
@@ -188,8 +194,9 @@ class CustodyLog:
 
     def __init__(self, directory: Path, key: Ed25519PrivateKey, scan: _Scan, lock_fd: int,
                  segment_max_bytes: int, clock: Callable[[], datetime],
-                 witnesses: Sequence[Path] = ()) -> None:
+                 witnesses: Sequence[Path] = (), names: Path | None = None) -> None:
         self.directory = directory
+        self._names = NameWriter(names or names_path(directory))
         self.witnesses = tuple(witnesses)
         self._undelivered: dict[Path, dict[int, bytes]] = {w: {} for w in self.witnesses}
         self._key = key
@@ -216,11 +223,13 @@ class CustodyLog:
     @classmethod
     def open(cls, directory: Path, signing_key: Path, passphrase: bytes | None = None, *,
              segment_max_bytes: int = DEFAULT_SEGMENT_MAX_BYTES,
-             clock: Callable[[], datetime] = utcnow, witnesses: Sequence[Path] = ()) -> CustodyLog:
+             clock: Callable[[], datetime] = utcnow, witnesses: Sequence[Path] = (),
+             names: Path | None = None) -> CustodyLog:
         """Take the writer lock, load the key, continue the chain (recording a torn tail if any).
 
         ``witnesses``: directories each checkpoint is delivered to; a log shorter than the newest
-        checkpoint one of them holds is refused (ChainBroken).
+        checkpoint one of them holds is refused (ChainBroken). ``names``: the name store file
+        (default: ``names_path(directory)``, beside the log directory).
         """
         directory = Path(directory)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -233,7 +242,7 @@ class CustodyLog:
             if scan.key_id is not None and scan.key_id != key_id:
                 raise CustodyError(f"{signing_key}: key {key_id} is not the key in force for this log "
                                    f"({scan.key_id}); was a key rotation interrupted? see `redactd keys rotate`")
-            opened = cls(directory, key, scan, lock_fd, segment_max_bytes, clock, witnesses)
+            opened = cls(directory, key, scan, lock_fd, segment_max_bytes, clock, witnesses, names)
         except BaseException:
             os.close(lock_fd)
             raise
@@ -259,6 +268,7 @@ class CustodyLog:
 
     def _release(self) -> None:
         """Close the segment and drop the writer lock, writing nothing."""
+        self._names.close()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -320,8 +330,8 @@ class CustodyLog:
         when it was appended.
 
         ``policy`` is ``{"id", "version", "hash"}`` (``policy_ref(policy)`` builds it), ``models``
-        maps model names to SHA-256 digests. ``original_name`` is the one place a file's original
-        name may be written; ``details`` must not repeat it. Detail values are JSON strings,
+        maps model names to SHA-256 digests. ``original_name`` goes to the name store, and the
+        entry carries only a salted commitment to it; ``details`` must not repeat it. Detail values are JSON strings,
         integers, booleans, null, lists and objects (no floats: write "12.5").
         """
         try:
@@ -456,11 +466,17 @@ class CustodyLog:
             self._fd = os.open(self._segment, os.O_WRONLY | os.O_APPEND)
         now = self._now()
         when = (occurred_at or now).astimezone(UTC)
+        name = fields.get("original_name")
+        salt = new_salt() if name else None
+        signed = {k: v for k, v in fields.items() if k != "original_name"}
         entry = {"v": FORMAT_VERSION, "seq": self._frontier.size, "time": now.strftime(TIME_FORMAT), "event": kind.value,
-                 **fields, "prev": self._prev, "key": self._key_id, "occurred_at": when.strftime(TIME_FORMAT)}
+                 **signed, "name_commit": commit(salt, name) if salt and name else None,
+                 "prev": self._prev, "key": self._key_id, "occurred_at": when.strftime(TIME_FORMAT)}
         entry["sig"] = self._key.sign(signing_bytes(entry)).hex()
         line = canonical.dumps(entry)
         data = line + b"\n"
+        if salt and name:
+            self._names.write(entry["seq"], name, salt)  # first: an entry never commits to a name not on disk
         try:
             written = os.write(self._fd, data)  # type: ignore[arg-type]
             if written != len(data):

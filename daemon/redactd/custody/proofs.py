@@ -4,6 +4,13 @@ A bundle holds one file's entries, each with an RFC 9162 inclusion proof against
 checkpoint, plus every ``key_rotated`` entry before that checkpoint (so a key you trust for
 entry 0 leads to the key that signed the checkpoint). A consistency document shows that a
 checkpoint an officer kept earlier is a prefix of a newer one: the log only grew.
+
+Original file names are personal data and a bundle leaves them out: a format 3 entry carries
+only a salted commitment to its name, so it is proven without it. Made with names, each named
+entry's item also holds ``name`` and ``salt`` from the name store, and verifying the bundle
+checks that they open the entry's signed commitment. A format 1 or 2 entry carries its name in
+its signed bytes, so a bundle without names leaves such an entry out (``names_left_out`` lists
+its seq) rather than break its proof.
 """
 
 from __future__ import annotations
@@ -19,11 +26,14 @@ from redactd.custody import canonical
 from redactd.custody.entry import Event
 from redactd.custody.keys import fingerprint, public_from_hex
 from redactd.custody.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
+from redactd.custody.names import Names, opens
 from redactd.custody.segments import load_entries
 from redactd.custody.verify import check_signature, parse_entry
 from redactd.errors import BadSignature, ChainBroken, CustodyError
 
-BUNDLE_FORMAT = "redactd-custody-bundle/1"
+BUNDLE_FORMAT = "redactd-custody-bundle/2"
+#: Format 1 bundles (no names, no ``names_left_out``) still verify.
+BUNDLE_FORMATS = frozenset({"redactd-custody-bundle/1", BUNDLE_FORMAT})
 CONSISTENCY_FORMAT = "redactd-custody-consistency/1"
 
 
@@ -43,9 +53,14 @@ def _proven(tree: MerkleTree, entry: dict[str, Any], size: int) -> dict[str, Any
     return {"entry": entry, "proof": [h.hex() for h in tree.inclusion_proof(entry["seq"], size)]}
 
 
-def make_bundle(directory: Path, sha256: str) -> tuple[dict[str, Any], int]:
+def make_bundle(directory: Path, sha256: str, names: Names | None = None) -> tuple[dict[str, Any], int]:
     """The bundle for the file whose raw or output SHA-256 is ``sha256``, and how many of its
-    entries came after the newest checkpoint (those cannot be proven yet and are left out)."""
+    entries came after the newest checkpoint (those cannot be proven yet and are left out).
+
+    Without ``names`` the bundle holds no original file name. With them, each named entry's item
+    holds the name and salt that open its commitment (``names_missing`` lists the seqs of named
+    entries the store cannot open: the officer sees "name not available" for them).
+    """
     entries = load_entries(directory)
     checkpoint = _latest_checkpoint(entries)
     size = checkpoint["details"]["tree_size"]
@@ -59,9 +74,28 @@ def make_bundle(directory: Path, sha256: str) -> tuple[dict[str, Any], int]:
         raise CustodyError(f"all {len(mine)} entries for {sha256} are newer than the last checkpoint "
                            f"(seq {checkpoint['seq']}); bundle again after the next checkpoint")
     rotations = [e for e in entries[:size] if e["event"] == Event.KEY_ROTATED]
+    items: list[dict[str, Any]] = []
+    left_out: list[int] = []
+    missing: list[int] = []
+    for entry in covered:
+        if entry.get("original_name") and names is None:
+            left_out.append(entry["seq"])  # format 1 or 2: the name is part of the proven bytes
+            continue
+        item = _proven(tree, entry, size)
+        if names is not None and entry.get("name_commit"):
+            opened = names.opening(entry)
+            if opened is None:
+                missing.append(entry["seq"])
+            else:
+                item.update(opened)
+        items.append(item)
+    if not items:
+        raise CustodyError(f"every entry for {sha256} is format 1 or 2 and carries its original name in its "
+                           "signed bytes: bundle it --with-names")
     bundle = {"format": BUNDLE_FORMAT, "sha256": sha256, "checkpoint": checkpoint,
               "key_rotations": [_proven(tree, e, size) for e in rotations],
-              "entries": [_proven(tree, e, size) for e in covered]}
+              "entries": items, "with_names": names is not None, "names_left_out": left_out,
+              "names_missing": missing}
     return bundle, len(mine) - len(covered)
 
 
@@ -72,6 +106,8 @@ class BundleResult:
     checkpoint_seq: int
     checkpoint_time: str
     keys: tuple[str, ...]
+    names: int = 0  # original names the bundle gives, each checked against its entry's commitment
+    names_left_out: tuple[int, ...] = ()  # format 1/2 entries left out of a bundle made without names
 
 
 class _KeyChain:
@@ -121,8 +157,9 @@ def _included(item: dict[str, Any], size: int, root: bytes) -> dict[str, Any]:
 
 def verify_bundle(bundle: dict[str, Any], public_key: Ed25519PublicKey) -> BundleResult:
     """Check a bundle with the public key alone; raise ChainBroken or BadSignature naming the entry."""
-    if bundle.get("format") != BUNDLE_FORMAT:
-        raise CustodyError(f"not a custody bundle (format {bundle.get('format')!r}, expected {BUNDLE_FORMAT})")
+    if bundle.get("format") not in BUNDLE_FORMATS:
+        raise CustodyError(f"not a custody bundle (format {bundle.get('format')!r}, expected {BUNDLE_FORMAT}); "
+                           "a newer format needs a newer redactd")
     try:
         keys = _KeyChain(public_key)
         checkpoint = bundle["checkpoint"]
@@ -131,6 +168,7 @@ def verify_bundle(bundle: dict[str, Any], public_key: Ed25519PublicKey) -> Bundl
                      for i in bundle["key_rotations"]])
         size, root = _checkpoint(checkpoint, keys)
         entries = [_included(item, size, root) for item in bundle["entries"]]
+        named = sum(_name_opens(item, entry) for item, entry in zip(bundle["entries"], entries, strict=True))
         sha = bundle["sha256"]
         jobs = {e["job_id"] for e in entries if sha in (e["raw_sha256"], e["output_sha256"])}
         for entry in entries:
@@ -139,7 +177,22 @@ def verify_bundle(bundle: dict[str, Any], public_key: Ed25519PublicKey) -> Bundl
                 raise ChainBroken(f"entry {entry['seq']} is about neither {sha} nor its jobs")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ChainBroken(f"malformed bundle ({exc.__class__.__name__}: {exc})") from None
-    return BundleResult(sha, len(entries), checkpoint["seq"], checkpoint["time"], keys.fingerprints())
+    return BundleResult(sha, len(entries), checkpoint["seq"], checkpoint["time"], keys.fingerprints(), named,
+                        tuple(bundle.get("names_left_out", ())))
+
+
+def _name_opens(item: dict[str, Any], entry: dict[str, Any]) -> bool:
+    """Whether the bundle gives a name for this entry; raise ChainBroken when it does not open the
+    entry's signed commitment (an edited name or salt, or a name for an entry that records none)."""
+    if "name" not in item and "salt" not in item:
+        return False
+    if not entry.get("name_commit"):
+        raise ChainBroken(f"entry {entry['seq']} ({entry['event']}): the bundle gives an original name, but the "
+                          "entry commits to none")
+    if not opens(entry, item.get("name"), item.get("salt")):
+        raise ChainBroken(f"entry {entry['seq']} ({entry['event']}): the original name and salt given do not "
+                          "open the entry's signed name commitment: the name is not the one recorded")
+    return True
 
 
 def make_consistency(directory: Path, old_checkpoint: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Both read when an action happened (``occurred_at``), not when its entry was appended. Report
 rows are jobs: a later identical copy is its own row, pointing at the job it duplicates, and
 never changes the state of the job it copies. Original file names are personal data: the report
-leaves them out unless asked for (``with_names``).
+leaves them out unless given the name store (``names``); both read names through
+``redactd.custody.names.original_name``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from redactd.custody.entry import Event, occurred
+from redactd.custody.names import Names, original_name
 from redactd.custody.verify import Result
 
 # How each event moves a file's outcome, in words an officer reads.
@@ -43,7 +45,8 @@ def _when(entry: dict[str, Any]) -> str:
     return occurred(entry)[:19].replace("T", " ") + "Z"
 
 
-def timeline_line(entry: dict[str, Any]) -> str:
+def timeline_line(entry: dict[str, Any], names: Names) -> str:
+    """One entry as ``custody show`` prints it, its original name (if any) from ``names``."""
     parts = [f"{_when(entry)}  #{entry['seq']:<6} {entry['event']:<18}"]
     if entry.get("occurred_at") and entry["occurred_at"][:19] != entry["time"][:19]:
         parts.append(f"(appended {entry['time'][:19].replace('T', ' ')}Z)")
@@ -52,8 +55,9 @@ def timeline_line(entry: dict[str, Any]) -> str:
     for field, label in (("raw_sha256", "raw"), ("output_sha256", "output")):
         if entry.get(field):
             parts.append(f"{label}={_short(entry[field])}")
-    if entry.get("original_name"):
-        parts.append(f"name={entry['original_name']!r}")
+    name = original_name(entry, names)
+    if name is not None:
+        parts.append(f"name={name!r}")
     if entry.get("policy"):
         parts.append(f"policy={entry['policy']['id']} v{entry['policy']['version']}")
     parts.extend(f"{k}={v}" for k, v in sorted((entry.get("details") or {}).items()))
@@ -66,8 +70,11 @@ def _day(entry: dict[str, Any]) -> date:
     return date.fromisoformat(occurred(entry)[:10])
 
 
-def render(entries: list[dict[str, Any]], result: Result, start: date, end: date, with_names: bool = False) -> str:
-    """A self-contained HTML page (no scripts, no external resources) for ``start``..``end``."""
+def render(entries: list[dict[str, Any]], result: Result, start: date, end: date, names: Names | None = None) -> str:
+    """A self-contained HTML page (no scripts, no external resources) for ``start``..``end``.
+
+    Original file names are shown only when ``names`` (the name store) is given.
+    """
     raw_of_job = {e["job_id"]: e["raw_sha256"] for e in entries if e.get("job_id") and e.get("raw_sha256")}
 
     def raw_of(e: dict[str, Any]) -> str | None:
@@ -96,7 +103,7 @@ def render(entries: list[dict[str, Any]], result: Result, start: date, end: date
               _e(str(e["details"].get("reason", "-")))]
              for e in period if e["event"] in (Event.FAILED, Event.REJECTED, Event.REVIEW_REJECTED)],
             "None in this period."),
-        _files_section(_jobs(entries, end), _active_jobs(entries, period), with_names),
+        _files_section(_jobs(entries, end, names), _active_jobs(entries, period), names is not None),
         _HOW_TO_CHECK,
     ]
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>Custody report {start} to {end}"
@@ -137,8 +144,8 @@ def _files_section(jobs: dict[str, dict[str, Any]], active: set[str], with_names
             for job, r in jobs.items() if job in active]
     names = ("Original file names are shown because this report was made with <code>--with-names</code>: "
              "it holds personal data." if with_names else
-             "Original file names are personal data: they stay in the restricted custody log (<code>redactd "
-             "custody show JOB_ID</code>, or make the report with <code>--with-names</code>).")
+             "Original file names are personal data: they stay in the restricted name store beside the custody "
+             "log (<code>redactd custody show JOB_ID</code>, or make the report with <code>--with-names</code>).")
     return ("<h2>Files</h2><p class=note>One row per job: a later copy of the same footage is its own row, "
             f"marked as a duplicate of the job it copies. {names} The state shown is the job's state at the "
             "end of the period.</p>" +
@@ -170,7 +177,7 @@ _HOW_TO_CHECK = (
 )
 
 
-def _jobs(entries: list[dict[str, Any]], end: date) -> dict[str, dict[str, Any]]:
+def _jobs(entries: list[dict[str, Any]], end: date, names: Names | None) -> dict[str, dict[str, Any]]:
     """Each job's state at the end of the period, from every entry up to then.
 
     An entry with a job id is about that job only. One with just a raw SHA-256 (a hold on the
@@ -190,19 +197,20 @@ def _jobs(entries: list[dict[str, Any]], end: date) -> dict[str, dict[str, Any]]
         for job in targets:
             _apply(jobs.setdefault(job, {"first": _when(e), "policy": "-", "outcome": "-", "output": None,
                                          "purges": {}, "hold": "-", "raw": None, "name": None,
-                                         "duplicate_of": None}), e)
+                                         "duplicate_of": None}), e, names)
     for row in jobs.values():
         purges = row.pop("purges")
         row["purged"] = "; ".join(f"{item} {when}" for item, when in sorted(purges.items())) or "-"
     return jobs
 
 
-def _apply(row: dict[str, Any], e: dict[str, Any]) -> None:
+def _apply(row: dict[str, Any], e: dict[str, Any], names: Names | None) -> None:
     kind = Event(e["event"])
     details = e.get("details") or {}
     purge_refused = kind == Event.FAILED and "purge_refused" in details
     row["raw"] = row["raw"] or e.get("raw_sha256")
-    row["name"] = row["name"] or e.get("original_name")
+    if names is not None:
+        row["name"] = row["name"] or original_name(e, names)
     if kind == Event.DUPLICATE:
         row["duplicate_of"] = details.get("duplicate_of") or "?"
     if e.get("policy") and kind not in (Event.PURGE_INTENDED, Event.PURGED) and not purge_refused:

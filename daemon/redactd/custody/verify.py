@@ -2,8 +2,9 @@
 
 Read top to bottom, this is the whole argument. For every line, in segment order:
 
-1. it parses as JSON, has exactly the entry fields and is byte-for-byte canonical JSON
-   (so no byte can change without changing what is signed);
+1. it parses as JSON, has exactly the entry fields of its format version (1, 2 or 3; a newer
+   one needs a newer redactd) and is byte-for-byte canonical JSON (so no byte can change
+   without changing what is signed);
 2. its ``seq`` is the previous one plus one and its ``prev`` is SHA-256 of the previous line
    (nothing removed, inserted or reordered, across segment files too);
 3. its Ed25519 signature verifies with the key in force: the key you trust for entry 0, then
@@ -34,7 +35,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from redactd.custody import canonical
-from redactd.custody.entry import FIELDS_BY_VERSION, GENESIS, SIG_HEX, Event, line_hash, signing_bytes
+from redactd.custody.entry import (
+    FIELDS_BY_VERSION,
+    GENESIS,
+    SIG_HEX,
+    Event,
+    format_problem,
+    line_hash,
+    signing_bytes,
+)
 from redactd.custody.keys import fingerprint, public_from_hex
 from redactd.custody.merkle import Frontier, MerkleTree, leaf_hash, verify_consistency
 from redactd.custody.segments import CHECKPOINT_FILE, Line, Tail, read_segment, segment_paths
@@ -137,6 +146,9 @@ def parse_entry(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
             return None, "not a custody entry (wrong or missing fields)"
         if canonical.dumps(entry) != data:
             return None, "not canonical JSON (the bytes were edited)"
+        why = format_problem(entry)
+        if why is not None:
+            return None, why
     except ValueError as exc:  # bad JSON, bad UTF-8, NaN
         return None, f"not valid JSON ({exc.__class__.__name__})"
     return entry, None

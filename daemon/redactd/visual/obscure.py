@@ -5,13 +5,15 @@ swscale). Strength scales with the box: a box is reduced to ``blocks_across`` sa
 width before being smoothed back up, so a 400 px face is as unrecognisable as a 40 px one, and
 the cost stays a fraction of a millisecond whatever the size (a huge Gaussian kernel would not).
 
-Minimum strength: the policy cannot ask for more than 12 samples across a box
-(`Obscure.blocks_across` ≤ 12; the default is 8), nor for samples smaller than 4 px
+Minimum strength: the policy cannot ask for more than 8 samples across a box
+(`Obscure.blocks_across` ≤ 8, also the default; 12 let a face recogniser identify faces), nor for samples smaller than 4 px
 (`Obscure.min_block_px`, default 8): whichever is stronger wins, so a 30 px face gets ~3 samples
 across, not 8 samples of 4 px that still show eyes and mouth as shading. With the default 20 %
-padding and the head growth the face itself gets at most ~6 samples across, below the ~16 px at
+padding and the head growth the face itself gets at most ~5 samples across, below the ~16 px at
 which face recognisers and people start to identify faces; blur adds a Gaussian low-pass of about
 one sample on top, so the result is smooth and carries less information than a 6×6 thumbnail.
+bench/strength.py measures it with dlib's face recogniser: no better than chance at 24-160 px with
+the default, above chance with the weakest the schema allows (``cover: face`` and 12 samples).
 """
 
 from __future__ import annotations

@@ -208,8 +208,9 @@ def create_app(console: Console, metrics_token: str | None = None, session_hours
         found, history, custody = console.job(request.path_params["job_id"])
         from redactd.custody.report import timeline_line
 
+        names = console.names()
         return render(request, "job.html", request.state.session, job=found, history=history,
-                      custody=[timeline_line(e) for e in custody])
+                      custody=[timeline_line(e, names) for e in custody])
 
     @guarded(Role.OPERATOR)
     async def retry(request: Request) -> Response:
@@ -310,8 +311,9 @@ def create_app(console: Console, metrics_token: str | None = None, session_hours
         shas = sorted({e[k] for e in entries for k in ("raw_sha256", "output_sha256") if e.get(k)})
         from redactd.custody.report import timeline_line
 
+        names = console.names()
         return render(request, "history.html", request.state.session, what=what,
-                      lines=[timeline_line(e) for e in entries], shas=shas)
+                      lines=[timeline_line(e, names) for e in entries], shas=shas)
 
     @guarded(Role.OFFICER)
     async def bundle(request: Request) -> Response:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from redactd.config import DaemonConfig, check_config
+from redactd.custody.names import Names, names_path
 from redactd.daemon import status_report, store_path
 from redactd.jobflow.jobstore import Job, JobState, JobStore, Transition
 from redactd.jobflow.outbox import custody_lag, record_pending
@@ -225,6 +226,10 @@ class Console:
         result = self.verify()
         entries = load_entries(self.cfg.custody.directory, strict=False)[: result.entries]
         return report.render(entries, result, start, end)
+
+    def names(self) -> Names:
+        """The custody name store: what pages read original file names from (``original_name``)."""
+        return Names.load(names_path(self.cfg.custody.directory))
 
     def custody_history(self, what: str) -> list[dict[str, Any]]:
         """``redactd custody show``: entries about a SHA-256 or a job (any unique id prefix)."""
