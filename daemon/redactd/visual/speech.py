@@ -31,11 +31,11 @@ from redactd.errors import InputError
 from redactd.policy import Speech
 from redactd.visual.audio import AudioConverter, encoder_format, frame_samples
 from redactd.visual.detect import ModelInfo
-from redactd.visual.mcadams import McAdams
 from redactd.visual.vad import CHUNK, VAD_RATE, SegmentRule, VoiceActivity, speech_chunks, vad_info
 
 if TYPE_CHECKING:
     from redactd.visual.codec import VideoReader
+    from redactd.visual.mcadams import McAdams
 
 EditKind = Literal["mute", "anonymize"]
 
@@ -273,6 +273,8 @@ class SpeechEditor:
         self.warp: list[McAdams] = []
         self.lookahead = 0
         if kind == "anonymize":
+            from redactd.visual.mcadams import McAdams  # imports scipy (~1 s): only when voices are warped
+
             lo, hi = cfg.mcadams_alpha
             alpha = lo + (hi - lo) * secrets.randbelow(1001) / 1000  # drawn per job, never recorded
             self.warp = [McAdams(plan.rate, alpha) for _ in range(plan.channels)]

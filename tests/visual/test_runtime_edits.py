@@ -1,14 +1,19 @@
-"""Tests for redactd.visual.onnxwire: in-memory edits of the shipped CenterFace model."""
+"""Tests for redactd.visual.graphopt.optimise_for_runtime: in-memory edits of the shipped CenterFace model."""
 
 from __future__ import annotations
 
 import importlib.resources
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
-from redactd.visual.onnxwire import graph_input_names, optimise_for_runtime
+from redactd.visual.graphopt import optimise_for_runtime
+
+
+def graph_input_names(model: bytes) -> list[str]:
+    return [i.name for i in onnx.load_from_string(model).graph.input]
 
 
 @pytest.fixture(scope="module")
