@@ -15,7 +15,7 @@ import pytest
 from redactd.errors import InputError, UnsupportedMediaError
 from redactd.policy import Limits, RedactionPolicy
 from redactd.visual import redact_video, render
-from redactd.visual.audio import AAC_LAYOUTS, AAC_SIDE_TO_BACK
+from redactd.visual.audio import AAC_LAYOUTS, AAC_SIDE_TO_BACK, decoder_layout, native_decoder_layout
 from redactd.visual.codec import FramePlan, VideoInfo, probe, to_bgr
 from redactd.visual.detect import CompositeDetector
 from tests.visual import synth
@@ -77,6 +77,7 @@ def audio_end(path: Path) -> float:
     with av.open(str(path)) as c:
         first_frame = next(c.decode(video=0)).time or 0.0
     with av.open(str(path)) as c:
+        native_decoder_layout(c.streams.audio[0], path)  # PyAV aborts on some layouts (7.1 PCM in MOV)
         for f in c.decode(audio=0):  # a frame without a time (WMA's last) follows the one before
             end = (float(f.time) if f.time is not None else end) + f.samples / f.sample_rate
     return end - first_frame
@@ -399,6 +400,10 @@ REENCODED: dict[str, tuple[Callable[[Path], Path], int, str, int]] = {
     # which swresample refuses to mix from: mono too.
     "pcm-10ch-lopsided-avi": (lambda d: tone_clip(d / "in.avi", "-c:a pcm_s16le", mix=_spread(10)),
                               1, "mono", 48000),
+    # 7.1 PCM in MOV, side surrounds before back ones as cameras write it: FFmpeg 8 gives it a
+    # custom-order layout, on which PyAV 17-18 aborted the process (double free) at the first frame.
+    "pcm-7.1-mov": (lambda d: tone_clip(d / "in.mov", "-c:a pcm_s16le", mix="pan=7.1|" + "|".join(
+        f"c{i}=c0" for i in range(8))), 8, "7.1", 48000),
     # Audio half a second behind the video start stays there.
     "pcm-starts-late-mov": (lambda d: tone_clip(d / "in.mov", "-c:a pcm_s16le", delay=0.5), 1, "mono", 48000),
     # The output is set up from the header (mono, 48 kHz); the stereo 44.1 kHz half is fitted to it.
@@ -419,6 +424,29 @@ def reencoded_input(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str],
     return get
 
 
+class TestDecoderLayout:
+    """The layout a decoder is given in place of its stream's (PyAV aborts on custom orders)."""
+
+    @pytest.mark.parametrize(("channels", "described", "expected"), [
+        (8, "7.1", "7.1"),
+        (6, "5.1(side)", "5.1(side)"),
+        (1, "mono", "mono"),
+        # native but unnamed: the same positions, so the lopsided stays lopsided (and mono later)
+        (10, "10 channels (FL+FR+FC+LFE+BL+BR+FLC+FRC+BC+SL)", "10 channels (FL+FR+FC+LFE+BL+BR+FLC+FRC+BC+SL)"),
+        # in no native order for ffprobe either: FFmpeg's default for two channels
+        (2, "2 channels (FR+FL)", "stereo"),
+    ])
+    def test_is_native_and_keeps_the_positions_ffprobe_reads(self, channels: int, described: str,
+                                                             expected: str) -> None:
+        name = decoder_layout(channels, described)
+        assert name is not None
+        assert av.AudioLayout(name).name == expected
+
+    @pytest.mark.parametrize(("channels", "described"), [(9, ""), (2, "bogus"), (0, "stereo"), (6, "stereo")])
+    def test_is_none_without_positions_or_with_a_wrong_count(self, channels: int, described: str) -> None:
+        assert decoder_layout(channels, described) is None
+
+
 class TestAudioInputs:
     """Audio from hostile or unusual inputs comes out decodable, with a layout and rate AAC carries."""
 
@@ -426,7 +454,8 @@ class TestAudioInputs:
         *[(name, mode) for name in REENCODED for mode in ("keep", "anonymize") if name != "ac3-5.1side-mkv"],
         ("ac3-5.1side-mkv", "anonymize"),  # kept, AC-3 is copied
         # The speech pass decodes the audio on its own first: it must see the same frames.
-        *[(name, "mute_speech") for name in ("pcm-16ch-mkv", "pcm-starts-late-mov", "mp2-changes-mid-stream-mkv")],
+        *[(name, "mute_speech") for name in ("pcm-16ch-mkv", "pcm-starts-late-mov", "mp2-changes-mid-stream-mkv",
+                                              "pcm-7.1-mov")],
     ])
     def test_is_reencoded_to_aac_it_can_carry(self, tmp_path: Path, policy: RedactionPolicy,
                                               detector: CompositeDetector, reencoded_input: Callable[[str], Path],

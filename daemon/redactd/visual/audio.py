@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import re
 import secrets
 from fractions import Fraction
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import av
@@ -85,6 +87,55 @@ def _mixable(mask: int) -> bool:
     except av.error.FFmpegError:
         return False
     return True
+
+
+#: How FFmpeg names a layout it has no name for: "10 channels (FL+FR+…)".
+_LISTED = re.compile(r"\d+ channels \((.+)\)")
+
+
+def decoder_layout(channels: int, described: str) -> str | None:
+    """The channel layout ffprobe reads for a stream (``channels``, ``described`` as ffprobe
+    names it), in FFmpeg's native order, for the decoder to take in place of the one the demuxer
+    gives; FFmpeg's default for as many channels where ffprobe's is in no native order either.
+    None where ffprobe states no positions (PCM in Matroska) or nothing fits.
+
+    PyAV 17 and 18 free a custom-order layout's channel map twice and abort the process at the
+    first frame decoded. FFmpeg 8's MOV demuxer gives such a layout to PCM described speaker by
+    speaker when the speakers are not in FFmpeg's order (7.1 with side surrounds before the back
+    ones, as cameras write it); FFmpeg 5 (ffprobe here) reads the same track as plain 7.1. A
+    native layout has no map to free, and where the stream's was native already it is the same.
+    """
+    if channels <= 0 or not described:
+        return None
+    listed = _LISTED.fullmatch(described)
+    try:
+        layout = av.AudioLayout(listed.group(1) if listed else described)
+    except ValueError:
+        return None
+    bits = _speaker_bits()
+    positions = [bits.get(ch.name, -1) for ch in layout.channels]
+    if layout.nb_channels != channels:
+        return None
+    if min(positions) >= 0 and positions == sorted(set(positions)):
+        return f"0x{sum(1 << bit for bit in positions):x}"
+    try:
+        default = av.AudioLayout(f"{channels}c")
+    except ValueError:
+        return None
+    return f"{channels}c" if default.nb_channels == channels else None
+
+
+def native_decoder_layout(stream: Any, path: Path) -> None:
+    """Give audio ``stream``'s decoder (of the file at ``path``), before anything reads its layout,
+    the one ffprobe reads for it in FFmpeg's native order (`decoder_layout`)."""
+    from redactd.media.probe import probe
+
+    described = next((s.raw for s in probe(path).audio if s.index == stream.index), None)
+    if described is None:
+        return
+    name = decoder_layout(int(described.get("channels") or 0), str(described.get("channel_layout") or ""))
+    if name is not None:
+        stream.codec_context.layout = name  # replaces the stream's without reading it
 
 
 def aac_layout(layout: av.AudioLayout) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 from redactd.errors import EncodeError, InputError, UnsupportedMediaError
 from redactd.fsutil import fsync_dir, fsync_file
 from redactd.policy import AudioMode, Encode, Limits
-from redactd.visual.audio import AudioConverter, encoder_format, voice_shift_factor
+from redactd.visual.audio import AudioConverter, encoder_format, native_decoder_layout, voice_shift_factor
 from redactd.visual.obscure import PLANAR_YUV
 from redactd.visual.speech import SpeechEditor
 
@@ -308,6 +308,8 @@ class VideoReader:
         self.video = main_video(self.container, path.name)
         self.video.thread_type = "AUTO"
         self.audio = self.container.streams.audio[0] if with_audio and self.container.streams.audio else None
+        if self.audio is not None:
+            native_decoder_layout(self.audio, path)
         #: The output keeps the input's time base: variable-rate frame times stay exact.
         self.time_base = Fraction(self.video.time_base)
         # The output starts at zero wherever the input starts (MPEG-TS and -PS start anywhere, often

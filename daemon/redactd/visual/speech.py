@@ -29,7 +29,7 @@ import numpy as np
 from redactd import log
 from redactd.errors import InputError
 from redactd.policy import Speech
-from redactd.visual.audio import AudioConverter, encoder_format, frame_samples
+from redactd.visual.audio import AudioConverter, encoder_format, frame_samples, native_decoder_layout
 from redactd.visual.detect import ModelInfo
 from redactd.visual.vad import CHUNK, VAD_RATE, SegmentRule, VoiceActivity, speech_chunks, vad_info
 
@@ -416,6 +416,7 @@ def speech_in_file(path: Path, rule: SegmentRule) -> tuple[list[tuple[float, flo
     with container:
         if not container.streams.audio:
             return None
+        native_decoder_layout(container.streams.audio[0], path)
         mono = av.AudioResampler(format="flt", layout="mono", rate=VAD_RATE)
         vad = VoiceActivity()
         samples = 0.0
