@@ -21,10 +21,10 @@ def _gate() -> Path:
     return Path(os.environ[GATE_ENV])
 
 
-def gated(spec: JobSpec, progress: Callable[[float], None] | None = None) -> JobResult:
+def gated(spec: JobSpec, progress: Callable[[float], None] | None = None, gate: Path | None = None) -> JobResult:
     """Announce the job (``<gate>/<job>.<pid>.started``), wait until ``<gate>/open`` exists, then run
     the real pipeline."""
-    gate = _gate()
+    gate = gate or _gate()
     (gate / f"{spec.job_id}.{os.getpid()}.started").touch()
     end = time.monotonic() + 120
     while not (gate / "open").exists() and time.monotonic() < end:
@@ -32,6 +32,12 @@ def gated(spec: JobSpec, progress: Callable[[float], None] | None = None) -> Job
             progress(0.25)
         time.sleep(0.05)
     return run_job(spec, progress)
+
+
+def gated_beside_raw(spec: JobSpec, progress: Callable[[float], None] | None = None) -> JobResult:
+    """`gated`, with the gate the folder ``gate`` beside the raw store's: in-process executor tests
+    share one forkserver, whose children keep the environment of the test that started it."""
+    return gated(spec, progress, spec.raw_path.parent.parent / "gate")
 
 
 def segfault(spec: JobSpec, progress: Callable[[float], None] | None = None) -> JobResult:

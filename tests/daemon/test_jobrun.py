@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
+import pytest
+import structlog
+
 from redactd.fsutil import sha256_file
+from redactd.jobflow import jobrun
 from redactd.jobflow.jobrun import JobExecutor, RunLimits
 from redactd.jobflow.jobstore import Job, JobState, JobStore
 from redactd.jobflow.publish import Queues
 from redactd.jobflow.workers import ChildRunner
 from redactd.policy import PolicySet
-from tests.conftest import TEST_POLICIES
+from tests.conftest import TEST_POLICIES, tmpfs
 
 from . import processors
+from .test_storage_faults import fill
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 class Setup:
-    def __init__(self, root: Path, processor, max_attempts: int = 2) -> None:
+    def __init__(self, root: Path, processor, max_attempts: int = 2, state: Path | None = None) -> None:
         self.root = root
-        self.store = JobStore.open(root / "jobs.sqlite3")
+        self.store = JobStore.open((state or root) / "jobs.sqlite3")
         self.queues = Queues(root / "clean", root / "review", root / "failed")
         self.queues.ensure()
         (root / "raw").mkdir()
@@ -87,6 +93,40 @@ class TestJobExecutor:
             assert (job.last_error or "").startswith("waiting for disk space")
         assert not (tmp_path / "failed" / "job1").exists()
         assert job.raw_path is not None and job.raw_path.read_bytes() == b"data"
+
+    @pytest.mark.timeout(300)
+    def test_a_full_state_volume_at_the_end_of_a_job_delays_its_record_and_loses_nothing(
+            self, tmp_path, clip_bytes, monkeypatch):
+        """The job store cannot be written when the job concludes: the executor waits, says so, and
+        records the publish once space returns (it used to leave the job `processing` until the next start)."""
+        gate = tmp_path / "gate"  # beside tmp_path / "raw"
+        gate.mkdir()
+        monkeypatch.setattr(jobrun, "STORE_FULL_RETRY_S", (0.2, 1.0))
+        with tmpfs(tmp_path / "state", "size=4m") as state, structlog.testing.capture_logs() as logs:
+            s = Setup(tmp_path, processors.gated_beside_raw, state=state)
+            job = s.claimed(clip_bytes)
+            worker = threading.Thread(target=s.executor.execute, args=(job,))
+            worker.start()
+            deadline = time.monotonic() + 120
+            while not list(gate.glob("*.started")):
+                assert time.monotonic() < deadline, "the job never started"
+                time.sleep(0.05)
+            filler = fill(state)
+            (gate / "open").touch()
+            while not any(e["event"] == "job_store_full" for e in logs):
+                assert worker.is_alive() and time.monotonic() < deadline, "the executor never met the full store"
+                time.sleep(0.05)
+            assert s.store.get(job.id).state is JobState.PROCESSING
+            filler.unlink()
+            worker.join(timeout=120)
+            assert not worker.is_alive()
+            job = s.store.get(job.id)
+            assert job.state is JobState.PUBLISHED and job.attempts == 0, job.last_error
+            assert [t.to_state for t in s.store.history(job.id)].count(JobState.PUBLISHED) == 1
+            s.store.close()
+        assert job.output_path is not None and sha256_file(job.output_path) == job.output_sha256
+        full = [e for e in logs if e["event"] == "job_store_full"]
+        assert full[0]["job_id"] == job.id and "full" in full[0]["error"]
 
     def test_recovery_records_a_publish_that_completed_before_a_crash(self, tmp_path):
         s = Setup(tmp_path, processors.passthrough)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from redactd import log
 from redactd.admit import move_aside
@@ -37,6 +38,12 @@ _ADVICE = {
 
 #: How a job waiting for disk space says so in its last error (``status`` and the console show it).
 WAITING_FOR_SPACE = "waiting for disk space"
+
+#: While the state volume is full, a job-store write that must land is tried again after this
+#: many seconds, doubling up to the second figure.
+STORE_FULL_RETRY_S = (1.0, 30.0)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,7 @@ class JobExecutor:
         except ConfigError as exc:
             self.fail(job, f"its policy cannot be used: {exc}", _ADVICE[Ending.REFUSED], count=False)
             return
-        store.set_policy(job.id, policy.version, policy_hash(policy))
+        self._stored(job, lambda: store.set_policy(job.id, policy.version, policy_hash(policy)))
         job = store.get(job.id)
         if job.raw_path is None or not job.raw_path.is_file():
             self.fail(job, f"the raw file is missing from the raw store ({job.raw_path})",
@@ -101,7 +108,7 @@ class JobExecutor:
             now = time.monotonic()
             if now - last_saved[0] >= 1.0 or fraction >= 1.0:
                 last_saved[0] = now
-                store.set_running(job.id, progress=max(0.0, min(1.0, fraction)))
+                self._best_effort(lambda: store.set_running(job.id, progress=max(0.0, min(1.0, fraction))))
 
         try:
             try:
@@ -109,7 +116,8 @@ class JobExecutor:
                                raw_sha256=job.raw_sha256)
                 outcome = self.runner.run(
                     spec, job.id, job.attempts + 1, self.limits().timeout,
-                    on_start=lambda pid: store.set_running(job.id, worker_pid=pid), on_progress=on_progress,
+                    on_start=lambda pid: self._best_effort(lambda: store.set_running(job.id, worker_pid=pid)),
+                    on_progress=on_progress,
                     stop_now=self.stop_now,
                 )
             except OSError as exc:  # no child at all (fork failed: out of memory or processes)
@@ -127,8 +135,8 @@ class JobExecutor:
             result: JobResult = outcome.result
             blocked = self.custody_blocked()
             if blocked:  # nothing reaches clean storage while its custody entry cannot be written
-                store.requeue(job.id, f"not published: {blocked}", time.time() + self.limits().delay(1),
-                              count_attempt=False)
+                self._stored(job, lambda: store.requeue(job.id, f"not published: {blocked}",
+                                                        time.time() + self.limits().delay(1), count_attempt=False))
                 self.log.error("job_not_published", job_id=job.id, reason=blocked)
                 return
             try:
@@ -159,7 +167,8 @@ class JobExecutor:
         itself when space returns; the short delay only spaces out tries where the floor is too low.
         """
         delay = min(max(self.limits().backoff, 1.0), 60.0)
-        store.requeue(job.id, f"{WAITING_FOR_SPACE}: {message}", time.time() + delay, count_attempt=False)
+        self._stored(job, lambda: store.requeue(job.id, f"{WAITING_FOR_SPACE}: {message}", time.time() + delay,
+                                                count_attempt=False))
         self.log.warning("job_waiting_for_space", job_id=job.id, retry_in_s=delay, error=message,
                          note="a full disk is not the file's fault; the job resumes when space returns")
 
@@ -175,17 +184,41 @@ class JobExecutor:
             reason = result.reason or "no reason given"
             # No name to plan: the review folder is the job's own, so a rerun just rewrites it.
             where = self.queues.to_review(job, result.output_path, suffix, sidecar, reason)
-            store.mark_review(job.id, where, reason, result.output_sha256)
+            self._stored(job, lambda: store.mark_review(job.id, where, reason, result.output_sha256))
             return
         name = output_name(policy.output.naming, job, result.output_sha256, suffix)
         sidecar["output_name"] = name
         # Written down first: after a crash, recovery finds this name in clean storage and
         # records the publish instead of running the job again.
-        store.plan_output(job.id, name, result.output_sha256)
-        where = self.queues.publish(result.output_path, name, sidecar)
-        store.mark_published(job.id, where)
+        self._stored(job, lambda: store.plan_output(job.id, name, result.output_sha256))
+        published = self.queues.publish(result.output_path, name, sidecar)
+        self._stored(job, lambda: store.mark_published(job.id, published))
         # Boxes approved before blurring have been rendered: the review folder has served its turn.
         shutil.rmtree(self.queues.review_dir / job.id, ignore_errors=True)
+
+    def _stored(self, job: Job, write: Callable[[], T]) -> T:
+        """``write()`` to the job store, which must land: while the state volume is full, wait and
+        try again (a job left ``processing`` would wait for the next start). A stop request ends
+        the wait with the error: start-up recovery then finishes the job (`recover`)."""
+        delay, most = STORE_FULL_RETRY_S
+        while True:
+            try:
+                return write()
+            except sqlite3.Error as exc:
+                if not is_out_of_space(exc) or self.stop_now.is_set():
+                    raise
+                self.log.warning("job_store_full", job_id=job.id, retry_in_s=delay, error=str(exc),
+                                 note="the state volume is full; the job's outcome is recorded once space returns")
+            self.stop_now.wait(delay)
+            delay = min(delay * 2, most)
+
+    def _best_effort(self, write: Callable[[], None]) -> None:
+        """A job-store write that only reports (progress, worker pid): skipped while the state volume is full."""
+        try:
+            write()
+        except sqlite3.Error as exc:
+            if not is_out_of_space(exc):
+                raise
 
     def _retry_or_fail(self, store: JobStore, job: Job, ending: Ending, message: str) -> None:
         limits = self.limits()
@@ -194,7 +227,7 @@ class JobExecutor:
             self.fail(job, f"{message} (gave up after {attempts} attempts)", _ADVICE[ending], count=True)
             return
         delay = limits.delay(attempts)
-        store.requeue(job.id, message, time.time() + delay, count_attempt=True)
+        self._stored(job, lambda: store.requeue(job.id, message, time.time() + delay, count_attempt=True))
         self.log.warning("job_requeued", job_id=job.id, attempts=attempts, retry_in_s=delay, error=message)
 
     def fail(self, job: Job, reason: str, advice: str, count: bool) -> Job:
@@ -217,7 +250,7 @@ class JobExecutor:
                                      advice.format(id=job.id))
         except OSError as exc:  # a full disk must not keep the job out of failed
             self.log.error("reason_not_written", job_id=job.id, error=str(exc))
-        failed = store.mark_failed(job.id, reason, kept, count_attempt=count)
+        failed = self._stored(job, lambda: store.mark_failed(job.id, reason, kept, count_attempt=count))
         self.log.error("job_failed", job_id=job.id, attempts=failed.attempts, reason=reason)
         return failed
 
