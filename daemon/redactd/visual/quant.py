@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import logging
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -40,6 +41,14 @@ def upgraded(model: bytes) -> bytes:
     return bytes(version_converter.convert_version(proto, OPSET).SerializeToString())
 
 
+class _QuantiserNotes(logging.Filter):
+    """Drops the quantiser's advice (pre-process first, rank-1 weights kept per tensor) that it
+    logs on the root logger at every load: it is about this fixed model, not the job."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "quantization" not in Path(record.pathname).parts
+
+
 @cache
 def quantised_centerface(model: bytes) -> bytes:
     """CenterFace ``model`` (fp32, as `optimise_for_runtime` left it) as int8 QDQ, in memory."""
@@ -58,10 +67,14 @@ def quantised_centerface(model: bytes) -> bytes:
         src, dst, cache_file = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx", Path(tmp) / "ranges.json"
         src.write_bytes(upgraded(model))
         save_tensors_data(ranges, cache_file)
+        quiet = _QuantiserNotes()
+        logging.getLogger().addFilter(quiet)
         try:
             quantize_static(str(src), str(dst), None, quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
                             calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache_file))
         except TypeError as exc:  # no calibration_cache_path: an onnxruntime older than this code knows
             raise ConfigError(f"detect.faces.int8 needs a newer onnxruntime (1.32 is known to work): {exc}") from exc
+        finally:
+            logging.getLogger().removeFilter(quiet)
         return dst.read_bytes()
