@@ -133,6 +133,30 @@ class TestCenterFaceDetector:
         assert all(b.x1 <= 1280 for b in blind.detect(frame))
 
 
+def _found_at(found: list[Box], gt: tuple[int, int, int, int]) -> list[Box]:
+    """The boxes whose centre lies inside ``gt``."""
+    x0, y0, x1, y1 = gt
+    return [b for b in found if x0 <= (b.x0 + b.x1) / 2 <= x1 and y0 <= (b.y0 + b.y1) / 2 <= y1]
+
+
+class TestFaceTurn:
+    def test_a_frontal_face_has_next_to_no_turn(self, faces: CenterFaceDetector) -> None:
+        for size in (40, 120):
+            for sp in (synth.astronaut(size, 300, 100), heldout.mirrored(synth.astronaut(size, 300, 100))):
+                frame, gt = _scene(1280, 720, sp)
+                (box,) = _found_at(faces.detect(frame), gt)
+                assert abs(box.turn) < 0.05, box
+
+    def test_a_real_turned_head_has_the_sign_of_where_the_nose_points(self, faces: CenterFaceDetector) -> None:
+        # The cameraman looks to the right of the picture; mirrored, to the left.
+        for size in (40, 120):
+            frame, gt = _scene(1280, 720, synth.cameraman(size, 300, 100))
+            (right,) = _found_at(faces.detect(frame), gt)
+            frame, gt = _scene(1280, 720, heldout.mirrored(synth.cameraman(size, 300, 100)))
+            (left,) = _found_at(faces.detect(frame), gt)
+            assert right.turn > 0.1 and left.turn < -0.1, (right, left)
+
+
 def _small_faces_frame(height: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     width = height * 16 // 9
     frame = heldout.real_background(width, height)

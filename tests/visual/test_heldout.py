@@ -1,4 +1,5 @@
-"""The default policy on held-out cases (tests/visual/heldout.py): small faces, faces leaving the frame, textures.
+"""The default policy on held-out cases (tests/visual/heldout.py): small faces, faces leaving the frame,
+turned heads, textures.
 
 Each clip is real photographs moved over a real background, redacted end to end with the shipped
 default policy, and scored per face-frame by the same scorer bench/visual.py uses.
@@ -51,6 +52,15 @@ class TestEdgeFaces:
         # exits still leave the last 9-15 px sliver partly covered for a frame or two: README.)
         _, score = _redacted(tmp_path, "edge-exit", 720, 40)
         assert score.face_frames >= 120
+        assert score.leaked == 0, score
+
+
+class TestTurnedHeads:
+    def test_a_real_turned_head_is_covered_to_the_back_of_the_head(self, tmp_path: Path) -> None:
+        # The cameraman's head turned ~70°, 40-150 px, both ways, scored over his whole head: with
+        # the frontal head's growth his hair and ear stayed sharp (25 of 96 head-frames partly covered).
+        _, score = _redacted(tmp_path, "profile", 720, 24)
+        assert score.face_frames == 96
         assert score.leaked == 0, score
 
 

@@ -42,7 +42,13 @@ MODEL_FACE_PX = 24
 
 @dataclass(frozen=True)
 class Box:
-    """An axis-aligned box in frame pixels, with what it is and how sure the detector was."""
+    """An axis-aligned box in frame pixels, with what it is and how sure the detector was.
+
+    ``turn`` (faces) is how far the face looks sideways: the nose's offset from the midpoint of
+    the eyes, in box widths, along the picture's horizontal (CenterFace's landmarks); 0 for a
+    frontal face or when unknown, negative when the nose points left (the back of the head is then
+    on the right).
+    """
 
     x0: float
     y0: float
@@ -50,6 +56,7 @@ class Box:
     y1: float
     score: float
     label: str
+    turn: float = 0.0
 
     @property
     def width(self) -> float:
@@ -343,7 +350,7 @@ class CenterFaceDetector:
         # CenterFace was trained on RGB 0..255 without normalisation.
         blob = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32)
         try:
-            heat, scale, offset, _ = self.session.run(None, {"input.1": blob})
+            heat, scale, offset, marks = self.session.run(None, {"input.1": blob})
         except Exception as exc:
             raise DetectError(f"CenterFace inference failed: {exc}") from exc
         heat = heat[0, 0]
@@ -357,6 +364,9 @@ class CenterFaceDetector:
         fx, fy = w / mw, h / mh
         # A small face counts from the lower threshold (small faces score low).
         keep = (heat[ys, xs] > self.cfg.threshold) | (sw * fx < SMALL_FACE_PX)
+        # Landmarks are (y, x) pairs in box heights and widths from the box's top left corner:
+        # eyes, nose, mouth corners. The nose off the eyes' midpoint says how far the face turns.
+        turn = marks[0, 5, ys, xs] - (marks[0, 1, ys, xs] + marks[0, 3, ys, xs]) / 2
         boxes = [
             Box(
                 float(np.clip((x - bw / 2) * fx, 0, w)) + off_x,
@@ -365,8 +375,10 @@ class CenterFaceDetector:
                 float(np.clip((y + bh / 2) * fy, 0, h)) + off_y,
                 float(s),
                 "face",
+                float(t),
             )
-            for x, y, bw, bh, s in zip(cx[keep], cy[keep], sw[keep], sh[keep], heat[ys, xs][keep], strict=True)
+            for x, y, bw, bh, s, t in zip(cx[keep], cy[keep], sw[keep], sh[keep], heat[ys, xs][keep], turn[keep],
+                                          strict=True)
         ]
         return nms(boxes)
 
