@@ -90,9 +90,10 @@ class FaceDetection(_Strict):
     tilt_input_width: int = Field(
         960, ge=160, le=4096, description="width the rotated frame (grown to hold it whole) is fed to the model at"
     )
-    # Turned, textures look like faces more often: grass scored up to 0.43 as a 250-560 px face on
-    # the frame turned 60° (nothing under 48 px above 0.1). Real tilted faces of 120 px scored
-    # 0.44-0.8 there, so the upright pass's 0.2 would let texture through (bench/pose.py, README).
+    # Turned, pictures look like faces more often: grass scored up to 0.43 as a 250-560 px face on
+    # the frame turned 60°, where real tilted faces of 120 px scored 0.44-0.8, so the upright
+    # pass's 0.2 let texture through (bench/pose.py, README). Smaller faces there need
+    # ``threshold``, not ``small_threshold``: the astronaut's suit scored 0.15 as a 42 px face.
     tilt_threshold: float = Field(
         0.5, gt=0, lt=1, description=f"score threshold on the rotated passes for faces of {SMALL_FACE_PX} px and up"
     )
