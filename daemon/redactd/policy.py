@@ -90,13 +90,12 @@ class FaceDetection(_Strict):
     tilt_input_width: int = Field(
         960, ge=160, le=4096, description="width the rotated frame (grown to hold it whole) is fed to the model at"
     )
-    # Turned, pictures look like faces more often: grass scored up to 0.43 as a 250-560 px face on
-    # the frame turned 60°, where real tilted faces of 120 px scored 0.44-0.8, so the upright
-    # pass's 0.2 let texture through (bench/pose.py, README). Smaller faces there need
-    # ``threshold``, not ``small_threshold``: the astronaut's suit scored 0.15 as a 42 px face.
-    tilt_threshold: float = Field(
-        0.5, gt=0, lt=1, description=f"score threshold on the rotated passes for faces of {SMALL_FACE_PX} px and up"
-    )
+    # Turned, real pictures pass for faces far more often than upright: grass scored 0.43 as a
+    # 250-560 px face on the frame turned 60°, the coffee photograph 0.27-0.33 and the astronaut's
+    # suit 0.15 as 35-42 px ones. Real tilted faces of 120 px scored 0.44-0.8 there, but 40 px ones
+    # 0.11-0.37, no better than those pictures: the rotated passes add the large tilted faces, and
+    # small ones are left to the upright pass (bench/pose.py, README).
+    tilt_threshold: float = Field(0.5, gt=0, lt=1, description="score threshold on the rotated passes")
 
     @model_validator(mode="after")
     def _thresholds(self) -> FaceDetection:

@@ -261,7 +261,7 @@ class CenterFaceDetector:
         back = cv2.invertAffineTransform(m)
         out = []
         for b in self._run(canvas, 0, 0, _model_size(cw, ch, self.cfg.tilt_input_width)):
-            if b.score < (self.cfg.tilt_threshold if b.width >= SMALL_FACE_PX else self.cfg.threshold):
+            if b.score < self.cfg.tilt_threshold:
                 continue
             x, y = back @ np.array([(b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, 1.0])
             a, e = b.width / 2, b.height / 2
