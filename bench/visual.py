@@ -84,6 +84,11 @@ def policy_variant(tmp: Path, name: str, every_k: int = 1, text: bool = True) ->
     doc["id"] = name
     doc["detect"]["every_k_frames"] = every_k
     doc["detect"]["text"]["enabled"] = text
+    faces = doc["detect"]["faces"]
+    if faces.get("tilt_angles"):
+        # Its cadence counts detected frames: keep the gap between rotated passes within tracking.
+        bridged = min(doc["tracking"]["max_gap"], doc["tracking"]["extend_frames"]) + 1
+        faces["tilt_every"] = max(1, min(faces.get("tilt_every", 1), bridged // every_k))
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path

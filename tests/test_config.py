@@ -169,6 +169,23 @@ class TestPolicies:
         with pytest.raises(ConfigError, match=r"text.every_n_frames 4 \(x every_k_frames 2\) leaves 7 frames"):
             load_policy(p)
 
+    def test_rotated_face_passes_on_a_cadence_must_fit_tracking_too(self, tmp_path):
+        p = tmp_path / "p.yaml"
+        faces = "kind: redaction\nid: x\nversion: 1\nmode: visual\ndetect:\n  faces:\n"
+        p.write_text(faces + "    tilt_angles: [60]\n    tilt_every: 4\n  every_k_frames: 2\n")
+        with pytest.raises(ConfigError, match=r"faces.tilt_every 4 \(x every_k_frames 2\) leaves 7 frames"):
+            load_policy(p)
+        # Without angles there are no rotated passes, so their cadence constrains nothing.
+        p.write_text(faces + "    tilt_every: 4\n  every_k_frames: 2\n")
+        assert load_policy(p).detect.faces.tilt_angles == ()
+
+    @pytest.mark.parametrize("angles", ["[0]", "[-30]", "[120]", "[30, 45, 60, 75]"])
+    def test_tilt_angles_are_one_to_three_angles_up_to_90_degrees(self, tmp_path, angles):
+        p = tmp_path / "p.yaml"
+        p.write_text(f"kind: redaction\nid: x\nversion: 1\nmode: visual\ndetect:\n  faces:\n    tilt_angles: {angles}\n")
+        with pytest.raises(ConfigError, match="tilt_angles"):
+            load_policy(p)
+
     def test_every_bad_policy_file_is_reported_not_only_the_first(self, tmp_path):
         (tmp_path / "a.yaml").write_text("kind: redaction\nid: a\nversion: 1\nmode: visual\nobscure:\n  method: smudge\n")
         (tmp_path / "b.yaml").write_text("kind: shredding\nid: b\nversion: 1\n")

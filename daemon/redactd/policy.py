@@ -83,11 +83,31 @@ class FaceDetection(_Strict):
     int8: bool = Field(
         False, description="run CenterFace quantised to int8 (built at load from the shipped model, no download)"
     )
+    # CenterFace was trained on upright faces: past ~45 degrees of tilt (lying down, looking down
+    # at a phone) it finds fewer of them, and a 40 px face already from 30 (bench/pose.py). Extra
+    # passes on the frame turned by -a and +a for each angle a show such a face upright again.
+    tilt_angles: tuple[float, ...] = Field(
+        (), max_length=3, description="extra passes on the frame rotated by ± each of these angles (degrees; empty: none)"
+    )
+    tilt_every: int = Field(
+        1, ge=1, le=8, description="run the rotated passes on every N-th detected frame (tracking fills between)"
+    )
+    tilt_input_width: int = Field(
+        960, ge=160, le=4096, description="width the rotated frame (grown to hold it whole) is fed to the model at"
+    )
+    # Turned, real pictures pass for faces far more often than upright: grass scored 0.43 as a
+    # 250-560 px face on the frame turned 60°, the coffee photograph 0.27-0.33 and the astronaut's
+    # suit 0.15 as 35-42 px ones. Real tilted faces of 120 px scored 0.44-0.8 there, but 40 px ones
+    # 0.11-0.37, no better than those pictures: the rotated passes add the large tilted faces, and
+    # small ones are left to the upright pass (bench/pose.py, README).
+    tilt_threshold: float = Field(0.5, gt=0, lt=1, description="score threshold on the rotated passes")
 
     @model_validator(mode="after")
     def _thresholds(self) -> FaceDetection:
         if self.small_threshold > self.threshold:
             raise ValueError("small_threshold must not be above threshold (small faces score lower)")
+        if any(not 0 < a <= 90 for a in self.tilt_angles):
+            raise ValueError("tilt_angles must each be above 0 and at most 90 degrees (both directions are run)")
         return self
 
 
@@ -302,6 +322,7 @@ class RedactionPolicy(_Strict):
         # and by extending each track to the frames before its first and after its last pass.
         step = self.detect.every_k_frames
         for key, every in (("faces.full_pass_every", self.detect.faces.full_pass_every),
+                           ("faces.tilt_every", self.detect.faces.tilt_every if self.detect.faces.tilt_angles else 1),
                            ("text.every_n_frames", self.detect.text.every_n_frames)):
             gap = step * every - 1
             if every > 1 and (gap > self.tracking.max_gap or gap > self.tracking.extend_frames):

@@ -62,6 +62,12 @@ class TestCoverage:
         regions = obscured_regions(doc, Obscure(shape="ellipse"))
         assert regions == {0: [Region(36, 31, 64, 62, True), Region(-14, 31, 14, 62, False)]}
 
+    def test_a_turned_face_in_the_sidecar_is_checked_against_its_head_grown_backwards(self) -> None:
+        # The render grew it towards the back of the head: the check must look at the same region.
+        doc = {"frames": [{"i": 0, "boxes": [{"x0": 40, "y0": 40, "x1": 60, "y1": 60, "class": "face", "turn": 0.15}]}]}
+        (turned,) = obscured_regions(doc, Obscure(shape="ellipse"))[0]
+        assert (turned.x0, turned.x1) == (28, 64)  # 0.4 box widths (8 px) more on the left: the nose points right
+
 
 class TestSampling:
     def test_samples_every_nth_frame_from_the_first(self) -> None:

@@ -2,8 +2,10 @@
 
 Every face is a real photograph scikit-image ships (the astronaut, Labeled Faces in the Wild),
 transformed the way footage shows faces: scaled down to 24-40 px, moved fast, rotated in the
-picture plane, mirrored, turned by a perspective warp (a stand-in for a three-quarter view), and
-slid out through the frame's edge; the background is a real photograph too. One clip per case, so
+picture plane, mirrored, turned by a perspective warp (a stand-in for a three-quarter view: the
+picture stays flat, and CenterFace's landmarks do not see it turn), and slid out through the
+frame's edge; the background is a real photograph too. The one real turned head is the cameraman
+(scikit-image's ``camera``, CC0): ~70° to his left, scored over his whole head in "profile". One clip per case, so
 each reports on its own. Also the texture clip (grass, gravel, brick, a cat, a coffee cup: no
 face and no text) that measures over-redaction, and the scores: leaked, untouched and partly
 covered face-frames, the longest leak run, and the share of a clip obscured.
@@ -142,6 +144,36 @@ def _rotated(path: Path, height: int, frames: int) -> synth.Clip:
     return synth.make_clip(path, width, height, frames, sprites, bg=real_background(width, height), crf=18)
 
 
+def _tilted60(path: Path, height: int, frames: int) -> synth.Clip:
+    """Heads tilted 45-60 degrees each way (lying down, looking down at a phone), drifting: the
+    astronaut large and small, an LFW face, and the cameraman's real turned head tilted forward."""
+    width = height * 16 // 9
+    k = height / 720
+    sprites = [
+        rotated(synth.astronaut(int(110 * k), 0.04 * width, 0.06 * height, 2 * k, 0), 60),
+        rotated(mirrored(synth.astronaut(int(80 * k), 0.36 * width, 0.08 * height, -2 * k, 1 * k)), -60),
+        rotated(synth.cameraman(int(90 * k), 0.62 * width, 0.05 * height, 0, 1 * k), -50),
+        rotated(lfw_of_width(71, int(60 * k), 0.15 * width, 0.62 * height, 3 * k, 0), -45),
+        rotated(synth.astronaut(int(44 * k), 0.55 * width, 0.7 * height, -1.5 * k, -1 * k), 60),
+    ]
+    return synth.make_clip(path, width, height, frames, sprites, bg=real_background(width, height), crf=18)
+
+
+def _profile(path: Path, height: int, frames: int) -> synth.Clip:
+    """The cameraman's real turned head (~70°), both ways, large and small: scored over his whole
+    head (ear, hair, back of the head), not his face alone."""
+    width = height * 16 // 9
+    k = height / 720
+    sprites = []
+    for fw, x, y, vx, flip in ((150, 0.05, 0.08, 2, False), (110, 0.55, 0.1, -2, True), (60, 0.3, 0.6, 1.5, True),
+                               (40, 0.75, 0.65, -1, False)):
+        sp = synth.cameraman(int(fw * k), x * width, y * height, vx * k, 0)
+        x0, y0, x1, y1 = synth.cameraman_head(int(fw * k))
+        sp = replace(sp, face=(x0, y0, x1, y1))
+        sprites.append(mirrored(sp) if flip else sp)
+    return synth.make_clip(path, width, height, frames, sprites, bg=real_background(width, height), crf=18)
+
+
 def _turned(path: Path, height: int, frames: int) -> synth.Clip:
     width = height * 16 // 9
     k = height / 720
@@ -202,6 +234,8 @@ CASES: tuple[Case, ...] = (
     Case("face30-fast", _small(30, 14.0)),
     Case("rotated15-45", _rotated),
     Case("turned", _turned),
+    Case("tilted60", _tilted60),
+    Case("profile", _profile),
     Case("edge-exit", _edge_exit),
     Case("other-faces", _others),
     Case("texture", _texture, texture=True),

@@ -26,6 +26,13 @@ GtBox = tuple[int, int, int, int]
 #: on the image: brow-line hair to chin, ear to ear).
 _ASTRONAUT_CROP = (slice(20, 240), slice(130, 330))
 _ASTRONAUT_FACE: GtBox = (54, 46, 139, 161)
+#: The cameraman (scikit-image's ``camera``, CC0, Lav Varshney): a real head turned about 70°
+#: to its left, looking through a camera. Cropped to his head and shoulders; inside the crop his
+#: face (ear to nose tip, brow to chin) and his whole head (back of the hair to the fringe, crown
+#: to chin), measured by hand on the image.
+_CAMERAMAN_CROP = (slice(40, 240), slice(130, 330))
+_CAMERAMAN_FACE: GtBox = (50, 60, 132, 155)
+_CAMERAMAN_HEAD: GtBox = (28, 22, 140, 157)
 
 #: Calibrated on a 640x360 clip with faces of 30-100 px: the same faces re-encoded without
 #: redaction (x264 crf 20) scored 0.985-0.99, redacted ones at most 0.41; the threshold sits
@@ -77,6 +84,26 @@ def astronaut(face_width: int, x: float, y: float, vx: float = 0.0, vy: float = 
     scaled = cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
     face = tuple(round(v * k) for v in _ASTRONAUT_FACE)
     return Sprite(scaled, face, x, y, vx, vy, **kw)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=1)
+def _cameraman() -> np.ndarray:
+    grey = skimage.data.camera()[_CAMERAMAN_CROP]
+    return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2BGR)
+
+
+def cameraman(face_width: int, x: float, y: float, vx: float = 0.0, vy: float = 0.0, **kw: Any) -> Sprite:
+    """The cameraman's turned head scaled so that his face (ear to nose) is ``face_width`` pixels wide."""
+    k = face_width / (_CAMERAMAN_FACE[2] - _CAMERAMAN_FACE[0])
+    scaled = cv2.resize(_cameraman(), None, fx=k, fy=k, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+    face = tuple(round(v * k) for v in _CAMERAMAN_FACE)
+    return Sprite(scaled, face, x, y, vx, vy, **kw)  # type: ignore[arg-type]
+
+
+def cameraman_head(face_width: int) -> GtBox:
+    """The cameraman's whole head inside `cameraman`'s picture at that ``face_width``."""
+    k = face_width / (_CAMERAMAN_FACE[2] - _CAMERAMAN_FACE[0])
+    return tuple(round(v * k) for v in _CAMERAMAN_HEAD)  # type: ignore[return-value]
 
 
 def lfw_face(index: int, size: int, x: float, y: float, vx: float = 0.0, vy: float = 0.0, **kw: Any) -> Sprite:

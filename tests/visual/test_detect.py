@@ -159,6 +159,71 @@ class TestInt8CenterFace:
         gts.append((x + sp.face[0], 100 + sp.face[1], x + sp.face[2], 100 + sp.face[3]))  # the whole face's box
         assert _hits(quantised.detect(frame), gts) >= _hits(faces.detect(frame), gts) >= 5
         assert _hits(quantised.detect(frame), gts[-1:]) == 1
+def _found_at(found: list[Box], gt: tuple[int, int, int, int]) -> list[Box]:
+    """The boxes whose centre lies inside ``gt``."""
+    x0, y0, x1, y1 = gt
+    return [b for b in found if x0 <= (b.x0 + b.x1) / 2 <= x1 and y0 <= (b.y0 + b.y1) / 2 <= y1]
+
+
+def _tilted_frame(degrees: float) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Six real faces at 120 px (the astronaut, two LFW faces and the cameraman, two mirrored),
+    all tilted by ``degrees`` in the picture plane, over a real photograph at 720p."""
+    frame = heldout.real_background(1280, 720)
+    sprites = [synth.astronaut(120, 0, 0), heldout.lfw_of_width(40, 120, 0, 0),
+               heldout.mirrored(heldout.lfw_of_width(63, 120, 0, 0)), heldout.lfw_of_width(63, 120, 0, 0),
+               synth.cameraman(120, 0, 0), heldout.mirrored(synth.astronaut(120, 0, 0))]
+    gts = []
+    for n, sp in enumerate(sprites):
+        sp = heldout.rotated(sp, degrees)
+        h, w = sp.image.shape[:2]
+        x, y = (n % 3) * 426 + (426 - w) // 2, (n // 3) * 360 + (360 - h) // 2
+        synth.paste(frame, sp.image, x, y, sp.mask)
+        gts.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
+    return frame, gts
+
+
+class TestTiltedFaces:
+    @pytest.mark.parametrize("degrees", [75, -75, 90, -90])
+    def test_passes_on_the_rotated_frame_find_faces_tilted_past_what_the_upright_pass_finds(
+        self, faces: CenterFaceDetector, degrees: float
+    ) -> None:
+        frame, gts = _tilted_frame(degrees)
+        upright = faces.detect(frame)
+        tilted = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,)), threads=1).detect(frame)
+        assert sum(bool(_found_at(upright, gt)) for gt in gts) < len(gts)
+        assert all(_found_at(tilted, gt) for gt in gts)
+
+    def test_a_face_found_on_the_rotated_frame_maps_back_around_the_tilted_face(self) -> None:
+        frame, gts = _tilted_frame(60)
+        det = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,)), threads=1)
+        for gt in gts:
+            (box,) = _found_at(det._tilted(frame, -60), gt)
+            # The bounding box of the tilted face's ellipse, give or take the model's own box.
+            assert _iou((box.x0, box.y0, box.x1, box.y1), gt) > 0.5, (box, gt)
+
+    def test_rotated_passes_run_on_their_cadence_only(self) -> None:
+        det = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,), tilt_every=4), threads=1)
+        frame, gts = _tilted_frame(90)
+        found = [det.at(i)(frame) for i in range(5)]
+        assert [all(_found_at(f, gt) for gt in gts) for f in found] == [True, False, False, False, True]
+
+
+class TestFaceTurn:
+    def test_a_frontal_face_has_next_to_no_turn(self, faces: CenterFaceDetector) -> None:
+        for size in (40, 120):
+            for sp in (synth.astronaut(size, 300, 100), heldout.mirrored(synth.astronaut(size, 300, 100))):
+                frame, gt = _scene(1280, 720, sp)
+                (box,) = _found_at(faces.detect(frame), gt)
+                assert abs(box.turn) < 0.05, box
+
+    def test_a_real_turned_head_has_the_sign_of_where_the_nose_points(self, faces: CenterFaceDetector) -> None:
+        # The cameraman looks to the right of the picture; mirrored, to the left.
+        for size in (40, 120):
+            frame, gt = _scene(1280, 720, synth.cameraman(size, 300, 100))
+            (right,) = _found_at(faces.detect(frame), gt)
+            frame, gt = _scene(1280, 720, heldout.mirrored(synth.cameraman(size, 300, 100)))
+            (left,) = _found_at(faces.detect(frame), gt)
+            assert right.turn > 0.1 and left.turn < -0.1, (right, left)
 
 
 def _small_faces_frame(height: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:

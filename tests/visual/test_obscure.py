@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -115,6 +116,59 @@ class TestRegionsFor:
         inside, cut = regions_for([(100, 100, 200, 220, "face"), (-60, 100, 40, 220, "face")],
                                   Obscure(cover="face"), (640, 360))
         assert inside.ellipse and not cut.ellipse
+
+
+class TestTurnedHead:
+    def test_a_frontal_turn_leaves_the_head_as_it_was(self) -> None:
+        # CenterFace puts the astronaut's frontal face within ±0.04 at 40-120 px.
+        plain = regions_for([(100, 100, 200, 220, "face")], Obscure())
+        for turn in (-0.04, 0.0, 0.04):
+            assert regions_for([(100, 100, 200, 220, "face", turn)], Obscure()) == plain
+
+    def test_a_turned_face_grows_only_on_the_side_away_from_the_nose(self) -> None:
+        (plain,) = regions_for([(100, 100, 200, 220, "face")], Obscure())
+        (right,) = regions_for([(100, 100, 200, 220, "face", 0.15)], Obscure())  # the nose points right
+        (left,) = regions_for([(100, 100, 200, 220, "face", -0.15)], Obscure())
+        assert right.x0 < plain.x0 and right.x1 == plain.x1
+        assert left.x1 > plain.x1 and left.x0 == plain.x0
+        assert (right.y0, right.y1) == (left.y0, left.y1) == (plain.y0, plain.y1)
+
+    def test_a_face_only_cover_ignores_the_turn(self) -> None:
+        (r,) = regions_for([(100, 100, 200, 220, "face", 0.15)], Obscure(cover="face"))
+        assert (r.x0, r.y0, r.x1, r.y1) == (100, 100, 200, 220)
+
+    @pytest.mark.parametrize("size", [40, 80, 120])
+    @pytest.mark.parametrize("flip", [False, True])
+    def test_a_real_turned_head_is_covered_to_the_back_of_the_head(self, size: int, flip: bool) -> None:
+        # The cameraman's real head turned ~70° (scikit-image's camera), found by CenterFace, padded
+        # as the tracker pads: his head, measured by hand (back of the hair to the fringe), lies
+        # inside the region's ellipse, where the frontal head's ellipse left his ear and hair out.
+        from redactd.policy import FaceDetection, Tracking
+        from redactd.visual.detect import CenterFaceDetector
+        from redactd.visual.track import _padded
+        from tests.visual import heldout, synth
+
+        sp, head = synth.cameraman(size, 0, 0), synth.cameraman_head(size)
+        if flip:
+            w = sp.image.shape[1]
+            sp, head = heldout.mirrored(sp), (w - head[2], head[1], w - head[0], head[3])
+        frame = heldout.real_background(1280, 720)
+        synth.paste(frame, sp.image, 400, 150)
+        hx0, hy0, hx1, hy1 = head[0] + 400, head[1] + 150, head[2] + 400, head[3] + 150
+        box = max((b for b in CenterFaceDetector(FaceDetection(), threads=1).detect(frame)
+                   if hx0 < (b.x0 + b.x1) / 2 < hx1 and hy0 < (b.y0 + b.y1) / 2 < hy1), key=lambda b: b.score)
+        padded = _padded(np.array([box.x0, box.y0, box.x1, box.y1]), Tracking().pad)
+        covered = {}
+        for turn in (0.0, box.turn):
+            (r,) = regions_for([(*padded, "face", turn)], Obscure())
+            region = np.zeros((720, 1280), np.uint8)
+            cv2.ellipse(region, ((r.x0 + r.x1) // 2, (r.y0 + r.y1) // 2), ((r.x1 - r.x0) // 2, (r.y1 - r.y0) // 2),
+                        0, 0, 360, 1, -1)
+            target = np.zeros_like(region)
+            cv2.ellipse(target, ((hx0 + hx1) // 2, (hy0 + hy1) // 2), ((hx1 - hx0) // 2, (hy1 - hy0) // 2),
+                        0, 0, 360, 1, -1)
+            covered[turn] = float((region & target).sum() / target.sum())
+        assert covered[box.turn] > 0.85 and covered[box.turn] > covered[0.0] + 0.1, covered
 
 
 class TestSmallFaceStrength:

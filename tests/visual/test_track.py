@@ -68,6 +68,15 @@ class TestTrackBoxes:
             assert not out[i][0].detected
         assert out[5][0].detected
 
+    def test_a_turned_face_keeps_its_turn_in_every_frame_it_is_covered(self) -> None:
+        dets: list[list[Box] | None] = [[] if i in (4, 5) or i > 9 else [Box(100 + 4 * i, 100, 140 + 4 * i, 140, 0.9, "face",
+                                                                          0.1 if i < 4 else 0.15)] for i in range(14)]
+        cfg = Tracking(pad=0.0, extend_frames=2, hold_frames=2)
+        out = track_boxes(dets, cfg, 1000, 1000)
+        assert [b.box.turn for b in out[2]] == [0.1]
+        assert [b.box.turn for b in out[4]] == [b.box.turn for b in out[5]] == [0.15]  # the further turn bridges
+        assert [b.box.turn for b in out[11]] == [0.15]  # held after the last detection
+
     def test_does_not_bridge_gaps_longer_than_max_gap(self) -> None:
         cfg = Tracking(pad=0.0, extend_frames=0, hold_frames=0, max_gap=3)
         out = track_boxes(moving(20, missing=set(range(5, 15))), cfg, 1000, 1000)

@@ -56,7 +56,8 @@ def approved_boxes(doc: Mapping[str, Any], frames: int) -> list[list[TrackedBox]
         i = int(entry["i"])
         if i >= frames:
             raise InputError(f"the approved boxes name frame {i}, the video has {frames} frames")
-        out[i] = [TrackedBox(Box(b["x0"], b["y0"], b["x1"], b["y1"], b["score"], b["class"]), int(b["track"]),
+        out[i] = [TrackedBox(Box(b["x0"], b["y0"], b["x1"], b["y1"], b["score"], b["class"], float(b.get("turn", 0.0))),
+                             int(b["track"]),
                              b["source"] == "detected") for b in entry["boxes"]]
     return out
 

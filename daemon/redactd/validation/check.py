@@ -111,7 +111,7 @@ def obscured_regions(doc: Mapping[str, Any], obscure: Obscure) -> dict[int, list
     video = doc.get("video") or {}
     frame = (int(video["width"]), int(video["height"])) if "width" in video and "height" in video else None
     for entry in doc.get("frames", []):
-        boxes = [(b["x0"], b["y0"], b["x1"], b["y1"], b["class"]) for b in entry["boxes"]]
+        boxes = [(b["x0"], b["y0"], b["x1"], b["y1"], b["class"], b.get("turn", 0.0)) for b in entry["boxes"]]
         out[int(entry["i"])] = regions_for(boxes, obscure, frame)
     return out
 

@@ -40,7 +40,13 @@ MODEL_FACE_PX = 24
 
 @dataclass(frozen=True)
 class Box:
-    """An axis-aligned box in frame pixels, with what it is and how sure the detector was."""
+    """An axis-aligned box in frame pixels, with what it is and how sure the detector was.
+
+    ``turn`` (faces) is how far the face looks sideways: the nose's offset from the midpoint of
+    the eyes, in box widths, along the picture's horizontal (CenterFace's landmarks); 0 for a
+    frontal face or when unknown, negative when the nose points left (the back of the head is then
+    on the right).
+    """
 
     x0: float
     y0: float
@@ -48,6 +54,7 @@ class Box:
     y1: float
     score: float
     label: str
+    turn: float = 0.0
 
     @property
     def width(self) -> float:
@@ -229,11 +236,51 @@ class CenterFaceDetector:
         self._previous: dict[int, list[tuple[int, Future[list[Box]]]]] = {}
 
     def detect(self, frame: np.ndarray) -> list[Box]:
-        """The full pass (a single picture: preview, or a frame with no number)."""
-        return self._full_pass(frame)
+        """The full pass (a single picture: preview, or a frame with no number), and the tilted ones."""
+        return self._with_tilts(self._full_pass, frame) if self.cfg.tilt_angles else self._full_pass(frame)
 
     def at(self, index: int, part: int = 0) -> Callable[[np.ndarray], list[Box]]:
-        """The pass for detected frame number ``index`` (field ``part``): the full one on the
+        """The pass for detected frame number ``index`` (field ``part``), with the passes on the
+        rotated frame on their cadence (``tilt_every``)."""
+        upright = self._upright_at(index, part)
+        if self.cfg.tilt_angles and index % self.cfg.tilt_every == 0:
+            return partial(self._with_tilts, upright)
+        return upright
+
+    def _with_tilts(self, upright: Callable[[np.ndarray], list[Box]], frame: np.ndarray) -> list[Box]:
+        """``upright(frame)`` and the passes on the frame rotated by ± each of ``tilt_angles``; where
+        two find the same face the surer box wins."""
+        found = upright(frame)
+        tilted = [b for angle in self.cfg.tilt_angles for sign in (1, -1) for b in self._tilted(frame, sign * angle)]
+        return nms(found + tilted) if tilted else found
+
+    def _tilted(self, frame: np.ndarray, degrees: float) -> list[Box]:
+        """Faces found in ``frame`` rotated by ``degrees`` (anticlockwise, on a canvas grown to hold
+        it whole), each mapped back as the upright box around its face's ellipse turned back."""
+        h, w = frame.shape[:2]
+        theta = np.radians(degrees)
+        c, s = abs(np.cos(theta)), abs(np.sin(theta))
+        cw, ch = int(np.ceil(w * c + h * s)), int(np.ceil(w * s + h * c))
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+        m[0, 2] += (cw - w) / 2
+        m[1, 2] += (ch - h) / 2
+        canvas = cv2.warpAffine(frame, m, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        back = cv2.invertAffineTransform(m)
+        out = []
+        for b in self._run(canvas, 0, 0, _model_size(cw, ch, self.cfg.tilt_input_width)):
+            if b.score < self.cfg.tilt_threshold:
+                continue
+            x, y = back @ np.array([(b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, 1.0])
+            a, e = b.width / 2, b.height / 2
+            hw, hh = float(np.hypot(a * c, e * s)), float(np.hypot(a * s, e * c))
+            # The turn was measured along the face's own horizontal: what of it lies along the picture's.
+            box = Box(x - hw, y - hh, x + hw, y + hh, b.score, b.label, b.turn * float(np.cos(theta)))
+            if _inside(box, w, h):
+                out.append(box)
+        return out
+
+    def _upright_at(self, index: int, part: int = 0) -> Callable[[np.ndarray], list[Box]]:
+        """The upright pass for detected frame number ``index`` (field ``part``): the full one on the
         cadence, the cheap one between. Called in frame order, before the frame is submitted: a
         cheap frame holds the future boxes of the frames it crops around, whichever thread runs first.
 
@@ -350,7 +397,7 @@ class CenterFaceDetector:
         # CenterFace was trained on RGB 0..255 without normalisation.
         blob = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32)
         try:
-            heat, scale, offset, _ = self.session.run(None, {"input.1": blob})
+            heat, scale, offset, marks = self.session.run(None, {"input.1": blob})
         except Exception as exc:
             raise DetectError(f"CenterFace inference failed: {exc}") from exc
         heat = heat[0, 0]
@@ -364,6 +411,9 @@ class CenterFaceDetector:
         fx, fy = w / mw, h / mh
         # A small face counts from the lower threshold (small faces score low).
         keep = (heat[ys, xs] > self.cfg.threshold) | (sw * fx < SMALL_FACE_PX)
+        # Landmarks are (y, x) pairs in box heights and widths from the box's top left corner:
+        # eyes, nose, mouth corners. The nose off the eyes' midpoint says how far the face turns.
+        turn = marks[0, 5, ys, xs] - (marks[0, 1, ys, xs] + marks[0, 3, ys, xs]) / 2
         boxes = [
             Box(
                 float(np.clip((x - bw / 2) * fx, 0, w)) + off_x,
@@ -372,8 +422,10 @@ class CenterFaceDetector:
                 float(np.clip((y + bh / 2) * fy, 0, h)) + off_y,
                 float(s),
                 "face",
+                float(t),
             )
-            for x, y, bw, bh, s in zip(cx[keep], cy[keep], sw[keep], sh[keep], heat[ys, xs][keep], strict=True)
+            for x, y, bw, bh, s, t in zip(cx[keep], cy[keep], sw[keep], sh[keep], heat[ys, xs][keep], turn[keep],
+                                          strict=True)
         ]
         return nms(boxes)
 

@@ -129,20 +129,38 @@ def obscure_planes(
 #: How far a face's box is grown to cover the head, in the box's width (sides) and height (top,
 #: bottom): hair above the brow, the ears, and a little of the chin and neck.
 HEAD_GROWTH = {"side": 0.2, "top": 0.45, "bottom": 0.1}
+#: A turned face's box holds the face from cheek to nose, and the head reaches much further back:
+#: a head is ~1.3 times as long (nose to back of the skull) as it is broad, and on the cameraman
+#: (scikit-image's ``camera``, a real head turned ~70°) the back of his hair lies 0.6 box widths
+#: behind his face box, where HEAD_GROWTH and the tracker's pad reach 0.34. So the side away from
+#: the nose grows by up to this many more box widths...
+PROFILE_BACK = 0.4
+#: ...in proportion to the turn (`Box.turn`: nose off the eyes' midpoint, in box widths) between
+#: these two: CenterFace puts frontal faces within ±0.04 (the astronaut, 40-120 px; blurry LFW
+#: faces up to ±0.12), and a head turned ~70° at 0.12-0.15 (the cameraman, both ways). Its
+#: landmarks on a turned face stay close together, so the ramp is short; a face the ramp mistakes
+#: for turned only costs a little background beside it.
+FRONTAL_TURN = 0.05
+PROFILE_TURN = 0.13
 
 
-def head(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
-    """The head around a face box (see `HEAD_GROWTH`)."""
+def head(x0: float, y0: float, x1: float, y1: float, turn: float = 0.0) -> tuple[float, float, float, float]:
+    """The head around a face box (see `HEAD_GROWTH`), reaching further back for a turned face."""
     w, h = x1 - x0, y1 - y0
     side = HEAD_GROWTH["side"] * w
-    return x0 - side, y0 - HEAD_GROWTH["top"] * h, x1 + side, y1 + HEAD_GROWTH["bottom"] * h
+    back = PROFILE_BACK * w * min(1.0, max(0.0, (abs(turn) - FRONTAL_TURN) / (PROFILE_TURN - FRONTAL_TURN)))
+    # The nose points right (turn > 0): the back of the head is on the left.
+    left, right = (side + back, side) if turn > 0 else (side, side + back)
+    return x0 - left, y0 - HEAD_GROWTH["top"] * h, x1 + right, y1 + HEAD_GROWTH["bottom"] * h
 
 
 def regions_for(
-    boxes: Sequence[tuple[float, float, float, float, str]], cfg: Obscure, frame: tuple[int, int] | None = None
+    boxes: Sequence[tuple[float, float, float, float, str] | tuple[float, float, float, float, str, float]],
+    cfg: Obscure,
+    frame: tuple[int, int] | None = None,
 ) -> list[Region]:
-    """Integer regions (rounded outwards) for (x0, y0, x1, y1, label) boxes; a face's region is
-    its head unless the policy asks for the face only (``cover: face``).
+    """Integer regions (rounded outwards) for (x0, y0, x1, y1, label[, turn]) boxes; a face's
+    region is its head (turned: see `head`) unless the policy asks for the face only (``cover: face``).
 
     With the ``frame`` size (width, height), a region cut by the frame's edge is a rectangle: what
     shows of a face leaving the picture is a strip along the edge, and an ellipse's far side is
@@ -150,9 +168,9 @@ def regions_for(
     """
     ellipse = cfg.shape == "ellipse"
     out = []
-    for x0, y0, x1, y1, label in boxes:
+    for x0, y0, x1, y1, label, *turn in boxes:
         if label == "face" and cfg.cover == "head":
-            x0, y0, x1, y1 = head(x0, y0, x1, y1)
+            x0, y0, x1, y1 = head(x0, y0, x1, y1, turn[0] if turn else 0.0)
         cut = frame is not None and (x0 < 0 or y0 < 0 or x1 > frame[0] or y1 > frame[1])
         out.append(Region(int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1)),
                           ellipse and label not in RECTANGULAR_LABELS and not cut))

@@ -193,7 +193,7 @@ def obscure_frame(decoded: av.VideoFrame, out_format: str, regions: list[Region]
 def render_frame(item: Decoded, boxes: list[TrackedBox], writer: VideoWriter, cfg: Obscure, clock: _Clock) -> None:
     """Obscure one decoded frame's boxes and hand it to the encoder."""
     start = time.perf_counter()
-    regions = regions_for([(b.box.x0, b.box.y0, b.box.x1, b.box.y1, b.box.label) for b in boxes], cfg,
+    regions = regions_for([(b.box.x0, b.box.y0, b.box.x1, b.box.y1, b.box.label, b.box.turn) for b in boxes], cfg,
                           (item.frame.width, item.frame.height))
     frame = obscure_frame(item.frame, writer.video_format, regions, cfg)
     frame.pts = item.pts

@@ -72,6 +72,8 @@ def document(
                     "score": round(b.box.score, 3),
                     "track": b.track_id,
                     "source": "detected" if b.detected else "filled",
+                    # A turned face's region reaches further towards the back of the head.
+                    **({"turn": round(b.box.turn, 3)} if b.box.turn else {}),
                 }
                 for b in frame
             ],

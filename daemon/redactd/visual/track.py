@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -157,7 +157,7 @@ def _at_edge(box: Box, track: _Track, frame_size: tuple[int, int] | None) -> Box
     last = track.boxes[-1]
     x0, x1 = _keep_size(box.x0, box.x1, last.x0, last.x1, width)
     y0, y1 = _keep_size(box.y0, box.y1, last.y0, last.y1, height)
-    return Box(x0, y0, x1, y1, box.score, box.label)
+    return replace(box, x0=x0, y0=y0, x1=x1, y1=y1)
 
 
 def _keep_size(lo: float, hi: float, last_lo: float, last_hi: float, limit: int) -> tuple[float, float]:
@@ -273,11 +273,12 @@ def fill_tracks(
     max_gap, extend, behind = _window(cfg, detect_step)
     ahead = extend + 1
 
-    def put(frame: int, coords: np.ndarray, track: _Track, score: float, detected: bool) -> None:
+    def put(frame: int, coords: np.ndarray, track: _Track, score: float, detected: bool, turn: float) -> None:
         if lo <= frame < hi:
             x0, y0, x1, y1 = _padded(coords, cfg.pad)
             if x1 > max(0.0, x0) and y1 > max(0.0, y0) and x0 < min(float(width), x1) and y0 < min(float(height), y1):
-                out[frame - lo].append(TrackedBox(Box(x0, y0, x1, y1, score, track.label), track.track_id, detected))
+                out[frame - lo].append(
+                    TrackedBox(Box(x0, y0, x1, y1, score, track.label, turn), track.track_id, detected))
 
     for track in tracks:
         first, last = track.frames[0], track.frames[-1]
@@ -289,23 +290,27 @@ def fill_tracks(
         for k in range(k_lo, k_hi):
             frame = track.frames[k]
             coords = _arr(track.boxes[k])
-            put(frame, coords, track, track.boxes[k].score, True)
+            turn = track.boxes[k].turn
+            put(frame, coords, track, track.boxes[k].score, True, turn)
             if k + 1 < len(track.frames):
                 nxt = track.frames[k + 1]
                 following = _arr(track.boxes[k + 1])
                 gap = nxt - frame - 1
                 if 0 < gap <= max_gap:
+                    # The turn of whichever detection turned further: the larger back-of-head cover.
+                    bridge = max(turn, track.boxes[k + 1].turn, key=abs)
                     for j in range(1, gap + 1):
                         t = j / (gap + 1)
-                        put(frame + j, (1 - t) * coords + t * following, track, 0.0, False)
+                        put(frame + j, (1 - t) * coords + t * following, track, 0.0, False, bridge)
                 elif gap > max_gap:
                     # Too long to bridge safely: treat as the end of one piece and the start of
                     # the next, each extended and held.
-                    _extend(put, track, frame, coords, _velocity(track, k, +1), +1, extend, cfg.hold_frames)
-                    _extend(put, track, nxt, following, _velocity(track, k + 1, -1), -1, extend, 0)
-        _extend(put, track, first, _arr(track.boxes[0]), _velocity(track, 0, -1), -1, extend, 0)
+                    _extend(put, track, frame, coords, _velocity(track, k, +1), +1, extend, cfg.hold_frames, turn)
+                    _extend(put, track, nxt, following, _velocity(track, k + 1, -1), -1, extend, 0,
+                            track.boxes[k + 1].turn)
+        _extend(put, track, first, _arr(track.boxes[0]), _velocity(track, 0, -1), -1, extend, 0, track.boxes[0].turn)
         _extend(put, track, last, _arr(track.boxes[-1]), _velocity(track, len(track.frames) - 1, +1), +1, extend,
-                cfg.hold_frames)
+                cfg.hold_frames, track.boxes[-1].turn)
     return out
 
 
@@ -318,17 +323,17 @@ def _velocity(track: _Track, k: int, direction: int) -> np.ndarray:
     return (_arr(track.boxes[k]) - _arr(track.boxes[j])) / (track.frames[k] - track.frames[j])
 
 
-_Put = Callable[[int, np.ndarray, "_Track", float, bool], None]
+_Put = Callable[[int, np.ndarray, "_Track", float, bool, float], None]
 
 
 def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: np.ndarray, direction: int,
-            extend: int, hold: int) -> None:
+            extend: int, hold: int, turn: float) -> None:
     """Cover ``extend`` frames along the motion from ``frame`` in ``direction``, then ``hold`` more in place."""
     pos = coords
     for i in range(1, extend + hold + 1):
         if i <= extend:
             pos = coords + velocity * i * direction
-        put(frame + direction * i, _grown(pos, i), track, 0.0, False)
+        put(frame + direction * i, _grown(pos, i), track, 0.0, False, turn)
 
 
 class StreamTracker:
