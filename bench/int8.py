@@ -103,14 +103,15 @@ class _Reader:
 
     def __init__(self, name: str, feeds: list[np.ndarray]) -> None:
         self.name = name
+        self._feeds = feeds
         self._it: Iterator[np.ndarray] = iter(feeds)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         blob = next(self._it, None)
         return None if blob is None else {self.name: blob}
 
-    def rewind(self) -> None:  # older onnxruntime calls it
-        pass
+    def rewind(self) -> None:  # older onnxruntime calls it between calibration rounds
+        self._it = iter(self._feeds)
 
 
 def centerface_blob(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -110,13 +110,7 @@ class TestCenterFaceDetector:
     def test_finds_24px_real_faces_by_default_up_to_1080p(self, faces: CenterFaceDetector, height: int) -> None:
         # Five 24 px faces (the astronaut and LFW, two mirrored) over a real photograph. At the
         # former 960 px input a 1080p frame shows them to the model at 12 px: 1 of 5 was found.
-        width = height * 16 // 9
-        frame = heldout.real_background(width, height)
-        gts = []
-        for sp in heldout.small_faces(24, 0, width, height):
-            x, y = sp.at(0)
-            synth.paste(frame, sp.image, x, y, sp.mask)
-            gts.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
+        frame, gts = _small_faces_frame(height)
         found = faces.detect(frame)
         hits = [any(_iou((b.x0, b.y0, b.x1, b.y1), gt) > 0.3 for b in found) for gt in gts]
         assert sum(hits) >= 4, hits

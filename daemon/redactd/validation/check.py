@@ -32,7 +32,7 @@ from redactd.errors import InputError
 from redactd.policy import Obscure, Validation
 from redactd.validation.detectors import Finding, SecondDetector, build_second_opinion
 from redactd.visual.codec import to_bgr
-from redactd.visual.detect import Box, ModelInfo
+from redactd.visual.detect import Box, ModelInfo, iou
 from redactd.visual.obscure import Region, regions_for
 from redactd.visual.orient import fields, quarter_turns, to_coded, upright
 
@@ -168,14 +168,6 @@ def covered_share(box: Box, regions: Sequence[Region]) -> float:
     return float(mask.mean())
 
 
-def _iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
-    iy = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
-    inter = ix * iy
-    union = a.width * a.height + b.width * b.height - inter
-    return inter / union if union > 0 else 0.0
-
-
 @dataclass
 class _Chain:
     """Uncovered findings of (probably) one object over consecutive sampled frames."""
@@ -187,7 +179,7 @@ class _Chain:
         if sample - self.last_sample > 1:
             return False
         last = [m.box for m in self.members if m.frame == self.members[-1].frame]
-        return any(_iou(b, finding.box) >= CHAIN_IOU or _centre_close(b, finding.box) for b in last)
+        return any(iou(b, finding.box) >= CHAIN_IOU or _centre_close(b, finding.box) for b in last)
 
     @property
     def samples(self) -> int:

@@ -334,7 +334,7 @@ class CenterFaceDetector:
                 close.extend(self._run(padded[y0:y1, x0:x1], x0 - pad, y0 - pad, size))
             close = nms(close)
             # A crop's box is the more exact one (the cheap pass's is a coarse guess at the same face).
-            found = close + [b for b in found if not any(_iou(b, c) > 0.3 for c in close)]
+            found = close + [b for b in found if not any(iou(b, c) > 0.3 for c in close)]
         return [b for b in found if _inside(b, w, h)]
 
     def _crops(self, known: list[tuple[int, Box]], cheap_scale: float, full_scale: float, pw: int, ph: int, pad: int
@@ -430,7 +430,8 @@ class CenterFaceDetector:
         return nms(boxes)
 
 
-def _iou(a: Box, b: Box) -> float:
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
     ix = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
     iy = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
     inter = ix * iy
