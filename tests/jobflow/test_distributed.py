@@ -29,7 +29,14 @@ def published_once(run, jobs) -> None:  # type: ignore[no-untyped-def]
     assert all(j.state is JobState.PUBLISHED for j in jobs), [(j.state, j.last_error) for j in jobs]
     names = sorted(p.name for p in run.clean.iterdir() if not p.name.endswith(".json"))
     assert names == sorted(j.output_name for j in jobs)
-    events = Counter(e["job_id"] for e in load_entries(run.state / "custody") if e["event"] == "published")
+    def published_entries() -> Counter[str]:
+        return Counter(e["job_id"] for e in load_entries(run.state / "custody") if e["event"] == "published")
+
+    # A transition commits first and its custody entry is appended just after (the outbox): wait
+    # for every job's entry, then check that none came twice.
+    wait_until(lambda: all(published_entries()[j.id] for j in jobs), timeout=60,
+               what="a custody entry for every publish")
+    events = published_entries()
     assert all(events[j.id] == 1 for j in jobs), events
 
 
