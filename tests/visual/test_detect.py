@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from redactd.visual.detect import (
     TextDetector,
     YoloOnnxDetector,
     YoloTorchDetector,
+    _merged,
     _model_size,
     build_detector,
     packaged_model,
@@ -292,6 +294,41 @@ class TestFullPassCadence:
                 det.close()
         assert results[0] == results[1]
         assert all(results[0])
+
+    @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: nothing to share")
+    def test_on_a_cadence_the_full_and_rotated_passes_get_every_core(self, cadenced: CenterFaceDetector) -> None:
+        # The frames after a full pass wait for it (they crop around what it finds): their
+        # workers would idle. Without a cadence every worker has its own frame and one thread.
+        every = CenterFaceDetector(FaceDetection(), threads=1)
+        assert every._wide is every.session
+        assert cadenced._wide is not cadenced.session
+        opts = cadenced._wide.get_session_options()
+        assert opts.intra_op_num_threads == 2
+
+    def test_overlapping_crops_become_one_where_that_costs_no_more(self) -> None:
+        # A fast 24 px face, seen two frames apart: crops around both places, mostly the same pixels.
+        one = _merged([((100, 100, 220, 220), 1.0), ((130, 110, 250, 230), 1.0)])
+        assert one == [((100, 100, 250, 230), 1.0)]
+        # Apart, or overlapping only at a corner (the crop around both would hold more than the two).
+        apart = [((100, 100, 220, 220), 1.0), ((400, 100, 520, 220), 1.0)]
+        corner = [((100, 100, 220, 220), 1.0), ((200, 200, 320, 320), 1.0)]
+        assert _merged(apart) == apart and _merged(corner) == corner
+        # A larger scale costs more per pixel: a merged crop takes the larger one, when that pays.
+        assert _merged([((0, 0, 100, 100), 2.0), ((10, 0, 110, 100), 1.0)]) == [((0, 0, 110, 100), 2.0)]
+        assert len(_merged([((0, 0, 100, 100), 2.0), ((60, 0, 160, 100), 1.0)])) == 2
+
+    def test_a_small_fast_face_seen_at_four_places_gets_one_crop_that_holds_it(self) -> None:
+        # The same 24 px face found at four places in the frames before (fast: 30 px a frame, so
+        # no two boxes overlap and each place gets its crop before they are merged).
+        frame, gts = _small_faces_frame(1080)
+        x0, y0, x1, y1 = gts[0]
+        det = CenterFaceDetector(FaceDetection(full_pass_every=3), threads=1)
+        pad = det._pad(1920, 1080)
+        known = [(k, Box(x0 - 30 * k, y0, x1 - 30 * k, y1, 0.5, "face")) for k in range(1, 5)]
+        crops = det._crops(known, 640 / (1920 + 2 * pad), 1.0, 1920 + 2 * pad, 1080 + 2 * pad, pad)
+        assert len(crops) == 1
+        (cx0, cy0, cx1, cy1), _ = crops[0]
+        assert cx0 <= x0 + pad and cx1 >= x1 + pad and cy0 <= y0 + pad and cy1 >= y1 + pad
 
     def test_every_frame_gets_the_full_pass_without_a_frame_number(self, cadenced: CenterFaceDetector) -> None:
         frame, gts = _small_faces_frame(1080)

@@ -228,6 +228,12 @@ class CenterFaceDetector:
 
             model = quantised_centerface(model)
         self.session = onnx_session(model, threads)
+        # On a cadence the frames after a full pass crop around what it finds, so their workers
+        # wait for it: the full and rotated passes then get every core instead of one (the same
+        # boxes, sooner; with one worker per core and the full pass on every frame nothing waits).
+        cores = os.cpu_count() or 1
+        self._wide = (onnx_session(model, min(cores, 2 * (threads or 1)))
+                      if cfg.full_pass_every > 1 and cfg.roi and (threads or 1) < cores else self.session)
         self.info = ModelInfo("centerface-int8" if cfg.int8 else "centerface", path.name, CENTERFACE_SHA256,
                               "onnxruntime-cpu")
         # Per field (an interlaced frame's two pictures): the boxes to come of this interval's
@@ -267,7 +273,7 @@ class CenterFaceDetector:
         canvas = cv2.warpAffine(frame, m, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         back = cv2.invertAffineTransform(m)
         out = []
-        for b in self._run(canvas, 0, 0, _model_size(cw, ch, self.cfg.tilt_input_width)):
+        for b in self._run(canvas, 0, 0, _model_size(cw, ch, self.cfg.tilt_input_width), self._wide):
             if b.score < self.cfg.tilt_threshold:
                 continue
             x, y = back @ np.array([(b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, 1.0])
@@ -359,7 +365,7 @@ class CenterFaceDetector:
             x1, y1 = min(pw, int(cx + half) + 1), min(ph, int(cy + half) + 1)
             if x1 - x0 >= 32 and y1 - y0 >= 32:
                 crops.append(((x0, y0, x1, y1), scale))
-        return crops
+        return _merged(crops)
 
     def _pad(self, w: int, h: int) -> int:
         return round(self.cfg.edge_pad * min(w, h))
@@ -371,9 +377,9 @@ class CenterFaceDetector:
             # Mirrored outwards, a face cut by the edge is seen whole. Its box keeps the part
             # outside the frame (the whole face's shape and motion); one wholly outside is a mirror image.
             padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-            found = [b for b in self._run(padded, -pad, -pad, self._full_size(padded)) if _inside(b, w, h)]
+            found = [b for b in self._run(padded, -pad, -pad, self._full_size(padded), self._wide) if _inside(b, w, h)]
         else:
-            found = self._run(frame, 0, 0, self._full_size(frame))
+            found = self._run(frame, 0, 0, self._full_size(frame), self._wide)
         if self.cfg.tiles > 1:
             for x0, y0, x1, y1 in tiles(w, h, self.cfg.tiles):
                 tile = frame[y0:y1, x0:x1]
@@ -389,7 +395,8 @@ class CenterFaceDetector:
         return _model_size(w, h, self.cfg.input_width, max(self.cfg.min_scale, need),
                            max_scale=min(2.0, max(1.0, need)))
 
-    def _run(self, img: np.ndarray, off_x: int, off_y: int, size: tuple[int, int]) -> list[Box]:
+    def _run(self, img: np.ndarray, off_x: int, off_y: int, size: tuple[int, int], session: Any = None
+             ) -> list[Box]:
         h, w = img.shape[:2]
         mw, mh = size
         interp = cv2.INTER_AREA if mw <= w else cv2.INTER_LINEAR
@@ -397,7 +404,7 @@ class CenterFaceDetector:
         # CenterFace was trained on RGB 0..255 without normalisation.
         blob = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32)
         try:
-            heat, scale, offset, marks = self.session.run(None, {"input.1": blob})
+            heat, scale, offset, marks = (session or self.session).run(None, {"input.1": blob})
         except Exception as exc:
             raise DetectError(f"CenterFace inference failed: {exc}") from exc
         heat = heat[0, 0]
@@ -428,6 +435,35 @@ class CenterFaceDetector:
                                           strict=True)
         ]
         return nms(boxes)
+
+
+def _merged(crops: list[tuple[tuple[int, int, int, int], float]]) -> list[tuple[tuple[int, int, int, int], float]]:
+    """``crops`` with each two that overlap made one wherever the one costs no more model input
+    than the two (a fast small face seen in several frames gets a crop around each place; every
+    call also costs a fixed overhead). Each merged crop keeps the larger scale."""
+    out = list(crops)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                (a, sa), (b, sb) = out[i], out[j]
+                if min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1]):
+                    continue
+                u = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                s = max(sa, sb)
+                if _area(u) * s * s <= _area(a) * sa * sa + _area(b) * sb * sb:
+                    out[i] = (u, s)
+                    del out[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return out
+
+
+def _area(r: tuple[int, int, int, int]) -> int:
+    return (r[2] - r[0]) * (r[3] - r[1])
 
 
 def iou(a: Box, b: Box) -> float:
