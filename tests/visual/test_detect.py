@@ -320,7 +320,7 @@ class TestFullPassCadence:
     def test_a_small_fast_face_seen_at_four_places_gets_one_crop_that_holds_it(self) -> None:
         # The same 24 px face found at four places in the frames before (fast: 30 px a frame, so
         # no two boxes overlap and each place gets its crop before they are merged).
-        frame, gts = _small_faces_frame(1080)
+        _, gts = _small_faces_frame(1080)
         x0, y0, x1, y1 = gts[0]
         det = CenterFaceDetector(FaceDetection(full_pass_every=3), threads=1)
         pad = det._pad(1920, 1080)

@@ -104,6 +104,29 @@ class TestTrackBoxes:
         assert centre == [last + 20 + 4, last + 20 + 8, last + 20 + 8, last + 20 + 8]
         assert out[14] == []
 
+    def test_extension_never_shrinks_a_box_below_its_detection(self) -> None:
+        # A 24 px face moving 16 px a frame whose last two boxes differ by the detector's jitter
+        # (38 then 34 px): carried on, that shrank the box by 4 px a frame, off the face as it
+        # left through the bottom edge. Each way, extrapolated boxes keep the detection's size.
+        dets: list[list[Box] | None] = [[] for _ in range(30)]
+        for i, size in ((10, 38.0), (11, 34.0), (12, 38.0), (13, 34.0)):
+            dets[i] = [Box(100 + 16 * i - size / 2, 100 + 16 * i - size / 2, 100 + 16 * i + size / 2,
+                           100 + 16 * i + size / 2, 0.3, "face")]
+        out = track_boxes(dets, Tracking(pad=0.0, extend_frames=5, hold_frames=0), 2000, 2000)
+        for i in (*range(5, 10), *range(14, 19)):
+            (b,) = out[i]
+            centre = 100 + 16 * i
+            assert b.box.width >= 34 and b.box.height >= 34, (i, b.box)
+            # ...and still hold where the 24 px face really is.
+            assert b.box.x0 <= centre - 12 and b.box.x1 >= centre + 12, (i, b.box)
+
+    def test_extension_grows_a_box_that_grows(self) -> None:
+        # A face coming closer: its box keeps growing after the last detection.
+        dets: list[list[Box] | None] = [[face(100, 100, 40 + 4 * i)] for i in range(10)] + [[] for _ in range(3)]
+        out = track_boxes(dets, Tracking(pad=0.0, extend_frames=3, hold_frames=0), 2000, 2000)
+        widths = [round(f[0].box.width) for f in out[9:13]]
+        assert widths[1] > widths[0] + 4 and widths == sorted(widths)
+
     def test_pads_each_box_and_keeps_its_shape_past_the_frame_edge(self) -> None:
         # A face leaving the picture: its box reaches past the edge, so the ellipse drawn from it
         # is the whole face's (an ellipse inscribed in the visible part left the cut side sharp).
