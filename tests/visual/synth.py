@@ -186,8 +186,9 @@ def make_clip(
 ) -> Clip:
     """Encode a clip (H.264 in MP4, high quality) and return it with its ground truth.
 
-    A face box is clipped to the frame; one with nothing left inside it is not in that frame's
-    ground truth.
+    A face box is clipped to the frame; one with nothing left inside it, or with more than half of
+    it hidden behind a picture pasted later in the same frame, is not in that frame's ground truth
+    (drawn held-out sets let pictures cross: a face under another photograph cannot leak).
     """
     bg = background(width, height) if bg is None else bg
     gt: list[list[GtBox]] = []
@@ -206,18 +207,22 @@ def make_clip(
             paste(frame, img, x, y)
         boxes = []
         ids = []
+        # Which sprite each pixel shows (-1: the background), to drop faces hidden by later ones.
+        owner = np.full((height, width), -1, dtype=np.int32)
         for j, sp in enumerate(sprites):
             if not sp.shown(i):
                 continue
             x, y = sp.at(i)
             paste(frame, sp.image, x, y, sp.mask)
+            paste(owner, np.full(sp.image.shape[:2], j, dtype=np.int32), x, y, sp.mask)
             f = sp.face
             box = (max(0, x + f[0]), max(0, y + f[1]), min(width, x + f[2]), min(height, y + f[3]))
             if box[2] > box[0] and box[3] > box[1]:
                 boxes.append(box)
                 ids.append(j)
-        gt.append(boxes)
-        face_ids.append(ids)
+        shown = [float(np.mean(owner[y0:y1, x0:x1] == j)) >= 0.5 for (x0, y0, x1, y1), j in zip(boxes, ids, strict=True)]
+        gt.append([b for b, keep in zip(boxes, shown, strict=True) if keep])
+        face_ids.append([j for j, keep in zip(ids, shown, strict=True) if keep])
         vf = av.VideoFrame.from_ndarray(frame, format="bgr24")
         vf.pts = i
         for packet in vs.encode(vf.reformat(format=pix_fmt)):

@@ -84,3 +84,22 @@ class TestOverRedaction:
         # Grass, gravel, brick, a cat and a coffee cup, panned: nothing to obscure.
         _, score = _redacted(tmp_path, "texture", 720, 15)
         assert score.obscured_share < 0.01, score
+
+
+class TestGroundTruth:
+    def test_a_face_hidden_behind_a_later_picture_is_not_in_the_ground_truth(self, tmp_path: Path) -> None:
+        # Drawn sets let pictures cross: a small face under a large one shows the large one's
+        # suit, which no tool should obscure; counting it called a correct output a leak.
+        small = synth.astronaut(40, -20, 150, vx=50.0)
+        large = synth.astronaut(120, 150, 60)
+        clip = synth.make_clip(tmp_path / "cross.mp4", 640, 360, 6, [small, large])
+        ids = [set(f) for f in clip.face_ids]
+        x0, y0 = large.at(0)
+        h, w = large.image.shape[:2]
+        for frame, (sx, sy) in ((k, small.at(k)) for k in range(6)):
+            fx0, fy0, fx1, fy1 = small.face
+            box = (sx + fx0, sy + fy0, sx + fx1, sy + fy1)
+            hidden = x0 <= box[0] and box[2] <= x0 + w and y0 <= box[1] and box[3] <= y0 + h
+            assert (0 in ids[frame]) != hidden, (frame, box)
+            assert 1 in ids[frame]
+        assert any(0 in f for f in ids) and not all(0 in f for f in ids)
