@@ -300,10 +300,8 @@ class TestFullPassCadence:
         # The frames after a full pass wait for it (they crop around what it finds): their
         # workers would idle. Without a cadence every worker has its own frame and one thread.
         every = CenterFaceDetector(FaceDetection(), threads=1)
-        assert every._wide is every.session
-        assert cadenced._wide is not cadenced.session
-        opts = cadenced._wide.get_session_options()
-        assert opts.intra_op_num_threads == 2
+        assert not every.wide and every.session.get_session_options().intra_op_num_threads == 1
+        assert cadenced.wide and cadenced.session.get_session_options().intra_op_num_threads == 2
 
     def test_overlapping_crops_become_one_where_that_costs_no_more(self) -> None:
         # A fast 24 px face, seen two frames apart: crops around both places, mostly the same pixels.

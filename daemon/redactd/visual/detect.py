@@ -227,13 +227,14 @@ class CenterFaceDetector:
             from redactd.visual.quant import quantised_centerface
 
             model = quantised_centerface(model)
-        self.session = onnx_session(model, threads)
         # On a cadence the frames after a full pass crop around what it finds, so their workers
-        # wait for it: the full and rotated passes then get every core instead of one (the same
-        # boxes, sooner; with one worker per core and the full pass on every frame nothing waits).
+        # wait for it: the session then gets two threads, and the full and rotated passes run on
+        # both cores instead of one (the same boxes, sooner). One session, not a second one for
+        # those passes: a second held its own working memory (~200 MB more at 1080p) for no gain.
+        # With one worker per core and the full pass on every frame nothing waits.
         cores = os.cpu_count() or 1
-        self._wide = (onnx_session(model, min(cores, 2 * (threads or 1)))
-                      if cfg.full_pass_every > 1 and cfg.roi and (threads or 1) < cores else self.session)
+        self.wide = cfg.full_pass_every > 1 and cfg.roi and (threads or 1) < cores
+        self.session = onnx_session(model, min(cores, 2 * (threads or 1)) if self.wide else threads)
         self.info = ModelInfo("centerface-int8" if cfg.int8 else "centerface", path.name, CENTERFACE_SHA256,
                               "onnxruntime-cpu")
         # Per field (an interlaced frame's two pictures): the boxes to come of this interval's
@@ -273,7 +274,7 @@ class CenterFaceDetector:
         canvas = cv2.warpAffine(frame, m, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         back = cv2.invertAffineTransform(m)
         out = []
-        for b in self._run(canvas, 0, 0, _model_size(cw, ch, self.cfg.tilt_input_width), self._wide):
+        for b in self._run(canvas, 0, 0, _model_size(cw, ch, self.cfg.tilt_input_width)):
             if b.score < self.cfg.tilt_threshold:
                 continue
             x, y = back @ np.array([(b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, 1.0])
@@ -377,9 +378,9 @@ class CenterFaceDetector:
             # Mirrored outwards, a face cut by the edge is seen whole. Its box keeps the part
             # outside the frame (the whole face's shape and motion); one wholly outside is a mirror image.
             padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-            found = [b for b in self._run(padded, -pad, -pad, self._full_size(padded), self._wide) if _inside(b, w, h)]
+            found = [b for b in self._run(padded, -pad, -pad, self._full_size(padded)) if _inside(b, w, h)]
         else:
-            found = self._run(frame, 0, 0, self._full_size(frame), self._wide)
+            found = self._run(frame, 0, 0, self._full_size(frame))
         if self.cfg.tiles > 1:
             for x0, y0, x1, y1 in tiles(w, h, self.cfg.tiles):
                 tile = frame[y0:y1, x0:x1]
@@ -395,8 +396,7 @@ class CenterFaceDetector:
         return _model_size(w, h, self.cfg.input_width, max(self.cfg.min_scale, need),
                            max_scale=min(2.0, max(1.0, need)))
 
-    def _run(self, img: np.ndarray, off_x: int, off_y: int, size: tuple[int, int], session: Any = None
-             ) -> list[Box]:
+    def _run(self, img: np.ndarray, off_x: int, off_y: int, size: tuple[int, int]) -> list[Box]:
         h, w = img.shape[:2]
         mw, mh = size
         interp = cv2.INTER_AREA if mw <= w else cv2.INTER_LINEAR
@@ -404,7 +404,7 @@ class CenterFaceDetector:
         # CenterFace was trained on RGB 0..255 without normalisation.
         blob = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32)
         try:
-            heat, scale, offset, marks = (session or self.session).run(None, {"input.1": blob})
+            heat, scale, offset, marks = self.session.run(None, {"input.1": blob})
         except Exception as exc:
             raise DetectError(f"CenterFace inference failed: {exc}") from exc
         heat = heat[0, 0]
