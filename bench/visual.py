@@ -25,7 +25,8 @@ names more shipped policies (policies/NAME.yaml) to run beside the default one (
 too). ``--split`` only times each detection pass alone (faces at full resolution with and without
 the edge pad, the cheap face pass, text) on one frame, by CPU time on one thread.
 ``--heldout --seed N`` scores cases drawn from seed N instead of the fixed ones
-(tests/visual/heldout_drawn.py: other faces, sizes, motions, edges and backgrounds each seed).
+(tests/visual/heldout_drawn.py: other faces, sizes, motions, edges and backgrounds each seed);
+``--seed 1-11 --heldout small`` scores one kind of case over many seeds, with totals at the end.
 """
 
 from __future__ import annotations
@@ -94,6 +95,17 @@ def policy_variant(tmp: Path, name: str, every_k: int = 1, text: bool = True) ->
     return path
 
 
+def seeds(text: str) -> list[int]:
+    """``7``, ``1-11`` or ``1,4,9``: the drawn held-out sets to score."""
+    try:
+        if "-" in text:
+            lo, hi = (int(p) for p in text.split("-", 1))
+            return list(range(lo, hi + 1))
+        return [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a seed, a range (1-11) or a list (1,4,9)") from None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=75)
@@ -104,9 +116,10 @@ def main() -> None:
     ap.add_argument("--faces-only", action="store_true", help="also run redactd with text detection off")
     ap.add_argument("--heldout", nargs="?", const="all", default=None,
                     help="score the held-out cases (comma-separated names, or all)")
-    ap.add_argument("--seed", type=int, default=None,
-                    help="held-out cases only: score a set drawn from this seed (tests/visual/heldout_drawn.py) "
-                         "instead of the fixed cases")
+    ap.add_argument("--seed", type=seeds, default=None,
+                    help="held-out cases only: score sets drawn from these seeds (tests/visual/heldout_drawn.py) "
+                         "instead of the fixed cases: N, A-B or A,B,C; --heldout may then name kinds "
+                         "(small, edges, mixed) for every seed")
     ap.add_argument("--policy", action="append", default=[], help="also run redactd with policies/NAME.yaml")
     ap.add_argument("--no-deface", action="store_true",
                     help="held-out cases only: leave deface out (its figures do not change with redactd's code)")
@@ -216,8 +229,11 @@ def split_bench(args: argparse.Namespace) -> None:
 def heldout_bench(args: argparse.Namespace) -> None:
     """One run per tool on each held-out case and size; a table row per case and tool."""
     wanted = None if args.heldout == "all" else set(args.heldout.split(","))
-    pool = heldout.CASES if args.seed is None else heldout_drawn.cases(args.seed)
-    cases = [c for c in pool if wanted is None or c.name in wanted]
+    pool = heldout.CASES if args.seed is None else [c for seed in args.seed for c in heldout_drawn.cases(seed)]
+    # A drawn case is "drawn<seed>-<kind>": name it whole, or by its kind for every seed.
+    cases = [c for c in pool if wanted is None or c.name in wanted or c.name.split("-", 1)[-1] in wanted]
+    if not cases:
+        raise SystemExit(f"no held-out case named {args.heldout!r} (known: {', '.join(c.name for c in pool)})")
     tools: dict[str, list[str]] = {}
     for name in [*([] if args.no_default else ["visual-default"]), *args.policy]:
         tools[f"redactd {name.removeprefix('visual-')}"] = [
