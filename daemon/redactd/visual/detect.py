@@ -740,6 +740,8 @@ def build_detector(cfg: Detection, threads: int | None = None) -> CompositeDetec
     By default every model call is single-threaded and the pool runs one call per CPU, on
     successive frames: on 2 cores two one-thread CenterFace calls at 960 px give a frame every
     ~31 ms where one two-thread call takes ~52 ms (small convolutions scale poorly across threads).
+    The exception is CenterFace on a cadence, which takes twice ``threads`` (see its constructor):
+    the frames after a full pass wait for it, so a second thread there would otherwise sit idle.
     """
     wanted = int(cfg.faces.enabled) + int(cfg.text.enabled) + int(cfg.yolo is not None)
     threads = threads or 1
