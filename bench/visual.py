@@ -16,7 +16,8 @@ page) whose print it left legible (deface does not look for text: it leaks them 
 ``--faces-only`` adds one with text detection off: the same work deface does.
 
 ``--heldout`` scores the held-out cases instead (tests/visual/heldout.py: 24/30/40 px faces slow
-and fast, rotated, turned, edge-exit, other faces, a texture clip with no face or text), one clip
+and fast, rotated, turned, edge-exit, other faces, a panning camera, a texture clip with no face or
+text), one clip
 per case and size, one run per tool: per case the face-frames leaked (SSIM ≥ 0.55), untouched
 (≥ 0.85), partly covered (between), the longest leak run of one face, the share of the picture
 obscured (the over-redaction measure on the texture clip), frames per second and CPU ms per frame
@@ -85,11 +86,12 @@ def policy_variant(tmp: Path, name: str, every_k: int = 1, text: bool = True) ->
     doc["id"] = name
     doc["detect"]["every_k_frames"] = every_k
     doc["detect"]["text"]["enabled"] = text
-    faces = doc["detect"]["faces"]
-    if faces.get("tilt_angles"):
-        # Its cadence counts detected frames: keep the gap between rotated passes within tracking.
-        bridged = min(doc["tracking"]["max_gap"], doc["tracking"]["extend_frames"]) + 1
-        faces["tilt_every"] = max(1, min(faces.get("tilt_every", 1), bridged // every_k))
+    faces, text_cfg = doc["detect"]["faces"], doc["detect"]["text"]
+    # The cadences count detected frames: keep the gap between passes within what tracking bridges.
+    bridged = min(doc["tracking"]["max_gap"], doc["tracking"]["extend_frames"]) + 1
+    for cfg, key in ((faces, "tilt_every"), (faces, "full_pass_every"), (text_cfg, "every_n_frames")):
+        if key in cfg:
+            cfg[key] = max(1, min(cfg[key], bridged // every_k))
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path

@@ -78,6 +78,14 @@ class FaceDetection(_Strict):
     roi: bool = Field(
         True, description="between full passes, also look at full resolution around faces the cheap pass is too coarse for"
     )
+    # "changed": no cheap pass between; each frame is compared with the interval's full-pass frame
+    # and only what changed since (with a margin, and the whole of any face that pass found where
+    # something changed) is looked at, at full resolution; the faces it found where nothing
+    # changed are kept. The pixels of a face that did not change are the same face: a still camera
+    # pays for what moves, a moving one gets the full pass (when the crops would cost most of it).
+    between: Literal["cheap", "changed"] = Field(
+        "cheap", description="between full passes: a cheap whole-frame pass, or full resolution on what changed"
+    )
     # int8 CenterFace (redactd.visual.quant): ~1.3x (720p) to ~1.5x (1080p) cheaper per face pass
     # on this AVX2 CPU, faces found as often as with fp32 on the held-out cases (bench/int8.py).
     int8: bool = Field(
@@ -124,6 +132,11 @@ class TextDetection(_Strict):
     # found on either side (a plate must be in view for more than N frames to be found at all).
     every_n_frames: int = Field(
         1, ge=1, le=8, description="text detection on every N-th detected frame, tracking in between (1: every)"
+    )
+    # "changed": the frames between are compared with the last pass's frame, and what changed since
+    # is looked at (a plate driving in); the text found where nothing changed is kept.
+    between: Literal["nothing", "changed"] = Field(
+        "nothing", description="between text passes: nothing (tracking only), or a pass on what changed"
     )
 
 

@@ -218,6 +218,23 @@ def _others(path: Path, height: int, frames: int) -> synth.Clip:
     return synth.make_clip(path, width, height, frames, sprites, bg=real_background(width, height), crf=18)
 
 
+def _pan(path: Path, height: int, frames: int) -> synth.Clip:
+    """The camera panning 6 px a frame across real photographs, five real 30-60 px faces fixed in
+    the scene moving with it (two come in through the right edge): every pixel changes."""
+    width = height * 16 // 9
+    v = -6.0
+    wide = real_background(width + int(frames * -v) + 1, height, ("rocket", "coffee", "chelsea", "grass"))
+    scene = synth.Sprite(wide, (0, 0, 0, 0), 0, 0, v, 0)
+    faces = [
+        lfw_of_width(40, 30, 0.3 * width, 0.3 * height, v),
+        synth.astronaut(44, 0.6 * width, 0.55 * height, v),
+        mirrored(lfw_of_width(52, 36, 0.85 * width, 0.15 * height, v)),
+        lfw_of_width(63, 60, 1.05 * width, 0.6 * height, v),
+        mirrored(synth.cameraman(40, 1.2 * width, 0.3 * height, v)),
+    ]
+    return synth.make_clip(path, width, height, frames, [scene, *faces], bg=wide[:, :width].copy(), crf=18)
+
+
 def _texture(path: Path, height: int, frames: int) -> synth.Clip:
     """No face, no text: grass, gravel, brick, a cat and a coffee cup, the camera panning slowly."""
     width = height * 16 // 9
@@ -238,6 +255,7 @@ CASES: tuple[Case, ...] = (
     Case("profile", _profile),
     Case("edge-exit", _edge_exit),
     Case("other-faces", _others),
+    Case("pan", _pan),
     Case("texture", _texture, texture=True),
 )
 

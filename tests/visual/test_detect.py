@@ -26,6 +26,8 @@ from redactd.visual.detect import (
     _merged,
     _model_size,
     build_detector,
+    changed_regions,
+    frame_cells,
     packaged_model,
     tiles,
 )
@@ -278,12 +280,15 @@ class TestFullPassCadence:
         cadenced.at(0)(synth.background(1920, 1080))
         assert any(_iou((b.x0, b.y0, b.x1, b.y1), gt) > 0.4 for b in cadenced.at(2)(frame))
 
-    def test_boxes_do_not_depend_on_which_thread_ran_first(self) -> None:
-        # The cheap frames wait for the full pass submitted before them: one worker or three,
+    @pytest.mark.parametrize("between", ["cheap", "changed"])
+    def test_boxes_do_not_depend_on_which_thread_ran_first(self, between: str) -> None:
+        # The frames between wait for the full pass submitted before them: one worker or three,
         # the same boxes for every frame.
         frame, _ = _small_faces_frame(720)
         frames = [np.ascontiguousarray(np.roll(frame, 6 * k, axis=1)) for k in range(5)]
-        cfg = Detection(faces=FaceDetection(full_pass_every=2), text=TextDetection(every_n_frames=2))
+        text_between = "changed" if between == "changed" else "nothing"
+        cfg = Detection(faces=FaceDetection(full_pass_every=2, between=between),
+                        text=TextDetection(every_n_frames=2, between=text_between))
         results = []
         for workers in (1, 3):
             det = CompositeDetector([CenterFaceDetector(cfg.faces, 1), TextDetector(cfg.text, 1)], workers)
@@ -331,6 +336,162 @@ class TestFullPassCadence:
     def test_every_frame_gets_the_full_pass_without_a_frame_number(self, cadenced: CenterFaceDetector) -> None:
         frame, gts = _small_faces_frame(1080)
         assert _hits(cadenced.detect(frame), gts) >= 4
+
+
+def _counting(det: CenterFaceDetector) -> list[tuple[int, int]]:
+    """The sizes of ``det``'s model inputs from now on (it keeps working)."""
+    calls: list[tuple[int, int]] = []
+    run = det._run
+
+    def counted(img: np.ndarray, off_x: int, off_y: int, size: tuple[int, int]) -> list[Box]:
+        calls.append(size)
+        return run(img, off_x, off_y, size)
+
+    det._run = counted  # type: ignore[method-assign]
+    return calls
+
+
+class TestChangedRegions:
+    def test_a_still_frame_keeps_every_box_and_looks_at_nothing(self) -> None:
+        frame, gts = _small_faces_frame(720)
+        boxes = [Box(*gt, 0.5, "face") for gt in gts]
+        noisy = np.clip(frame.astype(np.int16) + np.random.default_rng(1).integers(-3, 4, frame.shape), 0, 255)
+        changes = changed_regions(frame_cells(noisy.astype(np.uint8)), frame_cells(frame), boxes, 1280, 720)
+        assert changes.kept == boxes and changes.rects == [] and not changes.looked.any()
+
+    def test_what_changed_is_looked_at_with_its_context_and_moved_faces_whole(self) -> None:
+        before, gts = _small_faces_frame(720)
+        after = before.copy()
+        # A new face, and a strip across the bottom of a face found before (its chin moved).
+        x, y = 900, 300
+        synth.paste(after, synth.astronaut(40, 0, 0).image, x, y)
+        fx0, fy0, fx1, fy1 = gts[0]
+        after[fy1 - 4:fy1, fx0:fx1] = 255 - after[fy1 - 4:fy1, fx0:fx1]
+        boxes = [Box(*gt, 0.5, "face") for gt in gts]
+        changes = changed_regions(frame_cells(after), frame_cells(before), boxes, 1280, 720)
+        rects = changes.rects
+        assert changes.kept == boxes[1:]
+        assert changes.covers(Box(x, y, x + 40, y + 40, 0.5, "face")) and changes.covers(boxes[0])
+        assert not any(changes.covers(b) for b in boxes[1:])
+
+        def holds(r: tuple[int, int, int, int], x0: float, y0: float, x1: float, y1: float, margin: int) -> bool:
+            return r[0] <= x0 - margin and r[1] <= y0 - margin and r[2] >= x1 + margin and r[3] >= y1 + margin
+
+        # The new face with 64 px around it; the face whose chin moved whole, with its margin too.
+        assert any(holds(r, x, y, x + 40, y + 40, 64) for r in rects)
+        assert any(holds(r, fx0, fy0, fx1, fy1, 0) for r in rects)
+        assert sum((r[2] - r[0]) * (r[3] - r[1]) for r in rects) < 0.3 * 1280 * 720
+
+
+@pytest.fixture(scope="module")
+def changed() -> CenterFaceDetector:
+    return CenterFaceDetector(FaceDetection(full_pass_every=4, between="changed", cheap_input_width=640), threads=1)
+
+
+class TestChangedBetweenFullPasses:
+    def test_a_still_frame_keeps_the_full_pass_faces_without_running_the_model(self) -> None:
+        # (Without the crops around small faces, which look at them again on every frame.)
+        det = CenterFaceDetector(FaceDetection(full_pass_every=4, between="changed", roi=False), threads=1)
+        frame, gts = _small_faces_frame(1080)
+        full = det.at(0)(frame)
+        assert _hits(full, gts) >= 4
+        calls = _counting(det)
+        assert det.at(1)(frame.copy()) == full
+        assert calls == []
+
+    def test_a_small_face_that_comes_between_full_passes_is_found_at_full_resolution(self) -> None:
+        # A 24 px face at 1080p reaches a 640 px cheap pass at 8 px: only a full-resolution look finds it.
+        frame, gts = _small_faces_frame(1080)
+        empty = heldout.real_background(1920, 1080)
+        det = CenterFaceDetector(FaceDetection(full_pass_every=4, between="changed", cheap_input_width=640), threads=1)
+        cheap = CenterFaceDetector(FaceDetection(full_pass_every=4, cheap_input_width=640, roi=False), threads=1)
+        assert det.at(0)(empty) == [] and cheap.at(0)(empty) == []
+        calls = _counting(det)
+        found = det.at(2)(frame)
+        assert _hits(found, gts) >= 4
+        assert _hits(cheap.at(2)(frame), gts) == 0
+        # Crops around the six faces, far less than the full pass's 2112×1280 (edge pad included).
+        assert 0 < sum(w * h for w, h in calls) < 0.5 * 2112 * 1280
+
+    def test_a_moved_face_is_found_where_it_went_not_where_it_was(self, changed: CenterFaceDetector) -> None:
+        sprite = synth.astronaut(60, 0, 0)
+        before, after = heldout.real_background(1280, 720), heldout.real_background(1280, 720)
+        synth.paste(before, sprite.image, 300, 300)
+        synth.paste(after, sprite.image, 420, 300)
+        f = sprite.face
+        gt_before = (300 + f[0], 300 + f[1], 300 + f[2], 300 + f[3])
+        gt_after = (420 + f[0], 300 + f[1], 420 + f[2], 300 + f[3])
+        assert any(_iou((b.x0, b.y0, b.x1, b.y1), gt_before) > 0.4 for b in changed.at(8)(before))
+        found = changed.at(9)(after)
+        assert any(_iou((b.x0, b.y0, b.x1, b.y1), gt_after) > 0.4 for b in found)
+        assert not any(_iou((b.x0, b.y0, b.x1, b.y1), gt_before) > 0.4 for b in found)
+
+    def test_a_still_face_the_next_full_pass_misses_is_looked_at_again(self) -> None:
+        # A 90 px face found by one full pass and missed by the next (profiles are found in about
+        # half the frames): nothing changed, but the frames after that pass look at it again.
+        class MissesAfterTheFirst(CenterFaceDetector):
+            def _full_pass(self, frame: np.ndarray) -> list[Box]:
+                self.full_passes = getattr(self, "full_passes", 0) + 1
+                return super()._full_pass(frame) if self.full_passes == 1 else []
+
+        frame, gt = _scene(1280, 720, synth.astronaut(90, 500, 300))
+        det = MissesAfterTheFirst(FaceDetection(full_pass_every=4, between="changed"), threads=1)
+        found = [det.at(k)(frame) for k in range(8)]
+        assert found[4] == []
+        assert all(any(_iou((b.x0, b.y0, b.x1, b.y1), gt) > 0.4 for b in found[k]) for k in (0, 1, 2, 3, 5, 6, 7))
+
+    def test_a_moving_camera_gets_the_full_pass(self, changed: CenterFaceDetector) -> None:
+        frame, gts = _small_faces_frame(720)
+        changed.at(4)(frame)
+        calls = _counting(changed)
+        try:
+            found = changed.at(5)(np.ascontiguousarray(np.roll(frame, 40, axis=1)))
+        finally:
+            del changed._run
+        assert calls == [changed._full_size(1280 + 144, 720 + 144)]  # the whole frame, its mirrored border too
+        moved = [(x0 + 40, y0, x1 + 40, y1) for x0, y0, x1, y1 in gts]
+        assert _hits(found, moved) >= 4
+
+    @pytest.mark.slow
+    def test_crops_add_no_faces_where_nothing_changed(self, tmp_path: Path) -> None:
+        # Five 30 px faces crossing a real photograph fast: the crops around them, cut from the
+        # picture's context, took stone and fur for faces (10 false boxes in 30 frames) where
+        # nothing had changed and the full pass had found none.
+        case = next(c for c in heldout.CASES if c.name == "face30-fast")
+        clip = case.build(tmp_path / "fast.mp4", 720, 30)
+        capture = cv2.VideoCapture(str(clip.path))
+        frames = []
+        while (read := capture.read())[0]:
+            frames.append(read[1])
+        capture.release()
+
+        def false_boxes(det: CenterFaceDetector) -> tuple[int, int]:
+            found = [det.at(k)(f) for k, f in enumerate(frames)]
+            wrong = sum(not any(_iou((b.x0, b.y0, b.x1, b.y1), gt) > 0.1 for gt in clip.faces[k])
+                        for k, boxes in enumerate(found) for b in boxes)
+            hits = sum(_hits(found[k], clip.faces[k]) for k in range(len(frames)))
+            return wrong, hits
+
+        every_wrong, every_hits = false_boxes(CenterFaceDetector(FaceDetection(), threads=1))
+        wrong, hits = false_boxes(CenterFaceDetector(FaceDetection(full_pass_every=4, between="changed"), threads=1))
+        assert len(frames) == 30 and every_hits >= 0.9 * sum(map(len, clip.faces))
+        assert hits >= every_hits and wrong <= every_wrong + 1
+
+    def test_text_that_comes_between_text_passes_is_found(self) -> None:
+        frame = heldout.real_background(1280, 720)
+        det = TextDetector(TextDetection(every_n_frames=4, between="changed"), threads=1)
+        blind = TextDetector(TextDetection(every_n_frames=4), threads=1)
+        assert det.at(0)(frame) == [] and blind.at(0)(frame) == []
+        plated = frame.copy()
+        plate = synth.plate(scale=1.0)
+        synth.paste(plated, plate, 700, 500)
+        found = det.at(1)(plated)
+        ph, pw = plate.shape[:2]
+        assert found and all(650 <= b.x0 and b.x1 <= 750 + pw and 490 <= b.y0 and b.y1 <= 510 + ph for b in found)
+        assert blind.at(1)(plated) == []
+        # The next frame, still: the text found is kept (compared with the last text pass's
+        # frame, where it was not, so it is looked for again and found again).
+        assert det.at(2)(plated) == found
 
 
 class TestTextCadence:

@@ -215,7 +215,6 @@ class CenterFaceDetector:
     ROI_MARGIN = 1.0
     ROI_MARGIN_PER_FRAME = 0.5
     ROI_MIN_PX = 64
-
     def __init__(self, cfg: FaceDetection, threads: int | None = None) -> None:
         # onnx takes about 1 s to import: only once a model loads.
         from redactd.visual.graphopt import optimise_for_runtime
@@ -233,7 +232,7 @@ class CenterFaceDetector:
         # those passes: a second held its own working memory (~200 MB more at 1080p) for no gain.
         # With one worker per core and the full pass on every frame nothing waits.
         cores = os.cpu_count() or 1
-        self.wide = cfg.full_pass_every > 1 and cfg.roi and (threads or 1) < cores
+        self.wide = cfg.full_pass_every > 1 and (cfg.roi or cfg.between == "changed") and (threads or 1) < cores
         self.session = onnx_session(model, min(cores, 2 * (threads or 1)) if self.wide else threads)
         self.info = ModelInfo("centerface-int8" if cfg.int8 else "centerface", path.name, CENTERFACE_SHA256,
                               "onnxruntime-cpu")
@@ -241,6 +240,8 @@ class CenterFaceDetector:
         # frames (the full pass first) and of the interval before, by frame number.
         self._interval: dict[int, list[tuple[int, Future[list[Box]]]]] = {}
         self._previous: dict[int, list[tuple[int, Future[list[Box]]]]] = {}
+        # Per field, with ``between: changed``: the interval's full-pass frame, in cells.
+        self._reference: dict[int, Future[np.ndarray]] = {}
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         """The full pass (a single picture: preview, or a frame with no number), and the tilted ones."""
@@ -298,28 +299,70 @@ class CenterFaceDetector:
         every = self.cfg.full_pass_every
         if every == 1:
             return self._full_pass
+        if index == 0:  # a new clip: nothing found in the one before is looked for again
+            for state in (self._interval, self._previous, self._reference):
+                state.pop(part, None)
         since = index % every
-        if not self.cfg.roi:
+        changed = self.cfg.between == "changed"
+        if not self.cfg.roi and not changed:
             return self._full_pass if not since else partial(self._cheap_pass, index, [])
         done: Future[list[Box]] = Future()
-        if not since:
+        if not since or (changed and part not in self._reference):
             self._previous[part] = self._interval.get(part, [])
             self._interval[part] = [(index, done)]
-            return partial(self._share, done, self._full_pass)
+            if changed:
+                self._reference[part] = Future()
+                return partial(_shared, done, partial(self._reference_pass, self._reference[part]))
+            return partial(_shared, done, self._full_pass)
         sources = [*self._interval.get(part, [])[:1], *self._previous.get(part, [])]
         self._interval.setdefault(part, []).append((index, done))
-        return partial(self._share, done, partial(self._cheap_pass, index, sources))
+        if changed:
+            return partial(_shared, done, partial(self._changed_pass, index, sources, self._reference[part]))
+        return partial(_shared, done, partial(self._cheap_pass, index, sources))
 
-    @staticmethod
-    def _share(done: Future[list[Box]], run: Callable[[np.ndarray], list[Box]], frame: np.ndarray) -> list[Box]:
-        """``run(frame)``, its boxes also handed to the frames that crop around them."""
-        try:
-            found = run(frame)
-        except BaseException as exc:
-            done.set_exception(exc)
-            raise
-        done.set_result(found)
-        return found
+    def _reference_pass(self, reference: Future[np.ndarray], frame: np.ndarray) -> list[Box]:
+        """The full pass, its frame in cells first handed to the frames compared with it."""
+        _hand_cells(reference, frame)
+        return self._full_pass(frame)
+
+    def _changed_pass(self, index: int, sources: list[tuple[int, Future[list[Box]]]],
+                      reference: Future[np.ndarray], frame: np.ndarray) -> list[Box]:
+        """Full resolution on what changed since the interval's full pass (``sources[0]``, see
+        `changed_regions`), with ``roi`` crops around the small faces the ``sources`` found, plus
+        the faces it found where nothing changed. Where the crops would cost more than
+        CHANGE_FULL_SHARE of it, the full pass."""
+        h, w = frame.shape[:2]
+        changes = changed_regions(frame_cells(frame), reference.result(), sources[0][1].result(), w, h)
+        pad = self._pad(w, h)
+        pw, ph = w + 2 * pad, h + 2 * pad
+        scale = self._full_size(pw, ph)[0] / pw
+        # A rectangle at the frame's edge takes in the mirrored border (faces cut by the edge).
+        crops = [((0 if x0 <= 0 else x0 + pad, 0 if y0 <= 0 else y0 + pad,
+                   pw if x1 >= w else x1 + pad, ph if y1 >= h else y1 + pad), scale) for x0, y0, x1, y1 in changes.rects]
+        known = [(index - at, box) for at, boxes in sources for box in boxes.result()]
+        if self.cfg.roi:
+            # Around the small faces found before, as between cheap passes; and around faces of any
+            # size found before that the reference's pass missed (a profile found in half the
+            # frames), which where nothing changed would otherwise wait for the next full pass.
+            cheap_scale = _model_size(pw, ph, self.cfg.cheap_input_width)[0] / pw
+            crops.extend(self._crops(known, cheap_scale, scale, pw, ph, pad))
+            reference_found = sources[0][1].result()
+            missed = [(since, b) for since, b in known if not any(_overlap(b, r) for r in reference_found)]
+            crops.extend(self._crops(missed, 0.0, scale, pw, ph, pad))
+        crops = _merged(crops)
+        if sum(_area(r) * s * s for r, s in crops) > CHANGE_FULL_SHARE * pw * ph * scale * scale:
+            return self._full_pass(frame)
+        if not crops:
+            return changes.kept
+        padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101) if pad else frame
+        found = []
+        for (x0, y0, x1, y1), s in crops:
+            size = _model_size(x1 - x0, y1 - y0, 0, s, max_scale=s)
+            found.extend(self._run(padded[y0:y1, x0:x1], x0 - pad, y0 - pad, size))
+        # Where nothing changed, only the faces found there before (the crops around small faces
+        # look again at those the reference's pass missed this time).
+        found = [b for b in found if changes.covers(b) or any(_overlap(b, k) for _, k in known)]
+        return [b for b in nms(found + changes.kept) if _inside(b, w, h)]
 
     def _cheap_pass(self, index: int, sources: list[tuple[int, Future[list[Box]]]], frame: np.ndarray) -> list[Box]:
         """A whole-frame pass at ``cheap_input_width``, plus crops around the small faces found by
@@ -331,7 +374,7 @@ class CenterFaceDetector:
         cw, ch = _model_size(pw, ph, self.cfg.cheap_input_width)
         found = self._run(padded, -pad, -pad, (cw, ch))
         if sources:
-            full_scale = self._full_size(padded)[0] / pw
+            full_scale = self._full_size(pw, ph)[0] / pw
             # Each source was submitted before this frame, to a first-in first-out pool: this
             # waits only for passes already running on other threads.
             known = [(index - at, box) for at, boxes in sources for box in boxes.result()]
@@ -346,8 +389,8 @@ class CenterFaceDetector:
 
     def _crops(self, known: list[tuple[int, Box]], cheap_scale: float, full_scale: float, pw: int, ph: int, pad: int
                ) -> list[tuple[tuple[int, int, int, int], float]]:
-        """Crops (in padded-frame pixels) around the small faces ``known`` (frames ago, box), each
-        with its scale: the full pass's, or less where that still shows the face at twice
+        """Crops (in padded-frame pixels) around the faces ``known`` (frames ago, box) too small
+        for a pass at ``cheap_scale`` (at 0, all of them), each with its scale: the full pass's, or less where that still shows the face at twice
         ROI_BELOW_MODEL_PX (its box is then the more exact one). A face seen in several frames gets
         one crop, around its latest box."""
         crops: list[tuple[tuple[int, int, int, int], float]] = []
@@ -378,20 +421,19 @@ class CenterFaceDetector:
             # Mirrored outwards, a face cut by the edge is seen whole. Its box keeps the part
             # outside the frame (the whole face's shape and motion); one wholly outside is a mirror image.
             padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-            found = [b for b in self._run(padded, -pad, -pad, self._full_size(padded)) if _inside(b, w, h)]
+            found = [b for b in self._run(padded, -pad, -pad, self._full_size(w + 2 * pad, h + 2 * pad)) if _inside(b, w, h)]
         else:
-            found = self._run(frame, 0, 0, self._full_size(frame))
+            found = self._run(frame, 0, 0, self._full_size(w, h))
         if self.cfg.tiles > 1:
             for x0, y0, x1, y1 in tiles(w, h, self.cfg.tiles):
                 tile = frame[y0:y1, x0:x1]
-                found.extend(self._run(tile, x0, y0, self._full_size(tile)))
+                found.extend(self._run(tile, x0, y0, self._full_size(x1 - x0, y1 - y0)))
             found = nms(found)
         return found
 
-    def _full_size(self, img: np.ndarray) -> tuple[int, int]:
-        """Model input size for the full pass: scaled up (at most 2x) only for a min_face_px below
-        what the model finds at full size."""
-        h, w = img.shape[:2]
+    def _full_size(self, w: int, h: int) -> tuple[int, int]:
+        """Model input size for the full pass over ``w``×``h`` pixels: scaled up (at most 2x) only
+        for a min_face_px below what the model finds at full size."""
         need = MODEL_FACE_PX / self.cfg.min_face_px
         return _model_size(w, h, self.cfg.input_width, max(self.cfg.min_scale, need),
                            max_scale=min(2.0, max(1.0, need)))
@@ -435,6 +477,104 @@ class CenterFaceDetector:
                                           strict=True)
         ]
         return nms(boxes)
+
+
+#: Between full passes with ``between: changed`` a frame is compared with the last full pass's
+#: frame in cells of this many pixels (the mean of each colour over a cell)...
+CHANGE_CELL_PX = 8
+#: ...a cell whose mean moved by more than this (of 255) in any colour has changed (a still cell
+#: of an encoded clip moves by ~1; a face moving in moves its cells by tens)...
+CHANGE_LEVEL = 4
+#: ...changed cells this many cells apart or closer are looked at together (the eyes and mouth of
+#: a face whose flat cheeks did not change as it moved)...
+CHANGE_JOIN_CELLS = 2
+#: ...with this much around them: the context a small face is found in.
+CHANGE_MARGIN_PX = 64
+#: Where the crops would cost more than this share of the full pass, the full pass runs instead
+#: (a moving camera: everything changed).
+CHANGE_FULL_SHARE = 0.6
+
+
+def frame_cells(frame: np.ndarray) -> np.ndarray:
+    """``frame`` in CHANGE_CELL_PX cells: the mean of each colour over each cell (int16)."""
+    h, w = frame.shape[:2]
+    size = (-(-w // CHANGE_CELL_PX), -(-h // CHANGE_CELL_PX))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA).astype(np.int16)
+
+
+def _shared(done: Future[list[Box]], run: Callable[[np.ndarray], list[Box]], frame: np.ndarray) -> list[Box]:
+    """``run(frame)``, its boxes also handed to the frames that look at them."""
+    try:
+        found = run(frame)
+    except BaseException as exc:
+        done.set_exception(exc)
+        raise
+    done.set_result(found)
+    return found
+
+
+def _hand_cells(reference: Future[np.ndarray], frame: np.ndarray) -> None:
+    """``frame`` in cells, to the frames compared with it."""
+    try:
+        reference.set_result(frame_cells(frame))
+    except BaseException as exc:
+        reference.set_exception(exc)
+        raise
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What to look at again in a frame since a reference frame's pass found some boxes."""
+
+    #: Those of the boxes where nothing under them (or a quarter of their size around) changed:
+    #: still there, the same pixels.
+    kept: list[Box]
+    #: Rectangles (x0, y0, x1, y1 in frame pixels) around what changed, each with
+    #: CHANGE_MARGIN_PX around it and holding the whole of every box under which something changed.
+    rects: list[tuple[int, int, int, int]]
+    #: Per cell: changed, or under a box under which something changed.
+    looked: np.ndarray
+    width: int
+    height: int
+
+    def covers(self, box: Box) -> bool:
+        """Whether ``box`` lies on a looked-at cell. A box found in a rectangle's margin, where
+        nothing changed, is one the reference's pass did not find in the same pixels: a crop
+        cut from its context takes texture for faces there far more often (a moving face's
+        crops: 17 false boxes on 75 frames, against 1 for the whole-frame pass)."""
+        rows, cols = self.looked.shape
+        fx, fy = self.width / cols, self.height / rows
+        c0, r0 = max(0, int(box.x0 / fx)), max(0, int(box.y0 / fy))
+        c1, r1 = min(cols, int(np.ceil(box.x1 / fx))), min(rows, int(np.ceil(box.y1 / fy)))
+        return c1 > c0 and r1 > r0 and bool(self.looked[r0:r1, c0:c1].any())
+
+
+def changed_regions(cells: np.ndarray, reference: np.ndarray, boxes: list[Box], width: int, height: int) -> Changes:
+    """What changed in a frame (its `frame_cells`) since the ``reference`` frame's pass found
+    ``boxes`` (see `Changes`)."""
+    rows, cols = cells.shape[:2]
+    fx, fy = width / cols, height / rows
+    changed = (np.abs(cells - reference) > CHANGE_LEVEL).any(axis=2)
+    look = changed.copy()
+    kept = []
+    for b in boxes:
+        gx, gy = b.width / 4, b.height / 4
+        c0, r0 = max(0, int((b.x0 - gx) / fx)), max(0, int((b.y0 - gy) / fy))
+        c1, r1 = min(cols, int(np.ceil((b.x1 + gx) / fx))), min(rows, int(np.ceil((b.y1 + gy) / fy)))
+        if c1 <= c0 or r1 <= r0 or changed[r0:r1, c0:c1].any():
+            look[r0:r1, c0:c1] = True
+        else:
+            kept.append(b)
+    join = CHANGE_JOIN_CELLS
+    looked = look
+    look = cv2.dilate(look.astype(np.uint8), np.ones((2 * join + 1, 2 * join + 1), np.uint8))
+    reach = int(np.ceil(CHANGE_MARGIN_PX / CHANGE_CELL_PX)) - join
+    count, _, stats, _ = cv2.connectedComponentsWithStats(look, connectivity=8)
+    rects = []
+    for c, r, cw, rh, _ in stats[1:count]:
+        c0, r0, c1, r1 = max(0, c - reach), max(0, r - reach), c + cw + reach, r + rh + reach
+        rects.append((int(c0 * fx), int(r0 * fy), min(width, int(np.ceil(c1 * fx))), min(height, int(np.ceil(r1 * fy)))))
+    return Changes(kept, rects, looked, width, height)
 
 
 def _merged(crops: list[tuple[tuple[int, int, int, int], float]]) -> list[tuple[tuple[int, int, int, int], float]]:
@@ -513,16 +653,53 @@ class TextDetector:
         self.session = onnx_session(simplify(data)[0], threads)
         self.input_name = self.session.get_inputs()[0].name
         self.info = ModelInfo("ppocrv4-det", path.name, PPOCR_DET_SHA256, "onnxruntime-cpu")
+        # Per field, with ``between: changed``: the last pass's frame in cells, and its boxes.
+        self._reference: dict[int, tuple[Future[np.ndarray], Future[list[Box]]]] = {}
 
     def at(self, index: int, part: int = 0) -> Callable[[np.ndarray], list[Box]]:
-        """The pass for detected frame number ``index``: on the ``every_n_frames`` cadence, none
-        between (tracking carries the text found on either side across)."""
-        return self.detect if index % self.cfg.every_n_frames == 0 else _nothing
+        """The pass for detected frame number ``index`` (field ``part``): on the ``every_n_frames``
+        cadence; between, none (tracking carries the text found on either side across) or, with
+        ``between: changed``, one on what changed since. Called in frame order."""
+        on_cadence = index % self.cfg.every_n_frames == 0
+        if self.cfg.between != "changed" or self.cfg.every_n_frames == 1:
+            return self.detect if on_cadence else _nothing
+        if on_cadence or part not in self._reference:
+            cells: Future[np.ndarray] = Future()
+            done: Future[list[Box]] = Future()
+            self._reference[part] = (cells, done)
+            return partial(_shared, done, partial(self._reference_pass, cells))
+        return partial(self._changed_pass, *self._reference[part])
+
+    def _reference_pass(self, cells: Future[np.ndarray], frame: np.ndarray) -> list[Box]:
+        _hand_cells(cells, frame)
+        return self.detect(frame)
+
+    def _changed_pass(self, cells: Future[np.ndarray], done: Future[list[Box]], frame: np.ndarray) -> list[Box]:
+        """The text the last pass found where nothing changed since, and a pass over the
+        rectangles around what changed (`changed_regions`), at the whole frame's scale. Where
+        they would cost more than CHANGE_FULL_SHARE of a whole pass, a whole pass."""
+        h, w = frame.shape[:2]
+        changes = changed_regions(frame_cells(frame), cells.result(), done.result(), w, h)
+        mw, _ = _model_size(w, h, self.cfg.input_width, self.cfg.min_scale)
+        scale = mw / w
+        if sum(_area(r) for r in changes.rects) > CHANGE_FULL_SHARE * w * h:
+            return self.detect(frame)
+        found = [b for x0, y0, x1, y1 in changes.rects
+                 for b in self._run(frame[y0:y1, x0:x1], x0, y0, _model_size(x1 - x0, y1 - y0, 0, scale, max_scale=scale), w, h)
+                 if changes.covers(b)]
+        return changes.kept + found
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         h, w = frame.shape[:2]
-        mw, mh = _model_size(w, h, self.cfg.input_width, self.cfg.min_scale)
-        small = cv2.resize(frame, (mw, mh), interpolation=cv2.INTER_AREA)
+        return self._run(frame, 0, 0, _model_size(w, h, self.cfg.input_width, self.cfg.min_scale), w, h)
+
+    def _run(self, img: np.ndarray, off_x: int, off_y: int, size: tuple[int, int], width: int, height: int
+             ) -> list[Box]:
+        """Text in ``img`` fed at ``size``, as boxes in a frame of ``width``×``height`` where
+        ``img`` starts at (``off_x``, ``off_y``)."""
+        h, w = img.shape[:2]
+        mw, mh = size
+        small = cv2.resize(img, (mw, mh), interpolation=cv2.INTER_AREA)
         blob = ((small.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]
         try:
             prob = self.session.run(None, {self.input_name: np.ascontiguousarray(blob)})[0][0, 0]
@@ -549,10 +726,10 @@ class TextDetector:
             gx, gy = (along, grow) if bw >= bh else (grow, along)
             boxes.append(
                 Box(
-                    max(0.0, (x - gx) * fx),
-                    max(0.0, (y - gy) * fy),
-                    min(float(w), (x + bw + gx) * fx),
-                    min(float(h), (y + bh + gy) * fy),
+                    max(0.0, (x - gx) * fx + off_x),
+                    max(0.0, (y - gy) * fy + off_y),
+                    min(float(width), (x + bw + gx) * fx + off_x),
+                    min(float(height), (y + bh + gy) * fy + off_y),
                     score,
                     "text",
                 )
