@@ -161,10 +161,11 @@ class TestRedactVideo:
         self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
     ) -> None:
         # Proves the previous test is sensitive: tracking, not luck, covered those frames. (The
-        # rotated passes on their cadence need tracking to fill between them: off here too.)
+        # passes on a cadence need tracking to fill between them: every pass on every frame here.)
         clip = faces_clip(tmp_path / "in.mp4", frames=12)
         no_tracking = tweak(policy, **{"tracking.max_gap": 0, "tracking.extend_frames": 0,
-                                       "tracking.hold_frames": 0, "detect.faces.tilt_angles": ()})
+                                       "tracking.hold_frames": 0, "detect.faces.tilt_angles": (),
+                                       "detect.faces.full_pass_every": 1, "detect.text.every_n_frames": 1})
         redact_video(clip.path, tmp_path / "out.mp4", no_tracking,
                      detector=DroppingDetector(detector, {4, 5, 6}))
         leaked, _, _ = synth.leaked_face_frames(synth.decode_gray(clip.path),
@@ -212,7 +213,8 @@ class TestRedactVideo:
         doc = json.loads(raw)
         assert "Jane" not in raw and "Holiday" not in raw and str(tmp_path) not in raw
         assert doc["policy"] == {"id": policy.id, "version": policy.version, "sha256": policy_hash(policy)}
-        assert {m["name"] for m in doc["models"]} == {"centerface", "ppocrv4-det"}
+        assert {m["name"] for m in doc["models"]} == {"centerface-int8" if policy.detect.faces.int8 else "centerface",
+                                                      "ppocrv4-det"}
         assert all(len(m["sha256"]) == 64 for m in doc["models"])
         box = doc["frames"][0]["boxes"][0]
         # A face's turn (head pose, from its landmarks) is there only when it turns; never the landmarks.
@@ -299,10 +301,12 @@ class TestSinglePass:
         sprites = [synth.astronaut(40, 30, 200, vx=4), synth.lfw_face(3, 44, 560, 20, vx=-2, vy=1),
                    synth.lfw_face(7, 48, 300, 100, visible=(10, 12))]
         clip = synth.make_clip(tmp_path / "in.mp4", 640, 360, 40, sprites, audio_hz=440.0)
-        # The rotated face passes' cadence counts detected frames: every 4th of every 3rd frame is
-        # more than tracking bridges, so with every_k 3 they run on every detected frame.
-        keep = tweak(policy, audio="keep", **{"detect.every_k_frames": every_k,
-                                              "detect.faces.tilt_every": 1 if every_k > 1 else 4})
+        # The cadences count detected frames: every 4th of every 3rd frame is more than tracking
+        # bridges, so with every_k 3 every pass runs on every detected frame.
+        every = 1 if every_k > 1 else 4
+        keep = tweak(policy, audio="keep", **{"detect.every_k_frames": every_k, "detect.faces.tilt_every": every,
+                                              "detect.faces.full_pass_every": every,
+                                              "detect.text.every_n_frames": every})
         one, one_side, one_seen = self.run(tmp_path, "one", keep, detector, clip)
         monkeypatch.setattr(render, "MAX_HELD_BYTES", 0)  # as a policy holding too many frames would
         two, two_side, two_seen = self.run(tmp_path, "two", keep, detector, clip)
