@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from dataclasses import asdict
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -14,11 +16,26 @@ import skimage.data
 from redactd.errors import ConfigError, InputError
 from redactd.policy import RedactionPolicy, Validation, ValidationDetectors
 from redactd.validation import Validator, validate_output
+from redactd.validation.check import Finding, decide, obscured_regions, sample_indices
 from redactd.validation.detectors import MTCNN_SHA256, MtcnnFaces, build_second_opinion
+from redactd.visual.codec import to_bgr
 from tests.validation import scenes
 from tests.validation.conftest import Rendered
 from tests.visual import heldout, synth
 from tests.visual.onnxbuild import tiny_yolo
+
+
+def uncovered_findings(validator: Validator, rendered: Rendered, policy: RedactionPolicy) -> list[Finding]:
+    """What the second opinion found on the sampled frames of ``rendered`` outside its obscured
+    regions: the findings its rules then weigh (`redactd.validation.check.decide`)."""
+    cfg = policy.validation
+    frames = sample_indices(int(rendered.detections["counts"]["frames"]), cfg.sample_every_n_frames, cfg.max_samples)
+    findings: list[Finding] = []
+    with av.open(str(rendered.output)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index in frames:
+                findings.extend(validator.look(index, to_bgr(frame)))
+    return decide(frames, findings, obscured_regions(rendered.detections, policy.obscure), cfg)[2]
 
 
 def overlaps(box: dict[str, float], gt: tuple[int, int, int, int]) -> bool:
@@ -43,8 +60,12 @@ class TestValidator:
                                                    faces_policy: RedactionPolicy) -> None:
         report = validator.check(correct.output, correct.detections, faces_policy.obscure)
         assert (report.verdict, report.reason, report.leak_frames) == ("publish", None, 0)
-        # Nothing uncovered reached the rule (Haar, the former default, fired on blurred faces).
-        assert report.candidates == 0
+        # Nothing uncovered on a face reached the rule (Haar, the former default, fired on blurred
+        # faces). MTCNN may take the astronaut's dark suit collar for a face on one sample (it did
+        # with the int8 face model's slightly different boxes): the persistence rule leaves that.
+        candidates = uncovered_findings(validator, correct, faces_policy)
+        assert report.candidates == len(candidates) <= 1
+        assert not any(overlaps(asdict(c.box), gt) for c in candidates for gt in correct.clip.faces[c.frame])
 
     def test_figures_name_every_model_with_its_sha256(self, correct: Rendered, validator: Validator,
                                                       faces_policy: RedactionPolicy) -> None:

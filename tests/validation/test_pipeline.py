@@ -45,7 +45,8 @@ class TestVisualStage:
                                   "sha256": policy_hash(faces_policy)}
         assert side["detections"]["counts"]["tracks"] == {"face": 2}
         assert side["validation"]["verdict"] == "publish" and side["validation"]["sampled_frames"] == 4
-        assert set(side["models"]) == {"centerface", "mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet", "centerface-strong"}
+        primary = "centerface-int8" if faces_policy.detect.faces.int8 else "centerface"
+        assert set(side["models"]) == {primary, "mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet", "centerface-strong"}
         assert "maria" not in json.dumps(side) and str(raw.parent) not in json.dumps(side)
         assert progress[-1] == pytest.approx(1.0) and progress == sorted(progress)
 

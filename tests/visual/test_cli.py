@@ -73,7 +73,8 @@ class TestRedactCommand:
         screen = run_on_terminal([sys.executable, "-m", "redactd", "redact", str(clip.path), "-o", str(out),
                                   "--policy", "visual-default"])
         bars = [line for line in screen.replace("\r", "\n").splitlines() if line.startswith("redact:")]
-        assert bars and "10/10" in bars[-1] and "frame/s" in bars[-1], screen[-500:]
+        # (tqdm gives the rate as s/frame below one frame a second: a loaded machine.)
+        assert bars and "10/10" in bars[-1] and ("frame/s" in bars[-1] or "s/frame" in bars[-1]), screen[-500:]
         assert all("/20 " not in line for line in bars)  # frames, not frames times passes
 
     def test_accepts_a_policy_file_path(self, tmp_path: Path, clip: synth.Clip) -> None:
