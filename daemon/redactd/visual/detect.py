@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import cv2
 import numpy as np
@@ -32,6 +32,7 @@ CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5
 PPOCR_DET_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"
 
 LABELS = ("face", "plate", "text", "person")
+T = TypeVar("T")
 
 #: Face width (px) at the model's input from which CenterFace finds faces in most frames: 24 px
 #: faces fed at full size were found in 50-53 of 60 frames (threshold 0.1), at half size in 8.
@@ -215,6 +216,7 @@ class CenterFaceDetector:
     ROI_MARGIN = 1.0
     ROI_MARGIN_PER_FRAME = 0.5
     ROI_MIN_PX = 64
+
     def __init__(self, cfg: FaceDetection, threads: int | None = None) -> None:
         # onnx takes about 1 s to import: only once a model loads.
         from redactd.visual.graphopt import optimise_for_runtime
@@ -322,7 +324,7 @@ class CenterFaceDetector:
 
     def _reference_pass(self, reference: Future[np.ndarray], frame: np.ndarray) -> list[Box]:
         """The full pass, its frame in cells first handed to the frames compared with it."""
-        _hand_cells(reference, frame)
+        _shared(reference, frame_cells, frame)
         return self._full_pass(frame)
 
     def _changed_pass(self, index: int, sources: list[tuple[int, Future[list[Box]]]],
@@ -332,7 +334,8 @@ class CenterFaceDetector:
         the faces it found where nothing changed. Where the crops would cost more than
         CHANGE_FULL_SHARE of it, the full pass."""
         h, w = frame.shape[:2]
-        changes = changed_regions(frame_cells(frame), reference.result(), sources[0][1].result(), w, h)
+        reference_found = sources[0][1].result()
+        changes = changed_regions(frame_cells(frame), reference.result(), reference_found, w, h)
         pad = self._pad(w, h)
         pw, ph = w + 2 * pad, h + 2 * pad
         scale = self._full_size(pw, ph)[0] / pw
@@ -346,7 +349,6 @@ class CenterFaceDetector:
             # frames), which where nothing changed would otherwise wait for the next full pass.
             cheap_scale = _model_size(pw, ph, self.cfg.cheap_input_width)[0] / pw
             crops.extend(self._crops(known, cheap_scale, scale, pw, ph, pad))
-            reference_found = sources[0][1].result()
             missed = [(since, b) for since, b in known if not any(_overlap(b, r) for r in reference_found)]
             crops.extend(self._crops(missed, 0.0, scale, pw, ph, pad))
         crops = _merged(crops)
@@ -390,8 +392,8 @@ class CenterFaceDetector:
     def _crops(self, known: list[tuple[int, Box]], cheap_scale: float, full_scale: float, pw: int, ph: int, pad: int
                ) -> list[tuple[tuple[int, int, int, int], float]]:
         """Crops (in padded-frame pixels) around the faces ``known`` (frames ago, box) too small
-        for a pass at ``cheap_scale`` (at 0, all of them), each with its scale: the full pass's, or less where that still shows the face at twice
-        ROI_BELOW_MODEL_PX (its box is then the more exact one). A face seen in several frames gets
+        for a pass at ``cheap_scale`` (at 0, all of them), each with its scale: the full pass's,
+        or less where that still shows the face at twice ROI_BELOW_MODEL_PX (its box is then the more exact one). A face seen in several frames gets
         one crop, around its latest box."""
         crops: list[tuple[tuple[int, int, int, int], float]] = []
         latest: list[tuple[int, Box]] = []
@@ -502,8 +504,9 @@ def frame_cells(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA).astype(np.int16)
 
 
-def _shared(done: Future[list[Box]], run: Callable[[np.ndarray], list[Box]], frame: np.ndarray) -> list[Box]:
-    """``run(frame)``, its boxes also handed to the frames that look at them."""
+def _shared(done: Future[T], run: Callable[[np.ndarray], T], frame: np.ndarray) -> T:
+    """``run(frame)``, its result also handed to the frames waiting on ``done`` (its boxes, or
+    the frame in cells)."""
     try:
         found = run(frame)
     except BaseException as exc:
@@ -511,15 +514,6 @@ def _shared(done: Future[list[Box]], run: Callable[[np.ndarray], list[Box]], fra
         raise
     done.set_result(found)
     return found
-
-
-def _hand_cells(reference: Future[np.ndarray], frame: np.ndarray) -> None:
-    """``frame`` in cells, to the frames compared with it."""
-    try:
-        reference.set_result(frame_cells(frame))
-    except BaseException as exc:
-        reference.set_exception(exc)
-        raise
 
 
 @dataclass(frozen=True)
@@ -671,7 +665,7 @@ class TextDetector:
         return partial(self._changed_pass, *self._reference[part])
 
     def _reference_pass(self, cells: Future[np.ndarray], frame: np.ndarray) -> list[Box]:
-        _hand_cells(cells, frame)
+        _shared(cells, frame_cells, frame)
         return self.detect(frame)
 
     def _changed_pass(self, cells: Future[np.ndarray], done: Future[list[Box]], frame: np.ndarray) -> list[Box]:
