@@ -72,7 +72,16 @@ $(VENV)/.installed: pyproject.toml | deps
 
 venv: deps $(VENV)/.installed
 
+# torch's wheels unpack to ~6.6 GB, plus pip's temporary copy while it installs: say so before pip
+# dies half-way with "[Errno 28] No space left on device".
+YOLO_FREE_GB ?= 9
+
 $(YOLO_VENV)/.installed: pyproject.toml | deps
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4/1048576)}'); tmpfree=$$(df -Pk $${TMPDIR:-/tmp} | awk 'NR==2 {print int($$4/1048576)}'); \
+	if [ ! -x $(YOLO_VENV)/bin/python ] && { [ "$$free" -lt $(YOLO_FREE_GB) ] || [ "$$tmpfree" -lt $(YOLO_FREE_GB) ]; }; then \
+	  echo "make: $(YOLO_VENV) (the optional [yolo] extra's tests: torch + ultralytics) needs about $(YOLO_FREE_GB) GB free;" >&2; \
+	  echo "      $$free GB free here ($(CURDIR)), $$tmpfree GB in $${TMPDIR:-/tmp}. Free some space, or set YOLO_FREE_GB lower if you know better." >&2; \
+	  exit 1; fi
 	[ -x $(YOLO_VENV)/bin/python ] || $(PYTHON) -m venv $(YOLO_VENV)
 	$(YOLO_VENV)/bin/python -m pip install -q --upgrade pip
 	$(YOLO_VENV)/bin/python -m pip install -q $(YOLO_PINS) -e '.[dev,distributed,yolo]'
