@@ -11,12 +11,26 @@ from pathlib import Path
 import pytest
 
 from redactd import log
+from redactd.config import CACHE_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 #: The tests' own copies of the example policies: an operator editing the checkout's policies/ (the
 #: ones `make run` uses) must not change what the tests test. tests/test_config.py checks the
 #: shipped examples themselves.
 TEST_POLICIES = Path(__file__).resolve().parent / "policies"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Models made at load (int8 CenterFace) cached for this run only: never in the user's ~/.cache,
+    and made once instead of once per job (the daemons and CLIs the tests start inherit it)."""
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("model-cache"))
+    yield
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
 
 
 @pytest.fixture(autouse=True)

@@ -223,6 +223,22 @@ def load_worker_config(path: Path) -> WorkerConfig:
 
 
 DEFAULT_CONFIG = Path(os.environ.get("REDACTD_CONFIG", "/etc/redactd/redactd.yaml"))
+#: Environment variable naming the cache directory (see `cache_dir`); the daemon sets it to
+#: ``state_dir/cache`` for its jobs unless it is set already.
+CACHE_ENV = "REDACTD_CACHE_DIR"
+
+
+def cache_dir() -> Path | None:
+    """Where models made at load are kept between jobs: ``$REDACTD_CACHE_DIR``, else systemd's
+    ``$CACHE_DIRECTORY`` (the units' ``CacheDirectory=redactd``: /var/cache/redactd), else
+    ``$XDG_CACHE_HOME/redactd`` (~/.cache/redactd). An empty ``$REDACTD_CACHE_DIR`` turns it off."""
+    named = os.environ.get(CACHE_ENV)
+    if named is not None:
+        return Path(named) if named else None
+    if systemd := os.environ.get("CACHE_DIRECTORY"):
+        return Path(systemd.split(":")[0])
+    xdg = os.environ.get("XDG_CACHE_HOME") or (os.path.expanduser("~/.cache") if "HOME" in os.environ else "")
+    return Path(xdg) / "redactd" if xdg else None
 
 
 def load_config(path: Path) -> DaemonConfig:

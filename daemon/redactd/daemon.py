@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from redactd import log, space
 from redactd.admit import Admitter, OutOfSpace, Route, StabilityTracker, is_junk, walk
-from redactd.config import DaemonConfig, DramatiqExecutor, check_config
+from redactd.config import CACHE_ENV, DaemonConfig, DramatiqExecutor, check_config
 from redactd.custody import CustodyLog, policy_ref
 from redactd.custody.keeper import CustodyKeeper, read_state
 from redactd.custody.keys import check_custody_config, read_passphrase
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 STORE_FILE = "jobs.sqlite3"
 LOCK_FILE = "redactd.lock"
 SCRATCH_DIR = "scratch"
+#: Models made at load (int8 CenterFace) kept between jobs, unless $REDACTD_CACHE_DIR names another place.
+CACHE_DIR = "cache"
 
 #: Fields that name a person's file: kept out of the ordinary log (the custody log may hold them).
 PERSONAL_FIELDS = frozenset({"original_name"})
@@ -250,6 +252,8 @@ class Daemon:
                               "executor.scratch_dir are shared with workers")
         secure_layout(cfg.state_dir, cfg.raw_store, cfg.custody.directory, cfg.custody.signing_key)
         scratch_root(cfg).mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Before the first job starts the forkserver: its children inherit the environment.
+        os.environ.setdefault(CACHE_ENV, str(cfg.state_dir / CACHE_DIR))
         lock = DaemonLock(cfg.state_dir)
         lock.acquire()
         try:

