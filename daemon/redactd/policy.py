@@ -103,6 +103,14 @@ class FaceDetection(_Strict):
     tilt_input_width: int = Field(
         960, ge=160, le=4096, description="width the rotated frame (grown to hold it whole) is fed to the model at"
     )
+    # With ``between: changed`` the rotated passes can do what the upright one does between its
+    # full passes: look at the whole rotated frame on every N-th of their frames only, and on the
+    # others at what changed since then (each changed rectangle rotated, at the whole pass's
+    # scale), keeping what the whole pass found where nothing changed.
+    tilt_whole_every: int = Field(
+        1, ge=1, le=8, description="with between: changed, the rotated passes on the whole frame on every N-th "
+                                   "of their frames, on what changed since on the others (1: always whole)"
+    )
     # Turned, real pictures pass for faces far more often than upright: grass scored 0.43 as a
     # 250-560 px face on the frame turned 60°, the coffee photograph 0.27-0.33 and the astronaut's
     # suit 0.15 as 35-42 px ones. Real tilted faces of 120 px scored 0.44-0.8 there, but 40 px ones

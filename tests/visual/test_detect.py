@@ -203,9 +203,10 @@ def _found_at(found: list[Box], gt: tuple[int, int, int, int]) -> list[Box]:
     return [b for b in found if x0 <= (b.x0 + b.x1) / 2 <= x1 and y0 <= (b.y0 + b.y1) / 2 <= y1]
 
 
-def _tilted_frame(degrees: float) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+def _tilted_frame(degrees: float, leave_out: int | None = None) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """Six real faces at 120 px (the astronaut, two LFW faces and the cameraman, two mirrored),
-    all tilted by ``degrees`` in the picture plane, over a real photograph at 720p."""
+    all tilted by ``degrees`` in the picture plane, over a real photograph at 720p; the
+    ``leave_out``-th is not pasted (its place is still in the ground truth)."""
     frame = heldout.real_background(1280, 720)
     sprites = [synth.astronaut(120, 0, 0), heldout.lfw_of_width(40, 120, 0, 0),
                heldout.mirrored(heldout.lfw_of_width(63, 120, 0, 0)), heldout.lfw_of_width(63, 120, 0, 0),
@@ -215,7 +216,8 @@ def _tilted_frame(degrees: float) -> tuple[np.ndarray, list[tuple[int, int, int,
         sp = heldout.rotated(sp, degrees)
         h, w = sp.image.shape[:2]
         x, y = (n % 3) * 426 + (426 - w) // 2, (n // 3) * 360 + (360 - h) // 2
-        synth.paste(frame, sp.image, x, y, sp.mask)
+        if n != leave_out:
+            synth.paste(frame, sp.image, x, y, sp.mask)
         gts.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
     return frame, gts
 
@@ -244,6 +246,45 @@ class TestTiltedFaces:
         frame, gts = _tilted_frame(90)
         found = [det.at(i)(frame) for i in range(5)]
         assert [all(_found_at(f, gt) for gt in gts) for f in found] == [True, False, False, False, True]
+
+    def test_between_whole_rotated_passes_only_what_changed_is_rotated(self) -> None:
+        # tilt_whole_every 3: the whole rotated frame on frames 0 and 12, what changed since frame
+        # 0 on frames 4 and 8. A tilted face that comes in is found there; the five that stayed
+        # are kept from frame 0 without being looked at again.
+        det = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,), tilt_every=4, tilt_whole_every=3,
+                                               between="changed"), threads=1)
+        before, _ = _tilted_frame(90, leave_out=2)
+        after, gts = _tilted_frame(90)
+        upright = det._full_size(1280 + 144, 720 + 144)
+        whole = _model_size(int(np.ceil(1280 * 0.5 + 720 * np.sin(np.radians(60)))),
+                            int(np.ceil(1280 * np.sin(np.radians(60)) + 720 * 0.5)), 960)
+        found_before = det.at(0)(before)
+        assert all(_found_at(found_before, gt) for n, gt in enumerate(gts) if n != 2)
+        assert not _found_at(found_before, gts[2])
+        calls = _counting(det)
+        for index in (4, 8):
+            calls.clear()
+            found = det.at(index)(after)
+            assert all(_found_at(found, gt) for gt in gts), index
+            rotated = [c for c in calls if c != upright]
+            assert rotated and whole not in rotated
+            assert sum(w * h for w, h in rotated) < 0.5 * 2 * whole[0] * whole[1]
+        calls.clear()
+        found = det.at(12)(after)
+        assert all(_found_at(found, gt) for gt in gts)
+        assert sorted(c for c in calls if c != upright) == [whole, whole]
+
+    def test_a_moving_camera_gets_the_whole_rotated_passes(self) -> None:
+        det = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,), tilt_every=4, tilt_whole_every=3,
+                                               between="changed"), threads=1)
+        frame, gts = _tilted_frame(90)
+        det.at(0)(frame)
+        calls = _counting(det)
+        found = det.at(4)(np.ascontiguousarray(np.roll(frame, 40, axis=1)))
+        whole = _model_size(int(np.ceil(1280 * 0.5 + 720 * np.sin(np.radians(60)))),
+                            int(np.ceil(1280 * np.sin(np.radians(60)) + 720 * 0.5)), 960)
+        assert calls.count(whole) == 2
+        assert all(_found_at(found, (x0 + 40, y0, x1 + 40, y1)) for x0, y0, x1, y1 in gts)
 
 
 class TestFaceTurn:

@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -64,6 +64,9 @@ class Box:
     @property
     def height(self) -> float:
         return self.y1 - self.y0
+
+    def shifted(self, dx: float, dy: float) -> Box:
+        return replace(self, x0=self.x0 + dx, y0=self.y0 + dy, x1=self.x1 + dx, y1=self.y1 + dy)
 
 
 @dataclass(frozen=True)
@@ -244,29 +247,80 @@ class CenterFaceDetector:
         self._previous: dict[int, list[tuple[int, Future[list[Box]]]]] = {}
         # Per field, with ``between: changed``: the interval's full-pass frame, in cells.
         self._reference: dict[int, Future[np.ndarray]] = {}
+        # Per field, with ``tilt_whole_every`` > 1: the last whole rotated passes' frame in cells, and their boxes.
+        self._tilt_reference: dict[int, tuple[Future[np.ndarray], Future[list[Box]]]] = {}
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         """The full pass (a single picture: preview, or a frame with no number), and the tilted ones."""
-        return self._with_tilts(self._full_pass, frame) if self.cfg.tilt_angles else self._full_pass(frame)
+        return self._with_tilts(self._full_pass, self._tilted_all, frame) if self.cfg.tilt_angles \
+            else self._full_pass(frame)
 
     def at(self, index: int, part: int = 0) -> Callable[[np.ndarray], list[Box]]:
         """The pass for detected frame number ``index`` (field ``part``), with the passes on the
         rotated frame on their cadence (``tilt_every``)."""
         upright = self._upright_at(index, part)
         if self.cfg.tilt_angles and index % self.cfg.tilt_every == 0:
-            return partial(self._with_tilts, upright)
+            return partial(self._with_tilts, upright, self._tilted_at(index, part))
         return upright
 
-    def _with_tilts(self, upright: Callable[[np.ndarray], list[Box]], frame: np.ndarray) -> list[Box]:
-        """``upright(frame)`` and the passes on the frame rotated by ± each of ``tilt_angles``; where
-        two find the same face the surer box wins."""
+    def _with_tilts(self, upright: Callable[[np.ndarray], list[Box]], tilted: Callable[[np.ndarray], list[Box]],
+                    frame: np.ndarray) -> list[Box]:
+        """``upright(frame)`` and ``tilted(frame)``, the passes on the frame rotated by ± each of
+        ``tilt_angles``; where two find the same face the surer box wins."""
         found = upright(frame)
-        tilted = [b for angle in self.cfg.tilt_angles for sign in (1, -1) for b in self._tilted(frame, sign * angle)]
-        return nms(found + tilted) if tilted else found
+        turned = tilted(frame)
+        return nms(found + turned) if turned else found
 
-    def _tilted(self, frame: np.ndarray, degrees: float) -> list[Box]:
+    def _tilted_at(self, index: int, part: int) -> Callable[[np.ndarray], list[Box]]:
+        """The rotated passes for frame ``index`` (one on their cadence): on the whole frame, or,
+        with ``between: changed`` and ``tilt_whole_every`` N > 1, on the whole frame on every N-th
+        of their frames and on what changed since that one on the others."""
+        if index == 0:  # a new clip
+            self._tilt_reference.pop(part, None)
+        every = self.cfg.tilt_whole_every
+        if self.cfg.between != "changed" or every == 1:
+            return self._tilted_all
+        if (index // self.cfg.tilt_every) % every == 0 or part not in self._tilt_reference:
+            cells: Future[np.ndarray] = Future()
+            boxes: Future[list[Box]] = Future()
+            self._tilt_reference[part] = (cells, boxes)
+            return partial(_shared, boxes, partial(self._tilted_reference, cells))
+        return partial(self._tilted_changed, *self._tilt_reference[part])
+
+    def _tilted_all(self, frame: np.ndarray) -> list[Box]:
+        """The passes on the whole frame rotated by ± each of ``tilt_angles``."""
+        return [b for angle in self.cfg.tilt_angles for sign in (1, -1) for b in self._tilted(frame, sign * angle)]
+
+    def _tilted_reference(self, cells: Future[np.ndarray], frame: np.ndarray) -> list[Box]:
+        """The whole rotated passes, the frame in cells first handed to the frames compared with it."""
+        _shared(cells, frame_cells, frame)
+        return self._tilted_all(frame)
+
+    def _tilted_changed(self, cells: Future[np.ndarray], reference: Future[list[Box]], frame: np.ndarray) -> list[Box]:
+        """The rotated passes on what changed since the last whole ones (each changed rectangle of
+        `changed_regions` rotated on its own, fed at the whole pass's scale), plus what those found
+        where nothing changed; the whole passes where the rectangles would cost more than
+        CHANGE_FULL_SHARE of them (a moving camera)."""
+        h, w = frame.shape[:2]
+        found_before = reference.result()
+        changes = changed_regions(frame_cells(frame), cells.result(), found_before, w, h)
+        if sum(_turned_area(x1 - x0, y1 - y0, a) for x0, y0, x1, y1 in changes.rects for a in self.cfg.tilt_angles) \
+                > CHANGE_FULL_SHARE * sum(_turned_area(w, h, a) for a in self.cfg.tilt_angles):
+            return self._tilted_all(frame)
+        found: list[Box] = []
+        for x0, y0, x1, y1 in changes.rects:
+            for angle in self.cfg.tilt_angles:
+                scale = min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, angle))
+                for sign in (1, -1):
+                    found.extend(b.shifted(x0, y0) for b in self._tilted(frame[y0:y1, x0:x1], sign * angle, scale))
+        # As on the upright pass: in a margin where nothing changed, only what was found there before.
+        found = [b for b in found if changes.covers(b) or any(_overlap(b, k) for k in found_before)]
+        return [b for b in nms(found + changes.kept) if _inside(b, w, h)]
+
+    def _tilted(self, frame: np.ndarray, degrees: float, scale: float | None = None) -> list[Box]:
         """Faces found in ``frame`` rotated by ``degrees`` (anticlockwise, on a canvas grown to hold
-        it whole), each mapped back as the upright box around its face's ellipse turned back."""
+        it whole, fed at ``tilt_input_width`` or at ``scale``), each mapped back as the upright box
+        around its face's ellipse turned back."""
         h, w = frame.shape[:2]
         theta = np.radians(degrees)
         c, s = abs(np.cos(theta)), abs(np.sin(theta))
@@ -276,8 +330,10 @@ class CenterFaceDetector:
         m[1, 2] += (ch - h) / 2
         canvas = cv2.warpAffine(frame, m, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         back = cv2.invertAffineTransform(m)
+        size = _model_size(cw, ch, self.cfg.tilt_input_width) if scale is None \
+            else _model_size(cw, ch, 0, scale, max_scale=scale)
         out = []
-        for b in self._run(canvas, 0, 0, _model_size(cw, ch, self.cfg.tilt_input_width)):
+        for b in self._run(canvas, 0, 0, size):
             if b.score < self.cfg.tilt_threshold:
                 continue
             x, y = back @ np.array([(b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, 1.0])
@@ -611,6 +667,17 @@ def iou(a: Box, b: Box) -> float:
 
 def _overlap(a: Box, b: Box) -> bool:
     return min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.y1, b.y1) > max(a.y0, b.y0)
+
+
+def _turned_width(w: int, h: int, degrees: float) -> float:
+    """Width of the canvas that holds a ``w``×``h`` picture rotated by ``degrees`` whole."""
+    theta = np.radians(degrees)
+    return float(w * abs(np.cos(theta)) + h * abs(np.sin(theta)))
+
+
+def _turned_area(w: int, h: int, degrees: float) -> float:
+    """Area of that canvas: what a rotated pass over the picture costs, in its pixels."""
+    return _turned_width(w, h, degrees) * _turned_width(h, w, degrees)
 
 
 def _inside(box: Box, width: int, height: int) -> bool:
