@@ -65,7 +65,7 @@ from redactd.visual.detect import (
     packaged_model,
 )
 from redactd.visual.graphopt import optimise_for_runtime, simplify
-from redactd.visual.quant import RANGES_FILE, quantised_centerface
+from redactd.visual.quant import RANGES_FILE, quantise_centerface
 
 VARIANTS = ("qdq", "qdq-reduce", "qop-u8u8")
 
@@ -239,7 +239,7 @@ def main() -> None:
                 print(f"{kind} {variant}: quantisation failed: {type(exc).__name__}: {exc}")
         print(f"quantised {variant} in {time.process_time() - started:.1f} s CPU", flush=True)
     started = time.process_time()
-    models["faces"]["shipped"] = quantised_centerface(face_fp32)
+    models["faces"]["shipped"] = quantise_centerface(face_fp32)
     print(f"quantised shipped (faces) in {time.process_time() - started:.1f} s CPU", flush=True)
 
     speed(models, text_input, args.repeats)

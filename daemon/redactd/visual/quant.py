@@ -2,35 +2,25 @@
 
 Static quantisation (QDQ): weights int8 per output channel, activations uint8 with ranges measured
 once (MinMax) on real photographs by ``bench/int8.py --write-ranges`` and kept beside this module,
-so loading runs no calibration and gives the same model every time (~2 s of CPU). Each job is
-a fresh process, so the result is kept in a cache directory (`redactd.config.cache_dir`) under a name that holds
-the hash of everything it was made from and the SHA-256 of its own bytes, checked on every load
-like the shipped models: a file that fails the check is removed and the model made again. Weights use 7 bits (``reduce_range``): this CPU has AVX2 and no VNNI, where onnxruntime's
+so making it runs no calibration and gives the same model every time (~2 s of CPU; the detector
+keeps it between jobs: `redactd.visual.modelcache`). Weights use 7 bits (``reduce_range``): this CPU has AVX2 and no VNNI, where onnxruntime's
 u8×s8 products can saturate; with 8 bits recall fell (other-faces at 720p: 42 of 60 found against
 fp32's 54), with 7 it held (57). The model's opset is raised to 13 first: per-channel scales need it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import json
 import logging
 import tempfile
-from functools import cache
 from pathlib import Path
 
-from redactd import log
-from redactd.config import cache_dir
 from redactd.errors import ConfigError
-from redactd.fsutil import atomic_write
 
 #: Activation ranges of CenterFace (after `optimise_for_runtime`), tensor name -> [lowest, highest].
 RANGES_FILE = "centerface_int8_ranges.json"
 OPSET = 13
-#: What `quantised_centerface` does, in a word that changes whenever its recipe does (the
-#: cache's key holds it, with the inputs' hashes and the quantiser's versions).
-RECIPE = "qdq-perchannel-u8s8-reduce-range-v1"
 
 
 def load_ranges() -> dict[str, tuple[float, float]]:
@@ -56,52 +46,6 @@ class _QuantiserNotes(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "quantization" not in Path(record.pathname).parts
-
-
-def _key(model: bytes) -> str:
-    import onnx
-    import onnxruntime
-
-    ranges = importlib.resources.files("redactd.visual").joinpath(RANGES_FILE).read_bytes()
-    h = hashlib.sha256()
-    for part in (hashlib.sha256(model).hexdigest(), hashlib.sha256(ranges).hexdigest(), RECIPE,
-                 onnxruntime.__version__, onnx.__version__):
-        h.update(part.encode() + b"\0")
-    return h.hexdigest()[:32]
-
-
-def _from_cache(directory: Path, key: str) -> bytes | None:
-    """The cached model made under ``key``, if one is there whose bytes hash to its name."""
-    for path in sorted(directory.glob(f"centerface-int8-{key}-*.onnx")):
-        data = path.read_bytes()
-        if path.stem.rsplit("-", 1)[1] == hashlib.sha256(data).hexdigest():
-            return data
-        log.get_logger().warning("int8_cache_rejected", path=str(path), reason="its SHA-256 does not match its name")
-        path.unlink(missing_ok=True)
-    return None
-
-
-@cache
-def quantised_centerface(model: bytes) -> bytes:
-    """CenterFace ``model`` (fp32, as `optimise_for_runtime` left it) as int8 QDQ: from the cache
-    when it holds it (checked), else made (`quantise_centerface`) and put there."""
-    directory = cache_dir()
-    key = _key(model)
-    if directory is not None:
-        try:
-            if (found := _from_cache(directory, key)) is not None:
-                return found
-        except OSError as exc:
-            log.get_logger().warning("int8_cache_unreadable", path=str(directory), error=str(exc))
-    made = quantise_centerface(model)
-    if directory is not None:
-        try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            atomic_write(directory / f"centerface-int8-{key}-{hashlib.sha256(made).hexdigest()}.onnx", made, 0o600)
-        except OSError as exc:  # read-only, full: the next job makes it again
-            log.get_logger().warning("int8_cache_unwritable", path=str(directory), error=str(exc),
-                                     cost="each job quantises CenterFace again, ~2 s")
-    return made
 
 
 def quantise_centerface(model: bytes) -> bytes:
