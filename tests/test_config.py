@@ -169,6 +169,18 @@ class TestPolicies:
         with pytest.raises(ConfigError, match=r"text.every_n_frames 4 \(x every_k_frames 2\) leaves 7 frames"):
             load_policy(p)
 
+    def test_whole_frame_passes_further_apart_are_accepted_when_every_frame_looks_at_what_changed(self, tmp_path):
+        # between: changed gives every detected frame a pass, so no frame is left to tracking alone.
+        p = tmp_path / "p.yaml"
+        p.write_text("kind: redaction\nid: x\nversion: 1\nmode: visual\ndetect:\n  faces:\n    full_pass_every: 8\n"
+                     "    between: changed\n  text:\n    every_n_frames: 8\n    between: changed\n")
+        pol = load_policy(p)
+        assert pol.detect.faces.full_pass_every == 8 and pol.detect.text.every_n_frames == 8
+        p.write_text("kind: redaction\nid: x\nversion: 1\nmode: visual\ndetect:\n  faces:\n    full_pass_every: 8\n"
+                     "    between: cheap\n")
+        with pytest.raises(ConfigError, match=r"full_pass_every 8 .* leaves 7 frames between passes"):
+            load_policy(p)
+
     def test_rotated_face_passes_on_a_cadence_must_fit_tracking_too(self, tmp_path):
         p = tmp_path / "p.yaml"
         faces = "kind: redaction\nid: x\nversion: 1\nmode: visual\ndetect:\n  faces:\n"

@@ -341,10 +341,13 @@ class RedactionPolicy(_Strict):
     def _cadences_within_tracking(self) -> RedactionPolicy:
         # Frames between two passes are covered only by tracking: by interpolation across the gap
         # and by extending each track to the frames before its first and after its last pass.
+        # With ``between: changed`` every detected frame gets a pass (on what changed), so only
+        # every_k_frames leaves frames to tracking there.
         step = self.detect.every_k_frames
-        for key, every in (("faces.full_pass_every", self.detect.faces.full_pass_every),
-                           ("faces.tilt_every", self.detect.faces.tilt_every if self.detect.faces.tilt_angles else 1),
-                           ("text.every_n_frames", self.detect.text.every_n_frames)):
+        faces, text = self.detect.faces, self.detect.text
+        for key, every in (("faces.full_pass_every", 1 if faces.between == "changed" else faces.full_pass_every),
+                           ("faces.tilt_every", faces.tilt_every if faces.tilt_angles else 1),
+                           ("text.every_n_frames", 1 if text.between == "changed" else text.every_n_frames)):
             gap = step * every - 1
             if every > 1 and (gap > self.tracking.max_gap or gap > self.tracking.extend_frames):
                 raise ValueError(f"detect.{key} {every} (x every_k_frames {step}) leaves {gap} frames between "
