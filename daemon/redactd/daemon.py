@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 STORE_FILE = "jobs.sqlite3"
 LOCK_FILE = "redactd.lock"
 SCRATCH_DIR = "scratch"
-#: Models made at load (int8 CenterFace) kept between jobs, unless $REDACTD_CACHE_DIR names another place.
+#: Models made at load (int8 and graph-edited ones) kept between jobs, unless $REDACTD_CACHE_DIR names another place.
 CACHE_DIR = "cache"
 
 #: Fields that name a person's file: kept out of the ordinary log (the custody log may hold them).
