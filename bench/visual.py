@@ -87,10 +87,11 @@ def policy_variant(tmp: Path, name: str, every_k: int = 1, text: bool = True) ->
     doc["detect"]["every_k_frames"] = every_k
     doc["detect"]["text"]["enabled"] = text
     faces, text_cfg = doc["detect"]["faces"], doc["detect"]["text"]
-    # The cadences count detected frames: keep the gap between passes within what tracking bridges.
+    # The cadences count detected frames: keep the gap between passes within what tracking bridges
+    # (the whole-frame ones only where the frames between get no pass: not with between: changed).
     bridged = min(doc["tracking"]["max_gap"], doc["tracking"]["extend_frames"]) + 1
     for cfg, key in ((faces, "tilt_every"), (faces, "full_pass_every"), (text_cfg, "every_n_frames")):
-        if key in cfg:
+        if key in cfg and not (key != "tilt_every" and cfg.get("between") == "changed"):
             cfg[key] = max(1, min(cfg[key], bridged // every_k))
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))

@@ -22,7 +22,7 @@ TEST_POLICIES = Path(__file__).resolve().parent / "policies"
 
 @pytest.fixture(autouse=True, scope="session")
 def _model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Models made at load (int8 CenterFace) cached for this run only: never in the user's ~/.cache,
+    """Models made at load (int8 and graph-edited) cached for this run only: never in ~/.cache,
     and made once instead of once per job (the daemons and CLIs the tests start inherit it)."""
     before = os.environ.get(CACHE_ENV)
     os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("model-cache"))

@@ -291,17 +291,12 @@ class CenterFaceDetector:
             cells: Future[np.ndarray] = Future()
             boxes: Future[list[Box]] = Future()
             self._tilt_reference[part] = (cells, boxes)
-            return partial(_shared, boxes, partial(self._tilted_reference, cells))
+            return partial(_shared, boxes, partial(_cells_first, cells, self._tilted_all))
         return partial(self._tilted_changed, *self._tilt_reference[part])
 
     def _tilted_all(self, frame: np.ndarray) -> list[Box]:
         """The passes on the whole frame rotated by ± each of ``tilt_angles``."""
         return [b for angle in self.cfg.tilt_angles for sign in (1, -1) for b in self._tilted(frame, sign * angle)]
-
-    def _tilted_reference(self, cells: Future[np.ndarray], frame: np.ndarray) -> list[Box]:
-        """The whole rotated passes, the frame in cells first handed to the frames compared with it."""
-        _shared(cells, frame_cells, frame)
-        return self._tilted_all(frame)
 
     def _tilted_changed(self, cells: Future[np.ndarray], reference: Future[list[Box]], frame: np.ndarray) -> list[Box]:
         """The rotated passes on what changed since the last whole ones (each changed rectangle of
@@ -314,15 +309,10 @@ class CenterFaceDetector:
         if sum(_turned_area(x1 - x0, y1 - y0, a) for x0, y0, x1, y1 in changes.rects for a in self.cfg.tilt_angles) \
                 > CHANGE_FULL_SHARE * sum(_turned_area(w, h, a) for a in self.cfg.tilt_angles):
             return self._tilted_all(frame)
-        found: list[Box] = []
-        for x0, y0, x1, y1 in changes.rects:
-            for angle in self.cfg.tilt_angles:
-                scale = min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, angle))
-                for sign in (1, -1):
-                    found.extend(b.shifted(x0, y0) for b in self._tilted(frame[y0:y1, x0:x1], sign * angle, scale))
-        # As on the upright pass: in a margin where nothing changed, only what was found there before.
-        found = [b for b in found if changes.covers(b) or any(_overlap(b, k) for k in found_before)]
-        return [b for b in nms(found + changes.kept) if _inside(b, w, h)]
+        scales = {a: min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, a)) for a in self.cfg.tilt_angles}
+        found = [b.shifted(x0, y0) for x0, y0, x1, y1 in changes.rects for a, scale in scales.items()
+                 for sign in (1, -1) for b in self._tilted(frame[y0:y1, x0:x1], sign * a, scale)]
+        return changes.settled(found, found_before)
 
     def _tilted(self, frame: np.ndarray, degrees: float, scale: float | None = None) -> list[Box]:
         """Faces found in ``frame`` rotated by ``degrees`` (anticlockwise, on a canvas grown to hold
@@ -377,18 +367,13 @@ class CenterFaceDetector:
             self._interval[part] = [(index, done)]
             if changed:
                 self._reference[part] = Future()
-                return partial(_shared, done, partial(self._reference_pass, self._reference[part]))
+                return partial(_shared, done, partial(_cells_first, self._reference[part], self._full_pass))
             return partial(_shared, done, self._full_pass)
         sources = [*self._interval.get(part, [])[:1], *self._previous.get(part, [])]
         self._interval.setdefault(part, []).append((index, done))
         if changed:
             return partial(_shared, done, partial(self._changed_pass, index, sources, self._reference[part]))
         return partial(_shared, done, partial(self._cheap_pass, index, sources))
-
-    def _reference_pass(self, reference: Future[np.ndarray], frame: np.ndarray) -> list[Box]:
-        """The full pass, its frame in cells first handed to the frames compared with it."""
-        _shared(reference, frame_cells, frame)
-        return self._full_pass(frame)
 
     def _changed_pass(self, index: int, sources: list[tuple[int, Future[list[Box]]]],
                       reference: Future[np.ndarray], frame: np.ndarray) -> list[Box]:
@@ -424,10 +409,8 @@ class CenterFaceDetector:
         for (x0, y0, x1, y1), s in crops:
             size = _model_size(x1 - x0, y1 - y0, 0, s, max_scale=s)
             found.extend(self._run(padded[y0:y1, x0:x1], x0 - pad, y0 - pad, size))
-        # Where nothing changed, only the faces found there before (the crops around small faces
-        # look again at those the reference's pass missed this time).
-        found = [b for b in found if changes.covers(b) or any(_overlap(b, k) for _, k in known)]
-        return [b for b in nms(found + changes.kept) if _inside(b, w, h)]
+        # (The crops around small faces look again at those the reference's pass missed this time.)
+        return changes.settled(found, [k for _, k in known])
 
     def _cheap_pass(self, index: int, sources: list[tuple[int, Future[list[Box]]]], frame: np.ndarray) -> list[Box]:
         """A whole-frame pass at ``cheap_input_width``, plus crops around the small faces found by
@@ -567,6 +550,12 @@ def frame_cells(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA).astype(np.int16)
 
 
+def _cells_first(cells: Future[np.ndarray], run: Callable[[np.ndarray], list[Box]], frame: np.ndarray) -> list[Box]:
+    """``run(frame)`` (a whole pass), the frame in cells first handed to the frames compared with it."""
+    _shared(cells, frame_cells, frame)
+    return run(frame)
+
+
 def _shared(done: Future[T], run: Callable[[np.ndarray], T], frame: np.ndarray) -> T:
     """``run(frame)``, its result also handed to the frames waiting on ``done`` (its boxes, or
     the frame in cells)."""
@@ -604,6 +593,13 @@ class Changes:
         c0, r0 = max(0, int(box.x0 / fx)), max(0, int(box.y0 / fy))
         c1, r1 = min(cols, int(np.ceil(box.x1 / fx))), min(rows, int(np.ceil(box.y1 / fy)))
         return c1 > c0 and r1 > r0 and bool(self.looked[r0:r1, c0:c1].any())
+
+    def settled(self, found: list[Box], known: Sequence[Box]) -> list[Box]:
+        """Faces ``found`` on crops of this frame, with the kept ones: in a margin where nothing
+        changed only those on a face found before (``known``); where two find the same face the
+        surer box wins; those that lie in the frame."""
+        new = [b for b in found if self.covers(b) or any(_overlap(b, k) for k in known)]
+        return [b for b in nms(new + self.kept) if _inside(b, self.width, self.height)]
 
 
 def changed_regions(cells: np.ndarray, reference: np.ndarray, boxes: list[Box], width: int, height: int) -> Changes:
@@ -740,12 +736,8 @@ class TextDetector:
             cells: Future[np.ndarray] = Future()
             done: Future[list[Box]] = Future()
             self._reference[part] = (cells, done)
-            return partial(_shared, done, partial(self._reference_pass, cells))
+            return partial(_shared, done, partial(_cells_first, cells, self.detect))
         return partial(self._changed_pass, *self._reference[part])
-
-    def _reference_pass(self, cells: Future[np.ndarray], frame: np.ndarray) -> list[Box]:
-        _shared(cells, frame_cells, frame)
-        return self.detect(frame)
 
     def _changed_pass(self, cells: Future[np.ndarray], done: Future[list[Box]], frame: np.ndarray) -> list[Box]:
         """The text the last pass found where nothing changed since, and a pass over the
