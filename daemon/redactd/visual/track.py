@@ -108,10 +108,12 @@ class _Associator:
         def overlap(a: np.ndarray, b: np.ndarray, i: int) -> float:
             return iou(a, b)
 
+        found = [_arr(b) for b in boxes]
         for score_fn, accept in ((overlap, lambda s: s >= cfg.iou_threshold), (near, lambda s: s > -MAX_CENTRE_DISTANCE)):
+            predicted = [t.predict(frame) for t in free]
             pairs = sorted(
                 (
-                    (score_fn(t.predict(frame), _arr(boxes[i]), i), ti, i)
+                    (score_fn(predicted[ti], found[i], i), ti, i)
                     for ti, t in enumerate(free)
                     for i in unmatched
                     if t.label == boxes[i].label
@@ -299,18 +301,20 @@ def fill_tracks(
                 if 0 < gap <= max_gap:
                     # The turn of whichever detection turned further: the larger back-of-head cover.
                     bridge = max(turn, track.boxes[k + 1].turn, key=abs)
-                    for j in range(1, gap + 1):
+                    for j in range(max(1, lo - frame), min(gap, hi - 1 - frame) + 1):  # those in lo..hi only
                         t = j / (gap + 1)
                         put(frame + j, (1 - t) * coords + t * following, track, 0.0, False, bridge)
                 elif gap > max_gap:
                     # Too long to bridge safely: treat as the end of one piece and the start of
                     # the next, each extended and held.
-                    _extend(put, track, frame, coords, _velocity(track, k, +1), +1, extend, cfg.hold_frames, turn)
+                    _extend(put, track, frame, coords, _velocity(track, k, +1), +1, extend, cfg.hold_frames, turn,
+                            (lo, hi))
                     _extend(put, track, nxt, following, _velocity(track, k + 1, -1), -1, extend, 0,
-                            track.boxes[k + 1].turn)
-        _extend(put, track, first, _arr(track.boxes[0]), _velocity(track, 0, -1), -1, extend, 0, track.boxes[0].turn)
+                            track.boxes[k + 1].turn, (lo, hi))
+        _extend(put, track, first, _arr(track.boxes[0]), _velocity(track, 0, -1), -1, extend, 0, track.boxes[0].turn,
+                (lo, hi))
         _extend(put, track, last, _arr(track.boxes[-1]), _velocity(track, len(track.frames) - 1, +1), +1, extend,
-                cfg.hold_frames, track.boxes[-1].turn)
+                cfg.hold_frames, track.boxes[-1].turn, (lo, hi))
     return out
 
 
@@ -327,21 +331,27 @@ _Put = Callable[[int, np.ndarray, "_Track", float, bool, float], None]
 
 
 def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: np.ndarray, direction: int,
-            extend: int, hold: int, turn: float) -> None:
-    """Cover ``extend`` frames along the motion from ``frame`` in ``direction``, then ``hold`` more in place.
+            extend: int, hold: int, turn: float, frames: tuple[int, int]) -> None:
+    """Cover ``extend`` frames along the motion from ``frame`` in ``direction``, then ``hold`` more in place,
+    of those in ``frames`` (lo..hi-1: the tracker fills a frame or two at a time, so most are not).
 
     The centre follows the motion; the size follows it only where it grows: an extrapolated box is
     never smaller than the detection it comes from. Two boxes of a small face a frame apart differ
     by a few pixels of the detector's own jitter, and carried on over five frames that shrank a
     24 px face's box by half just as it left through the frame's edge (held-out, 1080p).
     """
+    lo, hi = frames
+    first, last = (lo - frame, hi - 1 - frame) if direction > 0 else (frame - hi + 1, frame - lo)
     centre, size = (coords[:2] + coords[2:]) / 2, coords[2:] - coords[:2]
     moves, grows = (velocity[:2] + velocity[2:]) / 2, velocity[2:] - velocity[:2]
-    pos = coords
-    for i in range(1, extend + hold + 1):
-        if i <= extend:
-            c, half = centre + moves * i * direction, np.maximum(size, size + grows * i * direction) / 2
+    for i in range(max(1, first), min(extend + hold, last) + 1):
+        if extend:
+            # Held frames stay where the extension ended.
+            step = min(i, extend) * direction
+            c, half = centre + moves * step, np.maximum(size, size + grows * step) / 2
             pos = np.concatenate([c - half, c + half])
+        else:
+            pos = coords
         put(frame + direction * i, _grown(pos, i), track, 0.0, False, turn)
 
 
