@@ -75,8 +75,11 @@ class FaceDetection(_Strict):
     cheap_input_width: int = Field(
         960, ge=160, le=4096, description="frame width (edge pad included) fed to the cheap pass between full passes"
     )
+    # With ``between: changed`` only the faces found before that the interval's full pass missed
+    # get a crop: one it found again is kept where nothing changed, or lies in what changed.
     roi: bool = Field(
-        True, description="between full passes, also look at full resolution around faces the cheap pass is too coarse for"
+        True, description="between full passes, also look at full resolution around faces found before: those "
+                          "the cheap pass is too coarse for, or (between: changed) those the full pass then missed"
     )
     # "changed": no cheap pass between; each frame is compared with the interval's full-pass frame
     # and only what changed since (with a margin, and the whole of any face that pass found where

@@ -4,8 +4,9 @@ Static quantisation (QDQ): weights int8 per output channel, activations uint8 wi
 once (MinMax) on real photographs by ``bench/int8.py --write-ranges`` and kept beside this module,
 so making it runs no calibration and gives the same model every time (~2 s of CPU; the detector
 keeps it between jobs: `redactd.visual.modelcache`). Weights use 7 bits (``reduce_range``): this
-CPU has AVX2 and no VNNI, where onnxruntime's u8×s8 products can saturate; with 8 bits recall fell (other-faces at 720p: 42 of 60 found against
-fp32's 54), with 7 it held (57). The model's opset is raised to 13 first: per-channel scales need it.
+CPU has AVX2 and no VNNI, where onnxruntime's u8×s8 products can saturate; with 8 bits recall
+fell (other-faces at 720p: 42 of 60 found against fp32's 54), with 7 it held (57). The model's
+opset is raised to 13 first: per-channel scales need it.
 """
 
 from __future__ import annotations
