@@ -477,6 +477,52 @@ class TestChangedRegions:
         assert any(holds(r, fx0, fy0, fx1, fy1, 0) for r in rects)
         assert sum((r[2] - r[0]) * (r[3] - r[1]) for r in rects) < 0.3 * 1280 * 720
 
+    @staticmethod
+    def _holds(r: tuple[int, int, int, int], x0: int, y0: int, x1: int, y1: int, margin: int) -> bool:
+        return r[0] <= max(0, x0 - margin) and r[1] <= max(0, y0 - margin) and r[2] >= x1 + margin \
+            and r[3] >= y1 + margin
+
+    def test_two_photographs_passing_close_by_get_a_rectangle_each(self) -> None:
+        before = synth.background(1280, 720)
+        after = before.copy()
+        # A large photograph and a small one just below its bottom left corner (8 px to the left,
+        # 24 px down): one box around both would take in the picture beside each.
+        large, small = synth.astronaut(140, 0, 0).image, synth.astronaut(40, 0, 0).image
+        big = (300, 40, 300 + large.shape[1], 40 + large.shape[0])
+        little = (big[0] - 8 - small.shape[1], big[3] + 24, big[0] - 8, big[3] + 24 + small.shape[0])
+        assert little[3] < 720 - 64
+        synth.paste(after, large, big[0], big[1])
+        synth.paste(after, small, little[0], little[1])
+        changes = changed_regions(frame_cells(after), frame_cells(before), [], 1280, 720)
+        assert len(changes.rects) == 2
+        for x0, y0, x1, y1 in (big, little):
+            assert any(self._holds(r, x0, y0, x1, y1, 64) for r in changes.rects)
+        union = (little[0] - 64, big[1] - 40, big[2] + 64, little[3] + 64)
+        assert sum((r[2] - r[0]) * (r[3] - r[1]) for r in changes.rects) < 0.85 * (union[2] - union[0]) * (union[3] - union[1])
+
+    def test_the_eyes_and_mouth_of_one_face_are_looked_at_together(self) -> None:
+        before, _ = _small_faces_frame(720)
+        after = before.copy()
+        # A 120 px face whose cheeks did not change: its eyes and mouth did, 30 px apart.
+        eyes, mouth = (600, 300, 700, 316), (630, 346, 670, 362)
+        for x0, y0, x1, y1 in (eyes, mouth):
+            after[y0:y1, x0:x1] = 255 - after[y0:y1, x0:x1]
+        changes = changed_regions(frame_cells(after), frame_cells(before), [], 1280, 720)
+        assert len(changes.rects) == 1
+        assert self._holds(changes.rects[0], 600, 300, 700, 362, 64)
+
+    def test_many_scattered_changes_are_grouped_without_merging_each_pair(self) -> None:
+        before, _ = _small_faces_frame(720)
+        after = before.copy()
+        rng = np.random.default_rng(3)
+        spots = [(int(x), int(y)) for x, y in zip(rng.integers(0, 1270, 400), rng.integers(0, 710, 400), strict=True)]
+        for x, y in spots:  # rain: hundreds of small separate changes
+            after[y:y + 8, x:x + 8] = 255 - after[y:y + 8, x:x + 8]
+        changes = changed_regions(frame_cells(after), frame_cells(before), [], 1280, 720)
+        assert changes.rects
+        for x, y in spots:
+            assert any(self._holds(r, x, y, x + 8, y + 8, 0) for r in changes.rects)
+
 
 @pytest.fixture(scope="module")
 def changed() -> CenterFaceDetector:
