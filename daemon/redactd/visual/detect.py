@@ -638,11 +638,12 @@ def _grouped(look: np.ndarray, width: int, height: int) -> list[tuple[int, int, 
     cells, each with CHANGE_MARGIN_PX around it (see CHANGE_MAX_GROUPS)."""
     rows, cols = look.shape
     fx, fy = width / cols, height / rows
+    mask = look.astype(np.uint8)
     join = 0
-    count, _, stats, _ = cv2.connectedComponentsWithStats(look.astype(np.uint8), connectivity=8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count - 1 > CHANGE_MAX_GROUPS:
         join = CHANGE_JOIN_CELLS
-        joined = cv2.dilate(look.astype(np.uint8), np.ones((2 * join + 1, 2 * join + 1), np.uint8))
+        joined = cv2.dilate(mask, np.ones((2 * join + 1, 2 * join + 1), np.uint8))
         count, _, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     reach = int(np.ceil(CHANGE_MARGIN_PX / CHANGE_CELL_PX)) - join
     rects = []
