@@ -396,12 +396,14 @@ class TestFullPassCadence:
         assert all(results[0])
 
     @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: nothing to share")
-    def test_on_a_cadence_the_full_and_rotated_passes_get_every_core(self, cadenced: CenterFaceDetector) -> None:
+    def test_on_a_cadence_the_whole_frame_passes_get_every_core(self, cadenced: CenterFaceDetector) -> None:
         # The frames after a full pass wait for it (they crop around what it finds): their
         # workers would idle. Without a cadence every worker has its own frame and one thread.
         every = CenterFaceDetector(FaceDetection(), threads=1)
-        assert not every.wide and every.session.get_session_options().intra_op_num_threads == 1
-        assert cadenced.wide and cadenced.session.get_session_options().intra_op_num_threads == 2
+        assert not every.wide and every.whole_session is every.session
+        assert every.session.get_session_options().intra_op_num_threads == 1
+        assert cadenced.wide and cadenced.whole_session.get_session_options().intra_op_num_threads == 2
+        assert cadenced.session.get_session_options().intra_op_num_threads == 1
 
     def test_overlapping_crops_become_one_where_that_costs_no_more(self) -> None:
         # A fast 24 px face, seen two frames apart: crops around both places, mostly the same pixels.
@@ -438,9 +440,9 @@ def _counting(det: CenterFaceDetector) -> list[tuple[int, int]]:
     calls: list[tuple[int, int]] = []
     run = det._run
 
-    def counted(img: np.ndarray, off_x: int, off_y: int, size: tuple[int, int]) -> list[Box]:
+    def counted(img: np.ndarray, off_x: int, off_y: int, size: tuple[int, int], whole: bool = False) -> list[Box]:
         calls.append(size)
-        return run(img, off_x, off_y, size)
+        return run(img, off_x, off_y, size, whole)
 
     det._run = counted  # type: ignore[method-assign]
     return calls
@@ -536,6 +538,39 @@ class TestChangedBetweenFullPasses:
         calls = _counting(det)
         assert det.at(1)(frame.copy()) == full
         assert calls == []
+
+    def test_crops_take_one_thread_and_the_whole_frame_two(self) -> None:
+        # Later frames wait for a pass over the whole frame: it gets both cores. Nothing waits for
+        # the crops between, where a second thread cost ~35 % more CPU per pixel.
+        det = CenterFaceDetector(FaceDetection(full_pass_every=4, between="changed"), threads=1)
+        if (os.cpu_count() or 1) < 2:
+            pytest.skip("one core: one session")
+        used: list[tuple[int, tuple[int, ...]]] = []
+
+        class Recorded:
+            def __init__(self, session: object) -> None:
+                self.session = session
+
+            def run(self, names: object, feed: dict[str, np.ndarray]) -> object:
+                threads = self.session.get_session_options().intra_op_num_threads  # type: ignore[attr-defined]
+                used.append((threads, feed["input.1"].shape[2:]))
+                return self.session.run(names, feed)  # type: ignore[attr-defined]
+
+        det.session, det.whole_session = Recorded(det.session), Recorded(det.whole_session)
+        empty = heldout.real_background(1280, 720)
+        frame, gts = _small_faces_frame(720)
+        det.at(0)(empty)
+        assert [t for t, _ in used] == [2]
+        used.clear()
+        found = det.at(1)(frame)
+        assert _hits(found, gts) >= 4
+        assert used and all(t == 1 for t, _ in used)
+        # The same faces, however many threads looked: threads change how soon, not what.
+        x0, y0 = (max(0, min(v - 100, limit - 256)) for v, limit in ((gts[0][0], 1280), (gts[0][1], 720)))
+        crop = frame[y0 : y0 + 256, x0 : x0 + 256]
+        one = det._run(crop, x0, y0, (256, 256))
+        assert _hits(one, gts[:1]) == 1
+        assert one == det._run(crop, x0, y0, (256, 256), whole=True)
 
     def test_a_small_face_that_comes_between_full_passes_is_found_at_full_resolution(self) -> None:
         # A 24 px face at 1080p reaches a 640 px cheap pass at 8 px: only a full-resolution look finds it.

@@ -239,13 +239,16 @@ class CenterFaceDetector:
         else:
             model = made_model("centerface", [CENTERFACE_SHA256, source("graphopt.py")], fp32)
         # On a cadence the frames after a full pass crop around what it finds, so their workers
-        # wait for it: the session then gets two threads, and the full and rotated passes run on
-        # both cores instead of one (the same boxes, sooner). One session, not a second one for
-        # those passes: a second held its own working memory (~200 MB more at 1080p) for no gain.
+        # wait for it: the passes over the whole frame then get a session with two threads, and
+        # run on both cores instead of one (the same boxes, sooner). The crops between keep one
+        # thread: nothing waits for them, and on crops a second thread cost ~35 % more CPU per
+        # pixel (int8 at 192-384 px: 195 against 144 ns; 12 % more on a whole 720p frame). The
+        # second session holds its own working memory: ~60-80 MB more peak at 720p and 1080p.
         # With one worker per core and the full pass on every frame nothing waits.
         cores = os.cpu_count() or 1
         self.wide = cfg.full_pass_every > 1 and (cfg.roi or cfg.between == "changed") and (threads or 1) < cores
-        self.session = onnx_session(model, min(cores, 2 * (threads or 1)) if self.wide else threads)
+        self.session = onnx_session(model, (threads or 1) if self.wide else threads)
+        self.whole_session = onnx_session(model, min(cores, 2 * (threads or 1))) if self.wide else self.session
         self.info = ModelInfo("centerface-int8" if cfg.int8 else "centerface", path.name, CENTERFACE_SHA256,
                               "onnxruntime-cpu")
         # Per field (an interlaced frame's two pictures): the boxes to come of this interval's
@@ -330,7 +333,7 @@ class CenterFaceDetector:
         size = _model_size(cw, ch, self.cfg.tilt_input_width) if scale is None \
             else _model_size(cw, ch, 0, scale, max_scale=scale)
         out = []
-        for b in self._run(canvas, 0, 0, size):
+        for b in self._run(canvas, 0, 0, size, whole=scale is None):
             if b.score < self.cfg.tilt_threshold:
                 continue
             x, y = back @ np.array([(b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, 1.0])
@@ -423,7 +426,7 @@ class CenterFaceDetector:
         padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101) if pad else frame
         ph, pw = padded.shape[:2]
         cw, ch = _model_size(pw, ph, self.cfg.cheap_input_width)
-        found = self._run(padded, -pad, -pad, (cw, ch))
+        found = self._run(padded, -pad, -pad, (cw, ch), whole=True)
         if sources:
             full_scale = self._full_size(pw, ph)[0] / pw
             # Each source was submitted before this frame, to a first-in first-out pool: this
@@ -472,13 +475,14 @@ class CenterFaceDetector:
             # Mirrored outwards, a face cut by the edge is seen whole. Its box keeps the part
             # outside the frame (the whole face's shape and motion); one wholly outside is a mirror image.
             padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-            found = [b for b in self._run(padded, -pad, -pad, self._full_size(w + 2 * pad, h + 2 * pad)) if _inside(b, w, h)]
+            found = [b for b in self._run(padded, -pad, -pad, self._full_size(w + 2 * pad, h + 2 * pad), whole=True)
+                     if _inside(b, w, h)]
         else:
-            found = self._run(frame, 0, 0, self._full_size(w, h))
+            found = self._run(frame, 0, 0, self._full_size(w, h), whole=True)
         if self.cfg.tiles > 1:
             for x0, y0, x1, y1 in tiles(w, h, self.cfg.tiles):
                 tile = frame[y0:y1, x0:x1]
-                found.extend(self._run(tile, x0, y0, self._full_size(x1 - x0, y1 - y0)))
+                found.extend(self._run(tile, x0, y0, self._full_size(x1 - x0, y1 - y0), whole=True))
             found = nms(found)
         return found
 
@@ -489,7 +493,9 @@ class CenterFaceDetector:
         return _model_size(w, h, self.cfg.input_width, max(self.cfg.min_scale, need),
                            max_scale=min(2.0, max(1.0, need)))
 
-    def _run(self, img: np.ndarray, off_x: int, off_y: int, size: tuple[int, int]) -> list[Box]:
+    def _run(self, img: np.ndarray, off_x: int, off_y: int, size: tuple[int, int], whole: bool = False) -> list[Box]:
+        """Faces in ``img`` fed at ``size``, offset by (``off_x``, ``off_y``); ``whole``: a pass
+        over the whole frame, which later frames may wait for (see the constructor)."""
         h, w = img.shape[:2]
         mw, mh = size
         interp = cv2.INTER_AREA if mw <= w else cv2.INTER_LINEAR
@@ -497,7 +503,7 @@ class CenterFaceDetector:
         # CenterFace was trained on RGB 0..255 without normalisation.
         blob = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32)
         try:
-            heat, scale, offset, marks = self.session.run(None, {"input.1": blob})
+            heat, scale, offset, marks = (self.whole_session if whole else self.session).run(None, {"input.1": blob})
         except Exception as exc:
             raise DetectError(f"CenterFace inference failed: {exc}") from exc
         heat = heat[0, 0]
