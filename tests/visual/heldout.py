@@ -6,7 +6,10 @@ picture plane, mirrored, turned by a perspective warp (a stand-in for a three-qu
 picture stays flat, and CenterFace's landmarks do not see it turn), and slid out through the
 frame's edge; the background is a real photograph too. The one real turned head is the cameraman
 (scikit-image's ``camera``, CC0): ~70° to his left, scored over his whole head in "profile". One clip per case, so
-each reports on its own. Also the texture clip (grass, gravel, brick, a cat, a coffee cup: no
+each reports on its own. The camera cases move the camera instead, over a still scene with faces
+in it, resampled as a real camera's subpixel motion is (`synth.camera_clip`): a steady pan, a
+circle that brings faces in and out through all four edges, and a handheld camera that wanders,
+rolls and zooms. Also the texture clip (grass, gravel, brick, a cat, a coffee cup: no
 face and no text) that measures over-redaction, and the scores: leaked, untouched and partly
 covered face-frames, the longest leak run, and the share of a clip obscured.
 """
@@ -235,6 +238,87 @@ def _pan(path: Path, height: int, frames: int) -> synth.Clip:
     return synth.make_clip(path, width, height, frames, [scene, *faces], bg=wide[:, :width].copy(), crf=18)
 
 
+def _camera_scene(width: int, height: int, faces: Sequence[synth.Sprite]) -> tuple[np.ndarray, list[synth.GtBox]]:
+    """Real photographs ``width``×``height`` with ``faces`` pasted in at their places, and their face boxes."""
+    scene = real_background(width, height, ("rocket", "coffee", "chelsea", "grass", "gravel"))
+    boxes = []
+    for sp in faces:
+        x, y = sp.at(0)
+        synth.paste(scene, sp.image, x, y, sp.mask)
+        boxes.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
+    return scene, boxes
+
+
+def _pan_subpixel(path: Path, height: int, frames: int) -> synth.Clip:
+    """The camera panning 4.7 px a frame and drifting 0.6 px down, resampled as a camera does
+    (every frame a subpixel step): five real 30-60 px faces fixed in the scene, two coming in
+    at the right edge."""
+    width = height * 16 // 9
+    vx, vy = 4.7, 0.6
+    sw, sh = width + math.ceil(vx * frames) + 8, height + math.ceil(vy * frames) + 8
+    faces = [
+        lfw_of_width(7, 32, 0.25 * width, 0.3 * height),
+        synth.astronaut(48, 0.55 * width, 0.5 * height),
+        mirrored(lfw_of_width(33, 40, 0.8 * width, 0.2 * height)),
+        lfw_of_width(71, 60, width + 0.3 * vx * frames, 0.55 * height),
+        mirrored(synth.cameraman(44, width + 0.7 * vx * frames, 0.25 * height)),
+    ]
+    scene, boxes = _camera_scene(sw, sh, faces)
+    poses = [np.array([[1, 0, -vx * i], [0, 1, -vy * i]], np.float64) for i in range(frames)]
+    return synth.camera_clip(path, scene, boxes, poses, width, height)
+
+
+def _pan_edges(path: Path, height: int, frames: int) -> synth.Clip:
+    """The camera circling (an ellipse 12 % of the frame across, once in 75 frames, up to ~13 px
+    a frame at 720p, every step subpixel), so that eight real faces of 24-100 px placed just
+    beyond the four edges come in and go out through each of them."""
+    width = height * 16 // 9
+    ax, ay = 0.12 * width, 0.12 * height
+    mx, my = math.ceil(ax) + 4, math.ceil(ay) + 4
+    beyond = 0.5  # of the circle's reach beyond the edge
+    faces = [
+        lfw_of_width(3, 24, mx + 0.3 * width, my - beyond * ay - 24),  # above the top edge
+        synth.astronaut(60, mx + 0.65 * width, my - beyond * ay - 60 * 1.4),
+        mirrored(lfw_of_width(27, 36, mx + 0.35 * width, my + height + beyond * ay - 36)),  # the bottom
+        synth.cameraman(100, mx + 0.7 * width, my + height + beyond * ay - 140),
+        lfw_of_width(58, 60, mx - beyond * ax - 60, my + 0.3 * height),  # the left
+        mirrored(synth.astronaut(24, mx - beyond * ax - 24, my + 0.7 * height)),
+        mirrored(lfw_of_width(91, 100, mx + width + beyond * ax - 120, my + 0.25 * height)),  # the right
+        lfw_of_width(66, 36, mx + width + beyond * ax - 40, my + 0.75 * height),
+    ]
+    scene, boxes = _camera_scene(width + 2 * mx, height + 2 * my, faces)
+    poses = [np.array([[1, 0, -mx - ax * math.sin(2 * math.pi * i / 75)],
+                       [0, 1, -my - ay * math.cos(2 * math.pi * i / 75)]], np.float64) for i in range(frames)]
+    return synth.camera_clip(path, scene, boxes, poses, width, height)
+
+
+def _handheld(path: Path, height: int, frames: int) -> synth.Clip:
+    """A handheld camera: it wanders (a smooth random walk of up to ~3 px a frame), rolls (±1°)
+    and breathes (±1.5 % zoom) over a still scene of real photographs with five real 30-60 px faces."""
+    width = height * 16 // 9
+    margin = 120
+    faces = [
+        lfw_of_width(12, 36, margin + 0.2 * width, margin + 0.25 * height),
+        synth.astronaut(56, margin + 0.5 * width, margin + 0.45 * height),
+        mirrored(lfw_of_width(45, 30, margin + 0.75 * width, margin + 0.2 * height)),
+        lfw_of_width(88, 44, margin + 0.35 * width, margin + 0.65 * height),
+        mirrored(synth.cameraman(40, margin + 0.85 * width, margin + 0.6 * height)),
+    ]
+    scene, boxes = _camera_scene(width + 2 * margin, height + 2 * margin, faces)
+    rng = np.random.default_rng(7)
+    steps = np.cumsum(rng.normal(0, 0.6, (frames, 2)), axis=0).clip(-3, 3)  # a wandering hand's velocity
+    drift = np.cumsum(steps, axis=0).clip(-margin / 2, margin / 2)
+    poses = []
+    for i in range(frames):
+        roll = math.sin(2 * math.pi * i / 40)
+        zoom = 1 + 0.015 * math.sin(2 * math.pi * i / 55)
+        centre = (margin + width / 2 + drift[i, 0], margin + height / 2 + drift[i, 1])
+        pose = cv2.getRotationMatrix2D(centre, roll, zoom)
+        pose[:, 2] += (width / 2 - centre[0], height / 2 - centre[1])
+        poses.append(pose)
+    return synth.camera_clip(path, scene, boxes, poses, width, height)
+
+
 def _texture(path: Path, height: int, frames: int) -> synth.Clip:
     """No face, no text: grass, gravel, brick, a cat and a coffee cup, the camera panning slowly."""
     width = height * 16 // 9
@@ -256,6 +340,9 @@ CASES: tuple[Case, ...] = (
     Case("edge-exit", _edge_exit),
     Case("other-faces", _others),
     Case("pan", _pan),
+    Case("pan-subpixel", _pan_subpixel),
+    Case("pan-edges", _pan_edges),
+    Case("handheld", _handheld),
     Case("texture", _texture, texture=True),
 )
 

@@ -7,7 +7,7 @@ when its crop in the output is still structurally similar to the same crop in th
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -193,15 +193,11 @@ def make_clip(
     bg = background(width, height) if bg is None else bg
     gt: list[list[GtBox]] = []
     face_ids: list[list[int]] = []
-    out = av.open(str(path), "w")
-    vs = out.add_stream("libx264", rate=fps)
-    vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
-    vs.options = {"crf": str(crf), "preset": "ultrafast"}
-    audio = _tone_stream(out) if audio_hz is not None else None
     still_boxes = []
     for img, x, y in stills:
         still_boxes.append((x, y, x + img.shape[1], y + img.shape[0]))
-    for i in range(frames):
+
+    def picture(i: int) -> np.ndarray:
         frame = bg.copy()
         for img, x, y in stills:
             paste(frame, img, x, y)
@@ -223,6 +219,21 @@ def make_clip(
         shown = [float(np.mean(owner[y0:y1, x0:x1] == j)) >= 0.5 for (x0, y0, x1, y1), j in zip(boxes, ids, strict=True)]
         gt.append([b for b, keep in zip(boxes, shown, strict=True) if keep])
         face_ids.append([j for j, keep in zip(ids, shown, strict=True) if keep])
+        return frame
+
+    write_h264(path, (picture(i) for i in range(frames)), width, height, fps, crf, pix_fmt, audio_hz, frames)
+    return Clip(path, width, height, fps, frames, gt, still_boxes, [img for img, _, _ in stills], face_ids)
+
+
+def write_h264(path: Path, pictures: Iterable[np.ndarray], width: int, height: int, fps: int = 25, crf: int = 12,
+               pix_fmt: str = "yuv420p", audio_hz: float | None = None, frames: int = 0) -> None:
+    """Encode BGR ``pictures`` as H.264 in MP4 (with a tone of ``audio_hz`` for ``frames`` frames' time)."""
+    out = av.open(str(path), "w")
+    vs = out.add_stream("libx264", rate=fps)
+    vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
+    vs.options = {"crf": str(crf), "preset": "ultrafast"}
+    audio = _tone_stream(out) if audio_hz is not None else None
+    for i, frame in enumerate(pictures):
         vf = av.VideoFrame.from_ndarray(frame, format="bgr24")
         vf.pts = i
         for packet in vs.encode(vf.reformat(format=pix_fmt)):
@@ -232,7 +243,31 @@ def make_clip(
     if audio is not None and audio_hz is not None:
         write_tone(out, audio, audio_hz, frames / fps)
     out.close()
-    return Clip(path, width, height, fps, frames, gt, still_boxes, [img for img, _, _ in stills], face_ids)
+
+
+def camera_clip(path: Path, scene: np.ndarray, faces: Sequence[GtBox], poses: Sequence[np.ndarray], width: int,
+                height: int, fps: int = 25, crf: int = 18) -> Clip:
+    """A camera moving over a still ``scene`` (BGR, with ``faces`` in it, in scene pixels): frame
+    ``i`` is the scene under ``poses[i]`` (a 2×3 affine matrix from scene to frame pixels),
+    resampled bilinearly as a real camera's subpixel motion is. Each face's ground truth is the
+    bounding box of its box's corners moved, clipped to the frame."""
+    gt: list[list[GtBox]] = []
+    ids: list[list[int]] = []
+    for pose in poses:
+        boxes, which = [], []
+        for j, (x0, y0, x1, y1) in enumerate(faces):
+            corners = np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], np.float64) @ pose.T
+            bx0, by0 = max(0, math.floor(corners[:, 0].min())), max(0, math.floor(corners[:, 1].min()))
+            bx1, by1 = min(width, math.ceil(corners[:, 0].max())), min(height, math.ceil(corners[:, 1].max()))
+            if bx1 > bx0 and by1 > by0:
+                boxes.append((bx0, by0, bx1, by1))
+                which.append(j)
+        gt.append(boxes)
+        ids.append(which)
+    pictures = (cv2.warpAffine(scene, pose, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+                for pose in poses)
+    write_h264(path, pictures, width, height, fps, crf)
+    return Clip(path, width, height, fps, len(poses), gt, face_ids=ids)
 
 
 def bench_scene(path: Path, height: int, frames: int, fps: int = 25) -> Clip:

@@ -7,8 +7,11 @@ default policy, and scored per face-frame by the same scorer bench/visual.py use
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from redactd.policy import resolve_policy
@@ -79,6 +82,15 @@ class TestTiltedAndTurnedHeads:
         assert score.leaked == 0, score
 
 
+class TestMovingCamera:
+    def test_a_handheld_camera_that_wanders_rolls_and_zooms_leaves_no_face_uncovered(self, tmp_path: Path) -> None:
+        # Every pixel changes on every frame, by subpixel steps: the frames between full passes
+        # get the full pass, and every face-frame is covered.
+        _, score = _redacted(tmp_path, "handheld", 720, 24)
+        assert score.face_frames == 5 * 24
+        assert score.leaked == 0, score
+
+
 class TestOverRedaction:
     def test_texture_without_faces_or_text_is_left_alone(self, tmp_path: Path) -> None:
         # Grass, gravel, brick, a cat and a coffee cup, panned: nothing to obscure.
@@ -103,3 +115,24 @@ class TestGroundTruth:
             assert (0 in ids[frame]) != hidden, (frame, box)
             assert 1 in ids[frame]
         assert any(0 in f for f in ids) and not all(0 in f for f in ids)
+
+    def test_a_camera_clip_moves_the_ground_truth_with_the_camera(self, tmp_path: Path) -> None:
+        # The scene under each pose, resampled; a face's box follows the pose, clipped to the frame.
+        scene = heldout.real_background(400, 200)
+        face = synth.astronaut(40, 0, 0)
+        synth.paste(scene, face.image, 100, 50)
+        box = (100 + face.face[0], 50 + face.face[1], 100 + face.face[2], 50 + face.face[3])
+        poses = [np.array([[1, 0, -12.5 * i], [0, 1, -3.0 * i]]) for i in range(4)]
+        poses.append(cv2.getRotationMatrix2D((160, 90), 90, 1.0))
+        clip = synth.camera_clip(tmp_path / "cam.mp4", scene, [box], poses, 320, 180)
+        assert clip.frames == 5 and len(synth.decode_gray(clip.path)) == 5
+        for i in range(4):
+            x0, y0, x1, y1 = box
+            assert clip.faces[i] == [(math.floor(x0 - 12.5 * i), y0 - 3 * i, math.ceil(x1 - 12.5 * i), y1 - 3 * i)]
+        # Turned a quarter about the frame's middle: the box's corners turned, their bounding box.
+        x0, y0, x1, y1 = box
+        corners = np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], np.float64) @ poses[4].T
+        (gx0, gy0, gx1, gy1), = clip.faces[4]
+        assert (gx0, gy0) == (max(0, math.floor(corners[:, 0].min())), max(0, math.floor(corners[:, 1].min())))
+        assert (gx1, gy1) == (min(320, math.ceil(corners[:, 0].max())), min(180, math.ceil(corners[:, 1].max())))
+        assert clip.face_ids == [[0]] * 5
