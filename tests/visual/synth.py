@@ -256,7 +256,8 @@ def camera_clip(path: Path, scene: np.ndarray, faces: Sequence[GtBox], poses: Se
     for pose in poses:
         boxes, which = [], []
         for j, (x0, y0, x1, y1) in enumerate(faces):
-            corners = np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], np.float64) @ pose.T
+            # Rounded first: a quarter turn's cos(90°) of 6e-17 must not floor 126 to 125.
+            corners = np.round(np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], np.float64) @ pose.T, 6)
             bx0, by0 = max(0, math.floor(corners[:, 0].min())), max(0, math.floor(corners[:, 1].min()))
             bx1, by1 = min(width, math.ceil(corners[:, 0].max())), min(height, math.ceil(corners[:, 1].max()))
             if bx1 > bx0 and by1 > by0:
