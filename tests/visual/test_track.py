@@ -120,6 +120,22 @@ class TestTrackBoxes:
             # ...and still hold where the 24 px face really is.
             assert b.box.x0 <= centre - 12 and b.box.x1 >= centre + 12, (i, b.box)
 
+    def test_extension_follows_the_motion_of_the_last_frames_not_the_last_jitter(self) -> None:
+        # Held-out drawn set 4, "edges", 1080p: a 186 px face leaving through the bottom edge.
+        # Its last two detections (frames 41 and 42, on the mirrored border) jumped 70 px down
+        # and 90 px sideways; carried on at that speed, the box left the picture a frame later
+        # while a sliver of the face stayed in it for five more frames, uncovered.
+        seen = {30: (1158, 897, 1414, 1240), 31: (1150, 891, 1423, 1234), 32: (1150, 901, 1423, 1244),
+                33: (1145, 896, 1418, 1239), 34: (1145, 914, 1418, 1257), 35: (1145, 934, 1418, 1276),
+                36: (1145, 937, 1418, 1280), 37: (1145, 937, 1418, 1279), 38: (1151, 954, 1426, 1297),
+                39: (1151, 978, 1426, 1321), 41: (1210, 926, 1581, 1269), 42: (1117, 1000, 1488, 1343)}
+        dets: list[list[Box] | None] = [[Box(*seen[i], 0.5, "face")] if i in seen else [] for i in range(55)]
+        out = track_boxes(dets, Tracking(), 1920, 1080)  # the policies' tracking
+        sliver = {43: 1033, 44: 1041, 45: 1049, 46: 1056, 47: 1064, 48: 1072}  # the face's top; it reaches 1080
+        for i, top in sliver.items():
+            assert any(b.box.x0 <= 1185 and b.box.x1 >= 1371 and b.box.y0 <= top and b.box.y1 >= 1080
+                       for b in out[i]), (i, out[i])
+
     def test_extension_grows_a_box_that_grows(self) -> None:
         # A face coming closer: its box keeps growing after the last detection.
         dets: list[list[Box] | None] = [[face(100, 100, 40 + 4 * i)] for i in range(10)] + [[] for _ in range(3)]
