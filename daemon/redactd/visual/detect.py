@@ -259,6 +259,8 @@ class CenterFaceDetector:
         self._reference: dict[int, Future[np.ndarray]] = {}
         # Per field, with ``tilt_whole_every`` > 1: the last whole rotated passes' frame in cells, and their boxes.
         self._tilt_reference: dict[int, tuple[Future[np.ndarray], Future[list[Box]]]] = {}
+        # Per pool thread: whether the pass it is running feeds the model grey (`_in_grey`).
+        self._look = threading.local()
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         """The full pass (a single picture: preview, or a frame with no number), and the tilted ones."""
@@ -267,11 +269,22 @@ class CenterFaceDetector:
 
     def at(self, index: int, part: int = 0) -> Callable[[np.ndarray], list[Box]]:
         """The pass for detected frame number ``index`` (field ``part``), with the passes on the
-        rotated frame on their cadence (``tilt_every``)."""
+        rotated frame on their cadence (``tilt_every``), in the look `grey_look` gives the frame."""
         upright = self._upright_at(index, part)
         if self.cfg.tilt_angles and index % self.cfg.tilt_every == 0:
-            return partial(self._with_tilts, upright, self._tilted_at(index, part))
+            upright = partial(self._with_tilts, upright, self._tilted_at(index, part))
+        if self.cfg.alternate_grey and grey_look(index, self.cfg.full_pass_every):
+            return partial(self._in_grey, upright)
         return upright
+
+    def _in_grey(self, run: Callable[[np.ndarray], list[Box]], frame: np.ndarray) -> list[Box]:
+        """``run(frame)`` with the model shown the picture in grey. Only what the model is fed
+        changes: the frame itself (compared cell by cell with a reference) stays in colour."""
+        self._look.grey = True
+        try:
+            return run(frame)
+        finally:
+            self._look.grey = False
 
     def _with_tilts(self, upright: Callable[[np.ndarray], list[Box]], tilted: Callable[[np.ndarray], list[Box]],
                     frame: np.ndarray) -> list[Box]:
@@ -501,7 +514,10 @@ class CenterFaceDetector:
         interp = cv2.INTER_AREA if mw <= w else cv2.INTER_LINEAR
         small = cv2.resize(img, (mw, mh), interpolation=interp) if (mw, mh) != (w, h) else img
         # CenterFace was trained on RGB 0..255 without normalisation.
-        blob = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32)
+        if getattr(self._look, "grey", False):
+            blob = np.repeat(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)[None, None], 3, axis=1).astype(np.float32)
+        else:
+            blob = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32)
         try:
             heat, scale, offset, marks = (self.whole_session if whole else self.session).run(None, {"input.1": blob})
         except Exception as exc:
@@ -559,6 +575,13 @@ CHANGE_MARGIN_PX = 64
 #: Where the crops would cost more than this share of the full pass, the full pass runs instead
 #: (a moving camera: everything changed).
 CHANGE_FULL_SHARE = 0.6
+
+
+def grey_look(index: int, full_pass_every: int) -> bool:
+    """Whether detected frame ``index`` is looked at in grey (``alternate_grey``): every other
+    frame, and every other full pass when full passes come on a cadence (frames 1, 3, 4, 6 of
+    0-7 at every 4th), so the frames between keep the full pass's boxes of either look."""
+    return (index // full_pass_every + index % full_pass_every) % 2 == 1
 
 
 def frame_cells(frame: np.ndarray) -> np.ndarray:
