@@ -27,7 +27,10 @@ pytestmark = pytest.mark.slow
 
 SCENES = {"good.mp4": ("faces", "coffee", 0), "approve.mp4": ("careless", "rocket", 0),
           "reject.mp4": ("careless", "brick", 1), "requeue.mp4": ("careless", "chelsea", 1),
-          "blur-later.mp4": ("careful", "gravel", 0)}
+          # Not the astronaut on gravel: there the second opinion's CenterFace took the suit's
+          # shoulder beside the blurred face for a face (0.10-0.17) on all three sampled frames,
+          # whichever way the boxes were made, and sent even a correct render to review.
+          "blur-later.mp4": ("careful", "grass", 1)}
 
 
 def policy_files(directory: Path) -> None:
