@@ -226,7 +226,9 @@ def _pan(path: Path, height: int, frames: int) -> synth.Clip:
     the scene moving with it (two come in through the right edge): every pixel changes."""
     width = height * 16 // 9
     v = -6.0
-    wide = real_background(width + int(frames * -v) + 1, height, ("rocket", "coffee", "chelsea", "grass"))
+    # The scene is the 75-frame one however long the clip: a shorter clip is its first frames (the
+    # photographs' shares of a wider scene would move every face onto another picture).
+    wide = real_background(width + int(max(frames, 75) * -v) + 1, height, ("rocket", "coffee", "chelsea", "grass"))
     scene = synth.Sprite(wide, (0, 0, 0, 0), 0, 0, v, 0)
     faces = [
         lfw_of_width(40, 30, 0.3 * width, 0.3 * height, v),
