@@ -1,7 +1,7 @@
 """Compose the visual redaction of one file: detection, tracking and the obscure-and-encode step.
 
 One decoding pass: each frame is detected, held in memory, and encoded as soon as tracking has
-seen every later detection that could still change its boxes (`tracking_lag` frames, 22 with
+seen every later detection that could still change its boxes (`tracking_lag` frames, 32 with
 the default policy), so encoding overlaps detection and the file is decoded once (7 % less wall
 time on 4K HEVC phone footage here, bench/passes.py). A policy whose tracking window would hold
 more than `MAX_HELD_BYTES` of frames runs as two passes instead: detect the whole clip, track,
