@@ -396,6 +396,8 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
     """
     lo, hi = frames
     first, last = (lo - frame, hi - 1 - frame) if direction > 0 else (frame - hi + 1, frame - lo)
+    if last < 1 or max(1, first) > max(ext.extend, ext.edge) + hold:
+        return  # none of its frames is in lo..hi-1 (the tracker asks for a frame or two at a time)
     centre, size = (coords[:2] + coords[2:]) / 2, coords[2:] - coords[:2]
     moves, grows = (velocity[:2] + velocity[2:]) / 2, velocity[2:] - velocity[:2]
 
