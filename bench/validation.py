@@ -5,9 +5,10 @@
 Each scene is two real faces (scikit-image's astronaut walking, an LFW face) over one of
 scikit-image's face-free photographs or textures. Each is redacted twice with the real primary
 detector: correctly, and with one face forgotten in every frame (one track never obscured).
-Validation then runs on both outputs with the shipped policy's settings. Prints:
-  - false-alarm share: correctly redacted clips sent to review (target 0);
-  - catch share: under-redacted clips sent to review (target 1);
+Validation then runs on both outputs with the shipped policy's settings, with and without the
+original at hand (rule 4: a leak must be in the original frames too). Prints:
+  - false-alarm share: correctly redacted clips sent to review (target 0), with and without rule 4;
+  - catch share: under-redacted clips sent to review (target 1), with and without rule 4;
   - raw signal before the rule: how many uncovered findings each detector family made;
   - the time validation adds to a job, as seconds and as a share of the render, on a larger clip.
 """
@@ -31,7 +32,7 @@ from tests.validation import scenes
 
 from redactd import log
 from redactd.policy import RedactionPolicy
-from redactd.validation import Validator
+from redactd.validation import Original, Validator
 from redactd.validation.check import is_covered, obscured_regions, sample_indices
 from redactd.visual import redact_video
 from redactd.visual.codec import to_bgr
@@ -51,24 +52,30 @@ def run_matrix(policy: RedactionPolicy, width: int, height: int, frames: int, wo
                 for hide in (None, 0, 1):
                     out = work / f"{bg}-{layout}-{hide}.out.mp4"
                     doc = scenes.render(clip, out, policy, hide_face=hide)
-                    report = validator.check(out, doc, policy.obscure)
+                    report = validator.check(out, doc, policy.obscure, original=Original(clip.path, policy.limits))
+                    alone = validator.check(out, doc, policy.obscure)
                     uncovered = _uncovered_by_family(validator, out, doc, policy)
                     leaked, total, _ = scenes.synth.leaked_face_frames(
                         scenes.synth.decode_gray(clip.path), scenes.synth.decode_gray(out), clip.faces)
-                    rows.append((bg, layout, hide, report, uncovered))
+                    rows.append((bg, layout, hide, report, uncovered, alone))
                     print(f"{bg:<9} layout {layout} {'correct' if hide is None else f'face {hide} left':<11} "
-                          f"-> {report.verdict:<7} leak frames {report.leak_frames}/{report.sampled_frames} "
+                          f"-> {report.verdict:<7} (without the original: {alone.verdict:<7}) "
+                          f"chains not in the original {report.not_in_original} "
+                          f"leak frames {report.leak_frames}/{report.sampled_frames} "
                           f"findings {report.findings:>3} covered {report.covered:>3} candidates "
                           f"{report.candidates:>3}  uncovered by family {uncovered}; SSIM scorer: {leaked}/{total} "
                           "face-frames leaked", flush=True)
     good = [r for r in rows if r[2] is None]
     bad = [r for r in rows if r[2] is not None]
-    false_alarms = sum(r[3].verdict == "review" for r in good)
-    caught = sum(r[3].verdict == "review" for r in bad)
     print()
-    print(f"false-alarm share (correct redactions sent to review): {false_alarms}/{len(good)} = "
-          f"{false_alarms / len(good):.3f}")
-    print(f"catch share (under-redactions sent to review):         {caught}/{len(bad)} = {caught / len(bad):.3f}")
+    for k, how in ((3, "with the original (rule 4)"), (5, "output alone")):
+        false_alarms = sum(r[k].verdict == "review" for r in good)
+        caught = sum(r[k].verdict == "review" for r in bad)
+        print(f"{how}:")
+        print(f"  false-alarm share (correct redactions sent to review): {false_alarms}/{len(good)} = "
+              f"{false_alarms / len(good):.3f}")
+        print(f"  catch share (under-redactions sent to review):         {caught}/{len(bad)} = "
+              f"{caught / len(bad):.3f}")
     for fam in ("mtcnn", "haar", "centerface"):
         noisy = sum(r[4].get(fam, 0) > 0 for r in good)
         seen = sum(r[4].get(fam, 0) > 0 for r in bad)
@@ -106,7 +113,7 @@ def run_timing(policy: RedactionPolicy, width: int, height: int, frames: int, wo
             renders.append(time.perf_counter() - start)
             doc = json.loads(out.with_suffix(".json").read_text())
             start = time.perf_counter()
-            validator.check(out, doc, policy.obscure)
+            validator.check(out, doc, policy.obscure, original=Original(clip.path, policy.limits))
             checks.append(time.perf_counter() - start)
     r, v = statistics.median(renders), statistics.median(checks)
     step = policy.validation.sample_every_n_frames

@@ -57,6 +57,9 @@ class TestVisualStage:
         assert result.verdict == "review"
         assert result.reason is not None and "4 of 4 sampled frames" in result.reason
         assert result.sidecar["validation"]["leak_score"] == 1.0
+        # The faces were looked for in the raw input too (rule 4), and are there.
+        assert (result.sidecar["validation"]["original"], result.sidecar["validation"]["not_in_original"]) == (
+            "checked", 0)
         assert result.sidecar["detections"]["counts"]["tracks"] == {}
 
     def test_skips_validation_only_when_the_policy_says_so(self, raw: Path, tmp_path: Path,

@@ -110,7 +110,7 @@ def hold_for_box_review(spec: JobSpec, progress: Progress | None) -> JobResult:
 
 def run_visual(spec: JobSpec, progress: Progress | None) -> JobResult:
     from redactd.metadata.verify import verify_clean
-    from redactd.validation import validate_output
+    from redactd.validation import Original, validate_output
     from redactd.validation.beforeblur import render_approved
     from redactd.validation.speech import check_speech
     from redactd.visual import redact_video
@@ -161,7 +161,9 @@ def run_visual(spec: JobSpec, progress: Progress | None) -> JobResult:
         if progress:
             progress(share + (1 - share) * fraction)
 
-    report = validate_output(out, detections, policy.validation, policy.obscure, validate_progress)
+    # The raw input goes along so that a finding the obscuring made (not in the original) is set aside.
+    report = validate_output(out, detections, policy.validation, policy.obscure, validate_progress,
+                             Original(spec.raw_path, policy.limits))
     sidecar["validation"] = report.figures()
     sidecar["models"].update({m.name: m.sha256 for m in report.models})
     verdict, reasons = report.verdict, [report.reason] if report.reason else []

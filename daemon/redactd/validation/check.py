@@ -10,7 +10,14 @@ The rule, tuned on measured false alarms (see bench/validation.py and the README
      is a leak when it persists for ``min_persistence`` samples, or when two detector families
      agree on it in one frame. Haar alone fires on text and texture, in chains of up to two
      samples on the test backgrounds; a missed face persists for as long as it is visible.
-  4. Leak frames are the sampled frames holding a leak; the leak score is their share. More than
+  4. Obscuring cannot make a face. When the raw input is at hand (it is, in a job), every leak
+     chain is looked for in the original frames, through the render's own frame plan, with the
+     same detectors: a chain none of whose findings lies mostly (``ORIGINAL_OVERLAP``) inside a
+     finding there is an artefact of the obscuring (a blurred head's edge over a dark collar, a
+     spot of texture next to a blurred region that the encode tipped over a threshold) and is set
+     aside. A face the render missed is in the original too, at the same place. When the
+     original cannot be read back, every chain stands.
+  5. Leak frames are the sampled frames holding a leak; the leak score is their share. More than
      ``max_leak_frames`` or a share above ``max_leak_share`` sends the job to review.
 """
 
@@ -21,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, NamedTuple, Self
 
 import av
 import cv2
@@ -29,9 +36,9 @@ import numpy as np
 
 from redactd import log
 from redactd.errors import InputError
-from redactd.policy import Obscure, Validation
+from redactd.policy import Limits, Obscure, Validation
 from redactd.validation.detectors import Finding, SecondDetector, build_second_opinion
-from redactd.visual.codec import to_bgr
+from redactd.visual.codec import FramePlan, VideoReader, probe, to_bgr
 from redactd.visual.detect import Box, ModelInfo, iou
 from redactd.visual.obscure import Region, regions_for
 from redactd.visual.orient import fields, quarter_turns, to_coded, upright
@@ -39,6 +46,17 @@ from redactd.visual.orient import fields, quarter_turns, to_coded, upright
 #: Most flagged frames kept in the report (sidecar and contact sheet): enough to judge, small to store.
 MAX_FLAGGED = 12
 CHAIN_IOU = 0.2
+#: Rule 4: the share of a finding's box that must lie inside one finding on the original frame for
+#: the finding to be there too. Measured on bench/validation.py (README): real misses lie 0.65-1.0
+#: inside (0.93 and up for all but a small second box), artefacts of the obscuring 0.0-0.16.
+ORIGINAL_OVERLAP = 0.5
+
+
+class Original(NamedTuple):
+    """The raw input of an output and the limits its render ran under (they fix the frame plan)."""
+
+    path: Path
+    limits: Limits
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,10 @@ class ValidationReport:
     models: tuple[ModelInfo, ...]
     seconds: float
     by_family: dict[str, int] = field(default_factory=dict)
+    #: Rule 4: whether the original was looked at ("checked"), not needed ("not needed": no leak
+    #: chain), not given, or could not be read ("unreadable: ..."); and the chains set aside.
+    original: str = "not given"
+    not_in_original: int = 0
 
     @property
     def leak_score(self) -> float:
@@ -86,6 +108,8 @@ class ValidationReport:
             "covered": self.covered,
             "too_small": self.too_small,
             "candidates": self.candidates,
+            "original": self.original,
+            "not_in_original": self.not_in_original,
             "seconds": round(self.seconds, 3),
             "models": [asdict(m) for m in self.models],
             "flagged": [
@@ -281,8 +305,12 @@ class Validator:
         detections: Mapping[str, Any],
         obscure: Obscure,
         progress: Callable[[float], None] | None = None,
+        original: Original | None = None,
     ) -> ValidationReport:
-        """Sample ``output``'s frames, look for what the render left visible, and decide."""
+        """Sample ``output``'s frames, look for what the render left visible, and decide.
+
+        ``original``: the raw input, for rule 4 (leak chains must be in the original frames too).
+        """
         started = time.perf_counter()
         total = int(detections.get("counts", {}).get("frames", 0))
         frames = sample_indices(total, self.cfg.sample_every_n_frames, self.cfg.max_samples)
@@ -299,11 +327,8 @@ class Validator:
                 for index, frame in enumerate(container.decode(stream)):
                     if index in wanted:
                         # Detectors look at the picture upright, as a viewer would (phone footage).
-                        turns = quarter_turns(frame.rotation)
-                        image = to_bgr(frame)
-                        for picture in fields(image) if interlaced else [image]:
-                            findings.extend(replace(f, box=to_coded(f.box, turns, frame.width, frame.height))
-                                            for f in self.look(index, upright(picture, turns)))
+                        findings.extend(self._look_upright(index, to_bgr(frame), quarter_turns(frame.rotation),
+                                                           interlaced))
                         seen.append(index)
                         if progress is not None:
                             progress(len(seen) / len(frames))
@@ -312,12 +337,66 @@ class Validator:
         if len(seen) != len(frames):
             raise InputError(f"the output has fewer frames than the sidecar says ({len(seen)} of "
                              f"{len(frames)} sampled frames decoded)")
-        return self._report(seen, findings, obscured_regions(detections, obscure), time.perf_counter() - started)
+        counts, leaks, candidates = decide(seen, findings, obscured_regions(detections, obscure), self.cfg)
+        status, set_aside = "not given", 0
+        if original is not None:
+            status = "not needed"
+            if leaks:
+                kept, status = self._in_original(leaks, original, detections, interlaced)
+                set_aside, leaks = len(leaks) - len(kept), kept
+        return self._report(seen, findings, counts, candidates, leaks, time.perf_counter() - started,
+                            status, set_aside)
 
-    def _report(self, frames: list[int], findings: list[Finding], regions: Mapping[int, Sequence[Region]],
-                seconds: float) -> ValidationReport:
+    def _look_upright(self, index: int, image: np.ndarray, turns: int, interlaced: bool) -> list[Finding]:
+        """Findings on one frame (each field of an interlaced one), in coded-frame coordinates."""
+        height, width = image.shape[:2]
+        return [replace(f, box=to_coded(f.box, turns, width, height))
+                for picture in (fields(image) if interlaced else [image])
+                for f in self.look(index, upright(picture, turns))]
+
+    def _in_original(self, leaks: list[_Chain], original: Original, detections: Mapping[str, Any],
+                     interlaced: bool) -> tuple[list[_Chain], str]:
+        """Rule 4: the leak chains that are in the original frames too, and how the original was read.
+
+        The original is decoded through the render's frame plan (size cap, rate cap, rotation), so
+        its frame i is the picture the render obscured into output frame i. Only the sampled frames
+        holding a leak finding are looked at, and only until every chain is found once (a real miss
+        is found at its first frame). Anything that stops the comparison keeps every chain.
+        """
+        members: dict[int, list[tuple[int, Finding]]] = {}
+        for k, chain in enumerate(leaks):
+            for m in chain.members:
+                members.setdefault(m.frame, []).append((k, m))
+        last = max(members)
+        confirmed: set[int] = set()
+        video = detections.get("video", {})
+        try:
+            plan = FramePlan.from_limits(probe(original.path), original.limits)
+            if (video.get("width"), video.get("height")) != (plan.width, plan.height):
+                raise InputError(f"it renders at {plan.width}x{plan.height}, the detections are for "
+                                 f"{video.get('width')}x{video.get('height')}")
+            turns = quarter_turns(plan.rotation)
+            done = False
+            with VideoReader(original.path, plan) as reader:
+                for item in reader.frames():
+                    if item.index in members:
+                        there = self._look_upright(item.index, to_bgr(item.frame), turns, interlaced)
+                        confirmed.update(k for k, m in members[item.index] if _inside_any(m.box, there))
+                    # A chain found once is a face; stop when every chain is, or at the last frame.
+                    if len(confirmed) == len(leaks) or item.index >= last:
+                        done = True
+                        break
+            if not done:
+                raise InputError(f"it ends before output frame {last}")
+        except (InputError, OSError, av.error.FFmpegError) as exc:
+            log.get_logger().warning("validation_original_unreadable", path=original.path.name, error=str(exc))
+            return leaks, f"unreadable: {exc}"
+        return [c for k, c in enumerate(leaks) if k in confirmed], "checked"
+
+    def _report(self, frames: list[int], findings: list[Finding], counts: Mapping[str, int],
+                candidates: list[Finding], leaks: list[_Chain], seconds: float, original: str,
+                not_in_original: int) -> ValidationReport:
         th = self.cfg.thresholds
-        counts, leaks, candidates = decide(frames, findings, regions, self.cfg)
         by_frame: dict[int, list[Finding]] = {}
         for chain in leaks:
             for m in chain.members:
@@ -343,12 +422,24 @@ class Validator:
             findings=len(findings), covered=counts["covered"], too_small=counts["too_small"],
             candidates=len(candidates), leak_frames=leak_frames, leak_share=share,
             verdict="review" if review else "publish", reason=reason, flagged=flagged, models=self.models,
-            seconds=seconds, by_family=by_family,
+            seconds=seconds, by_family=by_family, original=original, not_in_original=not_in_original,
         )
         log.get_logger().info("output_validated", verdict=report.verdict, sampled=len(frames),
                               findings=len(findings), covered=counts["covered"], candidates=len(candidates),
-                              leak_frames=leak_frames, seconds=round(seconds, 3))
+                              leak_frames=leak_frames, original=original.split(":")[0],
+                              not_in_original=not_in_original, seconds=round(seconds, 3))
         return report
+
+
+def _inside_any(box: Box, found: Sequence[Finding]) -> bool:
+    """Whether ``ORIGINAL_OVERLAP`` of ``box`` lies inside one of ``found``'s boxes."""
+    area = box.width * box.height
+    for f in found:
+        ix = min(box.x1, f.box.x1) - max(box.x0, f.box.x0)
+        iy = min(box.y1, f.box.y1) - max(box.y0, f.box.y0)
+        if ix > 0 and iy > 0 and ix * iy >= ORIGINAL_OVERLAP * area:
+            return True
+    return False
 
 
 def validate_output(
@@ -357,7 +448,8 @@ def validate_output(
     cfg: Validation,
     obscure: Obscure,
     progress: Callable[[float], None] | None = None,
+    original: Original | None = None,
 ) -> ValidationReport:
     """One-shot ``Validator(cfg).check(...)``: load the detectors, check, release them."""
     with Validator(cfg) as validator:
-        return validator.check(output, detections, obscure, progress)
+        return validator.check(output, detections, obscure, progress, original)
