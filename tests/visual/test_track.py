@@ -161,6 +161,28 @@ class TestTrackBoxes:
         first = min(i for i, boxes in enumerate(out) if boxes)
         assert 46 <= first <= 54 and all(b.box.y0 < 720 for b in out[first])
 
+    def test_a_slow_face_coming_in_through_the_edge_is_covered_for_max_gap_frames_back(self) -> None:
+        # Held-out pan-subpixel, 1080p, 40 frames: a 90 px face comes in at the right edge with
+        # the camera's 4.7 px a frame and is first found on frame 26. Its drawn box needs 16 steps
+        # back to leave the picture, one more than max_gap: it was not carried on at all, and its
+        # slivers of 10-28 px on frames 16-20 were left untouched (SSIM 0.97-0.98).
+        seen = {26: (1862.6, 582.9, 1917.9, 655.3), 27: (1856.0, 582.0, 1916.7, 656.1),
+                28: (1851.4, 583.5, 1906.7, 654.2), 29: (1848.6, 582.6, 1907.9, 654.9),
+                30: (1839.5, 581.7, 1901.6, 655.8), 31: (1836.3, 581.9, 1896.9, 655.9),
+                32: (1835.7, 581.2, 1889.8, 648.8), 33: (1829.8, 578.7, 1886.5, 651.1),
+                34: (1825.4, 578.8, 1883.4, 651.2), 35: (1819.2, 581.1, 1874.5, 648.6)}
+        dets: list[list[Box] | None] = [[Box(*seen[i], 0.6, "face")] if i in seen else [] for i in range(40)]
+        out = track_boxes(dets, Tracking(), 1920, 1080)
+        slivers = {16: (1910, 594, 1920, 655), 17: (1906, 593, 1920, 654), 18: (1901, 593, 1920, 654),
+                   19: (1896, 592, 1920, 653), 20: (1892, 592, 1920, 652)}
+        for i, (x0, y0, x1, y1) in slivers.items():
+            inside = [max(0.0, min(b.box.x1, x1) - max(b.box.x0, x0)) * max(0.0, min(b.box.y1, y1) - max(b.box.y0, y0))
+                      for b in out[i]]
+            assert max(inside, default=0.0) >= 0.9 * (x1 - x0) * (y1 - y0), (i, out[i])
+        # No further back than max_gap frames, and never a box wholly out of the picture.
+        first = min(i for i, boxes in enumerate(out) if boxes)
+        assert first == 26 - Tracking().max_gap and all(b.box.x0 < 1920 for b in out[first])
+
     def test_a_still_box_cut_by_the_edge_is_extended_as_any_other(self) -> None:
         # The motion never takes it out of the picture (mostly the mirrored border taken for a
         # face): it keeps the usual five frames each way, not max_gap.

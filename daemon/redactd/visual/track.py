@@ -411,8 +411,11 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
 
     extend = ext.extend
     if extend and ext.cut(drawn(extend)):
-        # To the last step still in the picture: a face leaving is then held there, at the edge.
-        extend = next((n - 1 for n in range(extend + 1, ext.edge + 1) if not ext.shows(drawn(n))), extend)
+        # To the last step still in the picture, `ext.edge` at most: a face leaving is then held
+        # there, at the edge. The motion must take it out within twice that.
+        out = next((n for n in range(extend + 1, 2 * ext.edge + 1) if not ext.shows(drawn(n))), None)
+        if out is not None:
+            extend = max(extend, min(out - 1, ext.edge))
     for i in range(max(1, first), min(extend + hold, last) + 1):
         # Held frames stay where the extension ended.
         pos = at(min(i, extend)) if extend else coords
