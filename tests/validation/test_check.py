@@ -244,12 +244,7 @@ class TestOriginal:
         upright_clip = synth.make_clip(tmp_path / "upright.mp4", 480, 864, 24,
                                        [synth.astronaut(90, 40, -150, vy=40), synth.lfw_face(3, 140, 300, 600)],
                                        fps=50)
-        turned, sideways = tmp_path / "turned.mp4", tmp_path / "phone.mp4"
-        ffmpeg = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i"]
-        subprocess.run([*ffmpeg, str(upright_clip.path), "-vf", "transpose=clock", "-c:v", "libx264",
-                        "-crf", "12", "-preset", "ultrafast", str(turned)], check=True, timeout=120)
-        subprocess.run([*ffmpeg, str(turned), "-c", "copy", "-metadata:s:v", "rotate=90", str(sideways)],
-                       check=True, timeout=120)
+        sideways = synth.stored_sideways(upright_clip.path, tmp_path / "phone.mp4")
         data = scenes.faces_policy(sample_every_n_frames=1).model_dump(mode="json")
         data["limits"] = {"max_fps": 25, "max_height": 160}
         data["detect"]["faces"]["enabled"] = False

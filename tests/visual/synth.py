@@ -7,6 +7,7 @@ when its crop in the output is still structurally similar to the same crop in th
 from __future__ import annotations
 
 import math
+import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -243,6 +244,18 @@ def write_h264(path: Path, pictures: Iterable[np.ndarray], width: int, height: i
     if audio is not None and audio_hz is not None:
         write_tone(out, audio, audio_hz, frames / fps)
     out.close()
+
+
+def stored_sideways(upright: Path, path: Path) -> Path:
+    """What a phone writes for an upright clip: landscape coded frames plus "turn 90°" in the
+    display matrix. FFmpeg 5.1 writes the matrix from the 'rotate' tag on a stream copy only."""
+    turned = path.with_name(path.stem + "-coded.mp4")
+    ffmpeg = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i"]
+    subprocess.run([*ffmpeg, str(upright), "-vf", "transpose=clock", "-c:v", "libx264", "-crf", "12",
+                    "-preset", "ultrafast", str(turned)], check=True, timeout=120)
+    subprocess.run([*ffmpeg, str(turned), "-c", "copy", "-metadata:s:v", "rotate=90", str(path)],
+                   check=True, timeout=120)
+    return path
 
 
 def camera_clip(path: Path, scene: np.ndarray, faces: Sequence[GtBox], poses: Sequence[np.ndarray], width: int,
