@@ -179,14 +179,27 @@ def browser(site: Site, screenshots: Path) -> Iterator[Browser]:
 
 
 def wait(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    """The predicate's first true value; a page still loading (element missing or stale) counts as not yet."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    """The predicate's first true value; a page still loading (element missing or stale) counts as not yet.
+
+    ChromeDriver 156 reports an element read while the next page replaces the document as an
+    "unhandled inspector error" ("Node with given id does not belong to the document") rather
+    than as stale: seen once in a fresh-clone run, reading the body just after "sign in" was clicked.
+    """
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             found = predicate()
         except (NoSuchElementException, StaleElementReferenceException):
+            found = None
+        except WebDriverException as exc:
+            if "does not belong to the document" not in str(exc.msg):
+                raise
             found = None
         if found:
             return found
