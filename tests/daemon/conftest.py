@@ -186,6 +186,12 @@ class DaemonRun:
             time.sleep(0.1)
         raise AssertionError(f"timed out after {timeout} s waiting for {what}:\n{self.log_text()[-4000:]}")
 
+    def wait_receipt(self, path: Path, status: str, timeout: float = 30) -> str:
+        """The receipt at ``path`` once it says ``status``: it is rewritten just after its job's
+        state is committed, so a job can read as finished a moment before its receipt says so."""
+        return self.wait_for(lambda: path.is_file() and f"status:  {status}" in (text := path.read_text()) and text,
+                             timeout, f"{path.name} saying {status}")
+
     def wait_finished(self, count: int, timeout: float) -> list[Job]:
         done = (JobState.PUBLISHED, JobState.REVIEW, JobState.FAILED, JobState.DUPLICATE)
         return self.wait_for(lambda: (jobs := self.in_state(*done)) and len(jobs) >= count and jobs,

@@ -23,19 +23,12 @@ class TestReceipts:
         drop(run.inbox, "notes.mp4", b"not a video at all\n" * 10)
         jobs = run.wait_finished(3, timeout=60)
         receipts = run.inbox / ".redactd"
-
-        def receipt(name: str, status: str) -> str:
-            # The receipt is rewritten just after the state change is committed, so a job can
-            # read as finished a moment before its receipt says so (CI saw "processing" once).
-            path = receipts / name
-            return run.wait_for(lambda: path.is_file() and f"status:  {status}" in (text := path.read_text())
-                                and text, 30, f"{name} saying {status}")
-
-        published = receipt("trip/alice-dashcam.mp4.txt", "published")
+        # CI once read a receipt still saying "processing": wait_receipt waits for the final state.
+        published = run.wait_receipt(receipts / "trip" / "alice-dashcam.mp4.txt", "published")
         assert f"ref:     {first.id}" in published
-        dup = receipt("bob copy.mp4.txt", "received: the same content arrived before")
+        dup = run.wait_receipt(receipts / "bob copy.mp4.txt", "received: the same content arrived before")
         assert "alice" not in dup and first.id not in dup  # never another contributor's file
-        failed = receipt("notes.mp4.txt", "failed")
+        failed = run.wait_receipt(receipts / "notes.mp4.txt", "failed")
         assert "why:" in failed
         # The daemon rewrote receipts inside the watched inbox and admitted none of them.
         time.sleep(7)  # past a periodic rescan (5 s in these tests) and the settle window

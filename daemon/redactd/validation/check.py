@@ -376,7 +376,6 @@ class Validator:
                 raise InputError(f"it renders at {plan.width}x{plan.height}, the detections are for "
                                  f"{video.get('width')}x{video.get('height')}")
             turns = quarter_turns(plan.rotation)
-            done = False
             with VideoReader(original.path, plan) as reader:
                 for item in reader.frames():
                     if item.index in members:
@@ -384,10 +383,9 @@ class Validator:
                         confirmed.update(k for k, m in members[item.index] if _inside_any(m.box, there))
                     # A chain found once is a face; stop when every chain is, or at the last frame.
                     if len(confirmed) == len(leaks) or item.index >= last:
-                        done = True
                         break
-            if not done:
-                raise InputError(f"it ends before output frame {last}")
+                else:
+                    raise InputError(f"it ends before output frame {last}")
         except (InputError, OSError, av.error.FFmpegError) as exc:
             log.get_logger().warning("validation_original_unreadable", path=original.path.name, error=str(exc))
             return leaks, f"unreadable: {exc}"

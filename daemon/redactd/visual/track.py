@@ -385,8 +385,11 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
     24 px face's box by half just as it left through the frame's edge (held-out, 1080p).
 
     A box still cut by the frame's edge where the extension ends, and carried out of the picture
-    by the motion within ``ext.edge`` frames, is carried on until it has left: a face coming in
-    through the edge shows a sliver for some frames before the detector finds it. A 116 px face
+    by the motion within twice ``ext.edge`` frames, is carried on until it has left, ``ext.edge``
+    frames at most: a face coming in through the edge shows a sliver for some frames before the
+    detector finds it. A slow one may need more than ``ext.edge`` frames to leave (a 90 px face
+    with a 4.7 px a frame pan needed 16 of 15, held-out pan-subpixel, 1080p): it is covered as far
+    as ``ext.edge``. A 116 px face
     coming up through the bottom edge of a circling camera's picture was first found with 48 px
     of it in the frame, and its first 8 and 15 px showed for the two frames before the
     extension's five (held-out pan-edges, 720p). Held frames then stay at the last step still in
@@ -396,7 +399,7 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
     """
     lo, hi = frames
     first, last = (lo - frame, hi - 1 - frame) if direction > 0 else (frame - hi + 1, frame - lo)
-    if last < 1 or max(1, first) > max(ext.extend, ext.edge) + hold:
+    if last < 1 or max(1, first) > ext.edge + hold:  # ext.edge >= ext.extend
         return  # none of its frames is in lo..hi-1 (the tracker asks for a frame or two at a time)
     centre, size = (coords[:2] + coords[2:]) / 2, coords[2:] - coords[:2]
     moves, grows = (velocity[:2] + velocity[2:]) / 2, velocity[2:] - velocity[:2]
