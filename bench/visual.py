@@ -28,6 +28,14 @@ the edge pad, the cheap face pass, text) on one frame, by CPU time on one thread
 ``--heldout --seed N`` scores cases drawn from seed N instead of the fixed ones
 (tests/visual/heldout_drawn.py: other faces, sizes, motions, edges and backgrounds each seed);
 ``--seed 1-11 --heldout small`` scores one kind of case over many seeds, with totals at the end.
+``--identity`` (held-out only; run it with .venv-bench/bin/python, which has dlib: `make
+bench-venv`) asks a face recogniser about the face-frames SSIM calls leaked: dlib's descriptor of
+the output face against the same face in the input, aligned on the input (bench/recognise.py, as
+bench/strength.py does). The table then also gives how many of those asked dlib still calls the
+same person (distance under 0.6; "same person" N/asked) and their median distance, with a row for
+the input only re-encoded ("none"): what the recogniser says when nothing is obscured. It asks only
+about faces wholly inside the picture: a face cut by the edge is boxed by its visible part, and a
+sliver's chip is no face to recognise.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -128,6 +137,9 @@ def main() -> None:
                     help="held-out cases only: leave deface out (its figures do not change with redactd's code)")
     ap.add_argument("--no-default", action="store_true",
                     help="held-out cases only: run only the --policy ones (another version's default, say)")
+    ap.add_argument("--identity", action="store_true",
+                    help="held-out cases only: ask dlib's face recogniser whether leaked face-frames are still "
+                         "the same person (needs .venv-bench/bin/python)")
     ap.add_argument("--split", action="store_true",
                     help="only time each detection pass alone on one frame of the bench clip (CPU ms, 1 thread)")
     args = ap.parse_args()
@@ -244,31 +256,76 @@ def heldout_bench(args: argparse.Namespace) -> None:
             "--policy", str(REPO / "policies" / f"{name}.yaml")]
     if not args.no_deface:
         tools["deface"] = [args.deface, "{in}", "-o", "{out}", "--backend", "onnxrt"]
-    totals: dict[str, list[int]] = {name: [0, 0, 0] for name in tools}
+    recogniser = None
+    if args.identity:
+        from recognise import Recogniser  # dlib: the bench venv only
+
+        recogniser = Recogniser()
+        # Nothing obscured, re-encoded as redactd does: what the recogniser says of a face left as it is.
+        tools["none"] = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", "{in}", "-c:v", "libx264",
+                         "-crf", "20", "-pix_fmt", "yuv420p", "{out}"]
+    totals: dict[str, list[int]] = {name: [0, 0, 0, 0, 0] for name in tools}
     print(f"{'case':14s} {'size':>5s} {'tool':18s} {'face-frames':>11s} {'leaked':>7s} {'untouched':>9s} "
-          f"{'partly':>6s} {'run':>4s} {'obscured':>8s} {'fps':>6s} {'cpu ms/f':>8s}")
+          f"{'partly':>6s} {'run':>4s} {'obscured':>8s} {'fps':>6s} {'cpu ms/f':>8s}"
+          + (f" {'same person':>11s} {'median d':>8s}" if recogniser else ""))
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for height in (int(s) for s in args.sizes.split(",")):
             for case in cases:
                 clip = case.build(tmp / f"{case.name}{height}.mp4", height, args.frames)
                 original = synth.decode_gray(clip.path)
+                aligned: dict[tuple[int, synth.GtBox], object] = {}  # the input's landmarks, for every tool
                 for name, template in tools.items():
                     out = tmp / f"out_{name.replace(' ', '_')}.mp4"
                     out.unlink(missing_ok=True)
                     wall, cpu, _ = run([a.replace("{in}", str(clip.path)).replace("{out}", str(out)) for a in template])
-                    sc = heldout.score(original, gray_frames(out, clip.width, clip.height), clip)
-                    for k, v in enumerate((sc.face_frames, sc.leaked, sc.untouched)):
+                    redacted = gray_frames(out, clip.width, clip.height)
+                    sc = heldout.score(original, redacted, clip)
+                    asked, same, median_d = (identity(recogniser, original, redacted, sc.leaks, aligned)
+                                             if recogniser else (0, 0, None))
+                    for k, v in enumerate((sc.face_frames, sc.leaked, sc.untouched, asked, same)):
                         totals[name][k] += v
                     def pct(n: int, total: int = sc.face_frames) -> str:
                         return f"{100 * n / total:5.1f}%" if total else "    -"
 
                     print(f"{case.name:14s} {height:5d} {name:18s} {sc.face_frames:11d} {pct(sc.leaked):>7s} "
                           f"{pct(sc.untouched):>9s} {pct(sc.partly):>6s} {sc.longest_run:4d} "
-                          f"{100 * sc.obscured_share:7.1f}% {clip.frames / wall:6.2f} {1000 * cpu / clip.frames:8.0f}", flush=True)
-    for name, (total, leaked, untouched) in totals.items():
+                          f"{100 * sc.obscured_share:7.1f}% {clip.frames / wall:6.2f} {1000 * cpu / clip.frames:8.0f}"
+                          + (f" {f'{same}/{asked}':>11s} {'-' if median_d is None else f'{median_d:.3f}':>8s}"
+                             if recogniser else ""),
+                          flush=True)
+    for name, (total, leaked, untouched, asked, same) in totals.items():
         print(f"all cases: {name:18s} leaked {leaked}/{total} ({100 * leaked / max(1, total):.1f} %), "
-              f"untouched {untouched} ({100 * untouched / max(1, total):.1f} %)")
+              f"untouched {untouched} ({100 * untouched / max(1, total):.1f} %)"
+              + (f"; of the {asked} leaked face-frames inside the picture, dlib calls {same} the same person"
+                 if recogniser else ""))
+
+
+def identity(recogniser: Any, original: list[np.ndarray], redacted: list[np.ndarray],
+             leaks: tuple[tuple[int, synth.GtBox], ...], aligned: dict[tuple[int, synth.GtBox], object]
+             ) -> tuple[int, int, float | None]:
+    """Of the leaked face-frames whose face lies wholly inside the picture: how many were asked,
+    how many dlib still calls the same person as the input's face there (descriptor distance under
+    0.6), and the median distance. Both chips are cut with the landmarks found on the input (the
+    best alignment an attacker could hope for); the faces are scored in grey, as the SSIM scorer
+    does. A face cut by the frame's edge is not asked: its box is the part inside, and a chip of a
+    sliver is no face to recognise."""
+    from recognise import SAME_PERSON
+
+    height, width = original[0].shape[:2] if original else (0, 0)
+    inside = [(i, box) for i, box in leaks if box[0] > 0 and box[1] > 0 and box[2] < width and box[3] < height]
+    if not inside:
+        return 0, 0, None
+    before, after = [], []
+    for i, box in inside:
+        src = cv2.cvtColor(original[i], cv2.COLOR_GRAY2RGB)
+        if (i, box) not in aligned:
+            aligned[i, box] = recogniser.align(src, box)
+        shape = aligned[i, box]
+        before.append(recogniser.chip(src, box, shape))
+        after.append(recogniser.chip(cv2.cvtColor(redacted[i], cv2.COLOR_GRAY2RGB), box, shape))
+    d = np.linalg.norm(recogniser.embed(after) - recogniser.embed(before), axis=1)
+    return len(inside), int((d < SAME_PERSON).sum()), float(np.median(d))
 
 
 if __name__ == "__main__":

@@ -358,6 +358,7 @@ class Score:
     untouched: int  # SSIM ≥ UNTOUCHED_SSIM: as if not redacted
     longest_run: int  # most consecutive leaked frames of one face
     obscured_share: float  # share of the picture changed beyond codec noise (texture cases)
+    leaks: tuple[tuple[int, synth.GtBox], ...] = ()  # (frame, box) of each leaked face-frame
 
     @property
     def partly(self) -> int:
@@ -368,7 +369,8 @@ def score(original: Sequence[np.ndarray], redacted: Sequence[np.ndarray], clip: 
     total = leaked = untouched = 0
     runs: dict[int, int] = {}
     longest = 0
-    for orig, out, boxes, ids in zip(original, redacted, clip.faces, clip.face_ids, strict=False):
+    leaks = []
+    for i, (orig, out, boxes, ids) in enumerate(zip(original, redacted, clip.faces, clip.face_ids, strict=False)):
         seen = set()
         for (x0, y0, x1, y1), face in zip(boxes, ids, strict=True):
             if x1 - x0 < 8 or y1 - y0 < 8:
@@ -378,6 +380,7 @@ def score(original: Sequence[np.ndarray], redacted: Sequence[np.ndarray], clip: 
             seen.add(face)
             if s >= synth.LEAK_SSIM:
                 leaked += 1
+                leaks.append((i, (x0, y0, x1, y1)))
                 untouched += s >= UNTOUCHED_SSIM
                 runs[face] = runs.get(face, 0) + 1
                 longest = max(longest, runs[face])
@@ -387,7 +390,7 @@ def score(original: Sequence[np.ndarray], redacted: Sequence[np.ndarray], clip: 
             if face not in seen:
                 runs[face] = 0
     share = obscured_share(original, redacted)
-    return Score(total, leaked, untouched, longest, share)
+    return Score(total, leaked, untouched, longest, share, tuple(leaks))
 
 
 #: A 16 px block of the picture counts as obscured when its SSIM to the input falls below this;

@@ -142,3 +142,19 @@ class TestGroundTruth:
         x0, y0, x1, y1 = box
         assert clip.faces[4] == [(y0 + 70, max(0, 250 - x1), y1 + 70, min(180, 250 - x0))]
         assert clip.face_ids == [[0]] * 5
+
+
+class TestScorer:
+    def test_each_leaked_face_frame_is_listed_with_its_frame_and_box(self, tmp_path: Path) -> None:
+        # bench/visual.py --identity hands exactly these crops to a face recogniser.
+        clip = synth.make_clip(tmp_path / "two.mp4", 640, 360, 4,
+                               [synth.astronaut(90, 40, 60, vx=20.0), synth.astronaut(60, 380, 200)])
+        original = synth.decode_gray(clip.path)
+        redacted = [f.copy() for f in original]
+        x0, y0, x1, y1 = clip.faces[2][0]
+        redacted[2][y0:y1, x0:x1] = 128  # one face-frame filled flat
+        score = heldout.score(original, redacted, clip)
+        every = [(i, box) for i, boxes in enumerate(clip.faces) for box in boxes]
+        assert score.face_frames == len(every) == 8
+        assert score.leaked == len(score.leaks) == 7
+        assert list(score.leaks) == [leak for leak in every if leak != (2, clip.faces[2][0])]
