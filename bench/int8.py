@@ -52,6 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "daemon"))
 
+from machine import describe as describe_cpu  # bench/machine.py
 from tests.visual import heldout, synth
 
 from redactd.policy import FaceDetection, TextDetection
@@ -211,6 +212,7 @@ def main() -> None:
     ap.add_argument("--write-ranges", action="store_true",
                     help="only write CenterFace's activation ranges for redactd.visual.quant")
     args = ap.parse_args()
+    print(describe_cpu(), flush=True)
     sizes = [int(s) for s in args.sizes.split(",")]
     variants = [v for v in args.variants.split(",") if v]
     calib = calibration_images()

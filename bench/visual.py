@@ -62,6 +62,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # for tests.visual.synth: clip builder and leak scorer
 
+from machine import describe as describe_cpu  # bench/machine.py
 from tests.visual import heldout, heldout_drawn, synth
 
 TIMEOUT_S = 1800
@@ -143,6 +144,7 @@ def main() -> None:
     ap.add_argument("--split", action="store_true",
                     help="only time each detection pass alone on one frame of the bench clip (CPU ms, 1 thread)")
     args = ap.parse_args()
+    print(describe_cpu(), flush=True)
     if args.heldout:
         heldout_bench(args)
         return
