@@ -312,7 +312,7 @@ class CenterFaceDetector:
 
     def _tilted_all(self, frame: np.ndarray) -> list[Box]:
         """The passes on the whole frame rotated by ± each of ``tilt_angles``."""
-        return [b for angle in self.cfg.tilt_angles for sign in (1, -1) for b in self._tilted(frame, sign * angle)]
+        return [b for angle in self.cfg.tilt_angles for b in self._tilted(frame, angle)]
 
     def _tilted_changed(self, cells: Future[np.ndarray], reference: Future[list[Box]], frame: np.ndarray) -> list[Box]:
         """The rotated passes on what changed since the last whole ones (each changed rectangle of
@@ -327,35 +327,52 @@ class CenterFaceDetector:
             return self._tilted_all(frame)
         scales = {a: min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, a)) for a in self.cfg.tilt_angles}
         found = [b.shifted(x0, y0) for x0, y0, x1, y1 in changes.rects for a, scale in scales.items()
-                 for sign in (1, -1) for b in self._tilted(frame[y0:y1, x0:x1], sign * a, scale)]
+                 for b in self._tilted(frame[y0:y1, x0:x1], a, scale)]
         return changes.settled(found, found_before)
 
-    def _tilted(self, frame: np.ndarray, degrees: float, scale: float | None = None) -> list[Box]:
-        """Faces found in ``frame`` rotated by ``degrees`` (anticlockwise, on a canvas grown to hold
-        it whole, fed at ``tilt_input_width`` or at ``scale``), each mapped back as the upright box
-        around its face's ellipse turned back."""
+    def _tilted(self, frame: np.ndarray, angle: float, scale: float | None = None,
+                turns: tuple[int, ...] = (1, -1)) -> list[Box]:
+        """Faces found in ``frame`` rotated by ``angle`` and by ``-angle`` (anticlockwise; ``turns``
+        picks the signs), each on a canvas that holds the frame whole, fed at ``tilt_input_width``
+        or at ``scale``, and mapped back as the upright box around its face's ellipse turned back.
+
+        The frame is shrunk once for both turns (area-averaged), and each turn is drawn straight
+        onto the model's input: rotating first made a canvas twice the frame's size, which then
+        had to be shrunk, once per turn (720p: ~18 ms a turn, against ~6 ms for the one shrink and
+        ~3 ms a turn)."""
         h, w = frame.shape[:2]
-        theta = np.radians(degrees)
+        theta = np.radians(angle)
         c, s = abs(np.cos(theta)), abs(np.sin(theta))
-        cw, ch = int(np.ceil(w * c + h * s)), int(np.ceil(w * s + h * c))
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-        m[0, 2] += (cw - w) / 2
-        m[1, 2] += (ch - h) / 2
-        canvas = cv2.warpAffine(frame, m, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        back = cv2.invertAffineTransform(m)
-        size = _model_size(cw, ch, self.cfg.tilt_input_width) if scale is None \
-            else _model_size(cw, ch, 0, scale, max_scale=scale)
+        cw, ch = w * c + h * s, w * s + h * c
+        whole = scale is None
+        size = _model_size(int(np.ceil(cw)), int(np.ceil(ch)), self.cfg.tilt_input_width) if scale is None \
+            else _model_size(int(np.ceil(cw)), int(np.ceil(ch)), 0, scale, max_scale=scale)
+        mw, mh = size
+        # One scale both ways, so that the turned frame fits the input whole.
+        k = min(mw / cw, mh / ch)
+        sw, sh = max(1, round(w * k)), max(1, round(h * k))
+        small = frame if (sw, sh) == (w, h) else \
+            cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+        kx, ky = sw / w, sh / h
         out = []
-        for b in self._run(canvas, 0, 0, size, whole=scale is None):
-            if b.score < self.cfg.tilt_threshold:
-                continue
-            x, y = back @ np.array([(b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, 1.0])
-            a, e = b.width / 2, b.height / 2
-            hw, hh = float(np.hypot(a * c, e * s)), float(np.hypot(a * s, e * c))
-            # The turn was measured along the face's own horizontal: what of it lies along the picture's.
-            box = Box(x - hw, y - hh, x + hw, y + hh, b.score, b.label, b.turn * float(np.cos(theta)))
-            if _inside(box, w, h):
-                out.append(box)
+        for sign in turns:
+            degrees = sign * angle
+            m = cv2.getRotationMatrix2D((sw / 2, sh / 2), degrees, 1.0)
+            m[0, 2] += (mw - sw) / 2
+            m[1, 2] += (mh - sh) / 2
+            canvas = cv2.warpAffine(small, m, (mw, mh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            back = cv2.invertAffineTransform(m)
+            for b in self._run(canvas, 0, 0, size, whole=whole):
+                if b.score < self.cfg.tilt_threshold:
+                    continue
+                x, y = back @ np.array([(b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, 1.0])
+                x, y = x / kx, y / ky
+                a, e = b.width / 2 / k, b.height / 2 / k
+                hw, hh = float(np.hypot(a * c, e * s)), float(np.hypot(a * s, e * c))
+                # The turn was measured along the face's own horizontal: what of it lies along the picture's.
+                box = Box(x - hw, y - hh, x + hw, y + hh, b.score, b.label, b.turn * float(np.cos(theta)))
+                if _inside(box, w, h):
+                    out.append(box)
         return out
 
     def _upright_at(self, index: int, part: int = 0) -> Callable[[np.ndarray], list[Box]]:
