@@ -189,7 +189,8 @@ def make_clip(
 
     A face box is clipped to the frame; one with nothing left inside it, or with more than half of
     it hidden behind a picture pasted later in the same frame, is not in that frame's ground truth
-    (drawn held-out sets let pictures cross: a face under another photograph cannot leak).
+    (drawn held-out sets let pictures cross: a face under another photograph cannot leak); one
+    partly hidden is cut down to the rectangle around its part that shows (`_unhidden`).
     """
     bg = background(width, height) if bg is None else bg
     gt: list[list[GtBox]] = []
@@ -218,12 +219,22 @@ def make_clip(
                 boxes.append(box)
                 ids.append(j)
         shown = [float(np.mean(owner[y0:y1, x0:x1] == j)) >= 0.5 for (x0, y0, x1, y1), j in zip(boxes, ids, strict=True)]
-        gt.append([b for b, keep in zip(boxes, shown, strict=True) if keep])
+        gt.append([_unhidden(b, owner, j) for b, j, keep in zip(boxes, ids, shown, strict=True) if keep])
         face_ids.append([j for j, keep in zip(ids, shown, strict=True) if keep])
         return frame
 
     write_h264(path, (picture(i) for i in range(frames)), width, height, fps, crf, pix_fmt, audio_hz, frames)
     return Clip(path, width, height, fps, frames, gt, still_boxes, [img for img, _, _ in stills], face_ids)
+
+
+def _unhidden(box: tuple[int, int, int, int], owner: np.ndarray, j: int) -> tuple[int, int, int, int]:
+    """``box`` (sprite ``j``'s face) cut down to the rectangle around what no later picture hides:
+    a face whose right third lies under a later photograph is scored on its left two thirds, not
+    on the photograph (which no tool should obscure, and which kept such a frame "partly covered")."""
+    x0, y0, x1, y1 = box
+    visible = owner[y0:y1, x0:x1] <= j
+    cols, rows = np.flatnonzero(visible.any(axis=0)), np.flatnonzero(visible.any(axis=1))
+    return x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1
 
 
 def write_h264(path: Path, pictures: Iterable[np.ndarray], width: int, height: int, fps: int = 25, crf: int = 12,

@@ -124,6 +124,21 @@ class TestGroundTruth:
             assert 1 in ids[frame]
         assert any(0 in f for f in ids) and not all(0 in f for f in ids)
 
+    def test_a_face_partly_under_a_later_picture_is_scored_on_the_part_that_shows(self, tmp_path: Path) -> None:
+        # The large face's right third lies under a later picture: its ground truth ends where
+        # that picture starts (scoring the picture called a correctly blurred face partly covered).
+        face = synth.astronaut(120, 100, 60)
+        fx0, fy0, fx1, fy1 = face.face
+        x0, y0 = face.at(0)
+        cut = int(x0 + fx0 + (fx1 - fx0) * 2 / 3)
+        over = synth.Sprite(np.full((400, 200, 3), 90, np.uint8), (0, 0, 0, 0), cut, 0)  # no face of its own
+        clip = synth.make_clip(tmp_path / "under.mp4", 640, 360, 2, [face, over])
+        assert clip.face_ids[0] == [0]
+        assert clip.faces[0] == [(x0 + fx0, y0 + fy0, cut, y0 + fy1)]
+        # Nothing hides it: the whole box.
+        alone = synth.make_clip(tmp_path / "alone.mp4", 640, 360, 2, [face])
+        assert alone.faces[0] == [(x0 + fx0, y0 + fy0, x0 + fx1, y0 + fy1)]
+
     def test_a_camera_clip_moves_the_ground_truth_with_the_camera(self, tmp_path: Path) -> None:
         # The scene under each pose, resampled; a face's box follows the pose, clipped to the frame.
         scene = heldout.real_background(400, 200)
