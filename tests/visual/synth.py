@@ -227,7 +227,7 @@ def make_clip(
     return Clip(path, width, height, fps, frames, gt, still_boxes, [img for img, _, _ in stills], face_ids)
 
 
-def _unhidden(box: tuple[int, int, int, int], owner: np.ndarray, j: int) -> tuple[int, int, int, int]:
+def _unhidden(box: GtBox, owner: np.ndarray, j: int) -> GtBox:
     """``box`` (sprite ``j``'s face) cut down to the rectangle around what no later picture hides:
     a face whose right third lies under a later photograph is scored on its left two thirds, not
     on the photograph (which no tool should obscure, and which kept such a frame "partly covered")."""

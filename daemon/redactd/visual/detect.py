@@ -343,10 +343,11 @@ class CenterFaceDetector:
         h, w = frame.shape[:2]
         theta = np.radians(angle)
         c, s = abs(np.cos(theta)), abs(np.sin(theta))
-        cw, ch = w * c + h * s, w * s + h * c
+        cw, ch = _turned_width(w, h, angle), _turned_width(h, w, angle)
         whole = scale is None
-        size = _model_size(int(np.ceil(cw)), int(np.ceil(ch)), self.cfg.tilt_input_width) if scale is None \
-            else _model_size(int(np.ceil(cw)), int(np.ceil(ch)), 0, scale, max_scale=scale)
+        iw, ih = int(np.ceil(cw)), int(np.ceil(ch))
+        size = _model_size(iw, ih, self.cfg.tilt_input_width) if scale is None \
+            else _model_size(iw, ih, 0, scale, max_scale=scale)
         mw, mh = size
         # One scale both ways, so that the turned frame fits the input whole.
         k = min(mw / cw, mh / ch)
