@@ -77,10 +77,13 @@ def checkpoint_seqs(entries: list[dict[str, Any]]) -> list[int]:
 
 def published_three(run: DaemonRun, clip_bytes: bytes) -> list[dict[str, Any]]:
     run.start()
+    # One at a time, each settled before the next: a checkpoint follows each burst of entries, and
+    # three clips dropped together can make one burst (CI saw only the start-up checkpoint and one
+    # after all three), which would leave the cuts below nothing between two checkpoints to cut.
     for i in range(3):
         drop(run.inbox, f"clip-{i}.mp4", variant(clip_bytes, i))
-    run.wait_finished(3, timeout=120)
-    entries = settled(run)
+        run.wait_finished(i + 1, timeout=120)
+        entries = settled(run)
     run.kill9()  # no clean stop: no checkpoint at shutdown to lean on
     return entries
 
