@@ -176,6 +176,15 @@ class TestPolicies:
                      "    between: changed\n  text:\n    every_n_frames: 8\n    between: changed\n")
         pol = load_policy(p)
         assert pol.detect.faces.full_pass_every == 8 and pol.detect.text.every_n_frames == 8
+        # ...unless that pass itself skips frames: then tracking bridges those.
+        p.write_text("kind: redaction\nid: x\nversion: 1\nmode: visual\ndetect:\n  text:\n    every_n_frames: 8\n"
+                     "    between: changed\n    changed_every: 3\n  every_k_frames: 3\n")
+        with pytest.raises(ConfigError, match=r"text.changed_every 3 \(x every_k_frames 3\) leaves 8 frames"):
+            load_policy(p)
+        # With the whole pass on every frame there is nothing between to skip.
+        p.write_text("kind: redaction\nid: x\nversion: 1\nmode: visual\ndetect:\n  text:\n    every_n_frames: 1\n"
+                     "    between: changed\n    changed_every: 2\ntracking:\n  max_gap: 0\n  extend_frames: 0\n")
+        assert load_policy(p).detect.text.changed_every == 2
         p.write_text("kind: redaction\nid: x\nversion: 1\nmode: visual\ndetect:\n  faces:\n    full_pass_every: 8\n"
                      "    between: cheap\n")
         with pytest.raises(ConfigError, match=r"full_pass_every 8 .* leaves 7 frames between passes"):

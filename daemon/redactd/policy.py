@@ -158,6 +158,11 @@ class TextDetection(_Strict):
     between: Literal["nothing", "changed"] = Field(
         "nothing", description="between text passes: nothing (tracking only), or a pass on what changed"
     )
+    # With ``between: changed``: that pass on every N-th frame between the whole ones only, tracking
+    # in between (text shown for a single frame between two of them is not looked for).
+    changed_every: int = Field(
+        1, ge=1, le=4, description="between: changed: the pass on what changed on every N-th frame (1: every)"
+    )
 
 
 class YoloDetection(_Strict):
@@ -353,13 +358,15 @@ class RedactionPolicy(_Strict):
     def _cadences_within_tracking(self) -> RedactionPolicy:
         # Frames between two passes are covered only by tracking: by interpolation across the gap
         # and by extending each track to the frames before its first and after its last pass.
-        # With ``between: changed`` every detected frame gets a pass (on what changed), so only
-        # every_k_frames leaves frames to tracking there.
+        # With ``between: changed`` every detected frame gets a face pass (on what changed), so only
+        # every_k_frames leaves frames to tracking there; text's pass on what changed may skip
+        # frames itself (``changed_every``).
         step = self.detect.every_k_frames
         faces, text = self.detect.faces, self.detect.text
+        text_cadence = (("text.changed_every", min(text.changed_every, text.every_n_frames))
+                        if text.between == "changed" else ("text.every_n_frames", text.every_n_frames))
         for key, every in (("faces.full_pass_every", 1 if faces.between == "changed" else faces.full_pass_every),
-                           ("faces.tilt_every", faces.tilt_every if faces.tilt_angles else 1),
-                           ("text.every_n_frames", 1 if text.between == "changed" else text.every_n_frames)):
+                           ("faces.tilt_every", faces.tilt_every if faces.tilt_angles else 1), text_cadence):
             gap = step * every - 1
             if every > 1 and (gap > self.tracking.max_gap or gap > self.tracking.extend_frames):
                 raise ValueError(f"detect.{key} {every} (x every_k_frames {step}) leaves {gap} frames between "

@@ -798,7 +798,8 @@ class TextDetector:
     def at(self, index: int, part: int = 0) -> Callable[[np.ndarray], list[Box]]:
         """The pass for detected frame number ``index`` (field ``part``): on the ``every_n_frames``
         cadence; between, none (tracking carries the text found on either side across) or, with
-        ``between: changed``, one on what changed since. Called in frame order."""
+        ``between: changed``, one on what changed since (on every ``changed_every``-th frame after
+        the whole pass; tracking carries the text across the others). Called in frame order."""
         on_cadence = index % self.cfg.every_n_frames == 0
         if self.cfg.between != "changed" or self.cfg.every_n_frames == 1:
             return self.detect if on_cadence else _nothing
@@ -807,6 +808,8 @@ class TextDetector:
             done: Future[list[Box]] = Future()
             self._reference[part] = (cells, done)
             return partial(_shared, done, partial(_cells_first, cells, self.detect))
+        if index % self.cfg.every_n_frames % self.cfg.changed_every:
+            return _nothing
         return partial(self._changed_pass, *self._reference[part])
 
     def _changed_pass(self, cells: Future[np.ndarray], done: Future[list[Box]], frame: np.ndarray) -> list[Box]:
