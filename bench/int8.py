@@ -279,7 +279,8 @@ def recall(models: dict[str, dict[str, bytes]], text_input: str, sizes: list[int
     texts: dict[str, TextDetector] = {}
     for variant, model in models["faces"].items():
         det = CenterFaceDetector(FaceDetection(), 1)
-        det.session = onnx_session(model, 1)
+        # both: a whole-frame pass runs on ``whole_session`` (the same one unless on a cadence)
+        det.session = det.whole_session = onnx_session(model, 1)
         detectors[variant] = det
     for variant, model in models["text"].items():
         tdet = TextDetector(TextDetection(), 1)
