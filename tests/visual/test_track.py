@@ -161,6 +161,33 @@ class TestTrackBoxes:
         first = min(i for i, boxes in enumerate(out) if boxes)
         assert 46 <= first <= 54 and all(b.box.y0 < 720 for b in out[first])
 
+    def test_a_false_box_joined_to_a_face_coming_in_does_not_take_its_cover_away(self) -> None:
+        # Held-out pan-edges, 720p (int8 model with the fp32 stem): a face comes in through the
+        # top edge. On frame 24 a false 0.14 box 40 px below it starts a track; on frame 26 the
+        # face, cut by the edge, is joined to that lone box by distance (1.46 box sizes), so the
+        # track's backward extension ran from the false box, down and to the left, and the face's
+        # first 11, 18 and 24 px on frames 22-24 were left untouched (SSIM 0.71-0.96).
+        seen = {24: (711.6, 24.0, 750.5, 60.0, 0.14), 26: (742.1, -30.4, 800.9, 34.8, 0.62),
+                27: (751.6, -35.5, 807.8, 39.3, 0.86), 28: (753.8, -42.8, 821.3, 47.0, 0.77),
+                29: (765.7, -43.1, 833.2, 55.3, 0.65), 30: (777.2, -33.8, 838.8, 54.0, 0.63)}
+        dets: list[list[Box] | None] = [[Box(*seen[i], "face")] if i in seen else [] for i in range(40)]
+        tracks = associate(dets, Tracking(), (1280, 720))
+        assert [t.frames[:2] for t in tracks] == [[24, 26]] and tracks[0].restarts == [1]
+        out = track_boxes(dets, Tracking(), 1280, 720)
+
+        def covered(box: Box, sliver: tuple[int, int, int, int]) -> float:
+            w = min(box.x1, sliver[2]) - max(box.x0, sliver[0])
+            h = min(box.y1, sliver[3]) - max(box.y0, sliver[1])
+            return max(0.0, w) * max(0.0, h) / ((sliver[2] - sliver[0]) * (sliver[3] - sliver[1]))
+
+        for i, sliver in {22: (722, 0, 783, 11), 23: (726, 0, 787, 18), 24: (731, 0, 792, 24)}.items():
+            assert max((covered(b.box, sliver) for b in out[i]), default=0.0) >= 0.9, (i, out[i])
+        # The false box keeps its own cover too: only ever more is covered.
+        assert any(covered(b.box, (712, 24, 750, 60)) >= 0.9 for b in out[24])
+        # A track whose first two boxes overlap (matched by IoU) is extended from its first only.
+        steady = associate(moving(10), Tracking(), (1000, 1000))
+        assert [t.restarts for t in steady] == [[]]
+
     def test_a_slow_face_coming_in_through_the_edge_is_covered_for_max_gap_frames_back(self) -> None:
         # Held-out pan-subpixel, 1080p, 40 frames: a 90 px face comes in at the right edge with
         # the camera's 4.7 px a frame and is first found on frame 26. Its drawn box needs 16 steps

@@ -45,6 +45,9 @@ class _Track:
     frames: list[int] = field(default_factory=list)
     boxes: list[Box] = field(default_factory=list)
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    #: Detections (indices) that may be where the track really starts: the second, where a box cut
+    #: by the frame's edge was joined to a lone first one by distance (see `_Associator.push`).
+    restarts: list[int] = field(default_factory=list)
 
     def predict(self, frame: int) -> np.ndarray:
         return _arr(self.boxes[-1]) + self.velocity * (frame - self.frames[-1])
@@ -125,6 +128,13 @@ class _Associator:
             for score, ti, i in pairs:
                 if ti in used_t or i in used_d or not accept(score):
                     continue
+                if score_fn is near and len(free[ti].frames) == 1 and any(cut[i]):
+                    # A lone box has no motion to predict from, and a box cut by the edge is
+                    # joined to it by distance alone, whatever its size: it may be another
+                    # object's (a false box below a face coming in through the top edge took the
+                    # face's track, and its backward extension went off the face). The track is
+                    # also extended backwards from this one (`fill_tracks`).
+                    free[ti].restarts.append(1)
                 free[ti].add(frame, _at_edge(boxes[i], free[ti], self.frame_size))
                 used_t.add(ti)
                 used_d.add(i)
@@ -303,6 +313,9 @@ def fill_tracks(
             coords = _arr(track.boxes[k])
             turn = track.boxes[k].turn
             put(frame, coords, track, track.boxes[k].score, True, turn)
+            if k in track.restarts:
+                # Only ever more cover: the track may start here rather than at its first box.
+                _extend(put, track, frame, coords, _velocity(track, k, -1), -1, ext, 0, turn, (lo, hi))
             if k + 1 < len(track.frames):
                 nxt = track.frames[k + 1]
                 following = _arr(track.boxes[k + 1])
