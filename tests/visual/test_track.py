@@ -172,7 +172,7 @@ class TestTrackBoxes:
                 29: (765.7, -43.1, 833.2, 55.3, 0.65), 30: (777.2, -33.8, 838.8, 54.0, 0.63)}
         dets: list[list[Box] | None] = [[Box(*seen[i], "face")] if i in seen else [] for i in range(40)]
         tracks = associate(dets, Tracking(), (1280, 720))
-        assert [t.frames[:2] for t in tracks] == [[24, 26]] and tracks[0].restarts == [1]
+        assert [t.frames[:2] for t in tracks] == [[24, 26]] and tracks[0].second_starts
         out = track_boxes(dets, Tracking(), 1280, 720)
 
         def covered(box: Box, sliver: tuple[int, int, int, int]) -> float:
@@ -186,7 +186,7 @@ class TestTrackBoxes:
         assert any(covered(b.box, (712, 24, 750, 60)) >= 0.9 for b in out[24])
         # A track whose first two boxes overlap (matched by IoU) is extended from its first only.
         steady = associate(moving(10), Tracking(), (1000, 1000))
-        assert [t.restarts for t in steady] == [[]]
+        assert [t.second_starts for t in steady] == [False]
 
     def test_a_slow_face_coming_in_through_the_edge_is_covered_for_max_gap_frames_back(self) -> None:
         # Held-out pan-subpixel, 1080p, 40 frames: a 90 px face comes in at the right edge with

@@ -99,7 +99,8 @@ def quantise_centerface(model: bytes) -> bytes:
         try:
             quantize_static(str(src), str(dst), None, quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
-                            calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache_file), nodes_to_exclude=stem)
+                            calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache_file),
+                            nodes_to_exclude=stem)
         except TypeError as exc:  # no calibration_cache_path: an onnxruntime older than this code knows
             raise ConfigError(f"detect.faces.int8 needs a newer onnxruntime (1.32 is known to work): {exc}") from exc
         finally:

@@ -45,9 +45,9 @@ class _Track:
     frames: list[int] = field(default_factory=list)
     boxes: list[Box] = field(default_factory=list)
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
-    #: Detections (indices) that may be where the track really starts: the second, where a box cut
-    #: by the frame's edge was joined to a lone first one by distance (see `_Associator.push`).
-    restarts: list[int] = field(default_factory=list)
+    #: Whether the second detection may be where the track really starts: a box cut by the frame's
+    #: edge joined to a lone first one by distance (see `_Associator.push`).
+    second_starts: bool = False
 
     def predict(self, frame: int) -> np.ndarray:
         return _arr(self.boxes[-1]) + self.velocity * (frame - self.frames[-1])
@@ -134,7 +134,7 @@ class _Associator:
                     # object's (a false box below a face coming in through the top edge took the
                     # face's track, and its backward extension went off the face). The track is
                     # also extended backwards from this one (`fill_tracks`).
-                    free[ti].restarts.append(1)
+                    free[ti].second_starts = True
                 free[ti].add(frame, _at_edge(boxes[i], free[ti], self.frame_size))
                 used_t.add(ti)
                 used_d.add(i)
@@ -313,7 +313,7 @@ def fill_tracks(
             coords = _arr(track.boxes[k])
             turn = track.boxes[k].turn
             put(frame, coords, track, track.boxes[k].score, True, turn)
-            if k in track.restarts:
+            if k == 1 and track.second_starts:
                 # Only ever more cover: the track may start here rather than at its first box.
                 _extend(put, track, frame, coords, _velocity(track, k, -1), -1, ext, 0, turn, (lo, hi))
             if k + 1 < len(track.frames):
