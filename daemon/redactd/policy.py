@@ -129,6 +129,14 @@ class FaceDetection(_Strict):
     # 0.11-0.37, no better than those pictures: the rotated passes add the large tilted faces, and
     # small ones are left to the upright pass (bench/pose.py, README).
     tilt_threshold: float = Field(0.5, gt=0, lt=1, description="score threshold on the rotated passes")
+    # Between the rotated passes a tilted face is only tracked; one that moves fast is found
+    # too seldom to be followed (tracks joined across 4-6 frames). Looking again on every N-th
+    # frame, around each tilted face those passes found that the upright pass does not find there,
+    # turned the one way that found it, costs a small part of a pass and finds it that often.
+    tilt_roi_every: int = Field(
+        0, ge=0, le=8, description="between the rotated passes, look again at the tilted faces they found on every "
+                                   "N-th frame (a crop around each, rotated the way that found it; 0: never)"
+    )
 
     @model_validator(mode="after")
     def _thresholds(self) -> FaceDetection:

