@@ -162,6 +162,22 @@ def _tilted60(path: Path, height: int, frames: int) -> synth.Clip:
     return synth.make_clip(path, width, height, frames, sprites, bg=real_background(width, height), crf=18)
 
 
+def _tilted_fast(path: Path, height: int, frames: int) -> synth.Clip:
+    """Heads tilted 50-65 degrees each way moving 4-8 px a frame (at 720p), 45-100 px, in lanes
+    that never cross: between the rotated passes each has moved by up to ~half its width."""
+    width = height * 16 // 9
+    k = height / 720
+    sprites = [
+        rotated(synth.astronaut(int(100 * k), 0.02 * width, 0.02 * height, 7 * k, 0.5 * k), 62),
+        rotated(lfw_of_width(71, int(70 * k), 0.93 * width, 0.05 * height, -5 * k, 0.5 * k), 58),
+        rotated(mirrored(synth.astronaut(int(60 * k), 0.9 * width, 0.38 * height, -6 * k, 1 * k)), -55),
+        rotated(synth.cameraman(int(80 * k), 0.02 * width, 0.35 * height, 4 * k, -1 * k), -50),
+        rotated(mirrored(lfw_of_width(40, int(55 * k), 0.02 * width, 0.7 * height, 8 * k, -0.5 * k)), -65),
+        rotated(synth.astronaut(int(45 * k), 0.9 * width, 0.75 * height, -4 * k, 0.5 * k), 60),
+    ]
+    return synth.make_clip(path, width, height, frames, sprites, bg=real_background(width, height), crf=18)
+
+
 def _profile(path: Path, height: int, frames: int) -> synth.Clip:
     """The cameraman's real turned head (~70°), both ways, large and small: scored over his whole
     head (ear, hair, back of the head), not his face alone."""
@@ -338,6 +354,7 @@ CASES: tuple[Case, ...] = (
     Case("rotated15-45", _rotated),
     Case("turned", _turned),
     Case("tilted60", _tilted60),
+    Case("tilted-fast", _tilted_fast),
     Case("profile", _profile),
     Case("edge-exit", _edge_exit),
     Case("other-faces", _others),
