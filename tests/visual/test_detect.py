@@ -278,7 +278,7 @@ class TestTiltedFaces:
         frame, gts = _tilted_frame(60)
         det = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,)), threads=1)
         for gt in gts:
-            (box,) = _found_at(det._tilted(frame, 60, turns=(-1,)), gt)
+            (box,) = _found_at([b for b, _ in det._tilted(frame, 60, turns=(-1,))], gt)
             # The bounding box of the tilted face's ellipse, give or take the model's own box.
             assert _iou((box.x0, box.y0, box.x1, box.y1), gt) > 0.5, (box, gt)
 
@@ -324,14 +324,14 @@ class TestTiltedFaces:
         frame, gts = _tilted_frame(90)
         assert all(_found_at(det.at(0)(frame), gt) for gt in gts)
         looks: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
-        pairs = det._tilted_pairs
+        tilted = det._tilted
 
         def counted(img: np.ndarray, angle: float, scale: float | None = None,
                     turns: tuple[int, ...] = (1, -1)) -> list[tuple[Box, float]]:
             looks.append((img.shape[:2], turns))
-            return pairs(img, angle, scale, turns)
+            return tilted(img, angle, scale, turns)
 
-        det._tilted_pairs = counted  # type: ignore[method-assign]
+        det._tilted = counted  # type: ignore[method-assign]
         calls = _counting(det)
         upright = det._full_size(1280 + 144, 720 + 144)
         whole = _model_size(int(np.ceil(1280 * 0.5 + 720 * np.sin(np.radians(60)))),

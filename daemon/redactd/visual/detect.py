@@ -356,11 +356,7 @@ class CenterFaceDetector:
         try:
             found = upright(frame)
             h, w = frame.shape[:2]
-            known = [(index - at, b, d) for at, faces in sources for b, d in faces.result()]
-            latest: list[tuple[int, Box, float]] = []
-            for since, b, d in sorted(known, key=lambda k: k[0]):
-                if not any(since_kept < since and _overlap(b, kept) for since_kept, kept, _ in latest):
-                    latest.append((since, b, d))
+            latest = _latest([(index - at, b, d) for at, faces in sources for b, d in faces.result()])
             # Each upright box once, with the turn of the latest tilted face it lies on.
             kept: dict[int, Turned] = {}
             looked: dict[float, list[tuple[int, Box]]] = {}
@@ -376,7 +372,7 @@ class CenterFaceDetector:
                 for (x0, y0, x1, y1), s in self._crops(faces, 0.0, scale, w, h, 0, self.TILT_ROI_MARGIN,
                                                        self.TILT_ROI_MARGIN_PER_FRAME):
                     followed.extend((b.shifted(x0, y0), dd) for b, dd in
-                                    self._tilted_pairs(frame[y0:y1, x0:x1], abs(d), s, (1 if d > 0 else -1,)))
+                                    self._tilted(frame[y0:y1, x0:x1], abs(d), s, (1 if d > 0 else -1,)))
         except BaseException as exc:
             done.set_exception(exc)
             raise
@@ -402,7 +398,7 @@ class CenterFaceDetector:
 
     def _tilted_all(self, frame: np.ndarray) -> list[Turned]:
         """The passes on the whole frame rotated by ± each of ``tilt_angles``."""
-        return [t for angle in self.cfg.tilt_angles for t in self._tilted_pairs(frame, angle)]
+        return [t for angle in self.cfg.tilt_angles for t in self._tilted(frame, angle)]
 
     def _tilted_changed(self, cells: Future[np.ndarray], reference: Future[list[Turned]], frame: np.ndarray
                         ) -> list[Turned]:
@@ -419,18 +415,13 @@ class CenterFaceDetector:
             return self._tilted_all(frame)
         scales = {a: min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, a)) for a in self.cfg.tilt_angles}
         found = [(b.shifted(x0, y0), d) for x0, y0, x1, y1 in changes.rects for a, scale in scales.items()
-                 for b, d in self._tilted_pairs(frame[y0:y1, x0:x1], a, scale)]
+                 for b, d in self._tilted(frame[y0:y1, x0:x1], a, scale)]
         # The turn each kept or found box was found at (nms and settled keep the boxes themselves).
         turn_of = {id(b): d for b, d in [*turned_before, *found]}
         return [(b, turn_of[id(b)]) for b in changes.settled([b for b, _ in found], found_before)]
 
     def _tilted(self, frame: np.ndarray, angle: float, scale: float | None = None,
-                turns: tuple[int, ...] = (1, -1)) -> list[Box]:
-        """The boxes of `_tilted_pairs`."""
-        return [b for b, _ in self._tilted_pairs(frame, angle, scale, turns)]
-
-    def _tilted_pairs(self, frame: np.ndarray, angle: float, scale: float | None = None,
-                      turns: tuple[int, ...] = (1, -1)) -> list[Turned]:
+                turns: tuple[int, ...] = (1, -1)) -> list[Turned]:
         """Faces found in ``frame`` rotated by ``angle`` and by ``-angle`` (anticlockwise; ``turns``
         picks the signs), each on a canvas that holds the frame whole, fed at ``tilt_input_width``
         or at ``scale``, and mapped back as the upright box around its face's ellipse turned back;
@@ -580,11 +571,7 @@ class CenterFaceDetector:
         or less where that still shows the face at twice ROI_BELOW_MODEL_PX (its box is then the more exact one). A face seen in several frames gets
         one crop, around its latest box."""
         crops: list[tuple[tuple[int, int, int, int], float]] = []
-        latest: list[tuple[int, Box]] = []
-        for since, b in sorted(known, key=lambda k: k[0]):
-            if not any(since_kept < since and _overlap(b, kept) for since_kept, kept in latest):
-                latest.append((since, b))
-        for since, b in latest:
+        for since, b in _latest(known):
             size = max(b.width, b.height)
             if size * cheap_scale >= self.ROI_BELOW_MODEL_PX:
                 continue
@@ -837,6 +824,20 @@ def iou(a: Box, b: Box) -> float:
     inter = ix * iy
     union = a.width * a.height + b.width * b.height - inter
     return inter / union if union > 0 else 0.0
+
+
+#: A face found some frames ago: (frames since, its box, ...).
+Seen = TypeVar("Seen", bound=tuple[Any, ...])
+
+
+def _latest(known: Sequence[Seen]) -> list[Seen]:
+    """Of faces found before, (frames since, box, ...), the latest find of each: one found again
+    since (a box overlapping it, found fewer frames ago) drops its older finds."""
+    latest: list[Seen] = []
+    for seen in sorted(known, key=lambda k: k[0]):
+        if not any(kept[0] < seen[0] and _overlap(seen[1], kept[1]) for kept in latest):
+            latest.append(seen)
+    return latest
 
 
 def _overlap(a: Box, b: Box) -> bool:
