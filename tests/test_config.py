@@ -189,6 +189,11 @@ class TestPolicies:
                      "    between: cheap\n")
         with pytest.raises(ConfigError, match=r"full_pass_every 8 .* leaves 7 frames between passes"):
             load_policy(p)
+        # A moving camera's frames between may get the cheap pass instead: tracking bridges those.
+        p.write_text("kind: redaction\nid: x\nversion: 1\nmode: visual\ndetect:\n  faces:\n    full_pass_every: 8\n"
+                     "    between: changed\n    most_changed: cheap\n")
+        with pytest.raises(ConfigError, match=r"full_pass_every 8 .* leaves 7 frames between passes"):
+            load_policy(p)
 
     def test_rotated_face_passes_on_a_cadence_must_fit_tracking_too(self, tmp_path):
         p = tmp_path / "p.yaml"

@@ -89,6 +89,15 @@ class FaceDetection(_Strict):
     between: Literal["cheap", "changed"] = Field(
         "cheap", description="between full passes: a cheap whole-frame pass, or full resolution on what changed"
     )
+    # With ``between: changed``, when what changed would cost most of the full pass (a moving
+    # camera: every pixel changed), that frame gets the full pass again ("full") or the cheap one
+    # ("cheap": the whole frame at ``cheap_input_width``, with full-resolution crops around the
+    # faces found before that it is too coarse for). A face too small for the cheap pass that
+    # comes into view then is found by the next full pass, and tracking extends its track back.
+    most_changed: Literal["full", "cheap"] = Field(
+        "full", description="between: changed, where most of the picture changed (a moving camera): the full "
+                            "pass, or the cheap pass at cheap_input_width with crops around the faces found before"
+    )
     # int8 CenterFace (redactd.visual.quant): ~1.3x (720p) to ~1.5x (1080p) cheaper per face pass
     # on this AVX2 CPU, faces found as often as with fp32 on the held-out cases (bench/int8.py).
     int8: bool = Field(
@@ -367,13 +376,15 @@ class RedactionPolicy(_Strict):
         # Frames between two passes are covered only by tracking: by interpolation across the gap
         # and by extending each track to the frames before its first and after its last pass.
         # With ``between: changed`` every detected frame gets a face pass (on what changed), so only
-        # every_k_frames leaves frames to tracking there; text's pass on what changed may skip
-        # frames itself (``changed_every``).
+        # every_k_frames leaves frames to tracking there, unless a moving camera's frames get the
+        # cheap pass (``most_changed``); text's pass on what changed may skip frames itself
+        # (``changed_every``).
         step = self.detect.every_k_frames
         faces, text = self.detect.faces, self.detect.text
         text_cadence = (("text.changed_every", min(text.changed_every, text.every_n_frames))
                         if text.between == "changed" else ("text.every_n_frames", text.every_n_frames))
-        for key, every in (("faces.full_pass_every", 1 if faces.between == "changed" else faces.full_pass_every),
+        full_every = 1 if faces.between == "changed" and faces.most_changed == "full" else faces.full_pass_every
+        for key, every in (("faces.full_pass_every", full_every),
                            ("faces.tilt_every", faces.tilt_every if faces.tilt_angles else 1), text_cadence):
             gap = step * every - 1
             if every > 1 and (gap > self.tracking.max_gap or gap > self.tracking.extend_frames):

@@ -729,6 +729,22 @@ class TestChangedBetweenFullPasses:
         moved = [(x0 + 40, y0, x1 + 40, y1) for x0, y0, x1, y1 in gts]
         assert _hits(found, moved) >= 4
 
+    def test_with_most_changed_cheap_a_moving_camera_gets_the_cheap_pass_and_crops(self) -> None:
+        # 24 px faces at 1080p: a 640 px pass shows them at 8 px, so the faces the full pass found
+        # are followed by full-resolution crops around them, where the camera moved them to.
+        det = CenterFaceDetector(FaceDetection(full_pass_every=4, between="changed", most_changed="cheap",
+                                               cheap_input_width=640), threads=1)
+        frame, gts = _small_faces_frame(1080)
+        assert _hits(det.at(4)(frame), gts) >= 4
+        calls = _counting(det)
+        found = det.at(5)(np.ascontiguousarray(np.roll(frame, 30, axis=1)))
+        full = det._full_size(1920 + 216, 1080 + 216)
+        assert calls[0] == (640, 384)  # the whole frame (its mirrored border too) at 640 px, then crops
+        assert len(calls) > 1 and all(w * h < 0.1 * full[0] * full[1] for w, h in calls[1:])
+        assert sum(w * h for w, h in calls) < 0.6 * full[0] * full[1]
+        moved = [(x0 + 30, y0, x1 + 30, y1) for x0, y0, x1, y1 in gts]
+        assert _hits(found, moved) >= 4
+
     @pytest.mark.slow
     def test_crops_add_no_faces_where_nothing_changed(self, tmp_path: Path) -> None:
         # Five 30 px faces crossing a real photograph fast: the crops around them, cut from the

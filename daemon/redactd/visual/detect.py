@@ -505,7 +505,8 @@ class CenterFaceDetector:
         """Full resolution on what changed since the interval's full pass (``sources[0]``, see
         `changed_regions`), with ``roi`` crops around the faces the ``sources`` found that the
         interval's full pass missed, plus the faces it found where nothing changed. Where the
-        crops would cost more than CHANGE_FULL_SHARE of it, the full pass.
+        crops would cost more than CHANGE_FULL_SHARE of it, the full pass, or with ``most_changed:
+        cheap`` the cheap pass (`_cheap_pass`).
 
         No crop goes around the other faces found before, small or not, as between cheap passes:
         one that moved lies in a changed rectangle, with its context, and one that did not is
@@ -530,7 +531,8 @@ class CenterFaceDetector:
             crops.extend(self._crops(missed, 0.0, scale, pw, ph, pad))
         crops = _merged(crops)
         if sum(_area(r) * s * s for r, s in crops) > CHANGE_FULL_SHARE * pw * ph * scale * scale:
-            return self._full_pass(frame)
+            # Most of the picture changed (a moving camera).
+            return self._cheap_pass(index, sources, frame) if self.cfg.most_changed == "cheap" else self._full_pass(frame)
         if not crops:
             return changes.kept
         padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101) if pad else frame
