@@ -47,7 +47,8 @@ class Box:
     ``turn`` (faces) is how far the face looks sideways: the nose's offset from the midpoint of
     the eyes, in box widths, along the picture's horizontal (CenterFace's landmarks); 0 for a
     frontal face or when unknown, negative when the nose points left (the back of the head is then
-    on the right).
+    on the right). ``tilt`` (faces) is the turn of the rotated pass that found it (degrees,
+    anticlockwise; 0 for the upright pass): a tilted face is looked for again turned that way.
     """
 
     x0: float
@@ -57,6 +58,7 @@ class Box:
     score: float
     label: str
     turn: float = 0.0
+    tilt: float = 0.0
 
     @property
     def width(self) -> float:
@@ -68,10 +70,6 @@ class Box:
 
     def shifted(self, dx: float, dy: float) -> Box:
         return replace(self, x0=self.x0 + dx, y0=self.y0 + dy, x1=self.x1 + dx, y1=self.y1 + dy)
-
-
-#: A face found on a rotated pass, with the turn of that pass (degrees, anticlockwise).
-Turned = tuple[Box, float]
 
 
 @dataclass(frozen=True)
@@ -273,11 +271,11 @@ class CenterFaceDetector:
         self._reference: dict[int, Future[np.ndarray]] = {}
         # Per field, with ``tilt_whole_every`` > 1: the last whole rotated passes' frame in cells, and
         # what they found (each box with the turn, in degrees, of the pass that found it).
-        self._tilt_reference: dict[int, tuple[Future[np.ndarray], Future[list[Turned]]]] = {}
+        self._tilt_reference: dict[int, tuple[Future[np.ndarray], Future[list[Box]]]] = {}
         # Per field, with ``tilt_roi_every``: the tilted faces to look for again, by frame number,
         # of this interval between rotated passes and of the TILT_ROI_INTERVALS - 1 before it, the
         # latest first (`_with_tilt_roi`).
-        self._tilt_intervals: dict[int, list[list[tuple[int, Future[list[Turned]]]]]] = {}
+        self._tilt_intervals: dict[int, list[list[tuple[int, Future[list[Box]]]]]] = {}
         # Per pool thread: whether the pass it is running feeds the model grey (`_in_grey`).
         self._look = threading.local()
 
@@ -317,7 +315,7 @@ class CenterFaceDetector:
             tilted = self._tilted_at(index, part)
             if not roi:
                 return partial(self._with_tilts, upright, tilted, None)
-            done: Future[list[Turned]] = Future()
+            done: Future[list[Box]] = Future()
             self._tilt_intervals[part] = [[(index, done)], *self._tilt_intervals.get(part, [])][:self.TILT_ROI_INTERVALS]
             return partial(self._with_tilts, upright, tilted, done)
         if not roi or index % roi or part not in self._tilt_intervals:
@@ -327,8 +325,8 @@ class CenterFaceDetector:
         self._tilt_intervals[part][0].append((index, done))
         return partial(self._with_tilt_roi, upright, index, sources, done)
 
-    def _with_tilts(self, upright: Callable[[np.ndarray], list[Box]], tilted: Callable[[np.ndarray], list[Turned]],
-                    tilt_only: Future[list[Turned]] | None, frame: np.ndarray) -> list[Box]:
+    def _with_tilts(self, upright: Callable[[np.ndarray], list[Box]], tilted: Callable[[np.ndarray], list[Box]],
+                    tilt_only: Future[list[Box]] | None, frame: np.ndarray) -> list[Box]:
         """``upright(frame)`` and ``tilted(frame)``, the passes on the frame rotated by ± each of
         ``tilt_angles``; where two find the same face the surer box wins. The faces only the
         rotated passes found go to ``tilt_only`` (looked for again between: `_with_tilt_roi`)."""
@@ -340,11 +338,11 @@ class CenterFaceDetector:
                 tilt_only.set_exception(exc)
             raise
         if tilt_only is not None:
-            tilt_only.set_result([(b, d) for b, d in turned if not any(_overlap(b, f) for f in found)])
-        return nms(found + [b for b, _ in turned]) if turned else found
+            tilt_only.set_result([b for b in turned if not any(_overlap(b, f) for f in found)])
+        return nms(found + turned) if turned else found
 
     def _with_tilt_roi(self, upright: Callable[[np.ndarray], list[Box]], index: int,
-                       sources: list[tuple[int, Future[list[Turned]]]], done: Future[list[Turned]],
+                       sources: list[tuple[int, Future[list[Box]]]], done: Future[list[Box]],
                        frame: np.ndarray) -> list[Box]:
         """``upright(frame)``, and a look again at each tilted face the ``sources`` (frame number,
         faces to come) found that the upright pass does not find here: a crop around where it was
@@ -356,31 +354,30 @@ class CenterFaceDetector:
         try:
             found = upright(frame)
             h, w = frame.shape[:2]
-            latest = _latest([(index - at, b, d) for at, faces in sources for b, d in faces.result()])
+            latest = _latest([(index - at, b) for at, faces in sources for b in faces.result()])
             # Each upright box once, with the turn of the latest tilted face it lies on.
-            kept: dict[int, Turned] = {}
+            kept: dict[int, Box] = {}
             looked: dict[float, list[tuple[int, Box]]] = {}
-            for since, b, d in latest:
+            for since, b in latest:
                 same = [f for f in found if _overlap(b, f)]
                 for f in same:
-                    kept.setdefault(id(f), (f, d))
+                    kept.setdefault(id(f), replace(f, tilt=b.tilt))
                 if not same:
-                    looked.setdefault(d, []).append((min(since, self.TILT_ROI_MAX_FRAMES), b))
-            followed = list(kept.values())
+                    looked.setdefault(b.tilt, []).append((min(since, self.TILT_ROI_MAX_FRAMES), b))
+            again: list[Box] = []
             for d, faces in looked.items():
                 scale = min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, abs(d)))
                 for (x0, y0, x1, y1), s in self._crops(faces, 0.0, scale, w, h, 0, self.TILT_ROI_MARGIN,
                                                        self.TILT_ROI_MARGIN_PER_FRAME):
-                    followed.extend((b.shifted(x0, y0), dd) for b, dd in
-                                    self._tilted(frame[y0:y1, x0:x1], abs(d), s, (1 if d > 0 else -1,)))
+                    again.extend(b.shifted(x0, y0) for b in
+                                 self._tilted(frame[y0:y1, x0:x1], abs(d), s, (1 if d > 0 else -1,)))
         except BaseException as exc:
             done.set_exception(exc)
             raise
-        done.set_result(followed)
-        again = [b for b, _ in followed if not any(b is f for f in found)]
+        done.set_result([*kept.values(), *again])
         return nms(found + again) if again else found
 
-    def _tilted_at(self, index: int, part: int) -> Callable[[np.ndarray], list[Turned]]:
+    def _tilted_at(self, index: int, part: int) -> Callable[[np.ndarray], list[Box]]:
         """The rotated passes for frame ``index`` (one on their cadence): on the whole frame, or,
         with ``between: changed`` and ``tilt_whole_every`` N > 1, on the whole frame on every N-th
         of their frames and on what changed since that one on the others."""
@@ -391,37 +388,34 @@ class CenterFaceDetector:
             return self._tilted_all
         if (index // self.cfg.tilt_every) % every == 0 or part not in self._tilt_reference:
             cells: Future[np.ndarray] = Future()
-            boxes: Future[list[Turned]] = Future()
+            boxes: Future[list[Box]] = Future()
             self._tilt_reference[part] = (cells, boxes)
             return partial(_shared, boxes, partial(_cells_first, cells, self._tilted_all))
         return partial(self._tilted_changed, *self._tilt_reference[part])
 
-    def _tilted_all(self, frame: np.ndarray) -> list[Turned]:
+    def _tilted_all(self, frame: np.ndarray) -> list[Box]:
         """The passes on the whole frame rotated by ± each of ``tilt_angles``."""
         return [t for angle in self.cfg.tilt_angles for t in self._tilted(frame, angle)]
 
-    def _tilted_changed(self, cells: Future[np.ndarray], reference: Future[list[Turned]], frame: np.ndarray
-                        ) -> list[Turned]:
+    def _tilted_changed(self, cells: Future[np.ndarray], reference: Future[list[Box]], frame: np.ndarray
+                        ) -> list[Box]:
         """The rotated passes on what changed since the last whole ones (each changed rectangle of
         `changed_regions` rotated on its own, fed at the whole pass's scale), plus what those found
         where nothing changed; the whole passes where the rectangles would cost more than
         CHANGE_FULL_SHARE of them (a moving camera)."""
         h, w = frame.shape[:2]
-        turned_before = reference.result()
-        found_before = [b for b, _ in turned_before]
+        found_before = reference.result()
         changes = changed_regions(frame_cells(frame), cells.result(), found_before, w, h)
         if sum(_turned_area(x1 - x0, y1 - y0, a) for x0, y0, x1, y1 in changes.rects for a in self.cfg.tilt_angles) \
                 > CHANGE_FULL_SHARE * sum(_turned_area(w, h, a) for a in self.cfg.tilt_angles):
             return self._tilted_all(frame)
         scales = {a: min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, a)) for a in self.cfg.tilt_angles}
-        found = [(b.shifted(x0, y0), d) for x0, y0, x1, y1 in changes.rects for a, scale in scales.items()
-                 for b, d in self._tilted(frame[y0:y1, x0:x1], a, scale)]
-        # The turn each kept or found box was found at (nms and settled keep the boxes themselves).
-        turn_of = {id(b): d for b, d in [*turned_before, *found]}
-        return [(b, turn_of[id(b)]) for b in changes.settled([b for b, _ in found], found_before)]
+        found = [b.shifted(x0, y0) for x0, y0, x1, y1 in changes.rects for a, scale in scales.items()
+                 for b in self._tilted(frame[y0:y1, x0:x1], a, scale)]
+        return changes.settled(found, found_before)
 
     def _tilted(self, frame: np.ndarray, angle: float, scale: float | None = None,
-                turns: tuple[int, ...] = (1, -1)) -> list[Turned]:
+                turns: tuple[int, ...] = (1, -1)) -> list[Box]:
         """Faces found in ``frame`` rotated by ``angle`` and by ``-angle`` (anticlockwise; ``turns``
         picks the signs), each on a canvas that holds the frame whole, fed at ``tilt_input_width``
         or at ``scale``, and mapped back as the upright box around its face's ellipse turned back;
@@ -462,9 +456,9 @@ class CenterFaceDetector:
                 a, e = b.width / 2 / k, b.height / 2 / k
                 hw, hh = float(np.hypot(a * c, e * s)), float(np.hypot(a * s, e * c))
                 # The turn was measured along the face's own horizontal: what of it lies along the picture's.
-                box = Box(x - hw, y - hh, x + hw, y + hh, b.score, b.label, b.turn * float(np.cos(theta)))
+                box = Box(x - hw, y - hh, x + hw, y + hh, b.score, b.label, b.turn * float(np.cos(theta)), degrees)
                 if _inside(box, w, h):
-                    out.append((box, degrees))
+                    out.append(box)
         return out
 
     def _upright_at(self, index: int, part: int = 0) -> Callable[[np.ndarray], list[Box]]:
