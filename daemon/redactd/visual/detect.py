@@ -9,7 +9,7 @@ downloaded. Text is only *located*: recognition would compute personal data, so 
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
+import importlib.util
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -104,11 +104,14 @@ class Cadenced(Protocol):
 
 
 def packaged_model(package: str, relpath: str, expected_sha256: str) -> tuple[Path, bytes]:
-    """A model file shipped inside an installed wheel, checked against its known SHA-256."""
-    try:
-        resource = importlib.resources.files(package).joinpath(relpath)
-    except ModuleNotFoundError as exc:
-        raise ConfigError(f"model {relpath}: package '{package}' is not installed") from exc
+    """A model file shipped inside an installed wheel, checked against its known SHA-256.
+
+    The package is found, not imported: only its file is used, and importing rapidocr_onnxruntime
+    would load its own dependencies (~50 ms a job, and a failure that is not about the model)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"model {relpath}: package '{package}' is not installed")
+    resource = Path(next(iter(spec.submodule_search_locations))) / relpath
     if not resource.is_file():
         raise ConfigError(f"model {relpath} not found in package '{package}' (reinstall it)")
     data = resource.read_bytes()
@@ -118,7 +121,7 @@ def packaged_model(package: str, relpath: str, expected_sha256: str) -> tuple[Pa
             f"model {relpath} in package '{package}' has SHA-256 {digest}, expected {expected_sha256}: "
             "refusing an unknown model"
         )
-    return Path(str(resource)), data
+    return resource, data
 
 
 #: onnxruntime providers for every session this process makes; ``use_device`` sets it once per job
