@@ -273,7 +273,7 @@ class CenterFaceDetector:
         # Per field, with ``between: changed``: the interval's full-pass frame, in cells.
         self._reference: dict[int, Future[np.ndarray]] = {}
         # Per field, with ``tilt_whole_every`` > 1: the last whole rotated passes' frame in cells, and
-        # what they found (each box with the turn, in degrees, of the pass that found it).
+        # what they found (each box's ``tilt`` the turn of the pass that found it).
         self._tilt_reference: dict[int, tuple[Future[np.ndarray], Future[list[Box]]]] = {}
         # Per field, with ``tilt_roi_every``: the tilted faces to look for again, by frame number,
         # of this interval between rotated passes and of the TILT_ROI_INTERVALS - 1 before it, the
@@ -398,7 +398,7 @@ class CenterFaceDetector:
 
     def _tilted_all(self, frame: np.ndarray) -> list[Box]:
         """The passes on the whole frame rotated by ± each of ``tilt_angles``."""
-        return [t for angle in self.cfg.tilt_angles for t in self._tilted(frame, angle)]
+        return [b for angle in self.cfg.tilt_angles for b in self._tilted(frame, angle)]
 
     def _tilted_changed(self, cells: Future[np.ndarray], reference: Future[list[Box]], frame: np.ndarray
                         ) -> list[Box]:
@@ -825,17 +825,13 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-#: A face found some frames ago: (frames since, its box, ...).
-Seen = TypeVar("Seen", bound=tuple[Any, ...])
-
-
-def _latest(known: Sequence[Seen]) -> list[Seen]:
-    """Of faces found before, (frames since, box, ...), the latest find of each: one found again
+def _latest(known: Sequence[tuple[int, Box]]) -> list[tuple[int, Box]]:
+    """Of faces found before, (frames since, box), the latest find of each: one found again
     since (a box overlapping it, found fewer frames ago) drops its older finds."""
-    latest: list[Seen] = []
-    for seen in sorted(known, key=lambda k: k[0]):
-        if not any(kept[0] < seen[0] and _overlap(seen[1], kept[1]) for kept in latest):
-            latest.append(seen)
+    latest: list[tuple[int, Box]] = []
+    for since, b in sorted(known, key=lambda k: k[0]):
+        if not any(since_kept < since and _overlap(b, kept) for since_kept, kept in latest):
+            latest.append((since, b))
     return latest
 
 
