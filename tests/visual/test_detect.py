@@ -336,7 +336,7 @@ class TestTiltedFaces:
         tilted = det._tilted
 
         def counted(img: np.ndarray, angle: float, scale: float | None = None,
-                    turns: tuple[int, ...] = (1, -1)) -> list[tuple[Box, float]]:
+                    turns: tuple[int, ...] = (1, -1)) -> list[Box]:
             looks.append((img.shape[:2], turns))
             return tilted(img, angle, scale, turns)
 
