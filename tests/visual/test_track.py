@@ -250,6 +250,45 @@ class TestTrackBoxes:
         assert [(b.box.x0, b.box.y0, b.box.x1, b.box.y1) for f in out for b in f] == [
             (50, 30, 90, 70), (70, 30, 110, 70), (90, 30, 130, 70), (100, 30, 140, 70)]
 
+    def test_a_face_boxed_around_part_of_it_keeps_its_size_where_its_track_puts_it(self) -> None:
+        # A 100 px face moving left 5 px a frame, boxed around its right half on frame 3 (as a
+        # coarse pass did on a face coming in through a camera's edge): its left half stays covered.
+        cfg = Tracking(pad=0.0, extend_frames=0, hold_frames=0)
+        dets: list[list[Box] | None] = [[Box(500 - 5 * i, 100, 600 - 5 * i, 220, 0.9, "face")] for i in range(6)]
+        dets[3] = [Box(535, 100, 585, 220, 0.3, "face")]
+        out = track_boxes(dets, cfg, 1280, 720)
+        assert [len(f) for f in out] == [1] * 6
+        assert (out[3][0].box.x0, out[3][0].box.x1) == (485, 585)
+        # ...and the track's motion is the face's, not the half box's: the next frames are unmoved.
+        assert [(f[0].box.x0, f[0].box.x1) for f in out[4:]] == [(480, 580), (475, 575)]
+
+    def test_a_box_joined_by_distance_alone_leaves_where_the_face_was_predicted_covered(self) -> None:
+        # On frame 4 the detector misses the face and fires on something beside it, near enough
+        # to join its track by distance: the face, where the track predicts it, stays covered.
+        cfg = Tracking(pad=0.0, extend_frames=0, hold_frames=0)
+        dets: list[list[Box] | None] = [[Box(300 + 3 * i, 100, 380 + 3 * i, 180, 0.9, "face")] for i in range(6)]
+        dets[4] = [Box(400, 110, 470, 180, 0.12, "face")]
+        out = track_boxes(dets, cfg, 1280, 720)
+        assert sorted((b.box.x0, b.box.x1, b.detected) for b in out[4]) == [(312, 392, False), (400, 470, True)]
+        assert [len(f) for f in out] == [1, 1, 1, 1, 2, 1]
+
+    def test_a_face_that_got_smaller_is_covered_at_its_own_size_a_few_frames_on(self) -> None:
+        # A cut or a zoom: the box is held at the old size while the old detections are recent
+        # (VELOCITY_SPAN frames), then follows the detections.
+        cfg = Tracking(pad=0.0, extend_frames=0, hold_frames=0)
+        dets: list[list[Box] | None] = [[Box(300, 100, 400, 200, 0.9, "face")] for _ in range(3)]
+        dets += [[Box(320, 120, 380, 180, 0.9, "face")] for _ in range(8)]
+        widths = [f[0].box.x1 - f[0].box.x0 for f in track_boxes(dets, cfg, 1280, 720)]
+        assert widths[:3] == [100] * 3 and widths[3] == 100 and widths[-1] == 60
+        assert widths.index(60) <= 3 + 4
+
+    def test_a_text_box_that_shrinks_is_left_as_the_detector_gave_it(self) -> None:
+        # Text boxes change size with what the detector joins into one line.
+        cfg = Tracking(pad=0.0, extend_frames=0, hold_frames=0)
+        dets: list[list[Box] | None] = [[Box(100, 100, 400, 140, 0.9, "text")], [Box(100, 100, 220, 140, 0.9, "text")]]
+        out = track_boxes(dets, cfg, 1280, 720)
+        assert [(f[0].box.x0, f[0].box.x1) for f in out] == [(100, 400), (100, 220)]
+
     def test_a_face_leaving_through_a_side_stays_where_it_was_along_that_edge(self) -> None:
         # Out through the left edge, the detector finds only parts of the face on the sliver
         # left (an eye, the brow: boxes near its top). The face did not move up: its chin must
