@@ -204,7 +204,11 @@ def _part(box: Box, track: _Track, frame: int, frame_size: tuple[int, int]) -> B
     """
     if box.label != "face":
         return box
-    recent = [wh for f, wh in zip(track.frames, track.found, strict=True) if frame - f <= VELOCITY_SPAN]
+    recent = []
+    for f, wh in zip(reversed(track.frames), reversed(track.found), strict=True):  # a long track: its end only
+        if frame - f > VELOCITY_SPAN:
+            break
+        recent.append(wh)
     if not recent:
         return box
     width, height = max(w for w, _ in recent), max(h for _, h in recent)
