@@ -160,31 +160,18 @@ class TestInt8CenterFace:
         assert hashlib.sha256(first).digest() == hashlib.sha256(again).digest()
         assert len(first) < len(fp32) / 2  # int8 weights, not the fp32 ones
 
-    def test_the_stem_stays_fp32_and_the_picture_is_quantised_after_it(self) -> None:
+    def test_every_convolution_runs_int8_the_stem_included(self) -> None:
+        # With the stem (the first three convolutions) fp32, drawn held-out sets at 1080p left a
+        # face untouched for 4 frames that the whole int8 model found (README "The stem is
+        # quantised again").
         import onnx
 
         proto = onnx.load_from_string(quantise_centerface(self._fp32()))
-        floats = {t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
         convs = [n for n in proto.graph.node if n.op_type == "Conv"]
         producer = {o: n for n in proto.graph.node for o in n.output}
-        stem = [n for n in convs if n.input[1] in floats]  # fp32 weights, not DequantizeLinear's output
-        assert len(stem) == quant.STEM_CONVS
-        # The picture goes straight into the first, no QuantizeLinear between...
-        assert proto.graph.input[0].name in [n.input[0] for n in stem]
-        # ...and every convolution after the stem runs int8: its weight and its input are dequantised.
-        rest = [n for n in convs if n not in stem]
-        assert len(rest) > 40 and all(producer[n.input[1]].op_type == "DequantizeLinear" for n in rest)
-        assert all(producer[n.input[0]].op_type == "DequantizeLinear" for n in rest)
-
-    def test_refuses_a_model_whose_stem_is_not_the_one_expected(self) -> None:
-        import onnx
-
-        proto = onnx.load_from_string(self._fp32())
-        first = next(n for n in proto.graph.node if n.op_type == "Conv")
-        weight = next(t for t in proto.graph.initializer if t.name == first.input[1])
-        weight.dims[1] = 1  # no longer a convolution over the picture's 3 channels
-        with pytest.raises(ConfigError, match="stem"):
-            quantise_centerface(proto.SerializeToString())
+        assert len(convs) > 40
+        assert all(producer[n.input[1]].op_type == "DequantizeLinear" for n in convs)
+        assert all(producer[n.input[0]].op_type == "DequantizeLinear" for n in convs)
 
     def test_is_made_once_then_read_from_the_cache_checked(self, tmp_path, monkeypatch) -> None:
         monkeypatch.setenv("REDACTD_CACHE_DIR", str(tmp_path / "cache"))
