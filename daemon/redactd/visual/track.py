@@ -151,7 +151,7 @@ class _Associator:
                     # face showed: held-out rotated15-45, 720p): where the face was predicted is
                     # covered too, on this frame.
                     free[ti].predicted[frame] = predicted[ti]
-                free[ti].add(frame, _at_edge(boxes[i], free[ti], frame, self.frame_size), boxes[i])
+                free[ti].add(frame, _as_whole(boxes[i], free[ti], frame, self.frame_size), boxes[i])
                 used_t.add(ti)
                 used_d.add(i)
             free = [t for ti, t in enumerate(free) if ti not in used_t]
@@ -163,9 +163,9 @@ class _Associator:
             self.active.append(track)
 
 
-def _at_edge(box: Box, track: _Track, frame: int, frame_size: tuple[int, int] | None) -> Box:
-    """A detection cut by the frame's edge, at the size its track had inside the frame (one
-    inside the frame: `_part`).
+def _as_whole(box: Box, track: _Track, frame: int, frame_size: tuple[int, int] | None) -> Box:
+    """A detection as the whole face its track follows: one inside the frame that boxed part of
+    the face (`_part`), or one cut by the frame's edge, at the size its track had inside the frame.
 
     As a face leaves the picture the detector sees less of it and its box shrinks towards the
     edge, while the face itself keeps its size: the box keeps the track's last size, anchored
@@ -222,7 +222,7 @@ def _part(box: Box, track: _Track, frame: int, frame_size: tuple[int, int]) -> B
 
 
 def _keep_size(lo: float, hi: float, last_lo: float, last_hi: float, limit: int) -> tuple[float, float]:
-    """One axis of `_at_edge`: at least as long as the track's last box, anchored on the side
+    """One axis of `_as_whole`: at least as long as the track's last box, anchored on the side
     inside the frame; on an axis the edge does not cut, as near the last box as holds ``lo``..``hi``."""
     size = last_hi - last_lo
     if hi - lo >= size:
