@@ -98,6 +98,15 @@ class FaceDetection(_Strict):
         "full", description="between: changed, where most of the picture changed (a moving camera): the full "
                             "pass, or the cheap pass at cheap_input_width with crops around the faces found before"
     )
+    # With ``between: changed``, where most of the picture changed, the reference frame is moved as
+    # the camera moved (pan, roll, zoom: redactd.visual.detect.camera_motion) and compared again:
+    # what still changed (what moves in the scene) and the strips that came into view at the edges
+    # are looked at, the faces found where nothing changed are kept, moved with the camera. Only
+    # where that leaves less to look at; most_changed applies where it still leaves most.
+    follow_camera: bool = Field(
+        False, description="between: changed, where most of the picture changed: compare again with the reference "
+                           "moved as the camera moved, and look only at what still changed"
+    )
     # int8 CenterFace (redactd.visual.quant): ~1.3x (720p) to ~1.5x (1080p) cheaper per face pass
     # on this AVX2 CPU, faces found as often as with fp32 on the held-out cases (bench/int8.py).
     int8: bool = Field(
@@ -179,6 +188,11 @@ class TextDetection(_Strict):
     # in between (text shown for a single frame between two of them is not looked for).
     changed_every: int = Field(
         1, ge=1, le=4, description="between: changed: the pass on what changed on every N-th frame (1: every)"
+    )
+    # As faces' follow_camera: a sign in a panned street is kept, moved with the camera.
+    follow_camera: bool = Field(
+        False, description="between: changed, where most of the picture changed: compare again with the reference "
+                           "moved as the camera moved, and look only at what still changed"
     )
 
 

@@ -337,6 +337,34 @@ def _handheld(path: Path, height: int, frames: int) -> synth.Clip:
     return synth.camera_clip(path, scene, boxes, poses, width, height)
 
 
+def _pan_walkers(path: Path, height: int, frames: int) -> synth.Clip:
+    """The camera panning 5.3 px a frame (and 0.7 down) over grass, gravel, brick, a rocket and a coffee cup while
+    six real 24-56 px faces move across it on their own, 1-4 px a frame each way, two still faces
+    beside them: what a camera following a street shows. The still faces are kept by the
+    camera's motion; the others are what ``follow_camera`` must still look at."""
+    width = height * 16 // 9
+    k = height / 720
+    vx, vy = 5.3 * k, 0.7 * k
+    sw, sh = width + math.ceil(vx * frames) + 8, height + math.ceil(vy * frames) + 8
+    still = [lfw_of_width(17, round(40 * k), 0.3 * width, 0.6 * height), synth.astronaut(round(48 * k), 0.9 * width, 0.2 * height)]
+    walkers = [
+        lfw_of_width(2, round(24 * k), 0.15 * width, 0.3 * height, 2.0 * k, 0.5 * k),
+        mirrored(lfw_of_width(40, round(30 * k), 0.5 * width, 0.75 * height, -1.0 * k, -1.0 * k)),
+        lfw_of_width(52, round(36 * k), 0.7 * width, 0.5 * height, -4.0 * k, 0.0),
+        mirrored(lfw_of_width(61, round(44 * k), 1.1 * width, 0.42 * height, -3.0 * k, -0.5 * k)),
+        lfw_of_width(77, round(56 * k), 0.95 * width, 0.6 * height, 1.0 * k, -0.5 * k),
+        synth.cameraman(round(40 * k), 0.45 * width, 0.1 * height, -2.0 * k, 2.0 * k),
+    ]
+    scene = real_background(sw, sh, ("grass", "gravel", "brick", "rocket", "coffee"))
+    boxes = []
+    for sp in still:
+        x, y = sp.at(0)
+        synth.paste(scene, sp.image, x, y, sp.mask)
+        boxes.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
+    poses = [np.array([[1, 0, -vx * i], [0, 1, -vy * i]], np.float64) for i in range(frames)]
+    return synth.camera_clip(path, scene, boxes, poses, width, height, walkers=walkers)
+
+
 def _texture(path: Path, height: int, frames: int) -> synth.Clip:
     """No face, no text: grass, gravel, brick, a cat and a coffee cup, the camera panning slowly."""
     width = height * 16 // 9
@@ -362,6 +390,7 @@ CASES: tuple[Case, ...] = (
     Case("pan-subpixel", _pan_subpixel),
     Case("pan-edges", _pan_edges),
     Case("handheld", _handheld),
+    Case("pan-walkers", _pan_walkers),
     Case("texture", _texture, texture=True),
 )
 

@@ -270,16 +270,20 @@ def stored_sideways(upright: Path, path: Path) -> Path:
 
 
 def camera_clip(path: Path, scene: np.ndarray, faces: Sequence[GtBox], poses: Sequence[np.ndarray], width: int,
-                height: int, fps: int = 25, crf: int = 18) -> Clip:
+                height: int, fps: int = 25, crf: int = 18, walkers: Sequence[Sprite] = ()) -> Clip:
     """A camera moving over a still ``scene`` (BGR, with ``faces`` in it, in scene pixels): frame
     ``i`` is the scene under ``poses[i]`` (a 2×3 affine matrix from scene to frame pixels),
-    resampled bilinearly as a real camera's subpixel motion is. Each face's ground truth is the
-    bounding box of its box's corners moved, clipped to the frame."""
+    resampled bilinearly as a real camera's subpixel motion is. ``walkers`` move in the scene
+    while the camera moves (each pasted at its ``at(i)`` in scene pixels; their face ids follow
+    the still faces'). Each face's ground truth is the bounding box of its box's corners moved,
+    clipped to the frame."""
     gt: list[list[GtBox]] = []
     ids: list[list[int]] = []
-    for pose in poses:
+    for i, pose in enumerate(poses):
         boxes, which = [], []
-        for j, (x0, y0, x1, y1) in enumerate(faces):
+        placed = [*faces, *((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3])
+                            for sp in walkers for x, y in [sp.at(i)])]
+        for j, (x0, y0, x1, y1) in enumerate(placed):
             # Rounded first: a quarter turn's cos(90°) of 6e-17 must not floor 126 to 125.
             corners = np.round(np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], np.float64) @ pose.T, 6)
             bx0, by0 = max(0, math.floor(corners[:, 0].min())), max(0, math.floor(corners[:, 1].min()))
@@ -289,9 +293,16 @@ def camera_clip(path: Path, scene: np.ndarray, faces: Sequence[GtBox], poses: Se
                 which.append(j)
         gt.append(boxes)
         ids.append(which)
-    pictures = (cv2.warpAffine(scene, pose, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-                for pose in poses)
-    write_h264(path, pictures, width, height, fps, crf)
+
+    def picture(i: int, pose: np.ndarray) -> np.ndarray:
+        seen = scene
+        if walkers:
+            seen = scene.copy()
+            for sp in walkers:
+                paste(seen, sp.image, *sp.at(i), sp.mask)
+        return cv2.warpAffine(seen, pose, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+    write_h264(path, (picture(i, pose) for i, pose in enumerate(poses)), width, height, fps, crf)
     return Clip(path, width, height, fps, len(poses), gt, face_ids=ids)
 
 

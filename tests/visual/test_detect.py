@@ -9,6 +9,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -20,16 +21,21 @@ from redactd.policy import Detection, FaceDetection, TextDetection, YoloDetectio
 from redactd.visual import modelcache, quant, redact_video
 from redactd.visual.detect import (
     CENTERFACE_SHA256,
+    CHANGE_FULL_SHARE,
     Box,
     CenterFaceDetector,
     CompositeDetector,
+    Reference,
     TextDetector,
     YoloOnnxDetector,
     YoloTorchDetector,
     _merged,
     _model_size,
+    _motion_picture,
     build_detector,
+    camera_motion,
     changed_regions,
+    changes_since,
     frame_cells,
     grey_look,
     packaged_model,
@@ -785,6 +791,155 @@ class TestChangedBetweenFullPasses:
         assert det.at(2)(plated) == found
 
 
+def _camera(scene: np.ndarray, pose: np.ndarray, width: int = 1280, height: int = 720) -> np.ndarray:
+    """What a camera sees of ``scene`` under ``pose`` (2×3, scene to frame pixels), resampled as
+    a camera's subpixel step is."""
+    return cv2.warpAffine(scene, pose, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def _camera_scene(faces: list[tuple[synth.Sprite, int, int]], width: int = 1600, height: int = 1000
+                  ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Real photographs with real faces pasted in at (x, y), and their boxes, in scene pixels."""
+    scene = heldout.real_background(width, height, ("rocket", "coffee", "chelsea", "grass"))
+    gts = []
+    for sp, x, y in faces:
+        synth.paste(scene, sp.image, x, y, sp.mask)
+        gts.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
+    return scene, gts
+
+
+def _pose(dx: float, dy: float, degrees: float = 0.0, zoom: float = 1.0, centre: tuple[float, float] = (800, 500)
+          ) -> np.ndarray:
+    pose = cv2.getRotationMatrix2D(centre, degrees, zoom)
+    pose[:, 2] += (-dx - 160, -dy - 140)
+    return pose
+
+
+def _moved(gt: tuple[int, int, int, int], pose: np.ndarray) -> tuple[float, float, float, float]:
+    corners = np.array([[gt[0], gt[1], 1], [gt[2], gt[1], 1], [gt[2], gt[3], 1], [gt[0], gt[3], 1]], float) @ pose.T
+    return (*corners.min(axis=0), *corners.max(axis=0))
+
+
+class TestFollowCamera:
+    """``follow_camera``: a frame where most of the picture changed since the reference is compared
+    again with the reference moved as the camera moved."""
+
+    FACES: ClassVar[list[tuple[synth.Sprite, int, int]]] = [
+        (synth.astronaut(60, 0, 0), 500, 420), (heldout.lfw_of_width(12, 44, 0, 0), 900, 300),
+        (heldout.mirrored(heldout.lfw_of_width(33, 48, 0, 0)), 1200, 650)]
+
+    def test_the_camera_motion_is_found_pan_roll_and_zoom(self) -> None:
+        scene, _ = _camera_scene(self.FACES)
+        before, after = _pose(0, 0), _pose(23.4, -7.7, degrees=1.0, zoom=1.02)
+        motion = camera_motion(_motion_picture(_camera(scene, before)), _motion_picture(_camera(scene, after)), 1280)
+        assert motion is not None
+        # Frame to frame: back to the scene from the first frame, then to the second.
+        truth = np.vstack([after, [0, 0, 1]]) @ np.linalg.inv(np.vstack([before, [0, 0, 1]]))
+        grid = np.array([[x, y, 1.0] for x in range(80, 1280, 200) for y in range(60, 720, 150)])
+        error = np.hypot(*((grid @ motion.T - grid @ truth.T)[:, :2].T))
+        assert error.max() < 0.5, error.max()
+
+    def test_a_panned_scene_is_looked_at_where_it_came_in_and_its_faces_kept_moved(self) -> None:
+        scene, gts = _camera_scene(self.FACES)
+        before, after = _pose(0, 0), _pose(37.3, 2.6)
+        boxes = [Box(*_moved(gt, before), 0.5, "face") for gt in gts]
+        frame = _camera(scene, after)
+        plain = changes_since(frame, Reference(_camera(scene, before)), boxes)
+        assert plain.motion is None and plain.share > CHANGE_FULL_SHARE  # every pixel changed: the full pass
+        changes = changes_since(frame, Reference(_camera(scene, before), follow=True), boxes)
+        assert changes.motion is not None and changes.share < 0.25
+        # The strips that came in at the right and the bottom, with their margins: nothing else.
+        assert all(r[0] >= 1280 - 38 - 64 - 16 or r[1] >= 720 - 3 - 64 - 16 for r in changes.rects)
+        assert len(changes.kept) == 3
+        for kept, gt in zip(changes.kept, gts, strict=True):
+            assert _iou((kept.x0, kept.y0, kept.x1, kept.y1), _moved(gt, after)) > 0.9
+
+    def test_what_moves_in_a_panned_scene_is_looked_at(self) -> None:
+        scene, gts = _camera_scene(self.FACES)
+        before, after = _pose(0, 0), _pose(-12.6, 0, degrees=-0.5)
+        boxes = [Box(*_moved(gt, before), 0.5, "face") for gt in gts]
+        reference = Reference(_camera(scene, before), follow=True)
+        # The first face walked 20 px to the right in the scene while the camera moved; another
+        # face came out from behind something.
+        walked = scene.copy()
+        sprite = self.FACES[0][0]
+        walked[420:420 + sprite.image.shape[0], 500:500 + sprite.image.shape[1]] = scene[:sprite.image.shape[0], :sprite.image.shape[1]]
+        synth.paste(walked, sprite.image, 520, 420, sprite.mask)
+        newcomer = heldout.lfw_of_width(21, 36, 0, 0)
+        synth.paste(walked, newcomer.image, 300, 150, newcomer.mask)
+        changes = changes_since(_camera(walked, after), reference, boxes)
+        assert changes.motion is not None and changes.share < 0.4
+        moved_face = _moved((gts[0][0] + 20, gts[0][1], gts[0][2] + 20, gts[0][3]), after)
+        came = _moved((300 + newcomer.face[0], 150 + newcomer.face[1], 300 + newcomer.face[2], 150 + newcomer.face[3]),
+                      after)
+        for x0, y0, x1, y1 in (moved_face, came):
+            assert changes.covers(Box(x0, y0, x1, y1, 0.5, "face"))
+            assert any(r[0] <= x0 and r[1] <= y0 and r[2] >= x1 and r[3] >= y1 for r in changes.rects)
+        # The face that walked is looked for again, not kept where it was; the two others are kept.
+        assert len(changes.kept) == 2
+        assert all(_iou((k.x0, k.y0, k.x1, k.y1), _moved(gt, after)) > 0.9 for k, gt in zip(changes.kept, gts[1:],
+                                                                                              strict=True))
+
+    def test_a_cut_to_another_picture_is_not_followed(self) -> None:
+        scene, gts = _camera_scene(self.FACES)
+        other = np.ascontiguousarray(heldout.real_background(1280, 720, ("coffee", "astronaut", "camera"))[:, ::-1])
+        changes = changes_since(other, Reference(_camera(scene, _pose(0, 0)), follow=True),
+                                [Box(*_moved(gt, _pose(0, 0)), 0.5, "face") for gt in gts])
+        assert changes.share > CHANGE_FULL_SHARE and changes.kept == []
+
+    def test_a_big_picture_moving_past_a_still_camera_keeps_no_face_where_it_is_not(self) -> None:
+        # Most of the frame changed, but the camera stood still: a photograph 900 px wide slid
+        # 40 px. Whatever the motion found (the background's or the photograph's), a face is kept
+        # only where it still is, and what changed is looked at.
+        back, gts = _camera_scene(self.FACES[2:], 1280, 720)  # clear of the photograph
+        photo = cv2.resize(heldout.real_background(600, 400, ("astronaut",)), (900, 600))
+        before, after = back.copy(), back.copy()
+        before[40:640, 300:1200] = photo
+        after[40:640, 340:1240] = photo
+        face_on_photo = (300 + 390, 40 + 60, 300 + 480, 40 + 170)  # the astronaut's face in the photograph
+        boxes = [Box(*gt, 0.5, "face") for gt in gts] + [Box(*face_on_photo, 0.5, "face")]
+        changes = changes_since(after, Reference(before, follow=True), boxes)
+        truths = [*gts, (face_on_photo[0] + 40, face_on_photo[1], face_on_photo[2] + 40, face_on_photo[3])]
+        for k in changes.kept:
+            assert any(_iou((k.x0, k.y0, k.x1, k.y1), t) > 0.9 for t in truths), k
+        for t in truths:
+            box = Box(*t, 0.5, "face")
+            assert changes.covers(box) or any(_iou((k.x0, k.y0, k.x1, k.y1), t) > 0.9 for k in changes.kept)
+
+    def test_the_detector_between_full_passes_looks_only_at_the_strips_and_finds_every_face(self) -> None:
+        scene, gts = _camera_scene(self.FACES)
+        det = CenterFaceDetector(FaceDetection(full_pass_every=4, between="changed", follow_camera=True), threads=1)
+        first = det.at(0)(_camera(scene, _pose(0, 0)))
+        assert _hits(first, [tuple(map(int, _moved(gt, _pose(0, 0)))) for gt in gts]) == 3
+        full = det._full_size(1280 + 144, 720 + 144)
+        for k in (1, 2, 3):
+            pose = _pose(9.3 * k, -3.1 * k, degrees=0.3 * k)
+            calls = _counting(det)
+            try:
+                found = det.at(k)(_camera(scene, pose))
+            finally:
+                del det._run
+            assert full not in calls and sum(w * h for w, h in calls) < 0.3 * full[0] * full[1]
+            assert _hits(found, [tuple(map(int, _moved(gt, pose))) for gt in gts]) == 3
+
+    def test_a_face_the_next_full_pass_misses_is_looked_at_where_the_camera_took_it(self) -> None:
+        # As with a still camera (TestChangedBetweenFullPasses): a 90 px face found by one full pass
+        # and missed by the next is looked at again on the frames after; the camera pans 30 px a
+        # frame, so by frame 7 it is 120 px from where frame 3 found it.
+        class MissesAfterTheFirst(CenterFaceDetector):
+            def _full_pass(self, frame: np.ndarray) -> list[Box]:
+                self.full_passes = getattr(self, "full_passes", 0) + 1
+                return super()._full_pass(frame) if self.full_passes == 1 else []
+
+        scene, gts = _camera_scene([(synth.astronaut(90, 0, 0), 900, 400)])
+        det = MissesAfterTheFirst(FaceDetection(full_pass_every=4, between="changed", follow_camera=True), threads=1)
+        poses = [_pose(-30 * k, 0) for k in range(8)]
+        found = [det.at(k)(_camera(scene, pose)) for k, pose in enumerate(poses)]
+        assert found[4] == []
+        for k in (0, 1, 2, 3, 5, 6, 7):
+            assert any(_iou((b.x0, b.y0, b.x1, b.y1), _moved(gts[0], poses[k])) > 0.4 for b in found[k]), k
+
+
 class TestTextCadence:
     def test_text_is_looked_for_on_every_nth_frame_only(self) -> None:
         det = TextDetector(TextDetection(every_n_frames=3), threads=1)
@@ -792,6 +947,33 @@ class TestTextCadence:
         synth.paste(frame, synth.plate(scale=1.0), 200, 150)
         assert det.at(0)(frame) and det.at(3)(frame)
         assert det.at(1)(frame) == [] and det.at(2)(frame) == []
+
+    def test_with_follow_camera_a_panned_plate_is_kept_where_the_camera_took_it(self) -> None:
+        # A plate and a page in a street the camera pans across 11 px a frame: between the whole
+        # passes, the pass on what changed looks only at the strip that came in, and the text the
+        # whole pass found is kept, moved with the camera.
+        scene = heldout.real_background(1600, 1000, ("brick", "gravel", "rocket"))
+        synth.paste(scene, synth.plate(scale=1.5), 700, 500)
+        synth.paste(scene, synth.document(220, 160), 1000, 300)
+        poses = [_pose(11 * k, 1.5 * k) for k in range(3)]
+        det = TextDetector(TextDetection(every_n_frames=4, between="changed", follow_camera=True), threads=1)
+        first = det.at(0)(_camera(scene, poses[0]))
+        assert len(first) >= 2
+        det.at(1)(_camera(scene, poses[1]))  # carried by tracking: no pass
+        sizes: list[tuple[int, int]] = []
+        run = det._run
+
+        def counted(img: np.ndarray, *args: object) -> list[Box]:
+            sizes.append(img.shape[:2])
+            return run(img, *args)  # type: ignore[arg-type]
+
+        det._run = counted  # type: ignore[method-assign]
+        found = det.at(2)(_camera(scene, poses[2]))
+        assert sizes and all(h * w < 0.25 * 1280 * 720 for h, w in sizes)  # the strips, not the frame
+        step = np.vstack([poses[2], [0, 0, 1]]) @ np.linalg.inv(np.vstack([poses[0], [0, 0, 1]]))
+        for b in first:
+            x0, y0, x1, y1 = _moved((b.x0, b.y0, b.x1, b.y1), step[:2])
+            assert any(_iou((f.x0, f.y0, f.x1, f.y1), (x0, y0, x1, y1)) > 0.8 for f in found)
 
 
 class TestTiles:

@@ -270,11 +270,17 @@ class CenterFaceDetector:
         # frames (the full pass first) and of the interval before, by frame number.
         self._interval: dict[int, list[tuple[int, Future[list[Box]]]]] = {}
         self._previous: dict[int, list[tuple[int, Future[list[Box]]]]] = {}
-        # Per field, with ``between: changed``: the interval's full-pass frame, in cells.
-        self._reference: dict[int, Future[np.ndarray]] = {}
-        # Per field, with ``tilt_whole_every`` > 1: the last whole rotated passes' frame in cells, and
+        # Per field, with ``between: changed``: the interval's full-pass frame, and (``follow_camera``)
+        # the interval before's.
+        self._reference: dict[int, Future[Reference]] = {}
+        self._previous_reference: dict[int, Future[Reference]] = {}
+        # Per field, with ``follow_camera``: where the frames of this interval and the one before
+        # lie, by frame number: their interval's reference and the map from its pixels to theirs.
+        self._poses: dict[int, dict[int, tuple[Future[Reference], np.ndarray]]] = {}
+        self._poses_lock = threading.Lock()
+        # Per field, with ``tilt_whole_every`` > 1: the last whole rotated passes' frame, and
         # what they found (each box's ``tilt`` the turn of the pass that found it).
-        self._tilt_reference: dict[int, tuple[Future[np.ndarray], Future[list[Box]]]] = {}
+        self._tilt_reference: dict[int, tuple[Future[Reference], Future[list[Box]]]] = {}
         # Per field, with ``tilt_roi_every``: the tilted faces to look for again, by frame number,
         # of this interval between rotated passes and of the TILT_ROI_INTERVALS - 1 before it, the
         # latest first (`_with_tilt_roi`).
@@ -390,25 +396,27 @@ class CenterFaceDetector:
         if self.cfg.between != "changed" or every == 1:
             return self._tilted_all
         if (index // self.cfg.tilt_every) % every == 0 or part not in self._tilt_reference:
-            cells: Future[np.ndarray] = Future()
+            cells: Future[Reference] = Future()
             boxes: Future[list[Box]] = Future()
             self._tilt_reference[part] = (cells, boxes)
-            return partial(_shared, boxes, partial(_cells_first, cells, self._tilted_all))
+            return partial(_shared, boxes, partial(_cells_first, cells, self.cfg.follow_camera, self._tilted_all))
         return partial(self._tilted_changed, *self._tilt_reference[part])
 
     def _tilted_all(self, frame: np.ndarray) -> list[Box]:
         """The passes on the whole frame rotated by ± each of ``tilt_angles``."""
         return [b for angle in self.cfg.tilt_angles for b in self._tilted(frame, angle)]
 
-    def _tilted_changed(self, cells: Future[np.ndarray], reference: Future[list[Box]], frame: np.ndarray
+    def _tilted_changed(self, cells: Future[Reference], reference: Future[list[Box]], frame: np.ndarray
                         ) -> list[Box]:
         """The rotated passes on what changed since the last whole ones (each changed rectangle of
-        `changed_regions` rotated on its own, fed at the whole pass's scale), plus what those found
+        `changes_since` rotated on its own, fed at the whole pass's scale), plus what those found
         where nothing changed; the whole passes where the rectangles would cost more than
-        CHANGE_FULL_SHARE of them (a moving camera)."""
+        CHANGE_FULL_SHARE of them (a moving camera that ``follow_camera`` does not follow)."""
         h, w = frame.shape[:2]
         found_before = reference.result()
-        changes = changed_regions(frame_cells(frame), cells.result(), found_before, w, h)
+        changes = changes_since(frame, cells.result(), found_before)
+        if changes.motion is not None:
+            found_before = [moved_box(b, changes.motion) for b in found_before]
         if sum(_turned_area(x1 - x0, y1 - y0, a) for x0, y0, x1, y1 in changes.rects for a in self.cfg.tilt_angles) \
                 > CHANGE_FULL_SHARE * sum(_turned_area(w, h, a) for a in self.cfg.tilt_angles):
             return self._tilted_all(frame)
@@ -477,7 +485,7 @@ class CenterFaceDetector:
         if every == 1:
             return self._full_pass
         if index == 0:  # a new clip: nothing found in the one before is looked for again
-            for state in (self._interval, self._previous, self._reference):
+            for state in (self._interval, self._previous, self._reference, self._previous_reference, self._poses):
                 state.pop(part, None)
         since = index % every
         changed = self.cfg.between == "changed"
@@ -488,17 +496,56 @@ class CenterFaceDetector:
             self._previous[part] = self._interval.get(part, [])
             self._interval[part] = [(index, done)]
             if changed:
+                previous = self._reference.get(part)
                 self._reference[part] = Future()
-                return partial(_shared, done, partial(_cells_first, self._reference[part], self._full_pass))
+                if self.cfg.follow_camera:
+                    self._follow(part, index, previous)
+                return partial(_shared, done, partial(_cells_first, self._reference[part], self.cfg.follow_camera,
+                                                      self._full_pass))
             return partial(_shared, done, self._full_pass)
         sources = [*self._interval.get(part, [])[:1], *self._previous.get(part, [])]
         self._interval.setdefault(part, []).append((index, done))
         if changed:
-            return partial(_shared, done, partial(self._changed_pass, index, sources, self._reference[part]))
+            return partial(_shared, done, partial(self._changed_pass, index, part, sources, self._reference[part],
+                                                  self._previous_reference.get(part)))
         return partial(_shared, done, partial(self._cheap_pass, index, sources))
 
-    def _changed_pass(self, index: int, sources: list[tuple[int, Future[list[Box]]]],
-                      reference: Future[np.ndarray], frame: np.ndarray) -> list[Box]:
+    def _follow(self, part: int, index: int, previous: Future[Reference] | None) -> None:
+        """With ``follow_camera``, at a new interval (its full pass on frame ``index``): the
+        reference before it kept, and the poses of the frames before the interval before forgotten."""
+        if previous is not None:
+            self._previous_reference[part] = previous
+        before = self._previous.get(part)
+        first = before[0][0] if before else index
+        with self._poses_lock:
+            poses = self._poses.setdefault(part, {})
+            for old in [k for k in poses if k < first]:
+                del poses[old]
+            poses[index] = (self._reference[part], np.eye(3))
+
+    def _placed(self, part: int, known: list[tuple[int, Box]], index: int, reference: Future[Reference],
+                previous: Future[Reference] | None, motion: np.ndarray) -> list[tuple[int, Box]]:
+        """The faces ``known`` (frames ago, box) moved to where the camera's ``motion`` (from the
+        ``reference`` frame to this one) and the poses of the frames that found them put them now;
+        a face from a frame whose pose is not known stays where it was found."""
+        with self._poses_lock:
+            poses = dict(self._poses.get(part, {}))
+        out = []
+        for since, box in known:
+            pose = poses.get(index - since)
+            step: np.ndarray | None = None
+            if pose is not None and pose[0] is reference:
+                step = motion @ np.linalg.inv(pose[1])
+            elif pose is not None and previous is not None and pose[0] is previous:
+                between = reference.result().motion_since(previous.result())
+                if between is not None:
+                    step = motion @ between @ np.linalg.inv(pose[1])
+            out.append((since, box if step is None else moved_box(box, step)))
+        return out
+
+    def _changed_pass(self, index: int, part: int, sources: list[tuple[int, Future[list[Box]]]],
+                      reference: Future[Reference], previous: Future[Reference] | None, frame: np.ndarray
+                      ) -> list[Box]:
         """Full resolution on what changed since the interval's full pass (``sources[0]``, see
         `changed_regions`), with ``roi`` crops around the faces the ``sources`` found that the
         interval's full pass missed, plus the faces it found where nothing changed. Where the
@@ -512,14 +559,25 @@ class CenterFaceDetector:
         cases left no face-frame more untouched (README "The default from v7")."""
         h, w = frame.shape[:2]
         reference_found = sources[0][1].result()
-        changes = changed_regions(frame_cells(frame), reference.result(), reference_found, w, h)
+        changes = changes_since(frame, reference.result(), reference_found)
+        known = [(index - at, box) for at, boxes in sources for box in boxes.result()]
+        if self.cfg.follow_camera:
+            # Where this frame lies, for the frames after it: moved from the reference, or (little
+            # changed) where it is; a frame the camera left unexplained gets the full pass below.
+            pose = changes.motion if changes.motion is not None else \
+                np.eye(3) if changes.share <= CHANGE_FULL_SHARE else None
+            if pose is not None:
+                with self._poses_lock:
+                    self._poses.setdefault(part, {})[index] = (reference, pose)
+        if changes.motion is not None:
+            known = self._placed(part, known, index, reference, previous, changes.motion)
+            reference_found = [moved_box(b, changes.motion) for b in reference_found]
         pad = self._pad(w, h)
         pw, ph = w + 2 * pad, h + 2 * pad
         scale = self._full_size(pw, ph)[0] / pw
         # A rectangle at the frame's edge takes in the mirrored border (faces cut by the edge).
         crops = [((0 if x0 <= 0 else x0 + pad, 0 if y0 <= 0 else y0 + pad,
                    pw if x1 >= w else x1 + pad, ph if y1 >= h else y1 + pad), scale) for x0, y0, x1, y1 in changes.rects]
-        known = [(index - at, box) for at, boxes in sources for box in boxes.result()]
         if self.cfg.roi:
             # Around the faces found before that the reference's pass missed (a profile found in
             # half the frames, a 24 px face in 5 of 6), which where nothing changed would
@@ -680,6 +738,21 @@ CHANGE_MARGIN_PX = 64
 #: Where the crops would cost more than this share of the full pass, the full pass runs instead
 #: (a moving camera: everything changed).
 CHANGE_FULL_SHARE = 0.6
+#: With ``follow_camera``, a frame where that much changed is compared again with the reference
+#: frame moved as the camera moved (`camera_motion`: pan, roll and zoom), and only what still
+#: changed, and what came into view at the edges, is looked at: a still scene filmed by a moving
+#: camera costs what moves in it and the strips that come in, not a full pass on every frame.
+#: The motion is found on grey copies this many pixels wide (ECC at 320 px: ~3.5 ms a frame, its
+#: map within 0.01 px of the one found at 480 px, which took ~13.5 ms, on the handheld clip)...
+MOTION_WIDTH = 320
+#: ...and each cell is compared with the darkest and the lightest of the moved reference within
+#: this many pixels: a map a pixel off, and the resampling of a subpixel step, move the cells on
+#: an edge by tens, while what really moved there leaves that band...
+MOTION_SLACK_PX = 1
+#: ...of the two frames shrunk to at most this width (so the band reaches 1.3 px of a 720p frame and
+#: 2 px of a 1080p one, less than a tracked box's padding; at full size the band cost ~20 ms a
+#: 1080p frame, shrunk ~5).
+MOTION_BAND_WIDTH = 960
 
 
 def grey_look(index: int, full_pass_every: int) -> bool:
@@ -696,9 +769,82 @@ def frame_cells(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA).astype(np.int16)
 
 
-def _cells_first(cells: Future[np.ndarray], run: Callable[[np.ndarray], T], frame: np.ndarray) -> T:
-    """``run(frame)`` (a whole pass), the frame in cells first handed to the frames compared with it."""
-    _shared(cells, frame_cells, frame)
+class Reference:
+    """A frame the frames after it are compared with (``between: changed``): in cells, and, to
+    follow a moving camera (``follow``), shrunk for `followed_regions` and in grey for `camera_motion`."""
+
+    def __init__(self, frame: np.ndarray, follow: bool = False) -> None:
+        self.cells = frame_cells(frame)
+        self.width = frame.shape[1]
+        self.band = _band_picture(frame) if follow else None
+        self.small = _motion_picture(frame) if follow else None
+        self._lock = threading.Lock()
+        # The motion since the reference before, once found (not that reference: a chain of
+        # them would hold every frame of the clip).
+        self._since: list[np.ndarray | None] = []
+
+    def motion_since(self, previous: Reference) -> np.ndarray | None:
+        """The camera's motion from the ``previous`` reference (the one before this, always the
+        same) to this one (`camera_motion`), found once."""
+        with self._lock:
+            if not self._since:
+                motion = None
+                if self.small is not None and previous.small is not None and previous.small.shape == self.small.shape:
+                    motion = camera_motion(previous.small, self.small, self.width)
+                self._since.append(motion)
+            return self._since[0]
+
+
+def _motion_picture(frame: np.ndarray) -> np.ndarray:
+    """``frame`` in grey, at most MOTION_WIDTH pixels wide (float32, as `camera_motion` takes it)."""
+    h, w = frame.shape[:2]
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    if w > MOTION_WIDTH:
+        grey = cv2.resize(grey, (MOTION_WIDTH, max(1, round(h * MOTION_WIDTH / w))), interpolation=cv2.INTER_AREA)
+    return grey.astype(np.float32)
+
+
+def _band_picture(frame: np.ndarray) -> np.ndarray:
+    """``frame`` at most MOTION_BAND_WIDTH pixels wide, as `followed_regions` compares it."""
+    h, w = frame.shape[:2]
+    if w <= MOTION_BAND_WIDTH:
+        return frame
+    return cv2.resize(frame, (MOTION_BAND_WIDTH, max(1, round(h * MOTION_BAND_WIDTH / w))), interpolation=cv2.INTER_AREA)
+
+
+def camera_motion(before: np.ndarray, after: np.ndarray, width: int) -> np.ndarray | None:
+    """The affine map (3×3, in pixels of frames ``width`` wide) that takes a point of the scene in
+    the frame ``before`` to where it is in the frame ``after`` (both `_motion_picture`s): the
+    shift by phase correlation, refined to pan, roll and zoom by ECC (Evangelidis and Psarakis'
+    enhanced correlation coefficient). None where ECC does not settle. Whether the map explains
+    the picture is for the caller to check (`followed_regions`): what moves in the scene does not
+    follow it."""
+    (dx, dy), _ = cv2.phaseCorrelate(before, after)
+    warp = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+    try:
+        _, found = cv2.findTransformECC(before, after, warp, cv2.MOTION_AFFINE,
+                                        (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4), None)
+    except cv2.error:
+        return None
+    k = width / before.shape[1]
+    out = np.eye(3)
+    out[:2] = np.asarray(found)
+    out[:2, 2] *= k
+    return out if np.isfinite(out).all() else None
+
+
+def moved_box(box: Box, motion: np.ndarray) -> Box:
+    """``box`` moved by ``motion`` (3×3): the upright box around its moved corners."""
+    corners = np.array([[box.x0, box.y0, 1], [box.x1, box.y0, 1], [box.x1, box.y1, 1], [box.x0, box.y1, 1]]) @ motion[:2].T
+    x0, y0 = corners.min(axis=0)
+    x1, y1 = corners.max(axis=0)
+    return replace(box, x0=float(x0), y0=float(y0), x1=float(x1), y1=float(y1))
+
+
+def _cells_first(reference: Future[Reference], follow: bool, run: Callable[[np.ndarray], T], frame: np.ndarray) -> T:
+    """``run(frame)`` (a whole pass), the frame first handed to the frames compared with it
+    (`Reference`; with ``follow``, kept whole, to follow a moving camera)."""
+    _shared(reference, partial(Reference, follow=follow), frame)
     return run(frame)
 
 
@@ -728,6 +874,14 @@ class Changes:
     looked: np.ndarray
     width: int
     height: int
+    #: Where the camera moved (`followed_regions`): the map (3×3) from the reference frame's
+    #: pixels to this frame's, which moved the kept boxes.
+    motion: np.ndarray | None = None
+
+    @property
+    def share(self) -> float:
+        """The rectangles' area as a share of the frame's (more than 1 where they overlap)."""
+        return sum(_area(r) for r in self.rects) / (self.width * self.height)
 
     def covers(self, box: Box) -> bool:
         """Whether ``box`` lies on a looked-at cell. A box found in a rectangle's margin, where
@@ -765,6 +919,88 @@ def changed_regions(cells: np.ndarray, reference: np.ndarray, boxes: list[Box], 
         else:
             kept.append(b)
     return Changes(kept, _grouped(look, width, height), look, width, height)
+
+
+def followed_regions(cells: np.ndarray, frame: np.ndarray, reference: Reference, boxes: list[Box],
+                     motion: np.ndarray) -> Changes:
+    """`changed_regions` against the ``reference`` frame moved by ``motion`` (3×3, the camera's:
+    `camera_motion`): a cell changed where it left the band between the darkest and the lightest
+    the moved reference is within MOTION_SLACK_PX around it; the cells the reference did not see
+    (come into view at an edge) are looked at in one strip per edge. The boxes kept are moved."""
+    assert reference.band is not None
+    height, width = frame.shape[:2]
+    rows, cols = cells.shape[:2]
+    fx, fy = width / cols, height / rows
+    # The band, on both frames shrunk alike (`_band_picture`), in the same cells.
+    bh, bw = reference.band.shape[:2]
+    shrink = np.diag([bw / width, bh / height, 1.0])
+    moved = cv2.warpAffine(reference.band, (shrink @ motion @ np.linalg.inv(shrink))[:2], (bw, bh),
+                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    kernel = np.ones((2 * MOTION_SLACK_PX + 1,) * 2, np.uint8)
+    low = cv2.resize(cv2.erode(moved, kernel), (cols, rows), interpolation=cv2.INTER_AREA).astype(np.int16)
+    high = cv2.resize(cv2.dilate(moved, kernel), (cols, rows), interpolation=cv2.INTER_AREA).astype(np.int16)
+    # Cells with a corner the reference did not see: each corner taken back to the reference.
+    ys, xs = np.mgrid[0:rows + 1, 0:cols + 1]
+    back = np.linalg.inv(motion)
+    bx = back[0, 0] * xs * fx + back[0, 1] * ys * fy + back[0, 2]
+    by = back[1, 0] * xs * fx + back[1, 1] * ys * fy + back[1, 2]
+    # per edge of the reference they lie beyond (by more than the slack: the moved reference
+    # repeats its edge, and a map's noise must not bring in a strip along a still edge).
+    slack = MOTION_SLACK_PX * width / bw
+    sides = [beyond[:-1, :-1] | beyond[1:, :-1] | beyond[:-1, 1:] | beyond[1:, 1:]
+             for beyond in (bx < -slack, bx > width + slack, by < -slack, by > height + slack)]
+    unseen = sides[0] | sides[1] | sides[2] | sides[3]
+    changed = ((cells < low - CHANGE_LEVEL) | (cells > high + CHANGE_LEVEL)).any(axis=2) & ~unseen
+    look = changed.copy()
+    kept = []
+    for b in boxes:
+        m = moved_box(b, motion)
+        gx, gy = m.width / 4, m.height / 4
+        c0, r0 = max(0, int((m.x0 - gx) / fx)), max(0, int((m.y0 - gy) / fy))
+        c1, r1 = min(cols, int(np.ceil((m.x1 + gx) / fx))), min(rows, int(np.ceil((m.y1 + gy) / fy)))
+        if c1 <= c0 or r1 <= r0 or changed[r0:r1, c0:c1].any() or unseen[r0:r1, c0:c1].any():
+            look[r0:r1, c0:c1] = True
+        else:
+            kept.append(m)
+    rects = _grouped(look & ~unseen, width, height) + _edge_strips(sides, width, height)
+    return Changes(kept, rects, look | unseen, width, height, motion)
+
+
+def _edge_strips(sides: list[np.ndarray], width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """One rectangle per edge of the reference around the cells that lie beyond it (``sides``:
+    one mask of cells each), with CHANGE_MARGIN_PX inwards: a camera's step brings in a strip
+    along each edge it moves towards."""
+    rows, cols = sides[0].shape
+    fx, fy = width / cols, height / rows
+    reach = int(np.ceil(CHANGE_MARGIN_PX / CHANGE_CELL_PX))
+    out = []
+    for mask in sides:
+        if not mask.any():
+            continue
+        r, c = np.nonzero(mask)
+        c0, r0 = max(0, int(c.min()) - reach), max(0, int(r.min()) - reach)
+        c1, r1 = min(cols, int(c.max()) + 1 + reach), min(rows, int(r.max()) + 1 + reach)
+        out.append((int(c0 * fx), int(r0 * fy), min(width, int(np.ceil(c1 * fx))), min(height, int(np.ceil(r1 * fy)))))
+    return [r for r, _ in _merged([(r, 1.0) for r in out])]
+
+
+def changes_since(frame: np.ndarray, reference: Reference, boxes: list[Box]) -> Changes:
+    """What changed in ``frame`` since the ``reference`` frame's pass found ``boxes``: by
+    `changed_regions`, or, where that is more than CHANGE_FULL_SHARE of the frame and the
+    reference follows the camera, by `followed_regions` where the camera's motion explains more."""
+    h, w = frame.shape[:2]
+    cells = frame_cells(frame)
+    changes = changed_regions(cells, reference.cells, boxes, w, h)
+    if reference.small is None or changes.share <= CHANGE_FULL_SHARE or reference.cells.shape != cells.shape:
+        return changes
+    motion = camera_motion(reference.small, _motion_picture(frame), w)
+    if motion is None or abs(np.linalg.det(motion[:2, :2]) - 1) > 0.5:
+        return changes
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], float)
+    if np.abs(corners @ (motion - np.eye(3)).T).max() < MOTION_SLACK_PX / 2:
+        return changes  # the camera did not move: what changed moved in the picture
+    followed = followed_regions(cells, frame, reference, boxes, motion)
+    return followed if followed.share < changes.share else changes
 
 
 def _grouped(look: np.ndarray, width: int, height: int) -> list[tuple[int, int, int, int]]:
@@ -889,8 +1125,8 @@ class TextDetector:
                                     threads)
         self.input_name = self.session.get_inputs()[0].name
         self.info = ModelInfo("ppocrv4-det", path.name, PPOCR_DET_SHA256, "onnxruntime-cpu")
-        # Per field, with ``between: changed``: the last pass's frame in cells, and its boxes.
-        self._reference: dict[int, tuple[Future[np.ndarray], Future[list[Box]]]] = {}
+        # Per field, with ``between: changed``: the last pass's frame, and its boxes.
+        self._reference: dict[int, tuple[Future[Reference], Future[list[Box]]]] = {}
 
     def at(self, index: int, part: int = 0) -> Callable[[np.ndarray], list[Box]]:
         """The pass for detected frame number ``index`` (field ``part``): on the ``every_n_frames``
@@ -901,20 +1137,21 @@ class TextDetector:
         if self.cfg.between != "changed" or self.cfg.every_n_frames == 1:
             return self.detect if on_cadence else _nothing
         if on_cadence or part not in self._reference:
-            cells: Future[np.ndarray] = Future()
+            cells: Future[Reference] = Future()
             done: Future[list[Box]] = Future()
             self._reference[part] = (cells, done)
-            return partial(_shared, done, partial(_cells_first, cells, self.detect))
+            return partial(_shared, done, partial(_cells_first, cells, self.cfg.follow_camera, self.detect))
         if index % self.cfg.every_n_frames % self.cfg.changed_every:
             return _nothing
         return partial(self._changed_pass, *self._reference[part])
 
-    def _changed_pass(self, cells: Future[np.ndarray], done: Future[list[Box]], frame: np.ndarray) -> list[Box]:
+    def _changed_pass(self, cells: Future[Reference], done: Future[list[Box]], frame: np.ndarray) -> list[Box]:
         """The text the last pass found where nothing changed since, and a pass over the
-        rectangles around what changed (`changed_regions`), at the whole frame's scale. Where
-        they would cost more than CHANGE_FULL_SHARE of a whole pass, a whole pass."""
+        rectangles around what changed (`changes_since`: with ``follow_camera``, since the camera
+        moved), at the whole frame's scale. Where they would cost more than CHANGE_FULL_SHARE of
+        a whole pass, a whole pass."""
         h, w = frame.shape[:2]
-        changes = changed_regions(frame_cells(frame), cells.result(), done.result(), w, h)
+        changes = changes_since(frame, cells.result(), done.result())
         mw, _ = _model_size(w, h, self.cfg.input_width, self.cfg.min_scale)
         scale = mw / w
         if sum(_area(r) for r in changes.rects) > CHANGE_FULL_SHARE * w * h:
