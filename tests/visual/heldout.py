@@ -256,9 +256,11 @@ def _pan(path: Path, height: int, frames: int) -> synth.Clip:
     return synth.make_clip(path, width, height, frames, [scene, *faces], bg=wide[:, :width].copy(), crf=18)
 
 
-def _camera_scene(width: int, height: int, faces: Sequence[synth.Sprite]) -> tuple[np.ndarray, list[synth.GtBox]]:
+def _camera_scene(width: int, height: int, faces: Sequence[synth.Sprite],
+                  names: Sequence[str] = ("rocket", "coffee", "chelsea", "grass", "gravel")
+                  ) -> tuple[np.ndarray, list[synth.GtBox]]:
     """Real photographs ``width``×``height`` with ``faces`` pasted in at their places, and their face boxes."""
-    scene = real_background(width, height, ("rocket", "coffee", "chelsea", "grass", "gravel"))
+    scene = real_background(width, height, names)
     boxes = []
     for sp in faces:
         x, y = sp.at(0)
@@ -338,15 +340,16 @@ def _handheld(path: Path, height: int, frames: int) -> synth.Clip:
 
 
 def _pan_walkers(path: Path, height: int, frames: int) -> synth.Clip:
-    """The camera panning 5.3 px a frame (and 0.7 down) over grass, gravel, brick, a rocket and a coffee cup while
-    six real 24-56 px faces move across it on their own, 1-4 px a frame each way, two still faces
-    beside them: what a camera following a street shows. The still faces are kept by the
+    """The camera panning 5.3 px a frame (and 0.7 down) over grass, gravel, brick, a rocket and a
+    coffee cup while six real 24-56 px faces move across it on their own, 1-4 px a frame each
+    way, two still faces beside them: what a camera following a street shows. The still faces are kept by the
     camera's motion; the others are what ``follow_camera`` must still look at."""
     width = height * 16 // 9
     k = height / 720
     vx, vy = 5.3 * k, 0.7 * k
     sw, sh = width + math.ceil(vx * frames) + 8, height + math.ceil(vy * frames) + 8
-    still = [lfw_of_width(17, round(40 * k), 0.3 * width, 0.6 * height), synth.astronaut(round(48 * k), 0.9 * width, 0.2 * height)]
+    still = [lfw_of_width(17, round(40 * k), 0.3 * width, 0.6 * height),
+             synth.astronaut(round(48 * k), 0.9 * width, 0.2 * height)]
     walkers = [
         lfw_of_width(2, round(24 * k), 0.15 * width, 0.3 * height, 2.0 * k, 0.5 * k),
         mirrored(lfw_of_width(40, round(30 * k), 0.5 * width, 0.75 * height, -1.0 * k, -1.0 * k)),
@@ -355,12 +358,7 @@ def _pan_walkers(path: Path, height: int, frames: int) -> synth.Clip:
         lfw_of_width(77, round(56 * k), 0.95 * width, 0.6 * height, 1.0 * k, -0.5 * k),
         synth.cameraman(round(40 * k), 0.45 * width, 0.1 * height, -2.0 * k, 2.0 * k),
     ]
-    scene = real_background(sw, sh, ("grass", "gravel", "brick", "rocket", "coffee"))
-    boxes = []
-    for sp in still:
-        x, y = sp.at(0)
-        synth.paste(scene, sp.image, x, y, sp.mask)
-        boxes.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
+    scene, boxes = _camera_scene(sw, sh, still, ("grass", "gravel", "brick", "rocket", "coffee"))
     poses = [np.array([[1, 0, -vx * i], [0, 1, -vy * i]], np.float64) for i in range(frames)]
     return synth.camera_clip(path, scene, boxes, poses, width, height, walkers=walkers)
 
