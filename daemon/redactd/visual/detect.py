@@ -905,9 +905,16 @@ class Changes:
 def changed_regions(cells: np.ndarray, reference: np.ndarray, boxes: list[Box], width: int, height: int) -> Changes:
     """What changed in a frame (its `frame_cells`) since the ``reference`` frame's pass found
     ``boxes`` (see `Changes`)."""
-    rows, cols = cells.shape[:2]
-    fx, fy = width / cols, height / rows
     changed = (np.abs(cells - reference) > CHANGE_LEVEL).any(axis=2)
+    kept, look = _kept(boxes, changed, width, height)
+    return Changes(kept, _grouped(look, width, height), look, width, height)
+
+
+def _kept(boxes: list[Box], changed: np.ndarray, width: int, height: int) -> tuple[list[Box], np.ndarray]:
+    """Of ``boxes``, those with no ``changed`` cell under them or a quarter of their size around
+    (still there); and the cells to look at: the changed ones and those under every other box."""
+    rows, cols = changed.shape
+    fx, fy = width / cols, height / rows
     look = changed.copy()
     kept = []
     for b in boxes:
@@ -918,7 +925,7 @@ def changed_regions(cells: np.ndarray, reference: np.ndarray, boxes: list[Box], 
             look[r0:r1, c0:c1] = True
         else:
             kept.append(b)
-    return Changes(kept, _grouped(look, width, height), look, width, height)
+    return kept, look
 
 
 def followed_regions(cells: np.ndarray, frame: np.ndarray, reference: Reference, boxes: list[Box],
@@ -951,17 +958,7 @@ def followed_regions(cells: np.ndarray, frame: np.ndarray, reference: Reference,
              for beyond in (bx < -slack, bx > width + slack, by < -slack, by > height + slack)]
     unseen = sides[0] | sides[1] | sides[2] | sides[3]
     changed = ((cells < low - CHANGE_LEVEL) | (cells > high + CHANGE_LEVEL)).any(axis=2) & ~unseen
-    look = changed.copy()
-    kept = []
-    for b in boxes:
-        m = moved_box(b, motion)
-        gx, gy = m.width / 4, m.height / 4
-        c0, r0 = max(0, int((m.x0 - gx) / fx)), max(0, int((m.y0 - gy) / fy))
-        c1, r1 = min(cols, int(np.ceil((m.x1 + gx) / fx))), min(rows, int(np.ceil((m.y1 + gy) / fy)))
-        if c1 <= c0 or r1 <= r0 or changed[r0:r1, c0:c1].any() or unseen[r0:r1, c0:c1].any():
-            look[r0:r1, c0:c1] = True
-        else:
-            kept.append(m)
+    kept, look = _kept([moved_box(b, motion) for b in boxes], changed | unseen, width, height)
     rects = _grouped(look & ~unseen, width, height) + _edge_strips(sides, width, height)
     return Changes(kept, rects, look | unseen, width, height, motion)
 
