@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.util
 import os
 import subprocess
 import sys
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
@@ -18,7 +20,7 @@ import structlog
 
 from redactd.errors import ConfigError
 from redactd.policy import Detection, FaceDetection, TextDetection, YoloDetection, resolve_policy
-from redactd.visual import modelcache, quant, redact_video
+from redactd.visual import detect, modelcache, quant, redact_video
 from redactd.visual.detect import (
     CENTERFACE_SHA256,
     CHANGE_FULL_SHARE,
@@ -848,11 +850,30 @@ class TestFollowCamera:
         assert plain.motion is None and plain.share > CHANGE_FULL_SHARE  # every pixel changed: the full pass
         changes = changes_since(frame, Reference(_camera(scene, before), follow=True), boxes)
         assert changes.motion is not None and changes.share < 0.25
-        # The strips that came in at the right and the bottom, with their margins: nothing else.
-        assert all(r[0] >= 1280 - 38 - 64 - 16 or r[1] >= 720 - 3 - 64 - 16 for r in changes.rects)
+        # The strip that came in at the right, with its margin: nothing else. The 3 px that came
+        # in at the bottom are too few to show a face the reference did not show (MOTION_REVEAL_PX).
+        assert changes.rects == [(1280 - 40 - 64, 0, 1280, 720)]
         assert len(changes.kept) == 3
         for kept, gt in zip(changes.kept, gts, strict=True):
             assert _iou((kept.x0, kept.y0, kept.x1, kept.y1), _moved(gt, after)) > 0.9
+
+    def test_a_strip_is_looked_at_once_it_is_deep_enough_to_show_a_face(self) -> None:
+        # The camera tilts down a few pixels: every cell changed, the map explains them, and what
+        # came in at the bottom is looked at only from 12 px deep (MOTION_REVEAL_PX: half the
+        # smallest face the model finds, its mirror image making up the rest).
+        scene, gts = _camera_scene(self.FACES)
+        reference = Reference(_camera(scene, _pose(0, 0)), follow=True)
+        boxes = [Box(*_moved(gt, _pose(0, 0)), 0.5, "face") for gt in gts]
+        for dy in (3.4, 7.8, 10.5, 12.5, 19.6):
+            changes = changes_since(_camera(scene, _pose(0, dy)), reference, boxes)
+            assert changes.motion is not None and len(changes.kept) == 3, dy
+            strips = [r for r in changes.rects if r[3] == 720 and r[2] - r[0] == 1280]
+            assert changes.rects == strips, dy
+            if dy < 12:
+                assert strips == [], dy
+            else:
+                (strip,) = strips
+                assert 720 - dy - 64 - 8 <= strip[1] <= 720 - dy - 64, dy
 
     def test_what_moves_in_a_panned_scene_is_looked_at(self) -> None:
         scene, gts = _camera_scene(self.FACES)
@@ -879,6 +900,34 @@ class TestFollowCamera:
         assert len(changes.kept) == 2
         assert all(_iou((k.x0, k.y0, k.x1, k.y1), _moved(gt, after)) > 0.9 for k, gt in zip(changes.kept, gts[1:],
                                                                                               strict=True))
+
+    def test_the_passes_comparing_the_same_frames_find_the_camera_motion_once(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The faces', the text's and the rotated passes each keep a reference of their own, made
+        # from the one decoded frame, and compare the same frames with it.
+        found: list[np.ndarray | None] = []
+
+        def counted(before: np.ndarray, after: np.ndarray, width: int) -> np.ndarray | None:
+            found.append(camera_motion(before, after, width))
+            return found[-1]
+
+        monkeypatch.setattr(detect, "camera_motion", counted)
+        scene, gts = _camera_scene(self.FACES)
+        first = _camera(scene, _pose(0, 0))
+        boxes = [Box(*_moved(gt, _pose(0, 0)), 0.5, "face") for gt in gts]
+        faces, text = Reference(first, follow=True), Reference(first, follow=True)
+        frame = _camera(scene, _pose(23.0, 4.0))
+        a, b = changes_since(frame, faces, boxes), changes_since(frame, text, [])
+        assert len(found) == 1 and a.motion is b.motion is found[0]
+        # The same pixels in another array are another frame: its own motion.
+        changes_since(frame.copy(), faces, boxes)
+        assert len(found) == 2
+        # What is kept of a frame does not keep it: once no pass holds it, it is gone.
+        gone = weakref.ref(frame)
+        del frame, a, b
+        gc.collect()
+        assert gone() is None
 
     def test_a_cut_to_another_picture_is_not_followed(self) -> None:
         scene, gts = _camera_scene(self.FACES)
@@ -921,6 +970,34 @@ class TestFollowCamera:
                 del det._run
             assert full not in calls and sum(w * h for w, h in calls) < 0.3 * full[0] * full[1]
             assert _hits(found, [tuple(map(int, _moved(gt, pose))) for gt in gts]) == 3
+
+    def test_the_rotated_passes_between_look_at_the_strips_in_pieces_and_find_a_tilted_face_there(self) -> None:
+        # Rotated passes on frames 0 (whole) and 4 (what changed); the camera pans 150 px right and
+        # 24 px down between them, which brings in a head tilted 75 degrees (the upright pass
+        # misses it) at the right edge. Turned whole, the strips along the right and bottom edges
+        # would cost more than CHANGE_FULL_SHARE of the whole rotated passes, which would run
+        # instead; the long bottom one turned in pieces, the passes cost under half of that and
+        # find the head.
+        tilted = heldout.rotated(heldout.lfw_of_width(40, 90, 0, 0), 75)
+        still = heldout.rotated(synth.astronaut(90, 0, 0), -75)
+        scene, gts = _camera_scene([(still, 600, 380), (tilted, 1425, 420)])
+        det = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,), tilt_every=4, tilt_whole_every=3,
+                                               between="changed", follow_camera=True), threads=1)
+        first = _pose(0, 0)
+        assert _hits(det.at(0)(_camera(scene, first)), [tuple(map(int, _moved(gts[0], first)))]) == 1
+        assert _moved(gts[1], first)[0] > 1280  # not in the picture yet
+        calls = _counting(det)
+        after = _pose(150, 24)
+        found = det.at(4)(_camera(scene, after))
+        whole = _model_size(int(np.ceil(1280 * np.cos(np.radians(60)) + 720 * np.sin(np.radians(60)))),
+                            int(np.ceil(1280 * np.sin(np.radians(60)) + 720 * np.cos(np.radians(60)))), 960)
+        upright = det._full_size(1280 + 144, 720 + 144)
+        pieces = [c for c in calls if c != upright]
+        assert len(pieces) > 4 and sum(w * h for w, h in pieces) < 0.5 * 2 * whole[0] * whole[1]
+        truths = [tuple(map(int, _moved(gt, after))) for gt in gts]
+        assert _hits(found, truths) == 2
+        # The head that came in was found by a rotated pass (its box says which turn).
+        assert [b.tilt for b in _found_at(found, truths[1])] == [-60.0]
 
     def test_a_face_the_next_full_pass_misses_is_looked_at_where_the_camera_took_it(self) -> None:
         # As with a still camera (TestChangedBetweenFullPasses): a 90 px face found by one full pass

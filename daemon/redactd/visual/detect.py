@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import os
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -417,12 +418,12 @@ class CenterFaceDetector:
         changes = changes_since(frame, cells.result(), found_before)
         if changes.motion is not None:
             found_before = [moved_box(b, changes.motion) for b in found_before]
-        if sum(_turned_area(x1 - x0, y1 - y0, a) for x0, y0, x1, y1 in changes.rects for a in self.cfg.tilt_angles) \
+        looks = {a: [p for r in changes.rects for p in _turned_pieces(r, a)] for a in self.cfg.tilt_angles}
+        if sum(_turned_area(x1 - x0, y1 - y0, a) for a, pieces in looks.items() for x0, y0, x1, y1 in pieces) \
                 > CHANGE_FULL_SHARE * sum(_turned_area(w, h, a) for a in self.cfg.tilt_angles):
             return self._tilted_all(frame)
-        scales = {a: min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, a)) for a in self.cfg.tilt_angles}
-        found = [b.shifted(x0, y0) for x0, y0, x1, y1 in changes.rects for a, scale in scales.items()
-                 for b in self._tilted(frame[y0:y1, x0:x1], a, scale)]
+        found = [b.shifted(x0, y0) for a, pieces in looks.items() for x0, y0, x1, y1 in pieces
+                 for b in self._tilted(frame[y0:y1, x0:x1], a, min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, a)))]
         return changes.settled(found, found_before)
 
     def _tilted(self, frame: np.ndarray, angle: float, scale: float | None = None,
@@ -753,6 +754,14 @@ MOTION_SLACK_PX = 1
 #: 2 px of a 1080p one, less than a tracked box's padding; at full size the band cost ~20 ms a
 #: 1080p frame, shrunk ~5).
 MOTION_BAND_WIDTH = 960
+#: A strip the camera brought in is looked at once it is this many pixels deep: half the smallest
+#: face the model finds at full size, which is what a face needs to show of itself at the edge to
+#: be found (its mirror image makes up the rest). A thinner one holds no face the reference
+#: frame's pass did not see at least as much of, and the next full pass, whose faces tracking
+#: extends back over the frames between, looks at it with all that came in since: a camera
+#: drifting a pixel a frame brought in a strip along that edge on every frame, ~40 % of what a
+#: 1080p frame between full passes was looked at (held-out "pan-walkers").
+MOTION_REVEAL_PX = MODEL_FACE_PX // 2
 
 
 def grey_look(index: int, full_pass_every: int) -> bool:
@@ -769,30 +778,84 @@ def frame_cells(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA).astype(np.int16)
 
 
+class FrameViews:
+    """What comparing a frame with a reference takes of it (`frame_cells`, and to follow a moving
+    camera `_motion_picture`, `_band_picture`) and the camera's motion to it from the frames it is
+    compared with (`camera_motion`), each made once, by whichever pass asks first: the faces',
+    the text's and the rotated passes compare the same frames with the same references (`views_of`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: dict[Callable[[np.ndarray], np.ndarray], np.ndarray] = {}
+        self._motion_lock = threading.Lock()
+        # By the views of the frame the motion is from: those views (weakly: not to hold every
+        # reference of the clip) and the motion.
+        self._motions: dict[int, tuple[weakref.ref[FrameViews], np.ndarray | None]] = {}
+
+    def made(self, make: Callable[[np.ndarray], np.ndarray], frame: np.ndarray) -> np.ndarray:
+        """``make(frame)`` (``frame`` the one these are the views of), made once."""
+        with self._lock:
+            if make not in self._made:
+                self._made[make] = make(frame)
+            return self._made[make]
+
+    def motion_from(self, before: FrameViews, before_frame: np.ndarray, frame: np.ndarray) -> np.ndarray | None:
+        """`camera_motion` from ``before_frame`` (whose views ``before`` are) to ``frame``, found once."""
+        with self._motion_lock:
+            found = self._motions.get(id(before))
+            if found is not None and found[0]() is before:
+                return found[1]
+            start, end = before.made(_motion_picture, before_frame), self.made(_motion_picture, frame)
+            motion = camera_motion(start, end, frame.shape[1]) if start.shape == end.shape else None
+            self._motions = {k: v for k, v in self._motions.items() if v[0]() is not None}
+            self._motions[id(before)] = (weakref.ref(before), motion)
+            return motion
+
+
+_views: dict[int, tuple[weakref.ref[np.ndarray], FrameViews]] = {}
+_views_lock = threading.Lock()
+
+
+def views_of(frame: np.ndarray) -> FrameViews:
+    """The `FrameViews` of ``frame`` (the same array object: every detector is handed the one
+    decoded frame, and none changes it), for as long as it lives."""
+    with _views_lock:
+        found = _views.get(id(frame))
+        if found is not None and found[0]() is frame:
+            return found[1]
+        for key in [key for key, (ref, _) in _views.items() if ref() is None]:
+            del _views[key]
+        views = FrameViews()
+        _views[id(frame)] = (weakref.ref(frame), views)
+        return views
+
+
 class Reference:
     """A frame the frames after it are compared with (``between: changed``): in cells, and, to
-    follow a moving camera (``follow``), shrunk for `followed_regions` and in grey for `camera_motion`."""
+    follow a moving camera (``follow``), kept to be shrunk for `followed_regions` and turned grey
+    for `camera_motion` when a frame first needs it (`FrameViews`: once for every pass)."""
 
     def __init__(self, frame: np.ndarray, follow: bool = False) -> None:
-        self.cells = frame_cells(frame)
-        self.width = frame.shape[1]
-        self.band = _band_picture(frame) if follow else None
-        self.small = _motion_picture(frame) if follow else None
-        self._lock = threading.Lock()
-        # The motion since the reference before, once found (not that reference: a chain of
-        # them would hold every frame of the clip).
-        self._since: list[np.ndarray | None] = []
+        self.views = views_of(frame)
+        self.cells = self.views.made(frame_cells, frame)
+        self.frame = frame if follow else None
+
+    @property
+    def band(self) -> np.ndarray | None:
+        return None if self.frame is None else self.views.made(_band_picture, self.frame)
+
+    def motion_to(self, frame: np.ndarray) -> np.ndarray | None:
+        """The camera's motion from this frame to ``frame`` (`camera_motion`), found once; None
+        where this reference does not follow the camera."""
+        if self.frame is None:
+            return None
+        return views_of(frame).motion_from(self.views, self.frame, frame)
 
     def motion_since(self, previous: Reference) -> np.ndarray | None:
-        """The camera's motion from the ``previous`` reference (the one before this, always the
-        same) to this one (`camera_motion`), found once."""
-        with self._lock:
-            if not self._since:
-                motion = None
-                if self.small is not None and previous.small is not None and previous.small.shape == self.small.shape:
-                    motion = camera_motion(previous.small, self.small, self.width)
-                self._since.append(motion)
-            return self._since[0]
+        """The camera's motion from the ``previous`` reference to this one (`camera_motion`), found once."""
+        if self.frame is None or previous.frame is None:
+            return None
+        return previous.motion_to(self.frame)
 
 
 def _motion_picture(frame: np.ndarray) -> np.ndarray:
@@ -933,15 +996,17 @@ def followed_regions(cells: np.ndarray, frame: np.ndarray, reference: Reference,
     """`changed_regions` against the ``reference`` frame moved by ``motion`` (3×3, the camera's:
     `camera_motion`): a cell changed where it left the band between the darkest and the lightest
     the moved reference is within MOTION_SLACK_PX around it; the cells the reference did not see
-    (come into view at an edge) are looked at in one strip per edge. The boxes kept are moved."""
-    assert reference.band is not None
+    (come into view at an edge) are looked at in one strip per edge, once MOTION_REVEAL_PX deep.
+    The boxes kept are moved."""
+    band = reference.band
+    assert band is not None
     height, width = frame.shape[:2]
     rows, cols = cells.shape[:2]
     fx, fy = width / cols, height / rows
     # The band, on both frames shrunk alike (`_band_picture`), in the same cells.
-    bh, bw = reference.band.shape[:2]
+    bh, bw = band.shape[:2]
     shrink = np.diag([bw / width, bh / height, 1.0])
-    moved = cv2.warpAffine(reference.band, (shrink @ motion @ np.linalg.inv(shrink))[:2], (bw, bh),
+    moved = cv2.warpAffine(band, (shrink @ motion @ np.linalg.inv(shrink))[:2], (bw, bh),
                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     kernel = np.ones((2 * MOTION_SLACK_PX + 1,) * 2, np.uint8)
     low = cv2.resize(cv2.erode(moved, kernel), (cols, rows), interpolation=cv2.INTER_AREA).astype(np.int16)
@@ -957,9 +1022,12 @@ def followed_regions(cells: np.ndarray, frame: np.ndarray, reference: Reference,
     sides = [beyond[:-1, :-1] | beyond[1:, :-1] | beyond[:-1, 1:] | beyond[1:, 1:]
              for beyond in (bx < -slack, bx > width + slack, by < -slack, by > height + slack)]
     unseen = sides[0] | sides[1] | sides[2] | sides[3]
+    depths = (-bx.min(), bx.max() - width, -by.min(), by.max() - height)
     changed = ((cells < low - CHANGE_LEVEL) | (cells > high + CHANGE_LEVEL)).any(axis=2) & ~unseen
     kept, look = _kept([moved_box(b, motion) for b in boxes], changed | unseen, width, height)
-    rects = _grouped(look & ~unseen, width, height) + _edge_strips(sides, width, height)
+    strips = _edge_strips([side if depth >= MOTION_REVEAL_PX else np.zeros_like(side)
+                           for side, depth in zip(sides, depths, strict=True)], width, height)
+    rects = _grouped(look & ~unseen, width, height) + strips
     return Changes(kept, rects, look | unseen, width, height, motion)
 
 
@@ -986,11 +1054,11 @@ def changes_since(frame: np.ndarray, reference: Reference, boxes: list[Box]) -> 
     `changed_regions`, or, where that is more than CHANGE_FULL_SHARE of the frame and the
     reference follows the camera, by `followed_regions` where the camera's motion explains more."""
     h, w = frame.shape[:2]
-    cells = frame_cells(frame)
+    cells = views_of(frame).made(frame_cells, frame)
     changes = changed_regions(cells, reference.cells, boxes, w, h)
-    if reference.small is None or changes.share <= CHANGE_FULL_SHARE or reference.cells.shape != cells.shape:
+    if reference.frame is None or changes.share <= CHANGE_FULL_SHARE or reference.cells.shape != cells.shape:
         return changes
-    motion = camera_motion(reference.small, _motion_picture(frame), w)
+    motion = reference.motion_to(frame)
     if motion is None or abs(np.linalg.det(motion[:2, :2]) - 1) > 0.5:
         return changes
     corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], float)
@@ -1081,6 +1149,27 @@ def _turned_width(w: int, h: int, degrees: float) -> float:
 def _turned_area(w: int, h: int, degrees: float) -> float:
     """Area of that canvas: what a rotated pass over the picture costs, in its pixels."""
     return _turned_width(w, h, degrees) * _turned_width(h, w, degrees)
+
+
+def _turned_pieces(rect: tuple[int, int, int, int], degrees: float) -> list[tuple[int, int, int, int]]:
+    """``rect`` (x0, y0, x1, y1) to be rotated by ``degrees``, or, where that costs less, pieces of
+    it along its longer side, each three times as long as the rectangle is across and overlapping
+    the next by that much: whatever fits across the rectangle lies whole in one of them.
+
+    Turned whole, a long thin rectangle needs a canvas about half as wide as it is long and 0.87
+    of its length high at 60 degrees: the strip a moving camera brings in along a 1080p frame's
+    edge, 1920×72, costs 1.7 Mpx turned, its 13 pieces 0.5 Mpx."""
+    x0, y0, x1, y1 = rect
+    across, length = min(x1 - x0, y1 - y0), max(x1 - x0, y1 - y0)
+    if across <= 0 or length <= 3 * across:
+        return [rect]
+    n = int(np.ceil((length - across) / (2 * across)))
+    starts = np.linspace(0, length - 3 * across, n).round().astype(int)
+    along_x = x1 - x0 >= y1 - y0
+    pieces = [(x0 + s, y0, x0 + s + 3 * across, y1) if along_x else (x0, y0 + s, x1, y0 + s + 3 * across)
+              for s in map(int, starts)]
+    whole = _turned_area(x1 - x0, y1 - y0, degrees)
+    return pieces if sum(_turned_area(p[2] - p[0], p[3] - p[1], degrees) for p in pieces) < whole else [rect]
 
 
 def _inside(box: Box, width: int, height: int) -> bool:
