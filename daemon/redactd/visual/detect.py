@@ -414,17 +414,15 @@ class CenterFaceDetector:
         where nothing changed; the whole passes where the rectangles would cost more than
         CHANGE_FULL_SHARE of them (a moving camera that ``follow_camera`` does not follow)."""
         h, w = frame.shape[:2]
-        found_before = reference.result()
-        changes = changes_since(frame, cells.result(), found_before)
-        if changes.motion is not None:
-            found_before = [moved_box(b, changes.motion) for b in found_before]
+        changes = changes_since(frame, cells.result(), reference.result())
         looks = {a: [p for r in changes.rects for p in _turned_pieces(r, a)] for a in self.cfg.tilt_angles}
         if sum(_turned_area(x1 - x0, y1 - y0, a) for a, pieces in looks.items() for x0, y0, x1, y1 in pieces) \
                 > CHANGE_FULL_SHARE * sum(_turned_area(w, h, a) for a in self.cfg.tilt_angles):
             return self._tilted_all(frame)
+        scales = {a: min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, a)) for a in self.cfg.tilt_angles}
         found = [b.shifted(x0, y0) for a, pieces in looks.items() for x0, y0, x1, y1 in pieces
-                 for b in self._tilted(frame[y0:y1, x0:x1], a, min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, a)))]
-        return changes.settled(found, found_before)
+                 for b in self._tilted(frame[y0:y1, x0:x1], a, scales[a])]
+        return changes.settled(found, changes.boxes)
 
     def _tilted(self, frame: np.ndarray, angle: float, scale: float | None = None,
                 turns: tuple[int, ...] = (1, -1)) -> list[Box]:
@@ -559,8 +557,7 @@ class CenterFaceDetector:
         720p and sent 5 of its 56 frames between to the full pass; without them the held-out
         cases left no face-frame more untouched (README "The default from v7")."""
         h, w = frame.shape[:2]
-        reference_found = sources[0][1].result()
-        changes = changes_since(frame, reference.result(), reference_found)
+        changes = changes_since(frame, reference.result(), sources[0][1].result())
         known = [(index - at, box) for at, boxes in sources for box in boxes.result()]
         if self.cfg.follow_camera:
             # Where this frame lies, for the frames after it: moved from the reference, or (little
@@ -572,7 +569,6 @@ class CenterFaceDetector:
                     self._poses.setdefault(part, {})[index] = (reference, pose)
         if changes.motion is not None:
             known = self._placed(part, known, index, reference, previous, changes.motion)
-            reference_found = [moved_box(b, changes.motion) for b in reference_found]
         pad = self._pad(w, h)
         pw, ph = w + 2 * pad, h + 2 * pad
         scale = self._full_size(pw, ph)[0] / pw
@@ -583,7 +579,7 @@ class CenterFaceDetector:
             # Around the faces found before that the reference's pass missed (a profile found in
             # half the frames, a 24 px face in 5 of 6), which where nothing changed would
             # otherwise wait for the next full pass.
-            missed = [(since, b) for since, b in known if not any(_overlap(b, r) for r in reference_found)]
+            missed = [(since, b) for since, b in known if not any(_overlap(b, r) for r in changes.boxes)]
             crops.extend(self._crops(missed, 0.0, scale, pw, ph, pad))
         crops = _merged(crops)
         if sum(_area(r) * s * s for r, s in crops) > CHANGE_FULL_SHARE * pw * ph * scale * scale:
@@ -937,8 +933,10 @@ class Changes:
     looked: np.ndarray
     width: int
     height: int
+    #: The reference's boxes where they lie in this frame: moved as the camera moved, if it did.
+    boxes: list[Box]
     #: Where the camera moved (`followed_regions`): the map (3×3) from the reference frame's
-    #: pixels to this frame's, which moved the kept boxes.
+    #: pixels to this frame's, which moved the boxes.
     motion: np.ndarray | None = None
 
     @property
@@ -970,7 +968,7 @@ def changed_regions(cells: np.ndarray, reference: np.ndarray, boxes: list[Box], 
     ``boxes`` (see `Changes`)."""
     changed = (np.abs(cells - reference) > CHANGE_LEVEL).any(axis=2)
     kept, look = _kept(boxes, changed, width, height)
-    return Changes(kept, _grouped(look, width, height), look, width, height)
+    return Changes(kept, _grouped(look, width, height), look, width, height, boxes)
 
 
 def _kept(boxes: list[Box], changed: np.ndarray, width: int, height: int) -> tuple[list[Box], np.ndarray]:
@@ -1024,11 +1022,12 @@ def followed_regions(cells: np.ndarray, frame: np.ndarray, reference: Reference,
     unseen = sides[0] | sides[1] | sides[2] | sides[3]
     depths = (-bx.min(), bx.max() - width, -by.min(), by.max() - height)
     changed = ((cells < low - CHANGE_LEVEL) | (cells > high + CHANGE_LEVEL)).any(axis=2) & ~unseen
-    kept, look = _kept([moved_box(b, motion) for b in boxes], changed | unseen, width, height)
+    placed = [moved_box(b, motion) for b in boxes]
+    kept, look = _kept(placed, changed | unseen, width, height)
     strips = _edge_strips([side if depth >= MOTION_REVEAL_PX else np.zeros_like(side)
                            for side, depth in zip(sides, depths, strict=True)], width, height)
     rects = _grouped(look & ~unseen, width, height) + strips
-    return Changes(kept, rects, look | unseen, width, height, motion)
+    return Changes(kept, rects, look | unseen, width, height, placed, motion)
 
 
 def _edge_strips(sides: list[np.ndarray], width: int, height: int) -> list[tuple[int, int, int, int]]:
