@@ -24,6 +24,7 @@ from redactd.visual import detect, modelcache, quant, redact_video
 from redactd.visual.detect import (
     CENTERFACE_SHA256,
     CHANGE_FULL_SHARE,
+    CROPS_FULL_SHARE,
     Box,
     CenterFaceDetector,
     CompositeDetector,
@@ -364,6 +365,32 @@ class TestTiltedFaces:
                             int(np.ceil(1280 * np.sin(np.radians(60)) + 720 * 0.5)), 960)
         assert calls.count(whole) == 2
         assert all(_found_at(found, (x0 + 40, y0, x1 + 40, y1)) for x0, y0, x1, y1 in gts)
+
+
+    def test_most_of_the_frame_changed_is_still_rotated_in_rectangles_where_that_costs_less(self) -> None:
+        # The left 880 px of the picture mirrored (a large photograph moving in, say), with the
+        # tilted faces in it: its rectangle, turned, is ~0.7 of the whole rotated frame. It is
+        # turned on its own, for less than the whole rotated passes, which find no face more.
+        det = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,), tilt_every=4, tilt_whole_every=3,
+                                               between="changed"), threads=1)
+        frame, gts = _tilted_frame(90)
+        det.at(0)(frame)
+        after = frame.copy()
+        after[:, :880] = frame[:, 879::-1]
+        moved = [(880 - x1, y0, 880 - x0, y1) if x1 <= 880 else (x0, y0, x1, y1) for x0, y0, x1, y1 in gts]
+        assert sum(x1 <= 880 for x0, y0, x1, y1 in gts) == 4
+        calls = _counting(det)
+        found = det.at(4)(after)
+        upright = det._full_size(1280 + 144, 720 + 144)
+        whole = _model_size(int(np.ceil(1280 * 0.5 + 720 * np.sin(np.radians(60)))),
+                            int(np.ceil(1280 * np.sin(np.radians(60)) + 720 * 0.5)), 960)
+        rotated = [c for c in calls if c != upright]
+        assert rotated and whole not in rotated
+        turned = sum(w * h for w, h in rotated)
+        assert CHANGE_FULL_SHARE * 2 * whole[0] * whole[1] < turned < CROPS_FULL_SHARE * 2 * whole[0] * whole[1]
+        everywhere = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,)), threads=1).detect(after)
+        assert [bool(_found_at(found, gt)) for gt in moved] == [bool(_found_at(everywhere, gt)) for gt in moved]
+        assert sum(bool(_found_at(found, gt)) for gt in moved) >= 5
 
 
 class TestFaceTurn:
@@ -732,6 +759,34 @@ class TestChangedBetweenFullPasses:
         assert calls == [changed._full_size(1280 + 144, 720 + 144)]  # the whole frame, its mirrored border too
         moved = [(x0 + 40, y0, x1 + 40, y1) for x0, y0, x1, y1 in gts]
         assert _hits(found, moved) >= 4
+
+    def test_most_of_the_frame_changed_is_still_looked_at_in_crops_where_they_cost_less(self) -> None:
+        # The left 880 px of the picture mirrored, with three faces in it: the crops around it,
+        # with their context and the mirrored border, are ~0.7 of the full pass. They run in its
+        # place (on one thread, where the full pass takes two) and find every face; with
+        # ``most_changed: cheap`` the cheap pass, about half a full pass, runs instead.
+        before = heldout.real_background(1280, 720)
+        after = before.copy()
+        after[:, :880] = before[:, 879::-1]
+        gts = []
+        for sp, (x, y) in ((synth.astronaut(40, 0, 0), (100, 100)), (heldout.lfw_of_width(40, 60, 0, 0), (400, 380)),
+                           (synth.cameraman(90, 0, 0), (600, 150))):
+            synth.paste(after, sp.image, x, y, sp.mask)
+            gts.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
+        det = CenterFaceDetector(FaceDetection(full_pass_every=4, between="changed"), threads=1)
+        full = det._full_size(1280 + 144, 720 + 144)
+        assert det.at(0)(before) == []
+        calls = _counting(det)
+        found = det.at(1)(after)
+        assert full not in calls
+        assert CHANGE_FULL_SHARE * full[0] * full[1] < sum(w * h for w, h in calls) < CROPS_FULL_SHARE * full[0] * full[1]
+        assert _hits(found, gts) == 3
+        cheap = CenterFaceDetector(FaceDetection(full_pass_every=4, between="changed", most_changed="cheap",
+                                                 cheap_input_width=640), threads=1)
+        assert cheap.at(0)(before) == []
+        calls = _counting(cheap)
+        cheap.at(1)(after)
+        assert calls[0] == (640, 384)
 
     def test_with_most_changed_cheap_a_moving_camera_gets_the_cheap_pass_and_crops(self) -> None:
         # 24 px faces at 1080p: a 640 px pass shows them at 8 px, so the faces the full pass found

@@ -412,12 +412,12 @@ class CenterFaceDetector:
         """The rotated passes on what changed since the last whole ones (each changed rectangle of
         `changes_since` rotated on its own, fed at the whole pass's scale), plus what those found
         where nothing changed; the whole passes where the rectangles would cost more than
-        CHANGE_FULL_SHARE of them (a moving camera that ``follow_camera`` does not follow)."""
+        CROPS_FULL_SHARE of them (a moving camera that ``follow_camera`` does not follow)."""
         h, w = frame.shape[:2]
         changes = changes_since(frame, cells.result(), reference.result())
         looks = {a: [p for r in changes.rects for p in _turned_pieces(r, a)] for a in self.cfg.tilt_angles}
         if sum(_turned_area(x1 - x0, y1 - y0, a) for a, pieces in looks.items() for x0, y0, x1, y1 in pieces) \
-                > CHANGE_FULL_SHARE * sum(_turned_area(w, h, a) for a in self.cfg.tilt_angles):
+                > CROPS_FULL_SHARE * sum(_turned_area(w, h, a) for a in self.cfg.tilt_angles):
             return self._tilted_all(frame)
         scales = {a: min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, a)) for a in self.cfg.tilt_angles}
         found = [b.shifted(x0, y0) for a, pieces in looks.items() for x0, y0, x1, y1 in pieces
@@ -548,8 +548,8 @@ class CenterFaceDetector:
         """Full resolution on what changed since the interval's full pass (``sources[0]``, see
         `changed_regions`), with ``roi`` crops around the faces the ``sources`` found that the
         interval's full pass missed, plus the faces it found where nothing changed. Where the
-        crops would cost more than CHANGE_FULL_SHARE of it, the full pass, or with ``most_changed:
-        cheap`` the cheap pass (`_cheap_pass`).
+        crops would cost more than CROPS_FULL_SHARE of it, the full pass, or with ``most_changed:
+        cheap`` past CHANGE_FULL_SHARE the cheap pass (`_cheap_pass`).
 
         No crop goes around the other faces found before, small or not, as between cheap passes:
         one that moved lies in a changed rectangle, with its context, and one that did not is
@@ -582,9 +582,11 @@ class CenterFaceDetector:
             missed = [(since, b) for since, b in known if not any(_overlap(b, r) for r in changes.boxes)]
             crops.extend(self._crops(missed, 0.0, scale, pw, ph, pad))
         crops = _merged(crops)
-        if sum(_area(r) * s * s for r, s in crops) > CHANGE_FULL_SHARE * pw * ph * scale * scale:
+        cheap = self.cfg.most_changed == "cheap"
+        if sum(_area(r) * s * s for r, s in crops) > (CHANGE_FULL_SHARE if cheap else CROPS_FULL_SHARE) * pw * ph \
+                * scale * scale:
             # Most of the picture changed (a moving camera).
-            return self._cheap_pass(index, sources, frame) if self.cfg.most_changed == "cheap" else self._full_pass(frame)
+            return self._cheap_pass(index, sources, frame) if cheap else self._full_pass(frame)
         if not crops:
             return changes.kept
         padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101) if pad else frame
@@ -733,8 +735,19 @@ CHANGE_JOIN_CELLS = 2
 #: against 2.7 %), and the text pass took more texture for text (4.0 % against 2.6 %).
 CHANGE_MARGIN_PX = 64
 #: Where the crops would cost more than this share of the full pass, the full pass runs instead
-#: (a moving camera: everything changed).
+#: (a moving camera: everything changed); where more than this share of the cells changed, a
+#: moving camera is looked for (``follow_camera``).
 CHANGE_FULL_SHARE = 0.6
+#: The faces' crops, and the rotated passes' turned rectangles, give way to the whole passes only
+#: past this share of their model input. The crops run on one thread, the whole passes on two,
+#: where a pixel costs ~12 % more CPU (`CenterFaceDetector`), and per pixel fed a crop costs what
+#: a whole pass costs on one thread (int8, AVX-512 hidden, held-out "tilted60" at 720p: 160 against
+#: 171 ns): crops up to about the whole pass's size cost less than it. 0.85 leaves room for each
+#: crop's own overhead. At CHANGE_FULL_SHARE, large photographs moving past a still camera
+#: ("tilted60", "rotated15-45") sent 14-20 of 56 frames between to the full pass and 6 of 6 rotated
+#: passes between to the whole rotated ones, for the same faces. The cheap pass (``most_changed:
+#: cheap``) costs about half a full pass: there the crops give way to it at CHANGE_FULL_SHARE.
+CROPS_FULL_SHARE = 0.85
 #: With ``follow_camera``, a frame where that much changed is compared again with the reference
 #: frame moved as the camera moved (`camera_motion`: pan, roll and zoom), and only what still
 #: changed, and what came into view at the edges, is looked at: a still scene filmed by a moving
