@@ -81,8 +81,9 @@ def face_tracks(detections: dict[str, Any], clip: synth.Clip) -> list[set[int]]:
     assert len(frames) == len(clip.faces)
     tracks = []
     for face in range(len(clip.faces[0])):
-        assert all(any(covers(b, clip.faces[f["i"]][face]) for b in f["boxes"]) for f in frames), face
-        tracks.append({b["track"] for f in frames for b in f["boxes"] if covers(b, clip.faces[f["i"]][face])})
+        covering = [[b["track"] for b in f["boxes"] if covers(b, clip.faces[f["i"]][face])] for f in frames]
+        assert all(covering), face
+        tracks.append({track for ids in covering for track in ids})
     return tracks
 
 

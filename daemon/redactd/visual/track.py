@@ -433,8 +433,7 @@ class _Extension:
 
     def cut(self, pos: np.ndarray) -> bool:
         """``pos`` is partly inside the frame and partly outside it."""
-        w, h = self.size
-        return self.shows(pos) and bool(pos[0] < 0 or pos[1] < 0 or pos[2] > w or pos[3] > h)
+        return self.shows(pos) and any(self.sides(pos))
 
     def sides(self, pos: np.ndarray) -> tuple[bool, bool, bool, bool]:
         """Which of the frame's edges (left, top, right, bottom) ``pos`` reaches past."""
@@ -442,7 +441,8 @@ class _Extension:
         return bool(pos[0] < 0), bool(pos[1] < 0), bool(pos[2] > w), bool(pos[3] > h)
 
     def beyond(self, pos: np.ndarray, sides: tuple[bool, bool, bool, bool]) -> bool:
-        """``pos`` lies wholly past one of the frame's edges ``sides`` picks (`sides`)."""
+        """``pos`` lies wholly past one of the frame's edges that ``sides`` (left, top, right,
+        bottom) picks."""
         w, h = self.size
         left, top, right, bottom = sides
         return bool((left and pos[2] <= 0) or (top and pos[3] <= 0) or (right and pos[0] >= w) or (bottom and pos[1] >= h))
@@ -471,9 +471,9 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
     the picture, not out of it. Out of the picture means as drawn (grown for the frames since, and
     padded), or, where that growth reaches back faster than the motion carries the box out and
     the drawn box never leaves, the box itself: a 285 px tall face leaving through the bottom edge
-    at 10 px a frame grew ~5 px a frame at its top, padding aside, and its last 65 px were left
-    untouched on 7 frames after the usual five and five held (drawn held-out set 23, "edges",
-    1080p). A box the motion does not take out of the
+    at 10 px a frame grew ~5 px a frame at its top, padding aside, and its last 65 to 16 px were
+    left uncovered on the 6 frames after the usual five and five held (drawn held-out set 23,
+    "edges", 1080p). A box the motion does not take out of the
     picture (a still one: mostly something at the mirrored border taken for a face) is not: run
     on for as long, such boxes obscured 7.5 points more of the picture on a held-out clip.
     """
