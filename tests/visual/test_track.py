@@ -171,6 +171,24 @@ class TestTrackBoxes:
         assert covered[0] == 60 - Tracking().extend_frames, covered
         assert all(b.box.x0 < 640 for f in out for b in f)
 
+    def test_a_face_sliding_along_one_edge_and_out_through_another_is_covered_until_it_has_left(self) -> None:
+        # A face cut by the bottom edge (80 of its 150 px in the picture) moves left at 12 px a
+        # frame, as under a pan, and is last found on frame 30, 100 px from the left edge. It
+        # leaves through the left edge, which does not cut its box where the usual five frames
+        # of extension end: its last 88 to 4 px show on frames 41-48, after those five frames and
+        # five held. The motion takes it out through the left edge while the bottom edge cuts it
+        # all the way.
+        dets: list[list[Box] | None] = [
+            [Box(100 + 12 * (30 - i), 640, 220 + 12 * (30 - i), 790, 0.6, "face")] if 14 <= i <= 30 else []
+            for i in range(60)]
+        out = track_boxes(dets, Tracking(), 1280, 720)  # the policies' tracking
+        for i in range(31, 49):
+            left, right = max(0, 100 - 12 * (i - 30)), 220 - 12 * (i - 30)  # what shows: y 640..720
+            assert any(b.box.x0 <= left and b.box.x1 >= right and b.box.y0 <= 640 and b.box.y1 >= 720
+                       for b in out[i]), (i, out[i])
+        # Not beyond: an extension at the edge runs max_gap frames at most, then holds.
+        assert not any(out[30 + Tracking().max_gap + Tracking().hold_frames + 1:])
+
     def test_a_face_coming_in_through_the_edge_is_covered_back_to_its_first_sliver(self) -> None:
         # Held-out pan-edges, 720p: a 116 px face comes up through the bottom edge of a circling
         # camera's picture and is first found on frame 61, with 48 px of it in the frame. Its

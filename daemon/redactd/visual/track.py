@@ -494,14 +494,21 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
 
     def gone(start: int, sides: tuple[bool, bool, bool, bool]) -> int | None:
         """The first step from ``start`` on, within twice ``ext.edge``, where the box as drawn has
-        left the picture through one of the edges ``sides`` picks (those that cut it); or, where
-        its growth outruns the motion and it never does, where the box itself (as the motion
-        carries it) has. One that would leave through another edge crosses the picture: that is
-        no face leaving, but boxes that jumped (a cat's face found on four frames, 90 px a frame
+        left the picture through one of the edges ``sides`` picks (those that cut it), or through
+        another while the box itself still reaches past one of those (a face cut by the bottom
+        edge, carried out through the left one by a pan); or, where its growth outruns the motion
+        and it never does, where the box itself (as the motion carries it) has. One that would
+        leave through another edge after coming wholly into the picture crosses it: that is no
+        face leaving, but boxes that jumped (a cat's face found on four frames, 90 px a frame
         apart, swept a 540x800 blur across a whole 720p picture for 15 frames)."""
         steps = range(start, 2 * ext.edge + 1)
-        return next((n for n in steps if ext.beyond(drawn(n), sides)), None) or \
-            next((n for n in steps if ext.beyond(at(n), sides)), None)
+        # Up to which step the box, as the motion carries it, still reaches past an edge that cut it.
+        along = next((m for m in steps if not any(a and b for a, b in zip(sides, ext.sides(at(m))))), steps.stop)
+
+        def left(pos: np.ndarray, n: int) -> bool:
+            return ext.beyond(pos, sides) or (n <= along and not ext.shows(pos))
+
+        return next((n for n in steps if left(drawn(n), n)), None) or next((n for n in steps if left(at(n), n)), None)
 
     extend = ext.extend
     if extend and ext.cut(drawn(extend)):
