@@ -338,8 +338,10 @@ class CenterFaceDetector:
     def _with_tilts(self, upright: Callable[[np.ndarray], list[Box]], tilted: Callable[[np.ndarray], list[Box]],
                     tilt_only: Future[list[Box]] | None, frame: np.ndarray) -> list[Box]:
         """``upright(frame)`` and ``tilted(frame)``, the passes on the frame rotated by ± each of
-        ``tilt_angles``; where two find the same face the surer box wins. The faces only the
-        rotated passes found go to ``tilt_only`` (looked for again between: `_with_tilt_roi`)."""
+        ``tilt_angles``; where two find the same face the surer box wins. The faces whose box the
+        rotated passes won (found by them alone, or more surely than by the upright pass) go to
+        ``tilt_only``, to be looked for again between (`_with_tilt_roi`): a tilted face that the
+        upright pass finds too, but weakly and off its place, keeps the rotated pass's box there."""
         found = upright(frame)
         try:
             turned = tilted(frame)
@@ -348,14 +350,14 @@ class CenterFaceDetector:
                 tilt_only.set_exception(exc)
             raise
         if tilt_only is not None:
-            tilt_only.set_result([b for b in turned if not any(_overlap(b, f) for f in found)])
+            tilt_only.set_result([b for b in turned if not any(_overlap(b, f) and f.score >= b.score for f in found)])
         return nms(found + turned) if turned else found
 
     def _with_tilt_roi(self, upright: Callable[[np.ndarray], list[Box]], index: int,
                        sources: list[tuple[int, Future[list[Box]]]], done: Future[list[Box]],
                        frame: np.ndarray) -> list[Box]:
         """``upright(frame)``, and a look again at each tilted face the ``sources`` (frame number,
-        faces to come) found that the upright pass does not find here: a crop around where it was
+        faces to come) found that the upright pass does not find here as surely: a crop around where it was
         last found (`_crops`: a margin that grows with the frames since, fed at the rotated whole
         pass's scale or less), rotated the one way that found it. A tilted face that moves is so
         found on every ``tilt_roi_every``-th frame, not only on the rotated passes' cadence, at a
@@ -372,7 +374,7 @@ class CenterFaceDetector:
                 same = [f for f in found if _overlap(b, f)]
                 for f in same:
                     kept.setdefault(id(f), replace(f, tilt=b.tilt))
-                if not same:
+                if not any(f.score >= b.score for f in same):
                     looked.setdefault(b.tilt, []).append((min(since, self.TILT_ROI_MAX_FRAMES), b))
             again: list[Box] = []
             for d, faces in looked.items():
