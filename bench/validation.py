@@ -11,6 +11,12 @@ original at hand (rule 4: a leak must be in the original frames too). Prints:
   - catch share: under-redacted clips sent to review (target 1), with and without rule 4;
   - raw signal before the rule: how many uncovered findings each detector family made;
   - the time validation adds to a job, as seconds and as a share of the render, on a larger clip.
+
+With --heldout [all|CASES] [--seed N-M] [--sizes 720,1080] it runs instead on the held-out cases of
+bench/visual.py (real faces small, rotated, tilted, turned, leaving through the edges, under a
+moving camera, over real photographs that include a cat's face): each is redacted correctly
+(false alarms) and with its smallest face forgotten in every frame (catches: the hardest face for
+the second opinion), and validated with the original at hand, as in a job.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ sys.path[:0] = [str(REPO / "daemon"), str(REPO)]
 
 import av
 from tests.validation import scenes
+from tests.validation.scenes import ForgetfulDetector
+from tests.visual import heldout, heldout_drawn
 
 from redactd import log
 from redactd.policy import RedactionPolicy
@@ -36,6 +44,8 @@ from redactd.validation import Original, Validator
 from redactd.validation.check import is_covered, obscured_regions, sample_indices
 from redactd.visual import redact_video
 from redactd.visual.codec import to_bgr
+from redactd.visual.detect import build_detector
+from visual import seeds as drawn_seeds  # bench/visual.py: the same --seed syntax
 
 
 def size(text: str) -> tuple[int, int]:
@@ -102,6 +112,53 @@ def _uncovered_by_family(validator: Validator, out: Path, doc: dict[str, Any],
     return counts
 
 
+def run_heldout(policy: RedactionPolicy, which: str, seeds: list[int] | None, sizes: list[int], frames: int,
+                work: Path) -> None:
+    """False alarms and catches on the held-out cases (see the module docstring)."""
+    pool = heldout.CASES if seeds is None else [c for seed in seeds for c in heldout_drawn.cases(seed)]
+    cases = [c for c in pool if which == "all" or c.name in which.split(",")
+             or c.name.split("-", 1)[-1] in which.split(",")]
+    if not cases:
+        raise SystemExit(f"no held-out case named {which!r} (known: {', '.join(c.name for c in pool)})")
+    nowhere = (-10, -10, -9, -9)
+    verdicts: dict[str, list[str]] = {"right": [], "forgotten": []}
+    with Validator(policy.validation) as validator:
+        for height in sizes:
+            for case in cases:
+                clip = case.build(work / f"{case.name}{height}.mp4", height, frames)
+                ids = clip.face_ids if any(clip.face_ids) else [list(range(len(f))) for f in clip.faces]
+                widths: dict[int, list[int]] = {}
+                for boxes, names in zip(clip.faces, ids, strict=True):
+                    for (x0, y0, x1, y1), k in zip(boxes, names, strict=True):
+                        if min(x1 - x0, y1 - y0) >= policy.validation.thresholds.min_size_px:
+                            widths.setdefault(k, []).append(min(x1 - x0, y1 - y0))
+                # The smallest face in view (wide enough to be checked) on at least 40 % of the frames.
+                shown = [k for k, w in widths.items() if len(w) >= 0.4 * frames]
+                smallest = min(shown, key=lambda k: (statistics.median(widths[k]), k)) if shown else None
+                for how in ("right", "forgotten") if smallest is not None else ("right",):
+                    out = work / f"{case.name}{height}-{how}.mp4"
+                    detector = build_detector(policy.detect)
+                    if how == "forgotten":
+                        detector = ForgetfulDetector(detector, [boxes[names.index(smallest)] if smallest in names
+                                                                else nowhere for boxes, names in zip(clip.faces, ids)])
+                    try:
+                        redact_video(clip.path, out, policy, sidecar_path=out.with_suffix(".json"), detector=detector)
+                    finally:
+                        detector.close()
+                    doc = json.loads(out.with_suffix(".json").read_text())
+                    report = validator.check(out, doc, policy.obscure, original=Original(clip.path, policy.limits))
+                    verdicts[how].append(report.verdict)
+                    face = f" (face {smallest}, {statistics.median(widths[smallest]):.0f} px)" if how == "forgotten" else ""
+                    print(f"{case.name:16s} {height:5d} {how + face:26s} -> {report.verdict:7s} leak frames "
+                          f"{report.leak_frames}/{report.sampled_frames} candidates {report.candidates:>3} "
+                          f"set aside: not in the original {report.not_in_original}, CenterFace alone "
+                          f"{report.centerface_alone}; findings by family {report.by_family}", flush=True)
+    print()
+    right, forgotten = verdicts["right"], verdicts["forgotten"]
+    print(f"false-alarm share (right redactions sent to review): {right.count('review')}/{len(right)}")
+    print(f"catch share (a face forgotten, sent to review):      {forgotten.count('review')}/{len(forgotten)}")
+
+
 def run_timing(policy: RedactionPolicy, width: int, height: int, frames: int, work: Path, repeats: int) -> None:
     clip = scenes.make_scene(work / "timing.mp4", "coffee", width, height, frames)
     renders, checks = [], []
@@ -133,8 +190,17 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--skip-matrix", action="store_true")
+    ap.add_argument("--heldout", nargs="?", const="all", default=None,
+                    help="the held-out cases of bench/visual.py instead (all, or names/kinds, comma-separated)")
+    ap.add_argument("--seed", type=drawn_seeds, default=None, help="with --heldout: the drawn sets (7, 1-3 or 1,4,9)")
+    ap.add_argument("--sizes", default="720", help="with --heldout: frame heights (720,1080)")
     args = ap.parse_args()
     log.configure(level="warning", json=False)
+    if args.heldout is not None:
+        with tempfile.TemporaryDirectory(prefix="redactd-bench-") as tmp:
+            run_heldout(scenes.faces_policy(), args.heldout, args.seed, [int(s) for s in args.sizes.split(",")],
+                        75, Path(tmp))
+        return 0
     with tempfile.TemporaryDirectory(prefix="redactd-bench-") as tmp:
         if not args.skip_matrix:
             # 1 s clips: every 5th frame, so the 3-sample persistence rule has 5 samples to work on.

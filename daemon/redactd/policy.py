@@ -318,9 +318,25 @@ class ValidationDetectors(_Strict):
     centerface: bool = True
     centerface_input_width: int = Field(1280, ge=160, le=4096)
     centerface_threshold: float = Field(0.1, gt=0, lt=1)
+    # What the strong CenterFace alone finds (no other family's box agreeing in its frame) counts
+    # from this score. At 0.1 it answered a cat's face (0.10-0.35, 470-660 px) and a 16 px spot of
+    # the rocket photograph (0.10-0.18) on every sample: 4 of 17 right held-out renders went to
+    # review at 720p, 12 of 17 at 1080p. The faces only it found there scored 0.5-0.9 on 65 of 80
+    # face-frames, and every face it alone found on 3 samples running scored 0.5 on one of them.
+    # 0.5 is the primary's tilt_threshold, where real pictures also pass for faces more often.
+    centerface_alone_threshold: float = Field(
+        0.5, gt=0, lt=1, description="score a strong CenterFace finding needs where no other detector agrees",
+    )
     # OpenCV's HOG people detector: a person whose head is not inside any obscured box.
     hog_people: bool = False
     yolo: YoloDetection | None = None
+
+    @model_validator(mode="after")
+    def _alone(self) -> ValidationDetectors:
+        if self.centerface_alone_threshold < self.centerface_threshold:
+            raise ValueError("centerface_alone_threshold must not be below centerface_threshold "
+                             "(it is what CenterFace's findings need when no other detector agrees)")
+        return self
 
 
 class ValidationThresholds(_Strict):

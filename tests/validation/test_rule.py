@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from redactd.policy import Obscure, Validation
+from redactd.policy import Obscure, Validation, ValidationDetectors
 from redactd.validation.check import (
     centre_obscured,
     covered_share,
@@ -18,8 +18,8 @@ from redactd.visual.detect import Box
 from redactd.visual.obscure import Region
 
 
-def face(frame: int, x: float, y: float, size: float = 40, family: str = "haar") -> Finding:
-    return Finding(frame, Box(x, y, x + size, y + size, 1.0, "face"), f"{family}-test", family)
+def face(frame: int, x: float, y: float, size: float = 40, family: str = "haar", score: float = 1.0) -> Finding:
+    return Finding(frame, Box(x, y, x + size, y + size, score, "face"), f"{family}-test", family)
 
 
 class TestCoverage:
@@ -112,6 +112,46 @@ class TestDecide:
     def test_findings_below_the_minimum_size_are_ignored(self) -> None:
         counts, chains, _ = decide(self.frames, [face(f, 50, 50, size=8) for f in self.frames], {}, self.cfg)
         assert (counts["too_small"], len(chains)) == (5, 0)
+
+    def test_centerface_alone_below_its_alone_threshold_is_set_aside(self) -> None:
+        # A cat's face: the strong CenterFace alone, 0.10-0.19, on every sample, 400 px wide.
+        weak = [face(f, 300, 20, size=400, family="centerface", score=0.1 + f / 250) for f in self.frames]
+        counts, chains, candidates = decide(self.frames, weak, {}, self.cfg)
+        assert (len(chains), counts["centerface_alone"], len(candidates)) == (0, 5, 5)
+
+    def test_centerface_alone_counts_from_its_alone_threshold(self) -> None:
+        findings = [face(f, 300, 20, size=400, family="centerface", score=0.35) for f in self.frames]
+        counts, chains, _ = decide(self.frames, findings, {}, self.cfg)
+        assert (len(chains), counts["centerface_alone"]) == (0, 5)
+        findings[2] = face(10, 300, 20, size=400, family="centerface", score=0.5)
+        counts, chains, _ = decide(self.frames, findings, {}, self.cfg)
+        assert (len(chains), counts["centerface_alone"]) == (1, 0)  # the whole chain, weak samples too
+
+    def test_a_small_spot_centerface_alone_scores_low_is_set_aside_too(self) -> None:
+        # A 16 px spot of the rocket photograph at 1080p: 0.10-0.18 on every sample.
+        assert self.leaks([face(f, 6, 489, size=16, family="centerface", score=0.18) for f in self.frames]) == 0
+        assert self.leaks([face(f, 6, 489, size=16, family="centerface", score=0.6) for f in self.frames]) == 1
+
+    def test_a_weak_centerface_chain_that_mtcnn_agrees_with_is_a_leak(self) -> None:
+        weak = [face(f, 300, 20, size=400, family="centerface", score=0.12) for f in self.frames]
+        assert self.leaks([*weak, face(15, 310, 30, size=380, family="mtcnn", score=0.9)]) == 1
+
+    def test_another_familys_finding_that_does_not_agree_counts_on_its_own(self) -> None:
+        # A 12x20 px MTCNN spot beside the cat's face joins its chain once (centres close for a
+        # 400 px box): the chain is the cat's weak findings and one spot, not a leak.
+        weak = [face(f, 300, 20, size=400, family="centerface", score=0.12) for f in self.frames]
+        counts, chains, _ = decide(self.frames, [*weak, face(20, 420, 150, size=16, family="mtcnn")], {}, self.cfg)
+        assert (len(chains), counts["centerface_alone"]) == (0, 5)
+        spots = [face(f, 420, 150, size=16, family="mtcnn") for f in self.frames]
+        assert self.leaks([*weak, *spots]) == 1  # ...unless the spot itself persists
+
+    def test_the_rule_is_centerfaces_only(self) -> None:
+        assert self.leaks([face(f, 300, 20, size=400, family="mtcnn", score=0.12) for f in self.frames]) == 1
+
+    def test_the_alone_threshold_is_not_below_the_finding_threshold(self) -> None:
+        with pytest.raises(ValueError, match="centerface_alone_threshold"):
+            ValidationDetectors(centerface_threshold=0.3, centerface_alone_threshold=0.2)
+        assert ValidationDetectors().centerface_alone_threshold == 0.5
 
     @pytest.mark.parametrize("samples", [1, 2])
     def test_a_clip_shorter_than_the_persistence_needs_every_sample(self, samples: int) -> None:

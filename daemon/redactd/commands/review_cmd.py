@@ -107,7 +107,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"validation: leak score {val.get('leak_score')}, {val.get('leak_frames')} of "
               f"{val.get('sampled_frames')} sampled frames flagged; findings {val.get('findings')} "
               f"({val.get('covered')} inside obscured boxes, {val.get('candidates')} outside)"
-              + (f"; {val['not_in_original']} set aside, not in the original" if val.get("not_in_original") else ""))
+              + (f"; {val['not_in_original']} set aside, not in the original" if val.get("not_in_original") else "")
+              + (f"; {val['centerface_alone']} weak CenterFace findings set aside (no other detector agreed)"
+                 if val.get("centerface_alone") else ""))
     print(f"output:     {item.job.output_path}")
     print(f"contact sheet (private, contains unobscured faces; delete it when done): {path}")
     return 0

@@ -10,6 +10,11 @@ The rule, tuned on measured false alarms (see bench/validation.py and the README
      is a leak when it persists for ``min_persistence`` samples, or when two detector families
      agree on it in one frame. Haar alone fires on text and texture, in chains of up to two
      samples on the test backgrounds; a missed face persists for as long as it is visible.
+     A strong CenterFace finding that scores below ``centerface_alone_threshold``, and that no
+     other family's finding in its frame agrees with (overlaps it by CHAIN_IOU), is weak: at its
+     low threshold CenterFace alone answers a cat's face or a spot of texture on every sample,
+     and the faces only it finds score higher. A chain whose CenterFace findings are all weak
+     counts by its other findings only.
   4. Obscuring cannot make a face. When the raw input is at hand (it is, in a job), every leak
      chain is looked for in the original frames, through the render's own frame plan, with the
      same detectors: a chain none of whose findings lies mostly (``ORIGINAL_OVERLAP``) inside a
@@ -36,7 +41,7 @@ import numpy as np
 
 from redactd import log
 from redactd.errors import InputError
-from redactd.policy import Limits, Obscure, Validation
+from redactd.policy import Limits, Obscure, Validation, ValidationDetectors
 from redactd.validation.detectors import Finding, SecondDetector, build_second_opinion
 from redactd.visual.codec import FramePlan, VideoReader, probe, to_bgr
 from redactd.visual.detect import Box, ModelInfo, iou
@@ -90,6 +95,9 @@ class ValidationReport:
     #: chain), not given, or could not be read ("unreadable: ..."); and the chains set aside.
     original: str = "not given"
     not_in_original: int = 0
+    #: Rule 3: the strong CenterFace's weak findings (below ``centerface_alone_threshold``, no other
+    #: family agreeing) that were all its chain had, set aside.
+    centerface_alone: int = 0
 
     @property
     def leak_score(self) -> float:
@@ -110,6 +118,7 @@ class ValidationReport:
             "candidates": self.candidates,
             "original": self.original,
             "not_in_original": self.not_in_original,
+            "centerface_alone": self.centerface_alone,
             "seconds": round(self.seconds, 3),
             "models": [asdict(m) for m in self.models],
             "flagged": [
@@ -263,10 +272,29 @@ def decide(
             counts["covered"] += 1
             continue
         candidates.append((sample_of[finding.frame], finding))
-    chains = chain_candidates(candidates)
     need = min(th.min_persistence, len(frames))
-    leaks = [c for c in chains if c.samples >= need or c.families_together]
+    weak = {id(f) for _, f in candidates if _weak_centerface(f, [g for _, g in candidates], cfg.detectors)}
+    counts["centerface_alone"] = 0
+    leaks: list[_Chain] = []
+    for chain in chain_candidates(candidates):
+        if any(id(m) in weak for m in chain.members) and not any(
+                m.family == "centerface" and id(m) not in weak for m in chain.members):
+            # Every CenterFace finding of the chain is weak and alone: only its others count.
+            counts["centerface_alone"] += sum(id(m) in weak for m in chain.members)
+            rest = chain_candidates([(sample_of[m.frame], m) for m in chain.members if id(m) not in weak])
+            leaks.extend(c for c in rest if c.samples >= need or c.families_together)
+        elif chain.samples >= need or chain.families_together:
+            leaks.append(chain)
     return counts, leaks, [f for _, f in candidates]
+
+
+def _weak_centerface(finding: Finding, candidates: Sequence[Finding], cfg: ValidationDetectors) -> bool:
+    """Rule 3's weak finding: the strong CenterFace's, below ``centerface_alone_threshold``, and no
+    other family's finding in its frame agrees with it (overlaps it by CHAIN_IOU)."""
+    if finding.family != "centerface" or finding.box.score >= cfg.centerface_alone_threshold:
+        return False
+    return not any(g.frame == finding.frame and g.family != finding.family and iou(g.box, finding.box) >= CHAIN_IOU
+                   for g in candidates)
 
 
 class Validator:
@@ -421,11 +449,13 @@ class Validator:
             candidates=len(candidates), leak_frames=leak_frames, leak_share=share,
             verdict="review" if review else "publish", reason=reason, flagged=flagged, models=self.models,
             seconds=seconds, by_family=by_family, original=original, not_in_original=not_in_original,
+            centerface_alone=counts["centerface_alone"],
         )
         log.get_logger().info("output_validated", verdict=report.verdict, sampled=len(frames),
                               findings=len(findings), covered=counts["covered"], candidates=len(candidates),
                               leak_frames=leak_frames, original=original.split(":")[0],
-                              not_in_original=not_in_original, seconds=round(seconds, 3))
+                              not_in_original=not_in_original, centerface_alone=counts["centerface_alone"],
+                              seconds=round(seconds, 3))
         return report
 
 
