@@ -98,6 +98,24 @@ class TestDecide:
     def test_findings_that_jump_around_do_not_chain(self) -> None:
         assert self.leaks([face(0, 10, 10), face(5, 150, 10), face(10, 10, 150)]) == 0
 
+    def test_a_small_face_under_a_panning_camera_chains_along_its_motion(self) -> None:
+        # Held-out pan-subpixel at 1080p: a 33 px face moving 47 px (and 6 up) between samples,
+        # found by one family on every sample: each find lies 1.4 sizes from the one before.
+        moving = [face(f, 485 - 47 * k, 329 - 6 * k, size=33, family="mtcnn") for k, f in enumerate(self.frames)]
+        _, chains, _ = decide(self.frames, moving, {}, self.cfg)
+        assert len(chains) == 1 and chains[0].samples == 5
+
+    def test_after_a_move_the_next_find_must_follow_it(self) -> None:
+        # Two spots of texture 60 px apart (1.5 sizes), flickering: A, B, then B again. The move
+        # A -> B would carry a third find to 170 px; B standing still is not that motion.
+        a, b = (50, 50), (110, 50)
+        assert self.leaks([face(0, *a), face(5, *b), face(10, *b)]) == 0
+        assert self.leaks([face(0, *a), face(5, *b), face(10, 170, 52)]) == 1
+
+    def test_a_move_is_only_a_first_link(self) -> None:
+        # Still for two samples, then 60 px away: a static chain does not jump.
+        assert self.leaks([face(0, 50, 50), face(5, 52, 50), face(10, 112, 50)]) == 0
+
     def test_a_gap_between_samples_breaks_the_chain(self) -> None:
         assert self.leaks([face(0, 50, 50), face(5, 50, 50), face(15, 50, 50), face(20, 50, 50)]) == 0
 

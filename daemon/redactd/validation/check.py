@@ -8,7 +8,10 @@ The rule, tuned on measured false alarms (see bench/validation.py and the README
   2. Findings narrower than ``min_size_px`` are ignored.
   3. What is left is a candidate. Candidates are chained across consecutive sampled frames; a chain
      is a leak when it persists for ``min_persistence`` samples, or when two detector families
-     agree on it in one frame. Haar alone fires on text and texture, in chains of up to two
+     agree on it in one frame. A finding joins a chain where it lies in the same place (boxes
+     overlapping by CHAIN_IOU, or centres within half a size), or, on the chain's first link, up
+     to MOVING_LINK_SIZES away (a moving face); after such a move each next finding must lie
+     where that motion carries the chain. Haar alone fires on text and texture, in chains of up to two
      samples on the test backgrounds; a missed face persists for as long as it is visible.
      A strong CenterFace finding that scores below ``centerface_alone_threshold``, and that no
      other family's finding in its frame agrees with (overlaps it by CHAIN_IOU), is weak: at its
@@ -51,6 +54,10 @@ from redactd.visual.orient import fields, quarter_turns, to_coded, upright
 #: Most flagged frames kept in the report (sidecar and contact sheet): enough to judge, small to store.
 MAX_FLAGGED = 12
 CHAIN_IOU = 0.2
+#: Rule 3: a chain's first link may be a move of up to this many box sizes (a small face under a
+#: panning camera moved 47 px, 1.4 of its 33 px, between samples 10 frames apart, and never
+#: chained); the links after it must follow that motion, within half a size.
+MOVING_LINK_SIZES = 2.0
 #: Rule 4: the share of a finding's box that must lie inside one finding on the original frame for
 #: the finding to be there too. Measured on bench/validation.py (README): real misses lie 0.65-1.0
 #: inside (0.93 and up for all but a small second box), artefacts of the obscuring 0.0-0.16.
@@ -207,12 +214,32 @@ class _Chain:
 
     members: list[Finding]
     last_sample: int
+    #: How far its centre moved from one sample to the next, once its first link was a move.
+    step: tuple[float, float] | None = None
 
     def matches(self, finding: Finding, sample: int) -> bool:
         if sample - self.last_sample > 1:
             return False
         last = [m.box for m in self.members if m.frame == self.members[-1].frame]
-        return any(iou(b, finding.box) >= CHAIN_IOU or _centre_close(b, finding.box) for b in last)
+        if (sample == self.last_sample or self.step is None) and any(_same_place(b, finding.box) for b in last):
+            return True
+        if sample == self.last_sample:
+            return False
+        if self.step is None:  # its first link may be a move (a face under a panning camera)
+            return self.samples == 1 and any(_centre_close(b, finding.box, MOVING_LINK_SIZES) for b in last)
+        dx, dy = self.step  # after a move, the next find must be where the motion carries it
+        return any(_centre_close(b.shifted(dx, dy), finding.box) for b in last)
+
+    def add(self, finding: Finding, sample: int) -> None:
+        """Append a finding ``matches`` accepted; a link between samples that is a move sets ``step``."""
+        if sample != self.last_sample:
+            last = [m.box for m in self.members if m.frame == self.members[-1].frame]
+            nearest = min(last, key=lambda b: _centre_distance(b, finding.box))
+            if self.step is not None or not _same_place(nearest, finding.box):
+                self.step = ((finding.box.x0 + finding.box.x1 - nearest.x0 - nearest.x1) / 2,
+                             (finding.box.y0 + finding.box.y1 - nearest.y0 - nearest.y1) / 2)
+        self.members.append(finding)
+        self.last_sample = sample
 
     @property
     def samples(self) -> int:
@@ -227,11 +254,16 @@ class _Chain:
         return any(len(f) > 1 for f in seen.values())
 
 
-def _centre_close(a: Box, b: Box) -> bool:
-    size = max(a.width, a.height, b.width, b.height, 1.0)
-    dx = (a.x0 + a.x1 - b.x0 - b.x1) / 2
-    dy = (a.y0 + a.y1 - b.y0 - b.y1) / 2
-    return float(np.hypot(dx, dy)) < 0.5 * size
+def _same_place(a: Box, b: Box) -> bool:
+    return iou(a, b) >= CHAIN_IOU or _centre_close(a, b)
+
+
+def _centre_distance(a: Box, b: Box) -> float:
+    return float(np.hypot((a.x0 + a.x1 - b.x0 - b.x1) / 2, (a.y0 + a.y1 - b.y0 - b.y1) / 2))
+
+
+def _centre_close(a: Box, b: Box, sizes: float = 0.5) -> bool:
+    return _centre_distance(a, b) < sizes * max(a.width, a.height, b.width, b.height, 1.0)
 
 
 def chain_candidates(candidates: Sequence[tuple[int, Finding]]) -> list[_Chain]:
@@ -240,13 +272,12 @@ def chain_candidates(candidates: Sequence[tuple[int, Finding]]) -> list[_Chain]:
     for sample, finding in sorted(candidates, key=lambda p: p[0]):
         for chain in chains:
             if chain.last_sample != sample and chain.matches(finding, sample):
-                chain.members.append(finding)
-                chain.last_sample = sample
+                chain.add(finding, sample)
                 break
         else:
             same = [c for c in chains if c.last_sample == sample and c.matches(finding, sample)]
             if same:
-                same[0].members.append(finding)
+                same[0].add(finding, sample)
             else:
                 chains.append(_Chain([finding], sample))
     return chains
