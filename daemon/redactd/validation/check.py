@@ -304,7 +304,10 @@ def decide(
             continue
         candidates.append((sample_of[finding.frame], finding))
     need = min(th.min_persistence, len(frames))
-    weak = {id(f) for _, f in candidates if _weak_centerface(f, [g for _, g in candidates], cfg.detectors)}
+    by_frame: dict[int, list[Finding]] = {}
+    for _, f in candidates:
+        by_frame.setdefault(f.frame, []).append(f)
+    weak = {id(f) for _, f in candidates if _weak_centerface(f, by_frame[f.frame], cfg.detectors)}
     counts["centerface_alone"] = 0
     leaks: list[_Chain] = []
     for chain in chain_candidates(candidates):
@@ -319,13 +322,12 @@ def decide(
     return counts, leaks, [f for _, f in candidates]
 
 
-def _weak_centerface(finding: Finding, candidates: Sequence[Finding], cfg: ValidationDetectors) -> bool:
+def _weak_centerface(finding: Finding, same_frame: Sequence[Finding], cfg: ValidationDetectors) -> bool:
     """Rule 3's weak finding: the strong CenterFace's, below ``centerface_alone_threshold``, and no
-    other family's finding in its frame agrees with it (overlaps it by CHAIN_IOU)."""
+    other family's finding in its frame (``same_frame``) agrees with it (overlaps it by CHAIN_IOU)."""
     if finding.family != "centerface" or finding.box.score >= cfg.centerface_alone_threshold:
         return False
-    return not any(g.frame == finding.frame and g.family != finding.family and iou(g.box, finding.box) >= CHAIN_IOU
-                   for g in candidates)
+    return not any(g.family != finding.family and iou(g.box, finding.box) >= CHAIN_IOU for g in same_frame)
 
 
 class Validator:
