@@ -35,7 +35,6 @@ sys.path[:0] = [str(REPO / "daemon"), str(REPO)]
 
 import av
 from tests.validation import scenes
-from tests.validation.scenes import ForgetfulDetector
 from tests.visual import heldout, heldout_drawn
 
 from redactd import log
@@ -44,7 +43,6 @@ from redactd.validation import Original, Validator
 from redactd.validation.check import is_covered, obscured_regions, sample_indices
 from redactd.visual import redact_video
 from redactd.visual.codec import to_bgr
-from redactd.visual.detect import build_detector
 from visual import seeds as drawn_seeds  # bench/visual.py: the same --seed syntax
 
 
@@ -120,15 +118,13 @@ def run_heldout(policy: RedactionPolicy, which: str, seeds: list[int] | None, si
              or c.name.split("-", 1)[-1] in which.split(",")]
     if not cases:
         raise SystemExit(f"no held-out case named {which!r} (known: {', '.join(c.name for c in pool)})")
-    nowhere = (-10, -10, -9, -9)
     verdicts: dict[str, list[str]] = {"right": [], "forgotten": []}
     with Validator(policy.validation) as validator:
         for height in sizes:
             for case in cases:
                 clip = case.build(work / f"{case.name}{height}.mp4", height, frames)
-                ids = clip.face_ids if any(clip.face_ids) else [list(range(len(f))) for f in clip.faces]
                 widths: dict[int, list[int]] = {}
-                for boxes, names in zip(clip.faces, ids, strict=True):
+                for boxes, names in zip(clip.faces, scenes.face_ids(clip), strict=True):
                     for (x0, y0, x1, y1), k in zip(boxes, names, strict=True):
                         if min(x1 - x0, y1 - y0) >= policy.validation.thresholds.min_size_px:
                             widths.setdefault(k, []).append(min(x1 - x0, y1 - y0))
@@ -137,15 +133,7 @@ def run_heldout(policy: RedactionPolicy, which: str, seeds: list[int] | None, si
                 smallest = min(shown, key=lambda k: (statistics.median(widths[k]), k)) if shown else None
                 for how in ("right", "forgotten") if smallest is not None else ("right",):
                     out = work / f"{case.name}{height}-{how}.mp4"
-                    detector = build_detector(policy.detect)
-                    if how == "forgotten":
-                        detector = ForgetfulDetector(detector, [boxes[names.index(smallest)] if smallest in names
-                                                                else nowhere for boxes, names in zip(clip.faces, ids)])
-                    try:
-                        redact_video(clip.path, out, policy, sidecar_path=out.with_suffix(".json"), detector=detector)
-                    finally:
-                        detector.close()
-                    doc = json.loads(out.with_suffix(".json").read_text())
+                    doc = scenes.render(clip, out, policy, hide_face=smallest if how == "forgotten" else None)
                     report = validator.check(out, doc, policy.obscure, original=Original(clip.path, policy.limits))
                     verdicts[how].append(report.verdict)
                     face = f" (face {smallest}, {statistics.median(widths[smallest]):.0f} px)" if how == "forgotten" else ""

@@ -107,15 +107,26 @@ class ForgetfulDetector(CompositeDetector):
                                  if not (x0 <= (b.x0 + b.x1) / 2 <= x1 and y0 <= (b.y0 + b.y1) / 2 <= y1)])
 
 
+#: Where a forgotten face is on a frame that does not show it: nowhere in the picture.
+NOWHERE: synth.GtBox = (-10, -10, -9, -9)
+
+
+def face_ids(clip: synth.Clip) -> list[list[int]]:
+    """Per frame, which face each ground-truth box is (the box's index where the clip names none)."""
+    return clip.face_ids if any(clip.face_ids) else [list(range(len(f))) for f in clip.faces]
+
+
 def render(clip: synth.Clip, out: Path, policy: RedactionPolicy, hide_face: int | None = None) -> dict[str, Any]:
     """Redact ``clip`` into ``out`` with the real primary detector; returns the detections sidecar.
 
-    ``hide_face``: index of a face the detector must miss in every frame (an under-redaction).
+    ``hide_face``: the face (`face_ids`) the detector must miss in every frame that shows it (an
+    under-redaction).
     """
     sidecar = out.with_suffix(".json")
     detector = build_detector(policy.detect)
     if hide_face is not None:
-        detector = ForgetfulDetector(detector, [faces[hide_face] for faces in clip.faces])
+        detector = ForgetfulDetector(detector, [faces[ids.index(hide_face)] if hide_face in ids else NOWHERE
+                                                for faces, ids in zip(clip.faces, face_ids(clip), strict=True)])
     try:
         redact_video(clip.path, out, policy, sidecar_path=sidecar, detector=detector)
     finally:

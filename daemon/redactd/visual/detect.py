@@ -357,9 +357,9 @@ class CenterFaceDetector:
                        sources: list[tuple[int, Future[list[Box]]]], done: Future[list[Box]],
                        frame: np.ndarray) -> list[Box]:
         """``upright(frame)``, and a look again at each tilted face the ``sources`` (frame number,
-        faces to come) found that the upright pass does not find here as surely: a crop around where it was
-        last found (`_crops`: a margin that grows with the frames since, fed at the rotated whole
-        pass's scale or less), rotated the one way that found it. A tilted face that moves is so
+        faces to come) found that the upright pass does not find here as surely: a crop around
+        where it was last found (`_crops`: a margin that grows with the frames since, fed at the
+        rotated whole pass's scale or less), rotated the one way that found it. A tilted face that moves is so
         found on every ``tilt_roi_every``-th frame, not only on the rotated passes' cadence, at a
         small part of their cost. What is found (or what the upright pass found in its place)
         goes to ``done``, for the frames after."""
