@@ -157,6 +157,56 @@ class TestTrackBoxes:
         # Not beyond: an extension at the edge runs max_gap frames at most, then holds.
         assert not any(out[28 + Tracking().max_gap + Tracking().hold_frames + 1:])
 
+    def test_a_slow_face_whose_cut_boxes_lag_it_is_covered_along_the_motion_it_had_while_whole(self) -> None:
+        # The cameraman's real turned head, 160 px wide at 720p, slides out through the right
+        # edge at 4 px a frame (its face box: x 1040 + 4i .. 1200 + 4i). While whole its boxes
+        # moved with it; once the edge cut it they moved 1-2 px a frame, and the last one (frame
+        # 44, after a gap) lies 5 px back from frame 36's. Carried along that last motion the box
+        # stayed put, and the face's last 20 to 8 px showed on frames 55-58 (held-out style clip,
+        # default policy, before the change).
+        seen = {0: (1066.6, 361.9, 1210.1, 538.5), 2: (1085.2, 369.2, 1206.2, 523.7), 4: (1090.4, 362.6, 1212.8, 521.8),
+                6: (1101.2, 371.0, 1235.8, 516.8), 8: (1110.6, 366.0, 1224.9, 518.1), 10: (1118.6, 367.4, 1236.9, 525.4),
+                12: (1124.2, 364.4, 1243.8, 520.0), 14: (1133.3, 374.4, 1250.6, 518.6), 15: (1137.4, 373.9, 1254.7, 522.4),
+                16: (1143.0, 367.9, 1257.3, 516.4), 17: (1145.5, 371.0, 1258.5, 522.0), 19: (1152.1, 367.4, 1267.6, 525.4),
+                20: (1157.9, 366.1, 1274.7, 518.2), 22: (1149.8, 347.3, 1312.2, 517.4), 24: (1166.3, 351.8, 1328.8, 521.9),
+                26: (1162.8, 351.8, 1325.2, 525.2), 28: (1172.9, 351.8, 1335.4, 525.2), 30: (1201.3, 351.8, 1363.8, 525.2),
+                32: (1202.8, 352.2, 1365.3, 525.5), 34: (1217.2, 352.2, 1379.7, 525.5), 36: (1225.4, 352.2, 1387.9, 525.5),
+                44: (1220.1, 326.2, 1382.6, 499.5)}
+        dets: list[list[Box] | None] = [[Box(*seen[i], 0.6, "face")] if i in seen else [] for i in range(75)]
+        out = track_boxes(dets, Tracking(), 1280, 720)  # the policies' tracking
+        for i in range(45, 60):  # until the face has left (x 1040 + 4i reaches 1280 on frame 60)
+            left = 1040 + 4 * i
+            assert any(b.box.x0 <= left and b.box.x1 >= 1280 and b.box.y0 <= 370 and b.box.y1 >= 500
+                       for b in out[i]), (i, out[i])
+        # Not beyond: an extension at the edge runs max_gap frames at most, then holds.
+        assert not any(out[44 + Tracking().max_gap + Tracking().hold_frames + 1:])
+
+    def test_a_face_leaving_whose_track_a_false_box_took_last_is_covered_until_it_has_left(self) -> None:
+        # Drawn held-out set 9 "edges", 720p: a 156 px face leaves through the top edge at 5.5 px
+        # a frame and is last found on frame 37. On frame 38 a false 0.23 box below and to its
+        # left is joined to its track by distance alone, and the extension ran from that box, down
+        # and away: the face's last 43 to 11 px (x 616..747) were untouched on frames 39-45.
+        seen = {22: (602, -88, 758, 126, 0.855), 24: (602, -97, 758, 118, 0.873), 26: (602, -109, 758, 105, 0.844),
+                28: (602, -121, 758, 94, 0.778), 30: (602, -128, 758, 86, 0.693), 31: (602, -133, 758, 81, 0.869),
+                32: (602, -146, 758, 69, 0.809), 33: (602, -145, 758, 69, 0.559), 34: (602, -152, 758, 62, 0.584),
+                35: (602, -149, 758, 65, 0.359), 36: (602, -156, 758, 59, 0.5), 37: (602, -157, 758, 57, 0.215),
+                38: (520, 33, 643, 146, 0.229)}
+        dets: list[list[Box] | None] = [[Box(*seen[i], "face")] if i in seen else [] for i in range(75)]
+        out = track_boxes(dets, Tracking(), 1280, 720)  # the policies' tracking
+        for i in range(39, 47):
+            bottom = 43 - 5.3 * (i - 39)  # what shows of the face: y 0..bottom
+            assert any(b.box.x0 <= 616 and b.box.x1 >= 747 and b.box.y0 <= 0 and b.box.y1 >= bottom
+                       for b in out[i]), (i, out[i])
+
+    def test_a_face_that_stops_at_the_edge_keeps_its_short_extension_too(self) -> None:
+        # Whole and moving right at 4 px a frame, then cut by the right edge and still there (a
+        # person who stopped half out of the picture): the extension along the motion it had
+        # while whole is drawn as well as the usual one, never instead of it.
+        dets: list[list[Box] | None] = [[face(1100 + 4 * min(i, 30), 300, 160)] if i <= 40 else [] for i in range(75)]
+        out = track_boxes(dets, Tracking(), 1280, 720)
+        for i in range(41, 51):  # where it stopped stays covered for the usual five frames and five held
+            assert any(b.box.x0 <= 1220 and b.box.x1 >= 1280 for b in out[i]), (i, out[i])
+
     def test_boxes_that_jump_across_the_picture_are_not_carried_through_it(self) -> None:
         # Drawn held-out set 21 "small", 720p: the cat's face, cut by the left edge, taken for a
         # face on frames 60, 61, 64 and 65, its boxes 90 px a frame apart. Carried back along that
