@@ -16,7 +16,8 @@ With --heldout [all|CASES] [--seed N-M] [--sizes 720,1080] it runs instead on th
 bench/visual.py (real faces small, rotated, tilted, turned, leaving through the edges, under a
 moving camera, over real photographs that include a cat's face): each is redacted correctly
 (false alarms) and with its smallest face forgotten in every frame (catches: the hardest face for
-the second opinion), and validated with the original at hand, as in a job.
+the second opinion; --forget largest forgets the largest instead, --forget each every face in
+turn, one render each), and validated with the original at hand, as in a job.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def _uncovered_by_family(validator: Validator, out: Path, doc: dict[str, Any],
 
 
 def run_heldout(policy: RedactionPolicy, which: str, seeds: list[int] | None, sizes: list[int], frames: int,
-                work: Path) -> None:
+                work: Path, forget: str = "smallest") -> None:
     """False alarms and catches on the held-out cases (see the module docstring)."""
     pool = heldout.CASES if seeds is None else [c for seed in seeds for c in heldout_drawn.cases(seed)]
     cases = [c for c in pool if which == "all" or c.name in which.split(",")
@@ -128,15 +129,17 @@ def run_heldout(policy: RedactionPolicy, which: str, seeds: list[int] | None, si
                     for (x0, y0, x1, y1), k in zip(boxes, names, strict=True):
                         if min(x1 - x0, y1 - y0) >= policy.validation.thresholds.min_size_px:
                             widths.setdefault(k, []).append(min(x1 - x0, y1 - y0))
-                # The smallest face in view (wide enough to be checked) on at least 40 % of the frames.
-                shown = [k for k, w in widths.items() if len(w) >= 0.4 * frames]
-                smallest = min(shown, key=lambda k: (statistics.median(widths[k]), k)) if shown else None
-                for how in ("right", "forgotten") if smallest is not None else ("right",):
+                # The faces in view, wide enough to be checked, on at least 40 % of the frames:
+                # the smallest of them is forgotten, or the largest, or each in turn.
+                shown = sorted((k for k, w in widths.items() if len(w) >= 0.4 * frames),
+                               key=lambda k: (statistics.median(widths[k]), k))
+                forgotten = shown if forget == "each" else shown[:1] if forget == "smallest" else shown[-1:]
+                for how, hidden in [("right", None), *(("forgotten", k) for k in forgotten)]:
                     out = work / f"{case.name}{height}-{how}.mp4"
-                    doc = scenes.render(clip, out, policy, hide_face=smallest if how == "forgotten" else None)
+                    doc = scenes.render(clip, out, policy, hide_face=hidden)
                     report = validator.check(out, doc, policy.obscure, original=Original(clip.path, policy.limits))
                     verdicts[how].append(report.verdict)
-                    face = f" (face {smallest}, {statistics.median(widths[smallest]):.0f} px)" if how == "forgotten" else ""
+                    face = f" (face {hidden}, {statistics.median(widths[hidden]):.0f} px)" if hidden is not None else ""
                     print(f"{case.name:16s} {height:5d} {how + face:26s} -> {report.verdict:7s} leak frames "
                           f"{report.leak_frames}/{report.sampled_frames} candidates {report.candidates:>3} "
                           f"set aside: not in the original {report.not_in_original}, CenterFace alone "
@@ -182,12 +185,14 @@ def main() -> int:
                     help="the held-out cases of bench/visual.py instead (all, or names/kinds, comma-separated)")
     ap.add_argument("--seed", type=drawn_seeds, default=None, help="with --heldout: the drawn sets (7, 1-3 or 1,4,9)")
     ap.add_argument("--sizes", default="720", help="with --heldout: frame heights (720,1080)")
+    ap.add_argument("--forget", choices=("smallest", "largest", "each"), default="smallest",
+                    help="with --heldout: which face the under-redacted render forgets (each: one render per face)")
     args = ap.parse_args()
     log.configure(level="warning", json=False)
     if args.heldout is not None:
         with tempfile.TemporaryDirectory(prefix="redactd-bench-") as tmp:
             run_heldout(scenes.faces_policy(), args.heldout, args.seed, [int(s) for s in args.sizes.split(",")],
-                        75, Path(tmp))
+                        75, Path(tmp), args.forget)
         return 0
     with tempfile.TemporaryDirectory(prefix="redactd-bench-") as tmp:
         if not args.skip_matrix:

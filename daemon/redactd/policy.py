@@ -327,6 +327,18 @@ class ValidationDetectors(_Strict):
     centerface_alone_threshold: float = Field(
         0.5, gt=0, lt=1, description="score a strong CenterFace finding needs where no other detector agrees",
     )
+    # The strong CenterFace also on the frame turned by -a and +a for each angle a, as the
+    # primary's tilt_angles: neither it upright nor MTCNN finds most heads tilted ~60 degrees
+    # (held-out tilted60 and tilted-fast originals, every 10th frame: 31 of 39 and 32 of 48
+    # face-frames found by either; with the turned passes at 960 px, 38 and 40). Their findings
+    # count from centerface_alone_threshold, as the primary's rotated passes count from its
+    # tilt_threshold (turned, real pictures pass for faces more often).
+    centerface_tilt_angles: tuple[float, ...] = Field(
+        (), max_length=3, description="extra strong CenterFace passes on the frame rotated by ± each of these angles",
+    )
+    centerface_tilt_input_width: int = Field(
+        960, ge=160, le=4096, description="width the rotated frame (grown to hold it whole) is fed to the model at",
+    )
     # OpenCV's HOG people detector: a person whose head is not inside any obscured box.
     hog_people: bool = False
     yolo: YoloDetection | None = None
@@ -336,6 +348,11 @@ class ValidationDetectors(_Strict):
         if self.centerface_alone_threshold < self.centerface_threshold:
             raise ValueError("centerface_alone_threshold must not be below centerface_threshold "
                              "(it is what CenterFace's findings need when no other detector agrees)")
+        if any(not 0 < a <= 90 for a in self.centerface_tilt_angles):
+            raise ValueError("centerface_tilt_angles must each be above 0 and at most 90 degrees "
+                             "(both directions are run)")
+        if self.centerface_tilt_angles and not self.centerface:
+            raise ValueError("centerface_tilt_angles needs centerface: true (they are its extra passes)")
         return self
 
 

@@ -171,6 +171,13 @@ class TestDecide:
             ValidationDetectors(centerface_threshold=0.3, centerface_alone_threshold=0.2)
         assert ValidationDetectors().centerface_alone_threshold == 0.5
 
+    def test_the_turned_passes_are_checked_when_the_policy_is_read(self) -> None:
+        with pytest.raises(ValueError, match="centerface_tilt_angles must each"):
+            ValidationDetectors(centerface_tilt_angles=(120,))
+        with pytest.raises(ValueError, match="needs centerface: true"):
+            ValidationDetectors(centerface=False, centerface_tilt_angles=(60,))
+        assert ValidationDetectors().centerface_tilt_angles == ()  # off unless a policy asks
+
     @pytest.mark.parametrize("samples", [1, 2])
     def test_a_clip_shorter_than_the_persistence_needs_every_sample(self, samples: int) -> None:
         frames = self.frames[:samples]

@@ -269,16 +269,22 @@ class HogPeople:
 
 
 class StrongCenterFace:
-    """CenterFace on the frame upscaled towards ``input_width`` (at most 2x), at a low threshold."""
+    """CenterFace on the frame upscaled towards ``input_width`` (at most 2x), at a low threshold;
+    with ``tilt_angles``, also on that frame turned by ± each angle (fed at ``tilt_input_width``),
+    whose findings count from ``tilt_threshold``."""
 
     family = "centerface"
 
-    def __init__(self, input_width: int, threshold: float, threads: int | None = None) -> None:
+    def __init__(self, input_width: int, threshold: float, threads: int | None = None,
+                 tilt_angles: tuple[float, ...] = (), tilt_input_width: int = 960, tilt_threshold: float = 0.5
+                 ) -> None:
         self.input_width = input_width
         # One threshold, and no mirrored border: its boxes past the frame's edge went uncovered on
         # grass and gravel and sent 2 of 18 right redactions to review (bench/validation.py).
         cfg = FaceDetection.model_validate({"threshold": threshold, "small_threshold": threshold,
-                                            "input_width": input_width, "edge_pad": 0})
+                                            "input_width": input_width, "edge_pad": 0,
+                                            "tilt_angles": tilt_angles, "tilt_input_width": tilt_input_width,
+                                            "tilt_threshold": max(threshold, tilt_threshold)})
         self.model = CenterFaceDetector(cfg, threads)
         base = self.model.info
         self.infos = [ModelInfo("centerface-strong", base.file, base.sha256, base.runtime)]
@@ -315,7 +321,10 @@ def build_second_opinion(cfg: ValidationDetectors, min_size_px: int) -> list[Sec
     if cfg.mtcnn:
         out.append(MtcnnFaces(cfg.mtcnn_input_width, min_size_px))
     if cfg.centerface:
-        out.append(StrongCenterFace(cfg.centerface_input_width, cfg.centerface_threshold))
+        out.append(StrongCenterFace(cfg.centerface_input_width, cfg.centerface_threshold,
+                                    tilt_angles=cfg.centerface_tilt_angles,
+                                    tilt_input_width=cfg.centerface_tilt_input_width,
+                                    tilt_threshold=cfg.centerface_alone_threshold))
     if cfg.hog_people:
         out.append(HogPeople(cfg.haar_input_width))
     if cfg.yolo is not None:
