@@ -403,6 +403,8 @@ def _leave(put: _Put, track: _Track, k: int, ext: _Extension, max_gap: int, hold
     its end, and the extension ran from there down and away. The face's last 43 to 11 px were
     left untouched on frames 39-45."""
     frame, coords, turn = track.frames[k], _arr(track.boxes[k]), track.boxes[k].turn
+    if _steps(frame, +1, ext, hold, frames) is None:
+        return  # the tracker fills a frame or two at a time: walking back along a long track is not free
     short = _velocity(track, k, +1)
     _extend(put, track, frame, coords, short, +1, ext, hold, turn, frames)
     whole = _whole_motion(track, k, ext, max_gap)
@@ -495,6 +497,17 @@ class _Extension:
         return bool((left and pos[2] <= 0) or (top and pos[3] <= 0) or (right and pos[0] >= w) or (bottom and pos[1] >= h))
 
 
+def _steps(frame: int, direction: int, ext: _Extension, hold: int, frames: tuple[int, int]) -> tuple[int, int] | None:
+    """The first and last step from ``frame`` in ``direction`` that land in ``frames`` (lo..hi-1),
+    or None where no step an extension and its hold can take does (the tracker asks for a frame or
+    two at a time)."""
+    lo, hi = frames
+    first, last = (lo - frame, hi - 1 - frame) if direction > 0 else (frame - hi + 1, frame - lo)
+    if last < 1 or max(1, first) > ext.edge + hold:  # ext.edge >= ext.extend
+        return None
+    return first, last
+
+
 def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: np.ndarray, direction: int,
             ext: _Extension, hold: int, turn: float, frames: tuple[int, int]) -> None:
     """Cover ``ext.extend`` frames along the motion from ``frame`` in ``direction``, then ``hold``
@@ -524,10 +537,10 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
     picture (a still one: mostly something at the mirrored border taken for a face) is not: run
     on for as long, such boxes obscured 7.5 points more of the picture on a held-out clip.
     """
-    lo, hi = frames
-    first, last = (lo - frame, hi - 1 - frame) if direction > 0 else (frame - hi + 1, frame - lo)
-    if last < 1 or max(1, first) > ext.edge + hold:  # ext.edge >= ext.extend
-        return  # none of its frames is in lo..hi-1 (the tracker asks for a frame or two at a time)
+    steps = _steps(frame, direction, ext, hold, frames)
+    if steps is None:
+        return
+    first, last = steps
     centre, size = (coords[:2] + coords[2:]) / 2, coords[2:] - coords[:2]
     moves, grows = (velocity[:2] + velocity[2:]) / 2, velocity[2:] - velocity[:2]
 
