@@ -220,7 +220,7 @@ class _Chain:
     def matches(self, finding: Finding, sample: int) -> bool:
         if sample - self.last_sample > 1:
             return False
-        last = [m.box for m in self.members if m.frame == self.members[-1].frame]
+        last = self._last_boxes()
         if (sample == self.last_sample or self.step is None) and any(_same_place(b, finding.box) for b in last):
             return True
         if sample == self.last_sample:
@@ -233,13 +233,16 @@ class _Chain:
     def add(self, finding: Finding, sample: int) -> None:
         """Append a finding ``matches`` accepted; a link between samples that is a move sets ``step``."""
         if sample != self.last_sample:
-            last = [m.box for m in self.members if m.frame == self.members[-1].frame]
-            nearest = min(last, key=lambda b: _centre_distance(b, finding.box))
+            nearest = min(self._last_boxes(), key=lambda b: _centre_distance(b, finding.box))
             if self.step is not None or not _same_place(nearest, finding.box):
                 self.step = ((finding.box.x0 + finding.box.x1 - nearest.x0 - nearest.x1) / 2,
                              (finding.box.y0 + finding.box.y1 - nearest.y0 - nearest.y1) / 2)
         self.members.append(finding)
         self.last_sample = sample
+
+    def _last_boxes(self) -> list[Box]:
+        """The boxes of its latest frame."""
+        return [m.box for m in self.members if m.frame == self.members[-1].frame]
 
     @property
     def samples(self) -> int:

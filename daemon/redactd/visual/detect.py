@@ -350,7 +350,7 @@ class CenterFaceDetector:
                 tilt_only.set_exception(exc)
             raise
         if tilt_only is not None:
-            tilt_only.set_result([b for b in turned if not any(_overlap(b, f) and f.score >= b.score for f in found)])
+            tilt_only.set_result([b for b in turned if not any(_holds(f, b) for f in found)])
         return nms(found + turned) if turned else found
 
     def _with_tilt_roi(self, upright: Callable[[np.ndarray], list[Box]], index: int,
@@ -371,10 +371,10 @@ class CenterFaceDetector:
             kept: dict[int, Box] = {}
             looked: dict[float, list[tuple[int, Box]]] = {}
             for since, b in latest:
-                same = [f for f in found if _overlap(b, f)]
-                for f in same:
-                    kept.setdefault(id(f), replace(f, tilt=b.tilt))
-                if not any(f.score >= b.score for f in same):
+                for f in found:
+                    if _overlap(b, f):
+                        kept.setdefault(id(f), replace(f, tilt=b.tilt))
+                if not any(_holds(f, b) for f in found):
                     looked.setdefault(b.tilt, []).append((min(since, self.TILT_ROI_MAX_FRAMES), b))
             again: list[Box] = []
             for d, faces in looked.items():
@@ -1152,6 +1152,11 @@ def _latest(known: Sequence[tuple[int, Box]]) -> list[tuple[int, Box]]:
 
 def _overlap(a: Box, b: Box) -> bool:
     return min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.y1, b.y1) > max(a.y0, b.y0)
+
+
+def _holds(upright: Box, tilted: Box) -> bool:
+    """The upright pass's box lies on the tilted face and is as sure of it as the rotated pass."""
+    return _overlap(upright, tilted) and upright.score >= tilted.score
 
 
 def _turned_width(w: int, h: int, degrees: float) -> float:
