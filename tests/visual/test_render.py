@@ -345,7 +345,7 @@ class TestSinglePass:
         self, tmp_path: Path, policy: RedactionPolicy, detector: CompositeDetector
     ) -> None:
         clip = faces_clip(tmp_path / "in.mp4", frames=6)
-        # A gap of 1,000 frames may be bridged: holding that many 640x360 frames would need ~700 MB.
+        # A gap of 1,000 frames may be bridged: holding the ~3,000 640x360 frames tracking may still change needs ~1 GB.
         patient = tweak(policy, **{"tracking.max_gap": 1000})
         log.configure(level="info", json=True)  # the fallback is logged at info
         try:

@@ -148,14 +148,15 @@ class TestTrackBoxes:
                 20: (758.8, 830.9, 957.5, 1112.4), 21: (758.8, 837.7, 957.5, 1119.2), 22: (764.5, 864.9, 963.2, 1146.4),
                 23: (764.5, 876.1, 963.2, 1157.5), 24: (765.0, 864.2, 963.7, 1145.7), 25: (765.0, 875.6, 963.7, 1157.0),
                 26: (765.0, 876.1, 963.7, 1162.4), 27: (765.0, 900.0, 963.7, 1186.3), 28: (766.6, 901.6, 966.0, 1187.9)}
-        dets: list[list[Box] | None] = [[Box(*seen[i], 0.5, "face")] if i in seen else [] for i in range(60)]
+        dets: list[list[Box] | None] = [[Box(*seen[i], 0.5, "face")] if i in seen else [] for i in range(80)]
         out = track_boxes(dets, Tracking(), 1920, 1080)  # the policies' tracking
         for i in range(29, 46):
             top = 906 + 9.7 * (i - 28)  # the face's top (ground truth: 915 on frame 29, 1074 on frame 45)
             assert any(b.box.x0 <= 768 and b.box.x1 >= 883 and b.box.y0 <= top and b.box.y1 >= 1080
                        for b in out[i]), (i, out[i])
-        # Not beyond: an extension at the edge runs max_gap frames at most, then holds.
-        assert not any(out[28 + Tracking().max_gap + Tracking().hold_frames + 1:])
+        # Not beyond: along the motion the face had while whole, an extension at the edge runs
+        # until its box as drawn has left, twice max_gap frames at most, then holds.
+        assert not any(out[28 + 2 * Tracking().max_gap + Tracking().hold_frames + 1:])
 
     def test_a_slow_face_whose_cut_boxes_lag_it_is_covered_along_the_motion_it_had_while_whole(self) -> None:
         # The cameraman's real turned head, 160 px wide at 720p, slides out through the right
@@ -178,8 +179,8 @@ class TestTrackBoxes:
             left = 1040 + 4 * i
             assert any(b.box.x0 <= left and b.box.x1 >= 1280 and b.box.y0 <= 370 and b.box.y1 >= 500
                        for b in out[i]), (i, out[i])
-        # Not beyond: an extension at the edge runs max_gap frames at most, then holds.
-        assert not any(out[44 + Tracking().max_gap + Tracking().hold_frames + 1:])
+        # Not beyond: the box as drawn leaves a frame after the face, then holds five frames.
+        assert not any(out[60 + 1 + Tracking().hold_frames + 1:])
 
     def test_a_face_leaving_whose_track_a_false_box_took_last_is_covered_until_it_has_left(self) -> None:
         # Drawn held-out set 9 "edges", 720p: a 156 px face leaves through the top edge at 5.5 px
@@ -263,6 +264,36 @@ class TestTrackBoxes:
         # Carried on only while the box is still in the picture: none before it came in.
         first = min(i for i, boxes in enumerate(out) if boxes)
         assert 46 <= first <= 54 and all(b.box.y0 < 720 for b in out[first])
+
+    def test_a_slow_face_coming_in_is_covered_along_the_motion_of_its_boxes_inner_side(self) -> None:
+        # The cameraman's real turned head, 220 px wide at 720p, comes in through the right edge at
+        # 4 px a frame (its face box: x 1340 - 4i .. 1280, from a sliver on frame 15). It is first
+        # found on frame 35, with 90 px of it in the picture; over the next four frames its boxes
+        # did not move, so the extension stayed where it was found and his first 10 to 66 px
+        # showed, untouched, on frames 15-29 (default policy, before the change). Over fifteen
+        # frames the boxes' inner side moved in with him.
+        seen = {35: (1211.9, 383.2, 1357.0, 597.3), 37: (1220.9, 381.9, 1366.0, 620.0),
+                38: (1219.9, 397.6, 1365.0, 639.8), 39: (1211.9, 389.8, 1357.0, 632.0),
+                40: (1211.9, 389.8, 1356.9, 632.0), 41: (1202.3, 365.2, 1361.3, 647.0),
+                42: (1201.0, 365.2, 1360.1, 647.0), 43: (1198.5, 365.2, 1357.6, 647.0),
+                44: (1192.9, 365.2, 1361.3, 647.0), 45: (1190.4, 365.2, 1366.7, 647.0),
+                46: (1177.8, 366.0, 1367.8, 647.8), 47: (1177.8, 366.0, 1367.8, 647.8),
+                48: (1156.9, 378.5, 1369.7, 660.3), 49: (1154.2, 378.6, 1370.0, 660.4),
+                50: (1150.4, 381.9, 1370.3, 670.2), 51: (1148.4, 381.9, 1370.5, 670.2)}
+        dets: list[list[Box] | None] = [[Box(*seen[i], 0.5, "face")] if i in seen else [] for i in range(60)]
+        out = track_boxes(dets, Tracking(), 1280, 720)  # the policies' tracking
+        for i in range(15, 35):
+            left = 1340 - 4 * i  # what shows of the face: x left..1280, y 377..632
+            assert any(b.box.x0 <= left and b.box.x1 >= 1280 and b.box.y0 <= 400 and b.box.y1 >= 610
+                       for b in out[i]), (i, out[i])
+        # Not before: the box leaves as drawn a few frames before the face came in.
+        assert not any(out[:10])
+
+        # Boxes that stay put at the edge (mostly something at the mirrored border taken for a
+        # face) are not carried any further than before.
+        still = [[Box(1211.9, 383.2, 1357.0, 597.3, 0.5, "face")] if 35 <= i <= 50 else [] for i in range(60)]
+        out = track_boxes(still, Tracking(), 1280, 720)
+        assert not any(out[:35 - Tracking().extend_frames])
 
     def test_a_face_coming_in_whose_boxes_widen_faster_than_it_moves_is_covered_where_it_shows(self) -> None:
         # Held-out pan, 1080p (follow_camera): a 47 px face comes in through the right edge on
@@ -494,8 +525,9 @@ class TestStreamTracker:
             assert streamed == whole, f"case {case}: {cfg}, step {step}"
 
     def test_lag_is_what_the_policy_implies(self) -> None:
-        # An extension cut by the frame's edge runs up to max_gap (15) frames back, + a next detection 17 on.
-        assert StreamTracker(Tracking(), 1920, 1080).lag == 32
-        assert StreamTracker(Tracking(max_gap=40), 1920, 1080).lag == 82
-        assert StreamTracker(Tracking(min_track_hits=2), 1920, 1080).lag == 49
+        # An extension cut by the frame's edge runs up to twice max_gap (15) frames back (along a
+        # motion measured over many frames), + a next detection 17 on.
+        assert StreamTracker(Tracking(), 1920, 1080).lag == 47
+        assert StreamTracker(Tracking(max_gap=40), 1920, 1080).lag == 122
+        assert StreamTracker(Tracking(min_track_hits=2), 1920, 1080).lag == 64
         assert StreamTracker(Tracking(extend_frames=0), 1920, 1080).lag == 17  # no extension, no edge run

@@ -1,7 +1,7 @@
 """Compose the visual redaction of one file: detection, tracking and the obscure-and-encode step.
 
 One decoding pass: each frame is detected, held in memory, and encoded as soon as tracking has
-seen every later detection that could still change its boxes (`tracking_lag` frames, 32 with
+seen every later detection that could still change its boxes (`tracking_lag` frames, 47 with
 the default policy), so encoding overlaps detection and the file is decoded once (7 % less wall
 time on 4K HEVC phone footage here, bench/passes.py). A policy whose tracking window would hold
 more than `MAX_HELD_BYTES` of frames runs as two passes instead: detect the whole clip, track,
@@ -265,9 +265,12 @@ def held_frames(tracking_lag: int, workers: int) -> int:
 
 
 def frame_bytes(plan: FramePlan, pix_fmt: str) -> int:
-    """Memory one decoded frame takes, near enough (4:4:4, two bytes a sample above 8 bits)."""
-    depth = 2 if PLANAR_YUV.get(pix_fmt, (0, 0, 8))[2] > 8 else 1
-    return plan.width * plan.height * 3 * depth
+    """Memory one decoded frame takes, near enough: its luma and two chroma planes at the format's
+    subsampling (4:4:4 where the format is not a planar YUV one), two bytes a sample above 8 bits."""
+    sx, sy, bits = PLANAR_YUV.get(pix_fmt, (0, 0, 8))
+    depth = 2 if bits > 8 else 1
+    chroma = -(-plan.width >> sx) * -(-plan.height >> sy)
+    return (plan.width * plan.height + 2 * chroma) * depth
 
 
 def single_pass(

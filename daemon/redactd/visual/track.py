@@ -310,11 +310,12 @@ def _reach(cfg: Tracking, step: int) -> int:
 def _window(cfg: Tracking, step: int) -> tuple[int, int, int]:
     """(max_gap, extend, behind) with detection every ``step`` frames: gaps up to ``max_gap`` are
     bridged, tracks extended ``extend`` frames (up to `_edge_extend` where the box is cut by the
-    frame's edge), and a detection at frame k puts boxes into frames k - `_edge_extend` ..
-    k + behind - 1 (a gap it closes, or its extension and hold)."""
+    frame's edge, twice that along a motion measured over many frames), and a detection at frame
+    k puts boxes into frames k - 2 × `_edge_extend` .. k + behind - 1 (a gap it closes, or its
+    extension and hold)."""
     max_gap = max(cfg.max_gap, step - 1)
     extend = max(cfg.extend_frames, step - 1)
-    return max_gap, extend, max(max_gap, _edge_extend(max_gap, extend) + cfg.hold_frames) + 1
+    return max_gap, extend, max(max_gap, 2 * _edge_extend(max_gap, extend) + cfg.hold_frames) + 1
 
 
 def _edge_extend(max_gap: int, extend: int) -> int:
@@ -325,8 +326,10 @@ def _edge_extend(max_gap: int, extend: int) -> int:
 def tracking_lag(cfg: Tracking, step: int = 1) -> int:
     """Frames after which a frame's boxes can no longer change (see `StreamTracker`)."""
     max_gap, extend, _ = _window(cfg, step)
-    # A track extended backwards also takes its motion from detections up to VELOCITY_SPAN on.
-    return max(max_gap, _edge_extend(max_gap, extend) + max(cfg.min_track_hits * _reach(cfg, step), VELOCITY_SPAN))
+    # A track extended backwards also takes its motion from detections up to VELOCITY_SPAN on
+    # (ENTRY_SPAN for a face coming in through the edge), and may reach twice the edge run back.
+    return max(max_gap, 2 * _edge_extend(max_gap, extend)
+               + max(cfg.min_track_hits * _reach(cfg, step), VELOCITY_SPAN, ENTRY_SPAN))
 
 
 def fill_tracks(
@@ -340,7 +343,7 @@ def fill_tracks(
     out: list[list[TrackedBox]] = [[] for _ in range(lo, hi)]
     max_gap, extend, behind = _window(cfg, detect_step)
     edge = _edge_extend(max_gap, extend)
-    ahead = edge + 1
+    ahead = 2 * edge + 1
     ext = _Extension(extend, edge, (width, height), cfg.pad)
 
     def put(frame: int, coords: np.ndarray, track: _Track, score: float, detected: bool, turn: float) -> None:
@@ -381,10 +384,8 @@ def fill_tracks(
                     # Too long to bridge safely: treat as the end of one piece and the start of
                     # the next, each extended and held.
                     _leave(put, track, k, ext, max_gap, cfg.hold_frames, (lo, hi))
-                    _extend(put, track, nxt, following, _velocity(track, k + 1, -1), -1, ext, 0,
-                            track.boxes[k + 1].turn, (lo, hi))
-        _extend(put, track, first, _arr(track.boxes[0]), _velocity(track, 0, -1), -1, ext, 0, track.boxes[0].turn,
-                (lo, hi))
+                    _enter(put, track, k + 1, ext, max_gap, (lo, hi))
+        _enter(put, track, 0, ext, max_gap, (lo, hi))
         _leave(put, track, len(track.frames) - 1, ext, max_gap, cfg.hold_frames, (lo, hi))
     return out
 
@@ -403,16 +404,72 @@ def _leave(put: _Put, track: _Track, k: int, ext: _Extension, max_gap: int, hold
     its end, and the extension ran from there down and away. The face's last 43 to 11 px were
     left untouched on frames 39-45."""
     frame, coords, turn = track.frames[k], _arr(track.boxes[k]), track.boxes[k].turn
-    if _steps(frame, +1, ext, hold, frames) is None:
+    if _steps(frame, +1, ext, hold, frames, far=True) is None:
         return  # the tracker fills a frame or two at a time: walking back along a long track is not free
     short = _velocity(track, k, +1)
     _extend(put, track, frame, coords, short, +1, ext, hold, turn, frames)
     whole = _whole_motion(track, k, ext, max_gap)
     if whole is not None and not np.allclose(whole, short):
-        _extend(put, track, frame, coords, whole, +1, ext, hold, turn, frames)
+        _extend(put, track, frame, coords, whole, +1, ext, hold, turn, frames, far=True)
     if frame in track.predicted and k > 0:
         _extend(put, track, frame, track.predicted[frame], _velocity(track, k - 1, +1), +1, ext, hold,
                 track.boxes[k - 1].turn, frames)
+
+
+def _enter(put: _Put, track: _Track, k: int, ext: _Extension, max_gap: int, frames: tuple[int, int]) -> None:
+    """`_extend` backwards from detection ``k``, where the track (or a piece of it) starts; where
+    that box is cut by the frame's edge, also along the motion of its inner side (`_entry_motion`),
+    as far as twice the edge run. Only ever more cover: both are drawn.
+
+    A face coming in slowly through the edge is found only once a good part of it shows, and its
+    first boxes stay put while more of it comes in: the cameraman's real turned head, 220 px wide
+    at 720p, coming in through the right edge at 4 px a frame, was first found with 90 px of it in
+    the picture, on frame 35; his boxes there moved less than a pixel a frame over the next four,
+    so the extension stayed where he was found, and his first 10 to 66 px showed, untouched, on
+    frames 15-29. Over the next fifteen frames the boxes' inner side moved in with him, 4 px a
+    frame."""
+    frame, coords, turn = track.frames[k], _arr(track.boxes[k]), track.boxes[k].turn
+    if _steps(frame, -1, ext, 0, frames, far=True) is None:
+        return
+    short = _velocity(track, k, -1)
+    _extend(put, track, frame, coords, short, -1, ext, 0, turn, frames)
+    entry = _entry_motion(track, k, ext, max_gap)
+    if entry is not None and not np.allclose(entry, short):
+        _extend(put, track, frame, coords, entry, -1, ext, 0, turn, frames, far=True)
+
+
+#: A face coming in through the edge: its motion is measured over this many frames (`_entry_motion`).
+ENTRY_SPAN = 15
+
+
+def _entry_motion(track: _Track, k: int, ext: _Extension, max_gap: int) -> np.ndarray | None:
+    """Where detection ``k`` starts a piece of the track and is cut by the frame's edge: the
+    motion, as a translation, of the side of its boxes away from that edge (fitted over the
+    piece's detections within ENTRY_SPAN frames, three at least over a third of it), where it
+    comes in through that edge; else None. What the detector boxes of a face coming in is what
+    shows of it: the side at the edge stays there, and the inner side moves in with the face."""
+    box = _arr(track.boxes[k])
+    if not ext.cut(box):
+        return None
+    j = k + 1
+    while (j < len(track.frames) and track.frames[j] - track.frames[k] <= ENTRY_SPAN
+           and track.frames[j] - track.frames[j - 1] - 1 <= max_gap):
+        j += 1
+    times = np.array(track.frames[k:j], dtype=float)
+    if len(times) < 3 or times[-1] - times[0] < ENTRY_SPAN / 3:
+        return None
+    slope = np.polyfit(times, np.array([_arr(b) for b in track.boxes[k:j]]), 1)[0]  # per coordinate
+    left, top, right, bottom = ext.sides(box)
+
+    def shared(a: float, b: float) -> float:
+        """What two sides' motions agree on: the boxes also grow as more of the face comes in."""
+        return 0.0 if a * b <= 0 else float(min(a, b, key=abs))
+
+    # The inner side where one edge cuts the box; else what both sides share.
+    vx = slope[2] if left and not right else slope[0] if right and not left else shared(slope[0], slope[2])
+    vy = slope[3] if top and not bottom else slope[1] if bottom and not top else shared(slope[1], slope[3])
+    comes_in = (left and vx > 0) or (right and vx < 0) or (top and vy > 0) or (bottom and vy < 0)
+    return np.array([vx, vy, vx, vy]) if comes_in else None
 
 
 def _whole_motion(track: _Track, k: int, ext: _Extension, max_gap: int) -> np.ndarray | None:
@@ -497,19 +554,20 @@ class _Extension:
         return bool((left and pos[2] <= 0) or (top and pos[3] <= 0) or (right and pos[0] >= w) or (bottom and pos[1] >= h))
 
 
-def _steps(frame: int, direction: int, ext: _Extension, hold: int, frames: tuple[int, int]) -> tuple[int, int] | None:
+def _steps(frame: int, direction: int, ext: _Extension, hold: int, frames: tuple[int, int], far: bool = False
+           ) -> tuple[int, int] | None:
     """The first and last step from ``frame`` in ``direction`` that land in ``frames`` (lo..hi-1),
-    or None where no step an extension and its hold can take does (the tracker asks for a frame or
-    two at a time)."""
+    or None where no step an extension (``far``: one allowed twice the edge run) and its hold can
+    take does (the tracker asks for a frame or two at a time)."""
     lo, hi = frames
     first, last = (lo - frame, hi - 1 - frame) if direction > 0 else (frame - hi + 1, frame - lo)
-    if last < 1 or max(1, first) > ext.edge + hold:  # ext.edge >= ext.extend
+    if last < 1 or max(1, first) > (2 if far else 1) * ext.edge + hold:  # ext.edge >= ext.extend
         return None
     return first, last
 
 
 def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: np.ndarray, direction: int,
-            ext: _Extension, hold: int, turn: float, frames: tuple[int, int]) -> None:
+            ext: _Extension, hold: int, turn: float, frames: tuple[int, int], far: bool = False) -> None:
     """Cover ``ext.extend`` frames along the motion from ``frame`` in ``direction``, then ``hold``
     more in place, of those in ``frames`` (lo..hi-1: the tracker fills a frame or two at a time, so
     most are not).
@@ -533,14 +591,17 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
     the drawn box never leaves, the box itself: a 285 px tall face leaving through the bottom edge
     at 10 px a frame grew ~5 px a frame at its top, padding aside, and its last 65 to 16 px were
     left uncovered on the 6 frames after the usual five and five held (drawn held-out set 23,
-    "edges", 1080p). A box the motion does not take out of the
+    "edges", 1080p). Along a motion measured over many frames (``far``: `_whole_motion`,
+    `_entry_motion`), the run may reach twice ``ext.edge``: the cameraman's real turned head, 220 px
+    wide at 720p, needed 21 frames to leave at 4 px a frame, and 20 to come in. A box the motion does not take out of the
     picture (a still one: mostly something at the mirrored border taken for a face) is not: run
     on for as long, such boxes obscured 7.5 points more of the picture on a held-out clip.
     """
-    steps = _steps(frame, direction, ext, hold, frames)
+    steps = _steps(frame, direction, ext, hold, frames, far)
     if steps is None:
         return
     first, last = steps
+    edge = (2 if far else 1) * ext.edge
     centre, size = (coords[:2] + coords[2:]) / 2, coords[2:] - coords[:2]
     moves, grows = (velocity[:2] + velocity[2:]) / 2, velocity[2:] - velocity[:2]
 
@@ -572,11 +633,11 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
 
     extend = ext.extend
     if extend and ext.cut(drawn(extend)):
-        # To the last step still in the picture, `ext.edge` at most: a face leaving is then held
-        # there, at the edge. The motion must take it out within twice that.
+        # To the last step still in the picture, `ext.edge` at most (twice that for ``far``): a face
+        # leaving is then held there, at the edge. The motion must take it out within twice ``ext.edge``.
         out = gone(extend + 1, ext.sides(drawn(extend)))
         if out is not None:
-            extend = max(extend, min(out - 1, ext.edge))
+            extend = max(extend, min(out - 1, edge))
     # A face cut by the edge that the motion takes out of the picture: its boxes' motion is the
     # detector's guess at a part of a face (a box widening as the face comes in moved 15 px a
     # frame where the face moved 6), but what shows of it lies between where it was found and
