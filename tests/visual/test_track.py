@@ -289,6 +289,25 @@ class TestTrackBoxes:
         # Not before: the box leaves as drawn a few frames before the face came in.
         assert not any(out[:10])
 
+        # Ancelotti's real face from ultralytics' zidane.jpg, 330 px at 1080p, coming in through the
+        # right edge at 6 px a frame (its face box: x 1994 - 6i .. 1920, from a sliver on frame
+        # 14), first found on frame 29 with 100 px of it in the picture. Its boxes' inner side
+        # came in at 2-3 px a frame, too slowly for the box to leave within twice max_gap: the
+        # extension runs all of it. Before, it stopped after the usual five frames, and the face's
+        # first 10 to 64 px showed, untouched, on frames 14-23.
+        seen = {29: (1783.6, 472.7, 2050.2, 849.3), 30: (1777.4, 460.3, 2050.8, 836.8), 31: (1789.4, 460.3, 2062.7, 836.8),
+                32: (1778.4, 450.3, 2051.8, 852.4), 33: (1775.2, 434.4, 2051.0, 874.1), 34: (1764.2, 407.7, 2052.0, 900.8),
+                35: (1750.7, 379.9, 2053.2, 896.1), 36: (1755.0, 379.9, 2057.5, 896.1), 37: (1762.1, 387.3, 2064.7, 903.5),
+                38: (1745.4, 353.6, 2053.7, 906.5), 39: (1747.8, 328.1, 2056.2, 947.9), 40: (1758.2, 328.1, 2066.5, 947.9),
+                41: (1760.6, 328.1, 2068.9, 947.9), 42: (1749.8, 328.1, 2058.1, 947.9), 43: (1745.6, 328.1, 2053.9, 947.9),
+                44: (1751.6, 328.1, 2059.9, 947.9)}
+        dets = [[Box(*seen[i], 0.7, "face")] if i in seen else [] for i in range(60)]
+        out = track_boxes(dets, Tracking(), 1920, 1080)
+        for i in range(14, 29):
+            left = 1994 - 6 * i  # what shows of the face: x left..1920, y 456..863
+            assert any(b.box.x0 <= left and b.box.x1 >= 1920 and b.box.y0 <= 480 and b.box.y1 >= 840
+                       for b in out[i]), (i, out[i])
+
         # Boxes that stay put at the edge (mostly something at the mirrored border taken for a
         # face) are not carried any further than before.
         still = [[Box(1211.9, 383.2, 1357.0, 597.3, 0.5, "face")] if 35 <= i <= 50 else [] for i in range(60)]

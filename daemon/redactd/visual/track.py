@@ -593,7 +593,8 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
     left uncovered on the 6 frames after the usual five and five held (drawn held-out set 23,
     "edges", 1080p). Along a motion measured over many frames (``far``: `_whole_motion`,
     `_entry_motion`), the run may reach twice ``ext.edge``: the cameraman's real turned head, 220 px
-    wide at 720p, needed 21 frames to leave at 4 px a frame, and 20 to come in. A box the motion does not take out of the
+    wide at 720p, needed 21 frames to leave at 4 px a frame, and 20 to come in; and all of it where
+    that motion carries the box out too slowly to leave in time. A box the motion does not take out of the
     picture (a still one: mostly something at the mirrored border taken for a face) is not: run
     on for as long, such boxes obscured 7.5 points more of the picture on a held-out clip.
     """
@@ -636,6 +637,10 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
         # To the last step still in the picture, `ext.edge` at most (twice that for ``far``): a face
         # leaving is then held there, at the edge. The motion must take it out within twice ``ext.edge``.
         out = gone(extend + 1, ext.sides(drawn(extend)))
+        if out is None and far:
+            # A motion measured over many frames that heads out through the edge, too slowly for
+            # the box to leave in time: run it all the way (see `_enter`).
+            out = edge + 1
         if out is not None:
             extend = max(extend, min(out - 1, edge))
     # A face cut by the edge that the motion takes out of the picture: its boxes' motion is the
