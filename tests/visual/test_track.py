@@ -460,6 +460,25 @@ class TestTrackBoxes:
         out = track_boxes(dets, cfg, 1280, 720)
         assert [(f[0].box.x0, f[0].box.x1) for f in out] == [(100, 400), (100, 220)]
 
+    def test_a_text_track_is_not_swollen_by_its_extension(self) -> None:
+        # Real footage (vtest.avi, opencv-doc): the text detector took people walking side by
+        # side for print on frames 36 and 38, the second box 88 px wider. Carried on along that
+        # growth, the extension swelled into a box over 62 % of the 768x576 picture.
+        dets: list[list[Box] | None] = [[] for _ in range(60)]
+        dets[36] = [Box(214.0, 126.0, 670.0, 305.0, 0.90, "text")]
+        dets[38] = [Box(170.0, 106.0, 714.0, 325.0, 0.84, "text")]
+        out = track_boxes(dets, Tracking(), 768, 576)
+        last = (714.0 - 170.0) * (325.0 - 106.0)
+        drawn = [(b.box.x1 - b.box.x0) * (b.box.y1 - b.box.y0) for f in out[39:] for b in f]
+        # Padded (`pad`) and grown for the frames since (`_grown`, at most 50 %), no more.
+        assert drawn and max(drawn) <= last * (1 + Tracking().pad) ** 2 * 1.5 ** 2
+        # Faces still follow their growth: a face coming nearer keeps growing past its last box.
+        faces = [[] for _ in range(60)]
+        faces[36] = [Box(300.0, 200.0, 360.0, 270.0, 0.9, "face")]
+        faces[38] = [Box(290.0, 190.0, 370.0, 280.0, 0.9, "face")]
+        grown = track_boxes(faces, Tracking(), 768, 576)
+        assert max(b.box.x1 - b.box.x0 for b in grown[43]) > (370 - 290) * (1 + Tracking().pad) * 1.15
+
     def test_a_face_leaving_through_a_side_stays_where_it_was_along_that_edge(self) -> None:
         # Out through the left edge, the detector finds only parts of the face on the sliver
         # left (an eye, the brow: boxes near its top). The face did not move up: its chin must
