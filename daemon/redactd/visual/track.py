@@ -307,6 +307,11 @@ def _reach(cfg: Tracking, step: int) -> int:
     return cfg.max_gap + 1 + step
 
 
+#: Along a motion measured over many frames (`_whole_motion`, `_entry_motion`), an extension at
+#: the edge may run this many times `_edge_extend` (see `_extend`).
+FAR_RUNS = 2
+
+
 def _window(cfg: Tracking, step: int) -> tuple[int, int, int]:
     """(max_gap, extend, behind) with detection every ``step`` frames: gaps up to ``max_gap`` are
     bridged, tracks extended ``extend`` frames (up to `_edge_extend` where the box is cut by the
@@ -315,7 +320,7 @@ def _window(cfg: Tracking, step: int) -> tuple[int, int, int]:
     extension and hold)."""
     max_gap = max(cfg.max_gap, step - 1)
     extend = max(cfg.extend_frames, step - 1)
-    return max_gap, extend, max(max_gap, 2 * _edge_extend(max_gap, extend) + cfg.hold_frames) + 1
+    return max_gap, extend, max(max_gap, FAR_RUNS * _edge_extend(max_gap, extend) + cfg.hold_frames) + 1
 
 
 def _edge_extend(max_gap: int, extend: int) -> int:
@@ -328,7 +333,7 @@ def tracking_lag(cfg: Tracking, step: int = 1) -> int:
     max_gap, extend, _ = _window(cfg, step)
     # A track extended backwards also takes its motion from detections up to VELOCITY_SPAN on
     # (ENTRY_SPAN for a face coming in through the edge), and may reach twice the edge run back.
-    return max(max_gap, 2 * _edge_extend(max_gap, extend)
+    return max(max_gap, FAR_RUNS * _edge_extend(max_gap, extend)
                + max(cfg.min_track_hits * _reach(cfg, step), VELOCITY_SPAN, ENTRY_SPAN))
 
 
@@ -343,7 +348,7 @@ def fill_tracks(
     out: list[list[TrackedBox]] = [[] for _ in range(lo, hi)]
     max_gap, extend, behind = _window(cfg, detect_step)
     edge = _edge_extend(max_gap, extend)
-    ahead = 2 * edge + 1
+    ahead = FAR_RUNS * edge + 1
     ext = _Extension(extend, edge, (width, height), cfg.pad)
 
     def put(frame: int, coords: np.ndarray, track: _Track, score: float, detected: bool, turn: float) -> None:
@@ -468,8 +473,8 @@ def _entry_motion(track: _Track, k: int, ext: _Extension, max_gap: int) -> np.nd
     # The inner side where one edge cuts the box; else what both sides share.
     vx = slope[2] if left and not right else slope[0] if right and not left else shared(slope[0], slope[2])
     vy = slope[3] if top and not bottom else slope[1] if bottom and not top else shared(slope[1], slope[3])
-    comes_in = (left and vx > 0) or (right and vx < 0) or (top and vy > 0) or (bottom and vy < 0)
-    return np.array([vx, vy, vx, vy]) if comes_in else None
+    motion = np.array([vx, vy, vx, vy])
+    return motion if ext.heads_out(box, motion, -1) else None
 
 
 def _whole_motion(track: _Track, k: int, ext: _Extension, max_gap: int) -> np.ndarray | None:
@@ -492,9 +497,7 @@ def _whole_motion(track: _Track, k: int, ext: _Extension, max_gap: int) -> np.nd
     if j == 0 or ext.cut(_arr(track.boxes[j])):
         return None  # never whole in this piece (or no motion to measure at its first detection)
     velocity = _velocity(track, j, +1)
-    cx, cy = (velocity[0] + velocity[2]) / 2, (velocity[1] + velocity[3]) / 2
-    left, top, right, bottom = ext.sides(_arr(track.boxes[k]))
-    return velocity if (left and cx < 0) or (right and cx > 0) or (top and cy < 0) or (bottom and cy > 0) else None
+    return velocity if ext.heads_out(_arr(track.boxes[k]), velocity, +1) else None
 
 
 #: An extension's motion is measured over up to this many frames (see `_velocity`).
@@ -532,6 +535,17 @@ class _Extension:
     size: tuple[int, int]
     pad: float
 
+    def run(self, far: bool) -> int:
+        """Frames an extension may run on at the edge: ``edge``, or FAR_RUNS times that (``far``)."""
+        return FAR_RUNS * self.edge if far else self.edge
+
+    def heads_out(self, pos: np.ndarray, velocity: np.ndarray, direction: int) -> bool:
+        """``velocity`` (forward in time), followed in ``direction``, carries ``pos`` out through
+        an edge that cuts it."""
+        left, top, right, bottom = self.sides(pos)
+        cx, cy = direction * (velocity[0] + velocity[2]) / 2, direction * (velocity[1] + velocity[3]) / 2
+        return bool((left and cx < 0) or (right and cx > 0) or (top and cy < 0) or (bottom and cy > 0))
+
     def shows(self, pos: np.ndarray) -> bool:
         """Some of ``pos`` (x0, y0, x1, y1) is inside the frame."""
         w, h = self.size
@@ -561,7 +575,7 @@ def _steps(frame: int, direction: int, ext: _Extension, hold: int, frames: tuple
     take does (the tracker asks for a frame or two at a time)."""
     lo, hi = frames
     first, last = (lo - frame, hi - 1 - frame) if direction > 0 else (frame - hi + 1, frame - lo)
-    if last < 1 or max(1, first) > (2 if far else 1) * ext.edge + hold:  # ext.edge >= ext.extend
+    if last < 1 or max(1, first) > ext.run(far) + hold:  # ext.edge >= ext.extend
         return None
     return first, last
 
@@ -602,7 +616,7 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
     if steps is None:
         return
     first, last = steps
-    edge = (2 if far else 1) * ext.edge
+    edge = ext.run(far)
     centre, size = (coords[:2] + coords[2:]) / 2, coords[2:] - coords[:2]
     moves, grows = (velocity[:2] + velocity[2:]) / 2, velocity[2:] - velocity[:2]
     if track.label == "text":
