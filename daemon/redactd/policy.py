@@ -156,6 +156,23 @@ class FaceDetection(_Strict):
                                    "N-th frame (a crop around each, rotated the way that found it; 0: never)"
     )
 
+    # CenterFace finds a face well up to ~300 px at its input: at full resolution a close-up
+    # (a webcam, an interview, a face filling half a 1080p frame) scores low and its box sits on
+    # the brow, leaving mouth and chin (Grace Hopper's portrait at 700 px: 0.51, the box over the
+    # top two thirds; fed at 640 px, 0.89 and the whole face). A look at the whole frame this
+    # wide adds the large faces it finds (those reaching it at 48 px or more): with the full pass
+    # (every frame, or each interval's first with ``full_pass_every``), and on the frames between
+    # where that look found one.
+    large_input_width: int = Field(
+        0, ge=0, le=4096, description="also look at the whole frame fed this wide, for faces too large for the "
+                                      "full-resolution pass (0: never; skipped where that pass is under twice as wide)"
+    )
+    # Fed that small, real pictures pass for large faces more often: grass, gravel, brick, a cat and
+    # a coffee cup scored 0.20-0.30 there (as 440-890 px faces, in grey), obscuring 19-25 % of a
+    # clip with no face. Six real heads of 250-900 px (the astronaut, the cameraman's turned head,
+    # an LFW face, Grace Hopper, Zidane, Ancelotti) scored 0.62-0.90 in colour and grey.
+    large_threshold: float = Field(0.5, gt=0, lt=1, description="score threshold on the large look")
+
     @model_validator(mode="after")
     def _thresholds(self) -> FaceDetection:
         if self.small_threshold > self.threshold:

@@ -363,6 +363,20 @@ def _pan_walkers(path: Path, height: int, frames: int) -> synth.Clip:
     return synth.camera_clip(path, scene, boxes, poses, width, height, walkers=walkers)
 
 
+def _close_up(path: Path, height: int, frames: int) -> synth.Clip:
+    """Close-ups, as a webcam or an interview films them: the astronaut's face 480 px wide at 720p
+    (nine tenths of the frame high) drifting right, and the cameraman's turned head, his face
+    260 px, drifting left."""
+    width = height * 16 // 9
+    k = height / 720
+    near = synth.astronaut(int(480 * k), 0, 0)
+    near = replace(near, x=0.03 * width - near.face[0], y=0.04 * height - near.face[1], vx=1.5 * k)
+    turned_head = synth.cameraman(int(260 * k), 0, 0)
+    x0, y0, x1, y1 = synth.cameraman_head(int(260 * k))
+    turned_head = replace(turned_head, face=(x0, y0, x1, y1), x=0.62 * width, y=0.3 * height, vx=-1.5 * k)
+    return synth.make_clip(path, width, height, frames, [near, turned_head], bg=real_background(width, height), crf=18)
+
+
 def _texture(path: Path, height: int, frames: int) -> synth.Clip:
     """No face, no text: grass, gravel, brick, a cat and a coffee cup, the camera panning slowly."""
     width = height * 16 // 9
@@ -389,6 +403,7 @@ CASES: tuple[Case, ...] = (
     Case("pan-edges", _pan_edges),
     Case("handheld", _handheld),
     Case("pan-walkers", _pan_walkers),
+    Case("close-up", _close_up),
     Case("texture", _texture, texture=True),
 )
 

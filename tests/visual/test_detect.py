@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -1283,3 +1284,100 @@ class TestBuildDetector:
         cfg = Detection(yolo=YoloDetection(weights=tmp_path / "w.tflite", classes={0: "face"}))
         with pytest.raises(ConfigError, match=".onnx or .pt"):
             build_detector(cfg)
+
+
+@pytest.fixture(scope="module")
+def default_faces() -> CenterFaceDetector:
+    return CenterFaceDetector(resolve_policy(str(TEST_POLICIES / "visual-default.yaml")).detect.faces, threads=2)
+
+
+class TestLargeFaces:
+    """Close-ups: CenterFace boxes a face well up to ~300 px at its input; at full resolution a
+    larger one scores low and its box sits on the brow (or it is not found at all)."""
+
+    @staticmethod
+    def _close_up(height: int, sprite: synth.Sprite) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """``sprite``'s face in the middle of a real photograph ``height`` high (16:9), cut by the frame."""
+        width = height * 16 // 9
+        frame = heldout.real_background(width, height)
+        f, img = sprite.face, sprite.image
+        ox, oy = width // 2 - (f[0] + f[2]) // 2, height // 2 - (f[1] + f[3]) // 2
+        x0, y0, x1, y1 = max(0, ox), max(0, oy), min(width, ox + img.shape[1]), min(height, oy + img.shape[0])
+        frame[y0:y1, x0:x1] = img[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+        return frame, (max(0, f[0] + ox), max(0, f[1] + oy), min(width, f[2] + ox), min(height, f[3] + oy))
+
+    @staticmethod
+    def _covered(boxes: list[Box], gt: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[float, float]:
+        """Share of the face box, and of its lowest sixth (the chin), inside any box."""
+        mask = np.zeros(shape[:2], bool)
+        for b in boxes:
+            mask[max(0, int(b.y0)) : max(0, int(b.y1)), max(0, int(b.x0)) : max(0, int(b.x1))] = True
+        x0, y0, x1, y1 = gt
+        return float(mask[y0:y1, x0:x1].mean()), float(mask[y1 - (y1 - y0) // 6 : y1, x0:x1].mean())
+
+    @pytest.mark.parametrize(("height", "who", "width"), [
+        (1080, "astronaut", 850),  # full resolution alone: not found at all
+        (1080, "astronaut", 1000),
+        (1080, "lfw77", 700),  # full resolution alone: 57 % of the face, none of the chin
+        (1080, "lfw77", 1000),
+        (720, "astronaut", 500),  # full resolution alone: 57 % of the face, none of the chin
+    ])
+    def test_a_close_up_is_boxed_brow_to_chin(self, default_faces: CenterFaceDetector, height: int, who: str,
+                                             width: int) -> None:
+        sprite = synth.astronaut(width, 0, 0) if who == "astronaut" else heldout.lfw_of_width(77, width, 0, 0)
+        frame, gt = self._close_up(height, sprite)
+        face, chin = self._covered(default_faces.detect(frame), gt, frame.shape)
+        assert face >= 0.9 and chin >= 0.9, (face, chin)
+        cfg = resolve_policy(str(TEST_POLICIES / "visual-default.yaml")).detect.faces.model_copy(
+            update={"large_input_width": 0})
+        face, chin = self._covered(CenterFaceDetector(cfg, threads=2).detect(frame), gt, frame.shape)
+        assert face < 0.9 or chin < 0.9, "the full-resolution pass alone boxed it: the case shows nothing"
+
+    def test_the_large_look_keeps_the_other_boxes_of_a_face(self, default_faces: CenterFaceDetector) -> None:
+        # The cameraman's turned head at 700 px: the large look's box and the full pass's, both
+        # kept (or one around both), cover more of his face than the full pass's alone.
+        frame, gt = self._close_up(1080, synth.cameraman(700, 0, 0))
+        cfg = default_faces.cfg.model_copy(update={"large_input_width": 0})
+        alone, _ = self._covered(CenterFaceDetector(cfg, threads=2).detect(frame), gt, frame.shape)
+        both, _ = self._covered(default_faces.detect(frame), gt, frame.shape)
+        assert both > alone + 0.05, (alone, both)
+
+    def test_it_finds_nothing_on_real_photographs_without_faces(self, default_faces: CenterFaceDetector,
+                                                                 tmp_path: Path) -> None:
+        # Held-out "texture" (grass, gravel, brick, a cat, a coffee cup, panning): fed at 480 px,
+        # in grey, they scored 0.20-0.30 as 440-890 px faces, under large_threshold.
+        case = next(c for c in heldout.CASES if c.name == "texture")
+        for height in (720, 1080):
+            clip = case.build(tmp_path / f"texture{height}.mp4", height, 40)
+            with av.open(str(clip.path)) as container:
+                frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+            for frame in frames:
+                assert default_faces._large(frame) == []
+                assert default_faces._in_grey(default_faces._large, frame) == []
+
+    def test_between_full_passes_it_looks_only_after_a_close_up(self, default_faces: CenterFaceDetector,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+        # On each interval's first frame always; on the frames between only where that one found
+        # a large face (a close-up lasts; on the bench clip a look on every frame cost 9 %).
+        looks: list[int] = []
+        large = default_faces._large
+        monkeypatch.setattr(default_faces, "_large", lambda frame: looks.append(1) or large(frame))
+        every = default_faces.cfg.full_pass_every
+        empty = heldout.real_background(1920, 1080)
+        for i in range(2 * every):
+            default_faces.at(i)(empty)
+        assert len(looks) == 2
+        looks.clear()
+        close_up, gt = self._close_up(1080, synth.astronaut(850, 0, 0))
+        for i in range(2 * every):
+            face, chin = self._covered(default_faces.at(i)(close_up), gt, close_up.shape)
+            assert face >= 0.9 and chin >= 0.9, (i, face, chin)
+        assert len(looks) == 2 * every
+
+    def test_it_is_skipped_where_the_full_pass_sees_the_frame_small(self, default_faces: CenterFaceDetector) -> None:
+        # 640x360: the full pass is fed 960 px (less than twice 480): a face there is at most
+        # ~360 px at its input, which it boxes itself.
+        frame, _ = self._close_up(360, synth.astronaut(250, 0, 0))
+        assert default_faces._large(frame) == []
+        frame, gt = self._close_up(720, synth.astronaut(500, 0, 0))
+        assert any(_iou((b.x0, b.y0, b.x1, b.y1), gt) > 0.5 for b in default_faces._large(frame))
