@@ -1300,10 +1300,9 @@ class TestLargeFaces:
         """``sprite``'s face in the middle of a real photograph ``height`` high (16:9), cut by the frame."""
         width = height * 16 // 9
         frame = heldout.real_background(width, height)
-        f, img = sprite.face, sprite.image
+        f = sprite.face
         ox, oy = width // 2 - (f[0] + f[2]) // 2, height // 2 - (f[1] + f[3]) // 2
-        x0, y0, x1, y1 = max(0, ox), max(0, oy), min(width, ox + img.shape[1]), min(height, oy + img.shape[0])
-        frame[y0:y1, x0:x1] = img[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+        synth.paste(frame, sprite.image, ox, oy)
         return frame, (max(0, f[0] + ox), max(0, f[1] + oy), min(width, f[2] + ox), min(height, f[3] + oy))
 
     @staticmethod

@@ -1230,11 +1230,14 @@ def _area(r: tuple[int, int, int, int]) -> int:
     return (r[2] - r[0]) * (r[3] - r[1])
 
 
+def _intersection(a: Box, b: Box) -> float:
+    """The area two boxes share."""
+    return max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0)) * max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+
+
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two boxes."""
-    ix = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
-    iy = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
-    inter = ix * iy
+    inter = _intersection(a, b)
     union = a.width * a.height + b.width * b.height - inter
     return inter / union if union > 0 else 0.0
 
@@ -1252,9 +1255,7 @@ def _latest(known: Sequence[tuple[int, Box]]) -> list[tuple[int, Box]]:
 def _within(part: Box, whole: Box) -> bool:
     """Whether ``part`` is one of the boxes a detector gives ``whole``'s face: at least a quarter as
     wide, and LARGE_WITHIN of its area inside (a small face beside a large one is no part of it)."""
-    ix = max(0.0, min(part.x1, whole.x1) - max(part.x0, whole.x0))
-    iy = max(0.0, min(part.y1, whole.y1) - max(part.y0, whole.y0))
-    return part.width >= whole.width / 4 and ix * iy >= LARGE_WITHIN * part.width * part.height
+    return part.width >= whole.width / 4 and _intersection(part, whole) >= LARGE_WITHIN * part.width * part.height
 
 
 def _loosely(outer: Box, face: Box) -> bool:
