@@ -498,6 +498,27 @@ class TestTrackBoxes:
         tracks = associate(dets, cfg, (320, 240))
         assert sorted(t.frames for t in tracks) == [[0, 1, 2], [3]]
 
+    def test_a_sliver_at_the_edge_clear_of_a_track_inside_the_picture_is_not_taken_for_it(self) -> None:
+        # Held-out texture, 720p, visual-thorough: a lone 412x393 false face 200 px in from the left
+        # edge, and nine frames on slivers at that edge (0.1-0.3) near enough by distance. Taken
+        # for the false face's part, each became a 412 px box reaching 357 px out of the picture.
+        cfg = Tracking(pad=0.0, extend_frames=0, hold_frames=0, min_track_hits=1)
+        dets: list[list[Box] | None] = [[] for _ in range(12)]
+        dets[0] = [Box(255, 69, 667, 462, 0.51, "face")]
+        for i in (9, 10, 11):
+            dets[i] = [Box(-9, 150, 12, 171, 0.3, "face")]
+        tracks = associate(dets, cfg, (1280, 720))
+        assert sorted(t.frames for t in tracks) == [[0], [9, 10, 11]]
+        assert max(b.box.x1 - b.box.x0 for f in track_boxes(dets, cfg, 1280, 720)[9:] for b in f) < 30
+        # The same on the far side: at the bottom edge, below a box that stays clear of it.
+        flipped: list[list[Box] | None] = [
+            [Box(b.y0, 720 - b.x1, b.y1, 720 - b.x0, b.score, b.label) for b in f] if f else f for f in dets]
+        assert sorted(t.frames for t in associate(flipped, cfg, (720, 720))) == [[0], [9, 10, 11]]
+        # A face whose prediction runs on past its sliver (it slowed at the edge) keeps its track.
+        slowed: list[list[Box] | None] = [[Box(100 - 40 * i, 150, 160 - 40 * i, 210, 0.9, "face")] for i in range(3)]
+        slowed.append([Box(-9, 160, 25, 200, 0.3, "face")])
+        assert [t.frames for t in associate(slowed, cfg, (1280, 720))] == [[0, 1, 2, 3]]
+
     def test_drops_a_box_that_has_left_the_frame(self) -> None:
         # Extended along its motion, a track runs off the edge; past it there is nothing to cover.
         cfg = Tracking(pad=0.0, extend_frames=3, hold_frames=0)

@@ -266,7 +266,15 @@ def _neg_distance(a: np.ndarray, b: np.ndarray, cut: tuple[bool, bool] = (False,
     beside a plate leaving the frame took over the plate's track, and the plate's last frames
     went uncovered). A cut box may be any part of the object, but along the edge that cuts it
     that part lies where the track has the whole object (a false box beside a face's brow,
-    taken for it, pulled the face's box off its chin); across the edge the face may have slowed.
+    taken for it, pulled the face's box off its chin). Across the edge the face may have slowed,
+    and the prediction run on past the box towards the edge; but a box between the prediction and
+    the edge, clear of it, would have the object jump out faster than its track moves, and is
+    another's. A second box around a real face at the top edge (which had its own track too) was
+    taken for a 530x280 false face on a coffee cup 120 px below it, whose box then jumped up to
+    the edge and was carried on out of the picture at 110 px a frame, 780 px up five frames on
+    (held-out pan-edges, 720p, visual-default); a 20 px sliver at the left edge, joined to a
+    lone 412x393 false face 200 px in, became a 412 px box reaching 357 px out of the picture and
+    was filled between (held-out texture, 720p, visual-thorough).
     """
     if not any(cut):
         for lo, hi in ((0, 2), (1, 3)):
@@ -277,6 +285,10 @@ def _neg_distance(a: np.ndarray, b: np.ndarray, cut: tuple[bool, bool] = (False,
     if across != down:
         lo, hi = (1, 3) if across else (0, 2)  # the axis along the edge
         if min(a[hi], b[hi]) <= max(a[lo], b[lo]):
+            return -np.inf
+    for edge_cut, lo, hi in ((across, 0, 2), (down, 1, 3)):
+        # The box at the low edge (left, top) wholly before the prediction, or at the high one after it.
+        if edge_cut and (b[hi] <= a[lo] if b[lo] <= 0 else b[lo] >= a[hi]):
             return -np.inf
     return -_centre_distance(a, b)
 
