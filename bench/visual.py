@@ -16,7 +16,7 @@ page) whose print it left legible (deface does not look for text: it leaks them 
 ``--faces-only`` adds one with text detection off: the same work deface does.
 
 ``--heldout`` scores the held-out cases instead (tests/visual/heldout.py: 24/30/40 px faces slow
-and fast, rotated, turned, edge-exit, other faces, a panning camera, close-ups, a texture clip with
+and fast, rotated, turned, edge-exit, other faces, a panning camera, close-ups, a crowd, a texture clip with
 no face or text), one clip
 per case and size, one run per tool: per case the face-frames leaked (SSIM ≥ 0.55), untouched
 (≥ 0.85), partly covered (between), the longest leak run of one face, the share of the picture

@@ -49,6 +49,28 @@ class TestAssociate:
         dets: list[list[Box] | None] = [[face(10 + 25 * i, size=20)] for i in range(10)]
         assert len(associate(dets, NO_PAD)) == 1
 
+    def test_a_crowd_keeps_one_track_per_face(self) -> None:
+        # 84 faces in rows, 25-40 px, 45 px apart at the closest, each drifting at its own speed
+        # with jitter, missed now and then: every pair is scored at once (`_overlapping`).
+        rng = random.Random(3)
+        starts = [(40.0 + 85 * (n % 14), 60.0 + 100 * (n // 14), rng.uniform(25, 40), rng.choice([1.0, 1.5, 2.0]))
+                  for n in range(84)]
+        dets: list[list[Box] | None] = []
+        for i in range(30):
+            frame = []
+            for x, y, size, vx in starts:
+                if rng.random() < 0.1:
+                    continue  # missed on this frame
+                jx, jy = rng.uniform(-1, 1), rng.uniform(-1, 1)
+                frame.append(Box(x + vx * i + jx, y + jy, x + vx * i + jx + size, y + jy + size, 0.8, "face"))
+            rng.shuffle(frame)
+            dets.append(frame)
+        tracks = associate(dets, NO_PAD, (1280, 720))
+        assert len(tracks) == 84
+        for t in tracks:
+            lefts = [b.x0 for b in t.boxes]
+            assert max(lefts) - min(lefts) < 2 * 30 + 2 + 10  # one face's drift, never a neighbour's place
+
     def test_faces_and_text_never_share_a_track(self) -> None:
         dets: list[list[Box] | None] = [[face(100), Box(100, 100, 140, 140, 0.9, "text")] for _ in range(5)]
         assert sorted(t.label for t in associate(dets, NO_PAD)) == ["face", "text"]
