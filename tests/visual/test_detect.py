@@ -33,9 +33,11 @@ from redactd.visual.detect import (
     TextDetector,
     YoloOnnxDetector,
     YoloTorchDetector,
+    _intersection,
     _merged,
     _model_size,
     _motion_picture,
+    _overlap,
     build_detector,
     camera_motion,
     changed_regions,
@@ -1380,3 +1382,42 @@ class TestLargeFaces:
         assert default_faces._large(frame) == []
         frame, gt = self._close_up(720, synth.astronaut(500, 0, 0))
         assert any(_iou((b.x0, b.y0, b.x1, b.y1), gt) > 0.5 for b in default_faces._large(frame))
+
+
+class TestHalfLook:
+    """Blurred faces score lower at full resolution than made smaller (``half_look``)."""
+
+    @pytest.mark.parametrize("where", [(0.3, 0.4), (0.6, 0.3)])
+    def test_a_defocused_head_the_full_pass_misses_is_found_at_half_size(self, default_faces: CenterFaceDetector,
+                                                                         where: tuple[float, float]) -> None:
+        # The cameraman's real turned head, 160 px at 1080p, out of focus (a Gaussian of 6 % of
+        # its width): at full resolution CenterFace finds nothing there, in colour or grey.
+        sprite = synth.cameraman(160, 0, 0)
+        frame = heldout.real_background(1920, 1080)
+        x, y = int(where[0] * 1920), int(where[1] * 1080)
+        synth.paste(frame, cv2.GaussianBlur(sprite.image, (0, 0), 0.06 * 160), x, y)
+        f = sprite.face
+        gt = Box(x + f[0], y + f[1], x + f[2], y + f[3], 1.0, "face")
+        grey = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        assert default_faces.cfg.half_look
+        without = CenterFaceDetector(default_faces.cfg.model_copy(update={"half_look": False}), threads=2)
+        for picture in (frame, grey):
+            assert not any(_overlap(b, gt) for b in without.detect(picture))
+            found = [b for b in default_faces.detect(picture) if _overlap(b, gt)]
+            assert found and max(b.score for b in found) >= default_faces.cfg.threshold
+            # ...boxed around the face, not beside it.
+            assert any(_intersection(b, gt) >= 0.5 * gt.width * gt.height for b in found)
+
+    def test_it_finds_nothing_on_real_photographs_without_faces(self, default_faces: CenterFaceDetector,
+                                                                 tmp_path: Path) -> None:
+        # Held-out "texture" (grass, gravel, brick, a cat, a coffee cup): the full pass's frames at half size.
+        case = next(c for c in heldout.CASES if c.name == "texture")
+        for height in (720, 1080):
+            clip = case.build(tmp_path / f"texture{height}.mp4", height, 24)
+            with av.open(str(clip.path)) as container:
+                frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+            for frame in frames[::4]:
+                h, w = frame.shape[:2]
+                pad = default_faces._pad(w, h)
+                padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+                assert default_faces._half(padded, pad, w, h, []) == []
