@@ -1288,6 +1288,13 @@ class TestBuildDetector:
             build_detector(cfg)
 
 
+def _texture_frames(tmp_path: Path, height: int, frames: int) -> list[np.ndarray]:
+    """The frames of held-out "texture" (grass, gravel, brick, a cat, a coffee cup: no face)."""
+    clip = next(c for c in heldout.CASES if c.name == "texture").build(tmp_path / f"texture{height}.mp4", height, frames)
+    with av.open(str(clip.path)) as container:
+        return [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+
+
 @pytest.fixture(scope="module")
 def default_faces() -> CenterFaceDetector:
     return CenterFaceDetector(resolve_policy(str(TEST_POLICIES / "visual-default.yaml")).detect.faces, threads=2)
@@ -1347,12 +1354,8 @@ class TestLargeFaces:
                                                                  tmp_path: Path) -> None:
         # Held-out "texture" (grass, gravel, brick, a cat, a coffee cup, panning): fed at 480 px,
         # in grey, they scored 0.20-0.30 as 440-890 px faces, under large_threshold.
-        case = next(c for c in heldout.CASES if c.name == "texture")
         for height in (720, 1080):
-            clip = case.build(tmp_path / f"texture{height}.mp4", height, 40)
-            with av.open(str(clip.path)) as container:
-                frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
-            for frame in frames:
+            for frame in _texture_frames(tmp_path, height, 40):
                 assert default_faces._large(frame) == []
                 assert default_faces._in_grey(default_faces._large, frame) == []
 
@@ -1410,14 +1413,15 @@ class TestHalfLook:
 
     def test_it_finds_nothing_on_real_photographs_without_faces(self, default_faces: CenterFaceDetector,
                                                                  tmp_path: Path) -> None:
-        # Held-out "texture" (grass, gravel, brick, a cat, a coffee cup): the full pass's frames at half size.
-        case = next(c for c in heldout.CASES if c.name == "texture")
+        # Held-out "texture" (grass, gravel, brick, a cat, a coffee cup): the full pass's frames at
+        # half size, in colour and in grey.
+        def half(frame: np.ndarray) -> list[Box]:
+            h, w = frame.shape[:2]
+            pad = default_faces._pad(w, h)
+            padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+            return default_faces._half(padded, pad, w, h, [])
+
         for height in (720, 1080):
-            clip = case.build(tmp_path / f"texture{height}.mp4", height, 24)
-            with av.open(str(clip.path)) as container:
-                frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
-            for frame in frames[::4]:
-                h, w = frame.shape[:2]
-                pad = default_faces._pad(w, h)
-                padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-                assert default_faces._half(padded, pad, w, h, []) == []
+            for frame in _texture_frames(tmp_path, height, 24)[::4]:
+                assert half(frame) == []
+                assert default_faces._in_grey(half, frame) == []
