@@ -176,7 +176,9 @@ class FaceDetection(_Strict):
     # small photograph blown up). In a crowd at 1080p a 54 px face scored 0.04-0.24 on the full
     # pass, mostly under the 0.2 it needs, and was left untouched on 63 frames; at half that
     # size, 0.17-0.56. Each full pass's frame also fed at half its size adds the faces of 48 px
-    # or more found there that the full pass did not find (the bench clip: 6-8 % more CPU).
+    # or more found there that the full pass did not find (the bench clip: 6-8 % more CPU); one
+    # as large as the large look's counts from ``large_threshold``, as there (a cat and brick
+    # made a 533x864 face at 0.21 at half size).
     half_look: bool = Field(
         False, description="with each full-resolution pass over the whole frame, the frame also at half that size "
                            "(faces of 48 px and more it alone finds are added)"
