@@ -394,12 +394,17 @@ class CenterFaceDetector:
             small = cv2.copyMakeBorder(small, sp, sp, sp, sp, cv2.BORDER_REFLECT_101)
         fx, fy = w / sw, h / sh
         out = []
+        floor = self._large_px(w + 2 * pad, h + 2 * pad)
         for b in self._run(small, -sp, -sp, size):
             box = Box(b.x0 * fx, b.y0 * fy, b.x1 * fx, b.y1 * fy, b.score, b.label, b.turn)
-            if b.score >= self.cfg.large_threshold and b.width >= LARGE_MODEL_PX * small.shape[1] / size[0] \
-                    and _inside(box, w, h):
+            if b.score >= self.cfg.large_threshold and box.width >= floor and _inside(box, w, h):
                 out.append(box)
         return out
+
+    def _large_px(self, pw: int, ph: int) -> float:
+        """How wide (frame pixels) a face must be for the large look to count it, in a frame
+        padded to ``pw``×``ph``: LARGE_MODEL_PX at the look's input (``large_input_width``)."""
+        return LARGE_MODEL_PX * pw / _model_size(pw, ph, self.cfg.large_input_width)[0]
 
     def _tilts_at(self, index: int, part: int, upright: Callable[[np.ndarray], list[Box]]
                   ) -> Callable[[np.ndarray], list[Box]]:
@@ -766,8 +771,7 @@ class CenterFaceDetector:
         ph, pw = padded.shape[:2]
         scale = self._full_size(pw, ph)[0] / pw / 2
         size = _model_size(pw, ph, 0, scale, max_scale=scale)
-        large = LARGE_MODEL_PX * pw / _model_size(pw, ph, self.cfg.large_input_width)[0] \
-            if self.cfg.large_input_width else float("inf")
+        large = self._large_px(pw, ph) if self.cfg.large_input_width else float("inf")
         return [b for b in self._run(padded, -pad, -pad, size, whole=True)
                 if b.width >= SMALL_FACE_PX and (b.width < large or b.score >= self.cfg.large_threshold)
                 and _inside(b, w, h) and not any(_overlap(b, f) for f in found)]
