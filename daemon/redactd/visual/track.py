@@ -184,7 +184,7 @@ class _Associator:
 
     def _lead(self, track: _Track) -> tuple[int, np.ndarray, float] | None:
         """For a track that has just taken its second detection: the nearest lone detection (a track
-        of one) found before its first, within ``max_gap`` frames of its second, where its motion
+        of one) found before its first, at most ``max_gap`` + 1 frames before its second, where its motion
         carried back puts it (the distance match of `push`), or None.
 
         A weak face may be found once, then missed for several frames: with one detection there is
