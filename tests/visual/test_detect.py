@@ -573,6 +573,21 @@ class TestGreyLook:
             assert all(len(set(looks[k : k + 3])) == 2 for k in range(62))
             assert every == 1 or all(looks[k] != looks[k + every] for k in range(0, 64 - every, every))
 
+    def test_the_rotated_passes_of_every_shipped_policy_see_both_looks(self) -> None:
+        # visual-thorough v6 had no grey look and missed a grey face tilted 58 degrees on held-out
+        # tilted-fast (16 face-frames untouched at 720p). With its full pass on every frame the grey
+        # frames are the odd ones: rotated passes on every 2nd frame would all see colour.
+        checked = []
+        for path in sorted(TEST_POLICIES.glob("visual-*.yaml")):
+            faces = resolve_policy(str(path)).detect.faces
+            if not (faces.alternate_grey and faces.tilt_angles):
+                continue
+            looks = {grey_look(k, faces.full_pass_every) for k in range(0, 24 * faces.tilt_every, faces.tilt_every)}
+            assert looks == {False, True}, path.name
+            checked.append(path.stem)
+        assert checked == ["visual-default", "visual-thorough"]
+        assert {grey_look(k, 1) for k in range(0, 48, 2)} == {False}  # what v6's cadence would have done
+
     def test_a_grey_face_on_a_colourful_photograph_is_found_in_the_grey_look(self) -> None:
         # A black-and-white face on real colour photographs: the colour look misses it in some
         # places, the grey look finds it there (36 px LFW faces at 720p, 8 faces x 2 ways x 24
