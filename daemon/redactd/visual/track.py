@@ -132,7 +132,7 @@ class _Associator:
         unmatched = list(range(len(boxes)))
         free = list(self.active)
         # A box cut by the frame's edge has lost size to it: only the distance says it is the same object.
-        cut = [(False, False) if self.frame_size is None else _cut(boxes[i], self.frame_size) for i in range(len(boxes))]
+        cut = [self._cut(b) for b in boxes]
 
         found = [_arr(b) for b in boxes]
         for by_distance in (False, True):
@@ -182,6 +182,10 @@ class _Associator:
             self.tracks.append(track)
             self.active.append(track)
 
+    def _cut(self, box: Box) -> tuple[bool, bool]:
+        """Whether the frame's edge cuts ``box`` across and down (neither, with no frame size)."""
+        return (False, False) if self.frame_size is None else _cut(box, self.frame_size)
+
     def _lead(self, track: _Track) -> tuple[int, np.ndarray, float] | None:
         """For a track that has just taken its second detection: the nearest lone detection (a track
         of one) found before its first, at most ``max_gap`` + 1 frames before its second, where its motion
@@ -210,9 +214,7 @@ class _Associator:
             if start >= f0 or len(lone.frames) != 1 or lone.label != track.label:
                 continue
             back = c0 - np.tile(moves, 2) * (f0 - start)
-            box = lone.boxes[0]
-            closeness = _neg_distance(back, lone.coords[0], (False, False) if self.frame_size is None
-                                      else _cut(box, self.frame_size))
+            closeness = _neg_distance(back, lone.coords[0], self._cut(lone.boxes[0]))
             if closeness > -MAX_CENTRE_DISTANCE and (best is None or closeness > best[0]):
                 best = (closeness, lone)
         if best is None:
@@ -435,7 +437,7 @@ def fill_tracks(
         if first - ahead >= hi or last + behind < lo:
             continue
         if track.lead is not None:
-            _lead(put, track, track.lead, ext, max_gap, (lo, hi))
+            _lead(put, track, track.lead, ext, (lo, hi))
         # One detection either side to spare: a gap or a piece boundary is handled from its left end.
         k_lo = max(0, bisect.bisect_left(track.frames, lo - behind) - 1)
         k_hi = min(len(track.frames), bisect.bisect_right(track.frames, hi + ahead) + 1)
@@ -455,10 +457,8 @@ def fill_tracks(
                 gap = nxt - frame - 1
                 if 0 < gap <= max_gap:
                     # The turn of whichever detection turned further: the larger back-of-head cover.
-                    bridge = max(turn, track.boxes[k + 1].turn, key=abs)
-                    for j in range(max(1, lo - frame), min(gap, hi - 1 - frame) + 1):  # those in lo..hi only
-                        t = j / (gap + 1)
-                        put(frame + j, (1 - t) * coords + t * following, track, 0.0, False, bridge)
+                    _bridge(put, track, frame, nxt, coords, following, max(turn, track.boxes[k + 1].turn, key=abs),
+                            (lo, hi))
                 elif gap > max_gap:
                     # Too long to bridge safely: treat as the end of one piece and the start of
                     # the next, each extended and held.
@@ -469,22 +469,27 @@ def fill_tracks(
     return out
 
 
-def _lead(put: _Put, track: _Track, lead: tuple[int, np.ndarray, float], ext: _Extension, max_gap: int,
-          frames: tuple[int, int]) -> None:
+def _lead(put: _Put, track: _Track, lead: tuple[int, np.ndarray, float], ext: _Extension, frames: tuple[int, int]
+          ) -> None:
     """A track's lead (`_Associator._lead`): its box, the frames between it and the track's first
     detection filled, and an extension backwards from it along the motion between the two. The
     lone detection keeps its own track as well: only ever more cover."""
     start, coords, turn = lead
     first, following = track.frames[0], track.coords[0]
-    lo, hi = frames
-    gap = first - start - 1
-    if gap > max_gap:
-        return
     put(start, coords, track, 0.0, False, turn)
-    for j in range(max(1, lo - start), min(gap, hi - 1 - start) + 1):
-        t = j / (gap + 1)
-        put(start + j, (1 - t) * coords + t * following, track, 0.0, False, turn)
+    _bridge(put, track, start, first, coords, following, turn, frames)
     _extend(put, track, start, coords, (following - coords) / (first - start), -1, ext, 0, turn, frames)
+
+
+def _bridge(put: _Put, track: _Track, frame: int, nxt: int, coords: np.ndarray, following: np.ndarray, turn: float,
+            frames: tuple[int, int]) -> None:
+    """The frames between a box at ``frame`` and the next at ``nxt`` (``following``), interpolated;
+    of those in ``frames`` (lo..hi-1) only: the tracker fills a frame or two at a time."""
+    lo, hi = frames
+    gap = nxt - frame - 1
+    for j in range(max(1, lo - frame), min(gap, hi - 1 - frame) + 1):
+        t = j / (gap + 1)
+        put(frame + j, (1 - t) * coords + t * following, track, 0.0, False, turn)
 
 
 def _leave(put: _Put, track: _Track, k: int, ext: _Extension, max_gap: int, hold: int, frames: tuple[int, int]
