@@ -276,9 +276,8 @@ class CenterFaceDetector:
         self._reference: dict[int, Future[Reference]] = {}
         self._previous_reference: dict[int, Future[Reference]] = {}
         # Per field, with ``follow_camera``: where the frames of this interval and the one before
-        # lie, by frame number: their interval's reference and the map from its pixels to theirs.
-        self._poses: dict[int, dict[int, tuple[Future[Reference], np.ndarray]]] = {}
-        self._poses_lock = threading.Lock()
+        # lie, by frame number (`_Pose`), to come from the thread that runs each frame.
+        self._poses: dict[int, dict[int, Future[_Pose | None]]] = {}
         # Per field, with ``tilt_whole_every`` > 1: the last whole rotated passes' frame, and
         # what they found (each box's ``tilt`` the turn of the pass that found it).
         self._tilt_reference: dict[int, tuple[Future[Reference], Future[list[Box]]]] = {}
@@ -600,8 +599,9 @@ class CenterFaceDetector:
         sources = [*self._interval.get(part, [])[:1], *self._previous.get(part, [])]
         self._interval.setdefault(part, []).append((index, done))
         if changed:
-            return partial(_shared, done, partial(self._changed_pass, index, part, sources, self._reference[part],
-                                                  self._previous_reference.get(part)))
+            poses = self._posed(part, index) if self.cfg.follow_camera else None
+            return partial(_shared, done, partial(self._changed_pass, index, sources, self._reference[part],
+                                                  self._previous_reference.get(part), poses))
         return partial(_shared, done, partial(self._cheap_pass, index, sources))
 
     def _follow(self, part: int, index: int, previous: Future[Reference] | None) -> None:
@@ -611,22 +611,36 @@ class CenterFaceDetector:
             self._previous_reference[part] = previous
         before = self._previous.get(part)
         first = before[0][0] if before else index
-        with self._poses_lock:
-            poses = self._poses.setdefault(part, {})
-            for old in [k for k in poses if k < first]:
-                del poses[old]
-            poses[index] = (self._reference[part], np.eye(3))
+        poses = self._poses.setdefault(part, {})
+        for old in [k for k in poses if k < first]:
+            del poses[old]
+        pose: Future[_Pose | None] = Future()
+        pose.set_result((self._reference[part], np.eye(3)))
+        poses[index] = pose
 
-    def _placed(self, part: int, known: list[tuple[int, Box]], index: int, reference: Future[Reference],
+    def _posed(self, part: int, index: int) -> _Posed:
+        """With ``follow_camera``, on submitting frame ``index`` (between full passes): the poses
+        to come of the frames before it, and its own, to be filled in by the thread that runs it.
+
+        The frame keeps its own copy of the poses before it. A frame still running when the next
+        interval starts, and `_follow` forgets the interval before last, still has the poses of
+        the frames its boxes came from: which thread runs first does not change its boxes."""
+        poses = self._poses.setdefault(part, {})
+        before = dict(poses)
+        poses[index] = Future()
+        return _Posed(before, poses[index])
+
+    @staticmethod
+    def _placed(poses: _Posed, known: list[tuple[int, Box]], index: int, reference: Future[Reference],
                 previous: Future[Reference] | None, motion: np.ndarray) -> list[tuple[int, Box]]:
         """The faces ``known`` (frames ago, box) moved to where the camera's ``motion`` (from the
-        ``reference`` frame to this one) and the poses of the frames that found them put them now;
-        a face from a frame whose pose is not known stays where it was found."""
-        with self._poses_lock:
-            poses = dict(self._poses.get(part, {}))
+        ``reference`` frame to this one) and the ``poses`` of the frames that found them put them
+        now; a face from a frame whose pose is not known stays where it was found. Each of those
+        frames has handed out its boxes, and so its pose: nothing waits here."""
         out = []
         for since, box in known:
-            pose = poses.get(index - since)
+            coming = poses.before.get(index - since)
+            pose = coming.result() if coming is not None else None
             step: np.ndarray | None = None
             if pose is not None and pose[0] is reference:
                 step = motion @ np.linalg.inv(pose[1])
@@ -637,9 +651,8 @@ class CenterFaceDetector:
             out.append((since, box if step is None else moved_box(box, step)))
         return out
 
-    def _changed_pass(self, index: int, part: int, sources: list[tuple[int, Future[list[Box]]]],
-                      reference: Future[Reference], previous: Future[Reference] | None, frame: np.ndarray
-                      ) -> list[Box]:
+    def _changed_pass(self, index: int, sources: list[tuple[int, Future[list[Box]]]], reference: Future[Reference],
+                      previous: Future[Reference] | None, poses: _Posed | None, frame: np.ndarray) -> list[Box]:
         """Full resolution on what changed since the interval's full pass (``sources[0]``, see
         `changed_regions`), with ``roi`` crops around the faces the ``sources`` found that the
         interval's full pass missed, plus the faces it found where nothing changed. Where the
@@ -652,18 +665,21 @@ class CenterFaceDetector:
         720p and sent 5 of its 56 frames between to the full pass; without them the held-out
         cases left no face-frame more untouched (README "The default from v7")."""
         h, w = frame.shape[:2]
-        changes = changes_since(frame, reference.result(), sources[0][1].result())
-        known = [(index - at, box) for at, boxes in sources for box in boxes.result()]
-        if self.cfg.follow_camera:
+        try:
+            changes = changes_since(frame, reference.result(), sources[0][1].result())
+        except BaseException:
+            if poses is not None:
+                poses.own.set_result(None)
+            raise
+        if poses is not None:
             # Where this frame lies, for the frames after it: moved from the reference, or (little
             # changed) where it is; a frame the camera left unexplained gets the full pass below.
             pose = changes.motion if changes.motion is not None else \
                 np.eye(3) if changes.share <= CHANGE_FULL_SHARE else None
-            if pose is not None:
-                with self._poses_lock:
-                    self._poses.setdefault(part, {})[index] = (reference, pose)
-        if changes.motion is not None:
-            known = self._placed(part, known, index, reference, previous, changes.motion)
+            poses.own.set_result(None if pose is None else (reference, pose))
+        known = [(index - at, box) for at, boxes in sources for box in boxes.result()]
+        if changes.motion is not None and poses is not None:
+            known = self._placed(poses, known, index, reference, previous, changes.motion)
         pad = self._pad(w, h)
         pw, ph = w + 2 * pad, h + 2 * pad
         scale = self._full_size(pw, ph)[0] / pw
@@ -1037,6 +1053,20 @@ def moved_box(box: Box, motion: np.ndarray) -> Box:
     x0, y0 = corners.min(axis=0)
     x1, y1 = corners.max(axis=0)
     return replace(box, x0=float(x0), y0=float(y0), x1=float(x1), y1=float(y1))
+
+
+#: Where a frame lies: its interval's reference, and the map (3×3) from the reference's pixels to its own.
+_Pose = tuple[Future[Reference], np.ndarray]
+
+
+@dataclass(frozen=True)
+class _Posed:
+    """A frame's view of the poses (`_Pose`) with ``follow_camera``: those of the frames kept
+    before it when it was submitted, and its own, which its pass fills in (None: the camera
+    left the picture unexplained)."""
+
+    before: dict[int, Future[_Pose | None]]
+    own: Future[_Pose | None]
 
 
 def _cells_first(reference: Future[Reference], follow: bool, run: Callable[[np.ndarray], T], frame: np.ndarray) -> T:
