@@ -155,6 +155,18 @@ class FaceDetection(_Strict):
         0, ge=0, le=8, description="between the rotated passes, look again at the tilted faces they found on every "
                                    "N-th frame (a crop around each, rotated the way that found it; 0: never)"
     )
+    # A small face tilted 30-60 degrees is found by neither the upright pass (from 0.2) nor the
+    # rotated passes, which shrink the turned frame to ``tilt_input_width`` (at 720p a 24-30 px
+    # face reaches them at 18-23 px; at 1080p, 12-15): held-out 24 px faces tilted 45 degrees
+    # were left untouched on every frame at 720p and 1080p. The upright pass does score them,
+    # under its threshold (0.02-0.3), among its surer misses. A crop around each of the N surest
+    # of those small misses, turned ±45 degrees and scaled up so the face reaches the model at
+    # ~36 px, is looked at with each full pass: there they scored 0.6-0.87, and it counts from
+    # ``tilt_threshold``.
+    tilt_unsure: int = Field(
+        0, ge=0, le=32, description="with each full pass, look again at the N surest small faces it scored under its "
+                                    "threshold, each turned ±45 degrees and scaled up (0: never)"
+    )
 
     # CenterFace finds a face well up to ~300 px at its input: at full resolution a close-up
     # (a webcam, an interview, a face filling half a 1080p frame) scores low and its box sits on

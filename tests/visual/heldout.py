@@ -137,6 +137,22 @@ def _small(face_width: int, speed: float) -> Callable[[Path, int, int], synth.Cl
     return build
 
 
+def _small_tilted(face_width: int, speed: float) -> Callable[[Path, int, int], synth.Clip]:
+    """The five small faces of `_small` (``face_width`` px at any frame size), each tilted in the
+    picture plane: 15, -30, 45, -45 and 30 degrees."""
+    def build(path: Path, height: int, frames: int) -> synth.Clip:
+        width = height * 16 // 9
+        sprites = [rotated(sp, degrees) for sp, degrees in
+                   zip(small_faces(face_width, speed, width, height), SMALL_TILTS, strict=True)]
+        return synth.make_clip(path, width, height, frames, sprites, bg=real_background(width, height), crf=18)
+
+    return build
+
+
+#: The tilts of `_small_tilted`'s faces, in `small_faces`' order.
+SMALL_TILTS = (15, -30, 45, -45, 30)
+
+
 def _rotated(path: Path, height: int, frames: int) -> synth.Clip:
     width = height * 16 // 9
     k = height / 720
@@ -412,6 +428,10 @@ CASES: tuple[Case, ...] = (
     Case("face30-slow", _small(30, 1.5)),
     Case("face40-slow", _small(40, 1.5)),
     Case("face30-fast", _small(30, 14.0)),
+    Case("face24-tilted", _small_tilted(24, 1.5)),
+    Case("face24-tilted-fast", _small_tilted(24, 14.0)),
+    Case("face30-tilted", _small_tilted(30, 1.5)),
+    Case("face30-tilted-fast", _small_tilted(30, 14.0)),
     Case("rotated15-45", _rotated),
     Case("turned", _turned),
     Case("tilted60", _tilted60),

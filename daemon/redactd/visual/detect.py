@@ -442,7 +442,9 @@ class CenterFaceDetector:
                 tilt_only.set_exception(exc)
             raise
         if tilt_only is not None:
-            tilt_only.set_result([b for b in turned if not any(_holds(f, b) for f in found)])
+            # With them, the small tilted faces the upright pass's unsure look found (`_unsure`).
+            tilt_only.set_result([b for b in turned if not any(_holds(f, b) for f in found)]
+                                 + [f for f in found if f.tilt])
         return nms(found + turned) if turned else found
 
     def _with_tilt_roi(self, upright: Callable[[np.ndarray], list[Box]], index: int,
@@ -470,7 +472,8 @@ class CenterFaceDetector:
                     looked.setdefault(b.tilt, []).append((min(since, self.TILT_ROI_MAX_FRAMES), b))
             again: list[Box] = []
             for d, faces in looked.items():
-                scale = min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, abs(d)))
+                # A small face the unsure look found is looked at as it was found there: scaled up.
+                scale = 2.0 if abs(d) == UNSURE_TILT else self._tilt_scale(w, h, abs(d))
                 for (x0, y0, x1, y1), s in self._crops(faces, 0.0, scale, w, h, 0, self.TILT_ROI_MARGIN,
                                                        self.TILT_ROI_MARGIN_PER_FRAME):
                     again.extend(b.shifted(x0, y0) for b in
@@ -478,7 +481,8 @@ class CenterFaceDetector:
         except BaseException as exc:
             done.set_exception(exc)
             raise
-        done.set_result([*kept.values(), *again])
+        # The small tilted faces the upright pass's unsure look found here are followed too.
+        done.set_result([*kept.values(), *again, *(f for f in found if f.tilt and id(f) not in kept)])
         return nms(found + again) if again else found
 
     def _tilted_at(self, index: int, part: int) -> Callable[[np.ndarray], list[Box]]:
@@ -513,16 +517,21 @@ class CenterFaceDetector:
         if sum(_turned_area(x1 - x0, y1 - y0, a) for a, pieces in looks.items() for x0, y0, x1, y1 in pieces) \
                 > CROPS_FULL_SHARE * sum(_turned_area(w, h, a) for a in self.cfg.tilt_angles):
             return self._tilted_all(frame)
-        scales = {a: min(1.0, self.cfg.tilt_input_width / _turned_width(w, h, a)) for a in self.cfg.tilt_angles}
+        scales = {a: self._tilt_scale(w, h, a) for a in self.cfg.tilt_angles}
         found = [b.shifted(x0, y0) for a, pieces in looks.items() for x0, y0, x1, y1 in pieces
                  for b in self._tilted(frame[y0:y1, x0:x1], a, scales[a])]
         return changes.settled(found, changes.boxes)
+
+    def _tilt_scale(self, w: int, h: int, angle: float) -> float:
+        """The scale a ``w``×``h`` frame turned by ``angle`` is fed at: ``tilt_input_width`` over the
+        turned frame's width, up to TILT_MAX_UPSCALE (`_tilted`)."""
+        return min(TILT_MAX_UPSCALE, self.cfg.tilt_input_width / _turned_width(w, h, angle))
 
     def _tilted(self, frame: np.ndarray, angle: float, scale: float | None = None,
                 turns: tuple[int, ...] = (1, -1)) -> list[Box]:
         """Faces found in ``frame`` rotated by ``angle`` and by ``-angle`` (anticlockwise; ``turns``
         picks the signs), each on a canvas that holds the frame whole, fed at ``tilt_input_width``
-        or at ``scale``, and mapped back as the upright box around its face's ellipse turned back;
+        (a small frame's canvas scaled up to it, at most TILT_MAX_UPSCALE) or at ``scale``, and mapped back as the upright box around its face's ellipse turned back;
         each with the turn that found it (degrees, anticlockwise).
 
         The frame is shrunk once for both turns (area-averaged), and each turn is drawn straight
@@ -535,7 +544,8 @@ class CenterFaceDetector:
         cw, ch = _turned_width(w, h, angle), _turned_width(h, w, angle)
         whole = scale is None
         iw, ih = int(np.ceil(cw)), int(np.ceil(ch))
-        size = _model_size(iw, ih, self.cfg.tilt_input_width) if scale is None \
+        up = min(TILT_MAX_UPSCALE, self.cfg.tilt_input_width / iw)
+        size = _model_size(iw, ih, self.cfg.tilt_input_width, up, max_scale=max(1.0, up)) if scale is None \
             else _model_size(iw, ih, 0, scale, max_scale=scale)
         mw, mh = size
         # One scale both ways, so that the turned frame fits the input whole.
@@ -757,22 +767,49 @@ class CenterFaceDetector:
     def _full_pass(self, frame: np.ndarray) -> list[Box]:
         h, w = frame.shape[:2]
         pad = self._pad(w, h)
+        unsure: list[Box] | None = [] if self.cfg.tilt_unsure else None
         if pad:
             # Mirrored outwards, a face cut by the edge is seen whole. Its box keeps the part
             # outside the frame (the whole face's shape and motion); one wholly outside is a mirror image.
             padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-            found = [b for b in self._run(padded, -pad, -pad, self._full_size(w + 2 * pad, h + 2 * pad), whole=True)
-                     if _inside(b, w, h)]
+            found = [b for b in self._run(padded, -pad, -pad, self._full_size(w + 2 * pad, h + 2 * pad), whole=True,
+                                          unsure=unsure) if _inside(b, w, h)]
         else:
-            padded, found = frame, self._run(frame, 0, 0, self._full_size(w, h), whole=True)
+            padded, found = frame, self._run(frame, 0, 0, self._full_size(w, h), whole=True, unsure=unsure)
         if self.cfg.half_look:
             found += self._half(padded, pad, w, h, found)
+        if unsure:
+            found += self._unsure(frame, unsure, found)
         if self.cfg.tiles > 1:
             for x0, y0, x1, y1 in tiles(w, h, self.cfg.tiles):
                 tile = frame[y0:y1, x0:x1]
                 found.extend(self._run(tile, x0, y0, self._full_size(x1 - x0, y1 - y0), whole=True))
             found = nms(found)
         return found
+
+    def _unsure(self, frame: np.ndarray, unsure: list[Box], found: list[Box]) -> list[Box]:
+        """The unsure look (``tilt_unsure``): small faces tilted 30-60 degrees, which the full pass
+        scores under its threshold and the rotated passes see too small. The ``tilt_unsure``
+        surest of the full pass's ``unsure`` boxes of UNSURE_MIN_PX-UNSURE_MAX_PX that overlap none it
+        ``found``, each looked at again in a crop around it (UNSURE_MARGIN of its size each side),
+        turned ±UNSURE_TILT degrees and scaled up so that it reaches the model at UNSURE_MODEL_PX
+        (at most 2x); the faces found there from ``tilt_threshold``, as on the rotated passes."""
+        h, w = frame.shape[:2]
+        small = [b for b in unsure if UNSURE_MIN_PX <= max(b.width, b.height) <= UNSURE_MAX_PX and _inside(b, w, h)
+                 and not any(_overlap(b, f) for f in found)]
+        out: list[Box] = []
+        for b in sorted(small, key=lambda b: -b.score)[:self.cfg.tilt_unsure]:
+            size = max(b.width, b.height, 1.0)
+            half = max(MODEL_FACE_PX, (0.5 + UNSURE_MARGIN) * size)
+            cx, cy = (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2
+            x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+            x1, y1 = min(w, int(cx + half) + 1), min(h, int(cy + half) + 1)
+            if x1 - x0 < 16 or y1 - y0 < 16:
+                continue
+            scale = min(2.0, max(1.0, UNSURE_MODEL_PX / size))
+            out.extend(f.shifted(x0, y0) for f in self._tilted(frame[y0:y1, x0:x1], UNSURE_TILT, scale))
+        # A crop beside a face the full pass found may find that face again, turned.
+        return [b for b in nms(out) if not any(_overlap(b, f) for f in found)]
 
     def _half(self, padded: np.ndarray, pad: int, w: int, h: int, found: list[Box]) -> list[Box]:
         """The half look (``half_look``): the frame as the full pass saw it (``padded`` by ``pad``
@@ -799,9 +836,11 @@ class CenterFaceDetector:
         return _model_size(w, h, self.cfg.input_width, max(self.cfg.min_scale, need),
                            max_scale=min(2.0, max(1.0, need)))
 
-    def _run(self, img: np.ndarray, off_x: int, off_y: int, size: tuple[int, int], whole: bool = False) -> list[Box]:
+    def _run(self, img: np.ndarray, off_x: int, off_y: int, size: tuple[int, int], whole: bool = False,
+             unsure: list[Box] | None = None) -> list[Box]:
         """Faces in ``img`` fed at ``size``, offset by (``off_x``, ``off_y``); ``whole``: a pass
-        over the whole frame, which later frames may wait for (see the constructor)."""
+        over the whole frame, which later frames may wait for (see the constructor). ``unsure``
+        takes the boxes scored under the threshold from UNSURE_FLOOR (`_unsure`)."""
         h, w = img.shape[:2]
         mw, mh = size
         interp = cv2.INTER_AREA if mw <= w else cv2.INTER_LINEAR
@@ -816,7 +855,8 @@ class CenterFaceDetector:
         except Exception as exc:
             raise DetectError(f"CenterFace inference failed: {exc}") from exc
         heat = heat[0, 0]
-        ys, xs = np.nonzero(heat > min(self.cfg.threshold, self.cfg.small_threshold))
+        floor = min(self.cfg.threshold, self.cfg.small_threshold)
+        ys, xs = np.nonzero(heat > (floor if unsure is None else min(floor, UNSURE_FLOOR)))
         if len(ys) == 0:
             return []
         sh = np.exp(scale[0, 0, ys, xs]) * 4
@@ -825,25 +865,47 @@ class CenterFaceDetector:
         cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
         fx, fy = w / mw, h / mh
         # A small face counts from the lower threshold (small faces score low).
-        keep = (heat[ys, xs] > self.cfg.threshold) | (sw * fx < SMALL_FACE_PX)
+        scores = heat[ys, xs]
+        keep = (scores > self.cfg.threshold) | ((sw * fx < SMALL_FACE_PX) & (scores > self.cfg.small_threshold))
         # Landmarks are (y, x) pairs in box heights and widths from the box's top left corner:
         # eyes, nose, mouth corners. The nose off the eyes' midpoint says how far the face turns.
         turn = marks[0, 5, ys, xs] - (marks[0, 1, ys, xs] + marks[0, 3, ys, xs]) / 2
-        boxes = [
-            Box(
-                float(np.clip((x - bw / 2) * fx, 0, w)) + off_x,
-                float(np.clip((y - bh / 2) * fy, 0, h)) + off_y,
-                float(np.clip((x + bw / 2) * fx, 0, w)) + off_x,
-                float(np.clip((y + bh / 2) * fy, 0, h)) + off_y,
-                float(s),
-                "face",
-                float(t),
-            )
-            for x, y, bw, bh, s, t in zip(cx[keep], cy[keep], sw[keep], sh[keep], heat[ys, xs][keep], turn[keep],
-                                          strict=True)
-        ]
-        return nms(boxes)
+        def made(sel: np.ndarray) -> list[Box]:
+            return [
+                Box(
+                    float(np.clip((x - bw / 2) * fx, 0, w)) + off_x,
+                    float(np.clip((y - bh / 2) * fy, 0, h)) + off_y,
+                    float(np.clip((x + bw / 2) * fx, 0, w)) + off_x,
+                    float(np.clip((y + bh / 2) * fy, 0, h)) + off_y,
+                    float(s),
+                    "face",
+                    float(t),
+                )
+                for x, y, bw, bh, s, t in zip(cx[sel], cy[sel], sw[sel], sh[sel], scores[sel], turn[sel], strict=True)
+            ]
+        if unsure is not None:
+            unsure.extend(nms(made(~keep)))
+        return nms(made(keep))
 
+
+#: The unsure look (``tilt_unsure``) takes the full pass's boxes under its threshold from this
+#: score (a small face tilted 45 degrees: 0.02-0.3 at 720p, from 0.019 at 1080p)...
+UNSURE_FLOOR = 0.01
+#: ...from this size up to the next (frame pixels: larger tilted faces are the rotated passes')...
+UNSURE_MIN_PX = 16
+UNSURE_MAX_PX = 64
+#: ...looks at each in a crop with this share of its size around it on each side...
+UNSURE_MARGIN = 0.7
+#: ...turned this many degrees each way...
+UNSURE_TILT = 45.0
+#: ...and scaled up (at most 2x) so that it reaches the model this wide.
+UNSURE_MODEL_PX = 36
+
+#: The rotated passes feed a small frame's turned canvas at up to this many times its size, to
+#: reach ``tilt_input_width``: at 360p a 30 px face tilted 45 degrees reached the model at 30 px
+#: and scored 0-0.52 on the rotated passes (under the 0.5 they count from), and at 1.5x 0.33-0.78;
+#: at 720p the canvas is shrunk to that width, and the same face, 60 px, reaches it at ~45 px.
+TILT_MAX_UPSCALE = 2.0
 
 #: The large look (``large_input_width``) adds the faces reaching it at this width or more:
 #: smaller ones are the full pass's, which sees them larger...
