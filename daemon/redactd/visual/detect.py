@@ -473,7 +473,7 @@ class CenterFaceDetector:
             again: list[Box] = []
             for d, faces in looked.items():
                 # A small face the unsure look found is looked at as it was found there: scaled up.
-                scale = 2.0 if abs(d) == UNSURE_TILT else self._tilt_scale(w, h, abs(d))
+                scale = TILT_MAX_UPSCALE if abs(d) == UNSURE_TILT else self._tilt_scale(w, h, abs(d))
                 for (x0, y0, x1, y1), s in self._crops(faces, 0.0, scale, w, h, 0, self.TILT_ROI_MARGIN,
                                                        self.TILT_ROI_MARGIN_PER_FRAME):
                     again.extend(b.shifted(x0, y0) for b in
@@ -531,8 +531,9 @@ class CenterFaceDetector:
                 turns: tuple[int, ...] = (1, -1)) -> list[Box]:
         """Faces found in ``frame`` rotated by ``angle`` and by ``-angle`` (anticlockwise; ``turns``
         picks the signs), each on a canvas that holds the frame whole, fed at ``tilt_input_width``
-        (a small frame's canvas scaled up to it, at most TILT_MAX_UPSCALE) or at ``scale``, and mapped back as the upright box around its face's ellipse turned back;
-        each with the turn that found it (degrees, anticlockwise).
+        (a small frame's canvas scaled up to it, at most TILT_MAX_UPSCALE) or at ``scale``, and
+        mapped back as the upright box around its face's ellipse turned back; each with the turn
+        that found it (degrees, anticlockwise).
 
         The frame is shrunk once for both turns (area-averaged), and each turn is drawn straight
         onto the model's input: rotating first made a canvas twice the frame's size, which then
@@ -793,7 +794,9 @@ class CenterFaceDetector:
         surest of the full pass's ``unsure`` boxes of UNSURE_MIN_PX-UNSURE_MAX_PX that overlap none it
         ``found``, each looked at again in a crop around it (UNSURE_MARGIN of its size each side),
         turned ±UNSURE_TILT degrees and scaled up so that it reaches the model at UNSURE_MODEL_PX
-        (at most 2x); the faces found there from ``tilt_threshold``, as on the rotated passes."""
+        (at most TILT_MAX_UPSCALE); the faces found there from ``tilt_threshold``, as on the
+        rotated passes. (`_run` picked the ``unsure`` boxes by size before clipping them to the
+        frame; the size is checked again on the clipped boxes.)"""
         h, w = frame.shape[:2]
         small = [b for b in unsure if UNSURE_MIN_PX <= max(b.width, b.height) <= UNSURE_MAX_PX and _inside(b, w, h)
                  and not any(_overlap(b, f) for f in found)]
@@ -806,7 +809,7 @@ class CenterFaceDetector:
             x1, y1 = min(w, int(cx + half) + 1), min(h, int(cy + half) + 1)
             if x1 - x0 < 16 or y1 - y0 < 16:
                 continue
-            scale = min(2.0, max(1.0, UNSURE_MODEL_PX / size))
+            scale = min(TILT_MAX_UPSCALE, max(1.0, UNSURE_MODEL_PX / size))
             out.extend(f.shifted(x0, y0) for f in self._tilted(frame[y0:y1, x0:x1], UNSURE_TILT, scale))
         # A crop beside a face the full pass found may find that face again, turned.
         return [b for b in nms(out) if not any(_overlap(b, f) for f in found)]
