@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import weakref
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,6 +26,7 @@ from redactd.visual.detect import (
     CENTERFACE_SHA256,
     CHANGE_FULL_SHARE,
     CROPS_FULL_SHARE,
+    TILT_MAX_UPSCALE,
     Box,
     CenterFaceDetector,
     CompositeDetector,
@@ -38,6 +39,7 @@ from redactd.visual.detect import (
     _model_size,
     _motion_picture,
     _overlap,
+    _turned_width,
     build_detector,
     camera_motion,
     changed_regions,
@@ -459,6 +461,47 @@ class TestTiltedFaces:
             best = max(_found_at(want, gt), key=lambda b: b.score)
             assert got.score >= best.score - 0.15, (got, best)
             assert _iou((got.x0, got.y0, got.x1, got.y1), (best.x0, best.y0, best.x1, best.y1)) >= 0.85, (got, best)
+
+    def test_between_rotated_passes_a_small_tilted_face_is_looked_at_again_scaled_up(self) -> None:
+        # At 1080p the rotated passes see the frame at about half size (960 px wide turned), and a
+        # tilted face they found was looked at again at that scale: a 40-48 px face reached the
+        # model at 20-24 px, where it is rarely found. Only the unsure look's faces (at 45 degrees)
+        # were scaled up, told apart by their angle. Now any tilted face of the unsure look's sizes
+        # (UNSURE_MAX_PX or less) is, whoever found it, as crops around upright faces are (to twice
+        # ROI_BELOW_MODEL_PX, at most TILT_MAX_UPSCALE): eight real faces tilted ±60 degrees, in
+        # colour and grey, each given as found two frames before.
+        det = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,), int8=True), threads=1)
+        width, height = 1920, 1080
+        pass_scale = det._tilt_scale(width, height, 60)
+        assert pass_scale < 0.6
+        calls = _counting(det)
+        again = at_pass_scale = looks = 0
+        for face_px in (40, 48):
+            for degrees in (60, -60):
+                for grey in (False, True):
+                    frame, gts = _small_tilted_frame(width, height, face_px, degrees, grey)
+                    sign = 1 if degrees > 0 else -1
+                    for gt in gts:
+                        source: Future[list[Box]] = Future()
+                        source.set_result([Box(*map(float, gt), 0.9, "face", 0.0, 60.0 * sign)])
+                        calls.clear()
+                        found = det._with_tilt_roi(lambda _: [], 2, [(0, source)], Future(), frame)
+                        looks += 1
+                        again += bool(_found_at(found, gt))
+                        # Its crop (the face's box, a margin grown by two frames) turned, and fed
+                        # scaled up (give or take rounding to 32).
+                        size = max(gt[2] - gt[0], gt[3] - gt[1])
+                        half = size * (0.5 + det.TILT_ROI_MARGIN + 2 * det.TILT_ROI_MARGIN_PER_FRAME)
+                        cx, cy = (gt[0] + gt[2]) / 2, (gt[1] + gt[3]) / 2
+                        x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+                        crop = frame[y0:int(cy + half) + 1, x0:int(cx + half) + 1]
+                        ((mw, _),) = calls
+                        want = min(TILT_MAX_UPSCALE, 2 * det.ROI_BELOW_MODEL_PX / size)
+                        assert mw / _turned_width(crop.shape[1], crop.shape[0], 60) >= 0.9 * want
+                        # The same crop at the rotated passes' scale.
+                        at_pass_scale += bool(_found_at([b.shifted(x0, y0) for b in
+                                                         det._tilted(crop, 60, pass_scale, (sign,))], gt))
+        assert again >= at_pass_scale + looks // 8, (again, at_pass_scale, looks)
 
     def test_a_moving_camera_gets_the_whole_rotated_passes(self) -> None:
         det = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,), tilt_every=4, tilt_whole_every=3,

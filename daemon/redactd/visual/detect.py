@@ -453,10 +453,11 @@ class CenterFaceDetector:
         """``upright(frame)``, and a look again at each tilted face the ``sources`` (frame number,
         faces to come) found that the upright pass does not find here as surely: a crop around
         where it was last found (`_crops`: a margin that grows with the frames since, fed at the
-        rotated whole pass's scale or less), rotated the one way that found it. A tilted face that moves is so
-        found on every ``tilt_roi_every``-th frame, not only on the rotated passes' cadence, at a
-        small part of their cost. What is found (or what the upright pass found in its place)
-        goes to ``done``, for the frames after."""
+        rotated whole pass's scale or less, a face of UNSURE_MAX_PX or less scaled up as far as
+        TILT_MAX_UPSCALE, whoever found it), rotated the one way that found it. A tilted face that
+        moves is so found on every ``tilt_roi_every``-th frame, not only on the rotated passes'
+        cadence, at a small part of their cost. What is found (or what the upright pass found in
+        its place) goes to ``done``, for the frames after."""
         try:
             found = upright(frame)
             h, w = frame.shape[:2]
@@ -472,10 +473,9 @@ class CenterFaceDetector:
                     looked.setdefault(b.tilt, []).append((min(since, self.TILT_ROI_MAX_FRAMES), b))
             again: list[Box] = []
             for d, faces in looked.items():
-                # A small face the unsure look found is looked at as it was found there: scaled up.
-                scale = TILT_MAX_UPSCALE if abs(d) == UNSURE_TILT else self._tilt_scale(w, h, abs(d))
-                for (x0, y0, x1, y1), s in self._crops(faces, 0.0, scale, w, h, 0, self.TILT_ROI_MARGIN,
-                                                       self.TILT_ROI_MARGIN_PER_FRAME):
+                for (x0, y0, x1, y1), s in self._crops(faces, 0.0, self._tilt_scale(w, h, abs(d)), w, h, 0,
+                                                       self.TILT_ROI_MARGIN, self.TILT_ROI_MARGIN_PER_FRAME,
+                                                       small_px=UNSURE_MAX_PX):
                     again.extend(b.shifted(x0, y0) for b in
                                  self._tilted(frame[y0:y1, x0:x1], abs(d), s, (1 if d > 0 else -1,)))
         except BaseException as exc:
@@ -742,18 +742,19 @@ class CenterFaceDetector:
         return [b for b in found if _inside(b, w, h)]
 
     def _crops(self, known: list[tuple[int, Box]], cheap_scale: float, full_scale: float, pw: int, ph: int, pad: int,
-               margin: float = ROI_MARGIN, per_frame: float = ROI_MARGIN_PER_FRAME
+               margin: float = ROI_MARGIN, per_frame: float = ROI_MARGIN_PER_FRAME, small_px: float = 0.0
                ) -> list[tuple[tuple[int, int, int, int], float]]:
         """Crops (in padded-frame pixels) around the faces ``known`` (frames ago, box) too small
-        for a pass at ``cheap_scale`` (at 0, all of them), each with its scale: the full pass's,
-        or less where that still shows the face at twice ROI_BELOW_MODEL_PX (its box is then the more exact one). A face seen in several frames gets
-        one crop, around its latest box."""
+        for a pass at ``cheap_scale`` (at 0, all of them), each with its scale: the full pass's
+        (for a face of ``small_px`` or less, up to TILT_MAX_UPSCALE), or less where that still
+        shows the face at twice ROI_BELOW_MODEL_PX (its box is then the more exact one). A face
+        seen in several frames gets one crop, around its latest box."""
         crops: list[tuple[tuple[int, int, int, int], float]] = []
         for since, b in _latest(known):
             size = max(b.width, b.height)
             if size * cheap_scale >= self.ROI_BELOW_MODEL_PX:
                 continue
-            scale = min(full_scale, 2 * self.ROI_BELOW_MODEL_PX / max(size, 1.0))
+            scale = min(TILT_MAX_UPSCALE if size <= small_px else full_scale, 2 * self.ROI_BELOW_MODEL_PX / max(size, 1.0))
             half = max(self.ROI_MIN_PX / 2, size * (0.5 + margin + per_frame * since))
             cx, cy = (b.x0 + b.x1) / 2 + pad, (b.y0 + b.y1) / 2 + pad
             x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
