@@ -204,6 +204,29 @@ class TestTrackBoxes:
         # Not beyond: the box as drawn leaves a frame after the face, then holds five frames.
         assert not any(out[60 + 1 + Tracking().hold_frames + 1:])
 
+    def test_a_face_never_whole_in_the_picture_is_covered_along_its_boxes_inner_side_until_it_has_left(self) -> None:
+        # Drawn held-out set 41, "edges", 720p: a real 39 px face leaves through the top edge at
+        # 1 px a frame (its face box: x 677..716, y 6 - i .. 45 - i), cut by the edge from the
+        # clip's first frame, so there was no motion while whole to carry its box out. With the
+        # mirrored pad its boxes stay centred on the edge (the face and its mirror image); their
+        # inner side moves up with it. Last found on frame 19 with 27 px of it in the picture,
+        # its box was extended where it was, and its last 16 to 8 px showed, untouched, on frames
+        # 30-38. These are the detector's boxes of that run.
+        seen = {0: (674.8, -2.5, 712.9, 47.0), 1: (673.8, -6.0, 713.1, 49.3), 2: (674.2, -7.7, 712.5, 50.1),
+                3: (673.5, -12.0, 713.6, 47.3), 4: (675.2, -6.7, 712.4, 42.9), 5: (674.2, -9.6, 712.5, 44.7),
+                6: (674.0, -13.5, 712.3, 42.1), 7: (673.3, -15.3, 713.4, 42.9), 8: (674.6, -12.2, 712.7, 39.7),
+                9: (673.6, -15.7, 712.8, 42.5), 10: (673.5, -19.5, 712.8, 40.0), 11: (674.2, -19.1, 712.5, 39.0),
+                12: (675.0, -17.2, 713.1, 37.1), 13: (673.6, -19.3, 712.8, 38.9), 14: (674.1, -22.1, 712.4, 34.8),
+                15: (675.5, -21.6, 711.2, 34.0), 16: (675.8, -18.6, 712.2, 30.9), 17: (675.8, -18.6, 712.2, 30.9),
+                18: (674.6, -18.7, 712.0, 32.1), 19: (673.6, -19.4, 712.8, 32.6)}
+        dets: list[list[Box] | None] = [[Box(*seen[i], 0.5, "face")] if i in seen else [] for i in range(75)]
+        out = track_boxes(dets, Tracking(), 1280, 720)  # the policies' tracking
+        for i in range(20, 45):  # until the face has left (45 - i reaches 0 on frame 45)
+            assert any(b.box.x0 <= 677 and b.box.x1 >= 716 and b.box.y0 <= 0 and b.box.y1 >= 45 - i
+                       for b in out[i]), (i, out[i])
+        # Not on and on: within twice max_gap and the hold of its last detection.
+        assert not any(out[19 + 2 * Tracking().max_gap + Tracking().hold_frames + 1:])
+
     def test_a_face_leaving_whose_track_a_false_box_took_last_is_covered_until_it_has_left(self) -> None:
         # Drawn held-out set 9 "edges", 720p: a 156 px face leaves through the top edge at 5.5 px
         # a frame and is last found on frame 37. On frame 38 a false 0.23 box below and to its

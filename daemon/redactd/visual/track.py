@@ -513,6 +513,9 @@ def _leave(put: _Put, track: _Track, k: int, ext: _Extension, max_gap: int, hold
     whole = _whole_motion(track, k, ext, max_gap)
     if whole is not None and not np.allclose(whole, short):
         _extend(put, track, frame, coords, whole, +1, ext, hold, turn, frames, far=True)
+    elif whole is None and (inner := _exit_motion(track, k, ext, max_gap)) is not None \
+            and not np.allclose(inner, short):
+        _extend(put, track, frame, coords, inner, +1, ext, hold, turn, frames, far=True)
     if frame in track.predicted and k > 0:
         _extend(put, track, frame, track.predicted[frame], _velocity(track, k - 1, +1), +1, ext, hold,
                 track.boxes[k - 1].turn, frames)
@@ -550,17 +553,39 @@ def _entry_motion(track: _Track, k: int, ext: _Extension, max_gap: int) -> np.nd
     piece's detections within ENTRY_SPAN frames, three at least over a third of it), where it
     comes in through that edge; else None. What the detector boxes of a face coming in is what
     shows of it: the side at the edge stays there, and the inner side moves in with the face."""
+    return _edge_motion(track, k, ext, max_gap, -1)
+
+
+def _exit_motion(track: _Track, k: int, ext: _Extension, max_gap: int) -> np.ndarray | None:
+    """`_entry_motion` the other way: where detection ``k`` ends a piece of the track and is cut
+    by the frame's edge, the motion of its boxes' inner side over the piece's detections within
+    ENTRY_SPAN frames before it, where that leaves through the edge; else None.
+
+    For a face that was never whole in the picture while its track ran (`_whole_motion` has
+    nothing to go by): a 39 px face leaving through the top edge at 1 px a frame, whole against
+    it when the clip began, was boxed whole with the mirrored pad, its box's centre held at the
+    edge by its mirror image, and last found on frame 19 with 27 px of it in the picture; the
+    extension stayed where it was found, and its last 16 to 8 px were left untouched on frames
+    30-38 (drawn held-out set 41, "edges", 720p)."""
+    return _edge_motion(track, k, ext, max_gap, +1)
+
+
+def _edge_motion(track: _Track, k: int, ext: _Extension, max_gap: int, direction: int) -> np.ndarray | None:
+    """`_entry_motion` (``direction`` -1: fitted over the detections after ``k``) or `_exit_motion`
+    (+1: before it)."""
     box = track.coords[k]
     if not ext.cut(box):
         return None
-    j = k + 1
-    while (j < len(track.frames) and track.frames[j] - track.frames[k] <= ENTRY_SPAN
-           and track.frames[j] - track.frames[j - 1] - 1 <= max_gap):
-        j += 1
-    times = np.array(track.frames[k:j], dtype=float)
+    step = -direction
+    j = k
+    while (0 <= j + step < len(track.frames) and abs(track.frames[j + step] - track.frames[k]) <= ENTRY_SPAN
+           and abs(track.frames[j + step] - track.frames[j]) - 1 <= max_gap):
+        j += step
+    lo, hi = min(j, k), max(j, k) + 1
+    times = np.array(track.frames[lo:hi], dtype=float)
     if len(times) < 3 or times[-1] - times[0] < ENTRY_SPAN / 3:
         return None
-    slope = np.polyfit(times, np.array(track.coords[k:j]), 1)[0]  # per coordinate
+    slope = np.polyfit(times, np.array(track.coords[lo:hi]), 1)[0]  # per coordinate
     left, top, right, bottom = ext.sides(box)
 
     def shared(a: float, b: float) -> float:
@@ -571,7 +596,7 @@ def _entry_motion(track: _Track, k: int, ext: _Extension, max_gap: int) -> np.nd
     vx = slope[2] if left and not right else slope[0] if right and not left else shared(slope[0], slope[2])
     vy = slope[3] if top and not bottom else slope[1] if bottom and not top else shared(slope[1], slope[3])
     motion = np.array([vx, vy, vx, vy])
-    return motion if ext.heads_out(box, motion, -1) else None
+    return motion if ext.heads_out(box, motion, direction) else None
 
 
 def _whole_motion(track: _Track, k: int, ext: _Extension, max_gap: int) -> np.ndarray | None:
