@@ -754,7 +754,8 @@ class CenterFaceDetector:
             size = max(b.width, b.height)
             if size * cheap_scale >= self.ROI_BELOW_MODEL_PX:
                 continue
-            scale = min(TILT_MAX_UPSCALE if size <= small_px else full_scale, 2 * self.ROI_BELOW_MODEL_PX / max(size, 1.0))
+            cap = TILT_MAX_UPSCALE if size <= small_px else full_scale
+            scale = min(cap, 2 * self.ROI_BELOW_MODEL_PX / max(size, 1.0))
             half = max(self.ROI_MIN_PX / 2, size * (0.5 + margin + per_frame * since))
             cx, cy = (b.x0 + b.x1) / 2 + pad, (b.y0 + b.y1) / 2 + pad
             x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))

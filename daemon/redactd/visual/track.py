@@ -379,8 +379,8 @@ def _reach(cfg: Tracking, step: int) -> int:
     return cfg.max_gap + 1 + step
 
 
-#: Along a motion measured over many frames (`_whole_motion`, `_entry_motion`), an extension at
-#: the edge may run this many times `_edge_extend` (see `_extend`).
+#: Along a motion measured over many frames (`_whole_motion`, `_entry_motion`, `_exit_motion`), an
+#: extension at the edge may run this many times `_edge_extend` (see `_extend`).
 FAR_RUNS = 2
 
 
@@ -496,7 +496,8 @@ def _leave(put: _Put, track: _Track, k: int, ext: _Extension, max_gap: int, hold
            ) -> None:
     """`_extend` forwards from detection ``k``, where the track (or a piece of it) ends; where
     that box is cut by the frame's edge, also along the motion the face had while it was last
-    whole in the picture (`_whole_motion`); and where distance alone joined that box to the
+    whole in the picture (`_whole_motion`), or, where it never was, along its boxes' inner side
+    (`_exit_motion`); and where distance alone joined that box to the
     track, also from where the track predicted the face, along the motion it had before.
     Only ever more cover: every extension is drawn.
 
@@ -589,7 +590,8 @@ def _edge_motion(track: _Track, k: int, ext: _Extension, max_gap: int, direction
     left, top, right, bottom = ext.sides(box)
 
     def shared(a: float, b: float) -> float:
-        """What two sides' motions agree on: the boxes also grow as more of the face comes in."""
+        """What two sides' motions agree on: the boxes also grow as more of the face comes in (and
+        shrink as it leaves)."""
         return 0.0 if a * b <= 0 else float(min(a, b, key=abs))
 
     # The inner side where one edge cuts the box; else what both sides share.
@@ -728,7 +730,7 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
     at 10 px a frame grew ~5 px a frame at its top, padding aside, and its last 65 to 16 px were
     left uncovered on the 6 frames after the usual five and five held (drawn held-out set 23,
     "edges", 1080p). Along a motion measured over many frames (``far``: `_whole_motion`,
-    `_entry_motion`), the run may reach twice ``ext.edge``: the cameraman's real turned head, 220 px
+    `_entry_motion`, `_exit_motion`), the run may reach twice ``ext.edge``: the cameraman's real turned head, 220 px
     wide at 720p, needed 21 frames to leave at 4 px a frame, and 20 to come in; and all of it where
     that motion carries the box out too slowly to leave in time. A box the motion does not take out of the
     picture (a still one: mostly something at the mirrored border taken for a face) is not: run
