@@ -497,9 +497,9 @@ def _leave(put: _Put, track: _Track, k: int, ext: _Extension, max_gap: int, hold
     """`_extend` forwards from detection ``k``, where the track (or a piece of it) ends; where
     that box is cut by the frame's edge, also along the motion the face had while it was last
     whole in the picture (`_whole_motion`), or, where it never was, along its boxes' inner side
-    (`_exit_motion`); and where distance alone joined that box to the
-    track, also from where the track predicted the face, along the motion it had before.
-    Only ever more cover: every extension is drawn.
+    (`_exit_motion`); and where distance alone joined that box to the track, also from where
+    the track predicted the face, along the motion it had before. Only ever more cover: every
+    extension is drawn.
 
     The last: drawn held-out set 9, "edges", 720p. A 156 px face leaving through the top edge
     at 5.5 px a frame was last found on frame 37 with 57 px of it in the picture; on frame 38 a
@@ -730,8 +730,9 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
     at 10 px a frame grew ~5 px a frame at its top, padding aside, and its last 65 to 16 px were
     left uncovered on the 6 frames after the usual five and five held (drawn held-out set 23,
     "edges", 1080p). Along a motion measured over many frames (``far``: `_whole_motion`,
-    `_entry_motion`, `_exit_motion`), the run may reach twice ``ext.edge``: the cameraman's real turned head, 220 px
-    wide at 720p, needed 21 frames to leave at 4 px a frame, and 20 to come in; and all of it where
+    `_entry_motion`, `_exit_motion`), the run may reach twice ``ext.edge``: the cameraman's real
+    turned head, 220 px wide at 720p, needed 21 frames to leave at 4 px a frame, and 20 to come
+    in; and all of it where
     that motion carries the box out too slowly to leave in time. A box the motion does not take out of the
     picture (a still one: mostly something at the mirrored border taken for a face) is not: run
     on for as long, such boxes obscured 7.5 points more of the picture on a held-out clip.
