@@ -545,7 +545,7 @@ class CenterFaceDetector:
         cw, ch = _turned_width(w, h, angle), _turned_width(h, w, angle)
         whole = scale is None
         iw, ih = int(np.ceil(cw)), int(np.ceil(ch))
-        up = min(TILT_MAX_UPSCALE, self.cfg.tilt_input_width / iw)
+        up = self._tilt_scale(w, h, angle)
         size = _model_size(iw, ih, self.cfg.tilt_input_width, up, max_scale=max(1.0, up)) if scale is None \
             else _model_size(iw, ih, 0, scale, max_scale=scale)
         mw, mh = size
