@@ -340,15 +340,17 @@ class TestTiltedFaces:
         unscaled = sum(_hits(det._tilted_all(frame), gts) for frame, gts in frames)
         assert found >= 0.85 * 8 * len(frames) and found > unscaled, (found, unscaled)
 
-    def test_small_faces_tilted_45_degrees_are_found_by_the_unsure_look(self) -> None:
+    @pytest.mark.parametrize("tilt_angles", [(60.0,), ()])
+    def test_small_faces_tilted_45_degrees_are_found_by_the_unsure_look(self, tilt_angles: tuple[float, ...]) -> None:
         # Held-out: five real faces of 24 or 30 px, tilted 15, -30, 45, -45 and 30 degrees, at 720p.
         # The two at 45 degrees were untouched on most frames: the upright pass scores them
         # 0.02-0.3 (under its threshold) and the rotated passes see them at 18-23 px. Looked at
         # again, turned ±45 degrees and scaled up, each is found in colour or in grey (the looks
-        # the full passes alternate), and nothing the full pass found is lost.
+        # the full passes alternate), and nothing the full pass found is lost. With no rotated
+        # passes too (visual-fast): the look is the full pass's own.
         width, height = 1280, 720
-        plain = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,), int8=True), threads=1)
-        unsure = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,), int8=True, tilt_unsure=8), threads=1)
+        plain = CenterFaceDetector(FaceDetection(tilt_angles=tilt_angles, int8=True), threads=1)
+        unsure = CenterFaceDetector(FaceDetection(tilt_angles=tilt_angles, int8=True, tilt_unsure=8), threads=1)
         added = 0
         for face_px in (24, 30):
             frame = heldout.real_background(width, height)
@@ -1552,11 +1554,15 @@ class TestLargeFaces:
 class TestHalfLook:
     """Blurred faces score lower at full resolution than made smaller (``half_look``)."""
 
+    @pytest.mark.parametrize("policy", ["visual-default", "visual-fast"])
     @pytest.mark.parametrize("where", [(0.3, 0.4), (0.6, 0.3)])
     def test_a_defocused_head_the_full_pass_misses_is_found_at_half_size(self, default_faces: CenterFaceDetector,
-                                                                         where: tuple[float, float]) -> None:
+                                                                         where: tuple[float, float], policy: str) -> None:
         # The cameraman's real turned head, 160 px at 1080p, out of focus (a Gaussian of 6 % of
-        # its width): at full resolution CenterFace finds nothing there, in colour or grey.
+        # its width): at full resolution CenterFace finds nothing there, in colour or grey. Both
+        # shipped policies look at half size (visual-fast from v14).
+        faces = default_faces if policy == "visual-default" else CenterFaceDetector(
+            resolve_policy(str(TEST_POLICIES / f"{policy}.yaml")).detect.faces, threads=2)
         sprite = synth.cameraman(160, 0, 0)
         frame = heldout.real_background(1920, 1080)
         x, y = int(where[0] * 1920), int(where[1] * 1080)
@@ -1564,12 +1570,12 @@ class TestHalfLook:
         f = sprite.face
         gt = Box(x + f[0], y + f[1], x + f[2], y + f[3], 1.0, "face")
         grey = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
-        assert default_faces.cfg.half_look
-        without = CenterFaceDetector(default_faces.cfg.model_copy(update={"half_look": False}), threads=2)
+        assert faces.cfg.half_look
+        without = CenterFaceDetector(faces.cfg.model_copy(update={"half_look": False}), threads=2)
         for picture in (frame, grey):
             assert not any(_overlap(b, gt) for b in without.detect(picture))
-            found = [b for b in default_faces.detect(picture) if _overlap(b, gt)]
-            assert found and max(b.score for b in found) >= default_faces.cfg.threshold
+            found = [b for b in faces.detect(picture) if _overlap(b, gt)]
+            assert found and max(b.score for b in found) >= faces.cfg.threshold
             # ...boxed around the face, not beside it.
             assert any(_intersection(b, gt) >= 0.5 * gt.width * gt.height for b in found)
 
