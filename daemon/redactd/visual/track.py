@@ -732,10 +732,10 @@ def _extend(put: _Put, track: _Track, frame: int, coords: np.ndarray, velocity: 
     "edges", 1080p). Along a motion measured over many frames (``far``: `_whole_motion`,
     `_entry_motion`, `_exit_motion`), the run may reach twice ``ext.edge``: the cameraman's real
     turned head, 220 px wide at 720p, needed 21 frames to leave at 4 px a frame, and 20 to come
-    in; and all of it where
-    that motion carries the box out too slowly to leave in time. A box the motion does not take out of the
-    picture (a still one: mostly something at the mirrored border taken for a face) is not: run
-    on for as long, such boxes obscured 7.5 points more of the picture on a held-out clip.
+    in; and all of it where that motion carries the box out too slowly to leave in time. A box
+    the motion does not take out of the picture (a still one: mostly something at the mirrored
+    border taken for a face) is not: run on for as long, such boxes obscured 7.5 points more of
+    the picture on a held-out clip.
     """
     steps = _steps(frame, direction, ext, hold, frames, far)
     if steps is None:
