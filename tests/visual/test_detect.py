@@ -1464,6 +1464,11 @@ def default_faces() -> CenterFaceDetector:
     return CenterFaceDetector(resolve_policy(str(TEST_POLICIES / "visual-default.yaml")).detect.faces, threads=2)
 
 
+@pytest.fixture(scope="module")
+def fast_faces() -> CenterFaceDetector:
+    return CenterFaceDetector(resolve_policy(str(TEST_POLICIES / "visual-fast.yaml")).detect.faces, threads=2)
+
+
 class TestLargeFaces:
     """Close-ups: CenterFace boxes a face well up to ~300 px at its input; at full resolution a
     larger one scores low and its box sits on the brow (or it is not found at all)."""
@@ -1554,15 +1559,14 @@ class TestLargeFaces:
 class TestHalfLook:
     """Blurred faces score lower at full resolution than made smaller (``half_look``)."""
 
-    @pytest.mark.parametrize("policy", ["visual-default", "visual-fast"])
+    @pytest.mark.parametrize("policy", ["default_faces", "fast_faces"])
     @pytest.mark.parametrize("where", [(0.3, 0.4), (0.6, 0.3)])
-    def test_a_defocused_head_the_full_pass_misses_is_found_at_half_size(self, default_faces: CenterFaceDetector,
+    def test_a_defocused_head_the_full_pass_misses_is_found_at_half_size(self, request: pytest.FixtureRequest,
                                                                          where: tuple[float, float], policy: str) -> None:
         # The cameraman's real turned head, 160 px at 1080p, out of focus (a Gaussian of 6 % of
         # its width): at full resolution CenterFace finds nothing there, in colour or grey. Both
         # shipped policies look at half size (visual-fast from v14).
-        faces = default_faces if policy == "visual-default" else CenterFaceDetector(
-            resolve_policy(str(TEST_POLICIES / f"{policy}.yaml")).detect.faces, threads=2)
+        faces: CenterFaceDetector = request.getfixturevalue(policy)
         sprite = synth.cameraman(160, 0, 0)
         frame = heldout.real_background(1920, 1080)
         x, y = int(where[0] * 1920), int(where[1] * 1080)
