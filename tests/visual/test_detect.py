@@ -469,9 +469,9 @@ class TestTiltedFaces:
         # tilted face they found was looked at again at that scale: a 40-48 px face reached the
         # model at 20-24 px, where it is rarely found. Only the unsure look's faces (at 45 degrees)
         # were scaled up, told apart by their angle. Now any tilted face of the unsure look's sizes
-        # (UNSURE_MAX_PX or less) is, whoever found it, as crops around upright faces are (to twice
-        # ROI_BELOW_MODEL_PX, at most TILT_MAX_UPSCALE): eight real faces tilted ±60 degrees, in
-        # colour and grey, each given as found two frames before.
+        # (UNSURE_MAX_PX or less) is, whoever found it (to twice ROI_BELOW_MODEL_PX, at most
+        # TILT_MAX_UPSCALE): eight real faces tilted ±60 degrees, in colour and grey, each given as
+        # found two frames before.
         det = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,), int8=True), threads=1)
         width, height = 1920, 1080
         pass_scale = det._tilt_scale(width, height, 60)
