@@ -768,6 +768,20 @@ class CenterFaceDetector:
         return round(self.cfg.edge_pad * min(w, h))
 
     def _full_pass(self, frame: np.ndarray) -> list[Box]:
+        found, unsure = self._whole(frame)
+        if unsure:
+            found += self._unsure(frame, unsure, found)
+        if self.cfg.tiles > 1:
+            h, w = frame.shape[:2]
+            for x0, y0, x1, y1 in tiles(w, h, self.cfg.tiles):
+                tile = frame[y0:y1, x0:x1]
+                found.extend(self._run(tile, x0, y0, self._full_size(x1 - x0, y1 - y0), whole=True))
+            found = nms(found)
+        return found
+
+    def _whole(self, frame: np.ndarray) -> tuple[list[Box], list[Box]]:
+        """The full pass's look at the whole frame (mirror-padded by ``edge_pad``) and its half look:
+        the faces found, and (with ``tilt_unsure``) the boxes it scored under its threshold (`_run`)."""
         h, w = frame.shape[:2]
         pad = self._pad(w, h)
         unsure: list[Box] | None = [] if self.cfg.tilt_unsure else None
@@ -781,40 +795,43 @@ class CenterFaceDetector:
             padded, found = frame, self._run(frame, 0, 0, self._full_size(w, h), whole=True, unsure=unsure)
         if self.cfg.half_look:
             found += self._half(padded, pad, w, h, found)
-        if unsure:
-            found += self._unsure(frame, unsure, found)
-        if self.cfg.tiles > 1:
-            for x0, y0, x1, y1 in tiles(w, h, self.cfg.tiles):
-                tile = frame[y0:y1, x0:x1]
-                found.extend(self._run(tile, x0, y0, self._full_size(x1 - x0, y1 - y0), whole=True))
-            found = nms(found)
-        return found
+        return found, unsure or []
 
     def _unsure(self, frame: np.ndarray, unsure: list[Box], found: list[Box]) -> list[Box]:
         """The unsure look (``tilt_unsure``): small faces tilted 30-60 degrees, which the full pass
         scores under its threshold and the rotated passes see too small. The ``tilt_unsure``
-        surest of the full pass's ``unsure`` boxes of UNSURE_MIN_PX-UNSURE_MAX_PX that overlap none it
-        ``found``, each looked at again in a crop around it (UNSURE_MARGIN of its size each side),
-        turned ±UNSURE_TILT degrees and scaled up so that it reaches the model at UNSURE_MODEL_PX
-        (at most TILT_MAX_UPSCALE); the faces found there from ``tilt_threshold``, as on the
-        rotated passes. (`_run` picked the ``unsure`` boxes by size before clipping them to the
-        frame; the size is checked again on the clipped boxes.)"""
+        surest candidates (`_unsure_candidates`), each looked at again turned (`_unsure_look`); the
+        faces found there that overlap none the full pass ``found``."""
+        out: list[Box] = []
+        for b in self._unsure_candidates(frame, unsure, found)[:self.cfg.tilt_unsure]:
+            out.extend(self._unsure_look(frame, b))
+        # A crop beside a face the full pass found may find that face again, turned.
+        return [b for b in nms(out) if not any(_overlap(b, f) for f in found)]
+
+    @staticmethod
+    def _unsure_candidates(frame: np.ndarray, unsure: list[Box], found: list[Box]) -> list[Box]:
+        """The full pass's ``unsure`` boxes of UNSURE_MIN_PX-UNSURE_MAX_PX inside the frame that
+        overlap none it ``found``, the surest first. (`_run` picked them by size before clipping
+        them to the frame; the size is checked again on the clipped boxes.)"""
         h, w = frame.shape[:2]
         small = [b for b in unsure if UNSURE_MIN_PX <= max(b.width, b.height) <= UNSURE_MAX_PX and _inside(b, w, h)
                  and not any(_overlap(b, f) for f in found)]
-        out: list[Box] = []
-        for b in sorted(small, key=lambda b: -b.score)[:self.cfg.tilt_unsure]:
-            size = max(b.width, b.height, 1.0)
-            half = max(MODEL_FACE_PX, (0.5 + UNSURE_MARGIN) * size)
-            cx, cy = (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2
-            x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
-            x1, y1 = min(w, int(cx + half) + 1), min(h, int(cy + half) + 1)
-            if x1 - x0 < 16 or y1 - y0 < 16:
-                continue
-            scale = min(TILT_MAX_UPSCALE, max(1.0, UNSURE_MODEL_PX / size))
-            out.extend(f.shifted(x0, y0) for f in self._tilted(frame[y0:y1, x0:x1], UNSURE_TILT, scale))
-        # A crop beside a face the full pass found may find that face again, turned.
-        return [b for b in nms(out) if not any(_overlap(b, f) for f in found)]
+        return sorted(small, key=lambda b: -b.score)
+
+    def _unsure_look(self, frame: np.ndarray, b: Box) -> list[Box]:
+        """The faces in a crop around candidate ``b`` (UNSURE_MARGIN of its size each side), turned
+        ±UNSURE_TILT degrees and scaled up so that it reaches the model at UNSURE_MODEL_PX (at most
+        TILT_MAX_UPSCALE), from ``tilt_threshold`` as on the rotated passes."""
+        h, w = frame.shape[:2]
+        size = max(b.width, b.height, 1.0)
+        half = max(MODEL_FACE_PX, (0.5 + UNSURE_MARGIN) * size)
+        cx, cy = (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2
+        x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+        x1, y1 = min(w, int(cx + half) + 1), min(h, int(cy + half) + 1)
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return []
+        scale = min(TILT_MAX_UPSCALE, max(1.0, UNSURE_MODEL_PX / size))
+        return [f.shifted(x0, y0) for f in self._tilted(frame[y0:y1, x0:x1], UNSURE_TILT, scale)]
 
     def _half(self, padded: np.ndarray, pad: int, w: int, h: int, found: list[Box]) -> list[Box]:
         """The half look (``half_look``): the frame as the full pass saw it (``padded`` by ``pad``
