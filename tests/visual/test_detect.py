@@ -396,7 +396,8 @@ class TestTiltedFaces:
         # way, over grass, brick and a coffee cup at 720p: the full pass misses about two thirds of
         # them, more than eight, and ranks texture among them. Looking at the 16 surest small misses
         # instead of 8 finds more of them and loses none (bench/unsure.py measures it over drawn
-        # frames: 72.8 % of face-looks found with 8 at 720p, 78.1 % with 16).
+        # frames: 69.8 % of face-looks found with 8 at 720p, 74.6 % with 16, 75.4 % with the
+        # default's 24).
         eight = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,), int8=True, tilt_unsure=8), threads=1)
         sixteen = CenterFaceDetector(FaceDetection(tilt_angles=(60.0,), int8=True, tilt_unsure=16), threads=1)
         totals = [0, 0]
