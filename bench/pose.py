@@ -52,15 +52,12 @@ def frame_with(sprites: list[synth.Sprite], width: int, height: int) -> tuple[np
         h, w = sp.image.shape[:2]
         x = (n % 4) * cw + (cw - w) // 2
         y = (n // 4) * ch + (ch - h) // 2
-        synth.paste(frame, sp.image, x, y, sp.mask)
-        f = sp.face
-        boxes.append((x + f[0], y + f[1], x + f[2], y + f[3]))
+        boxes.append(synth.place(frame, sp, x, y))
     return frame, boxes
 
 
 def found(boxes: list[Box], gt: synth.GtBox) -> bool:
-    x0, y0, x1, y1 = gt
-    return any(x0 <= (b.x0 + b.x1) / 2 <= x1 and y0 <= (b.y0 + b.y1) / 2 <= y1 for b in boxes)
+    return bool(synth.centred_in(boxes, gt))
 
 
 def table(title: str, columns: list[str], detect: Callable[[np.ndarray], list[Box]], sizes: list[int],

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from tests.visual import heldout, synth
 
 from redactd.policy import resolve_policy
-from redactd.visual.detect import Box, CenterFaceDetector
+from redactd.visual.detect import CenterFaceDetector
 
 #: Face-free photographs scikit-image ships (colour and grey), backgrounds for the faces.
 PHOTOS = ("rocket", "coffee", "chelsea", "brick", "grass", "gravel", "hubble_deep_field", "immunohistochemistry",
@@ -43,16 +43,11 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v]
 
 
-def _inside(box: Box, gt: tuple[int, int, int, int]) -> bool:
-    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
-    return gt[0] <= cx <= gt[2] and gt[1] <= cy <= gt[3]
-
-
 def frame_of_faces(rng: random.Random, width: int, height: int, widths: list[int], tilt: tuple[float, float]
-                   ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+                   ) -> tuple[np.ndarray, list[synth.GtBox]]:
     """One trial's frame and its five faces' ground-truth boxes."""
     frame = heldout.real_background(width, height, rng.sample(PHOTOS, 3))
-    taken: list[tuple[int, int, int, int]] = []
+    taken: list[synth.GtBox] = []
     gts = []
     for _ in range(5):
         sp = heldout.lfw_of_width(rng.randrange(100), rng.choice(widths), 0, 0)
@@ -66,8 +61,7 @@ def frame_of_faces(rng: random.Random, width: int, height: int, widths: list[int
             if not any(near[0] < t[2] and t[0] < near[2] and near[1] < t[3] and t[1] < near[3] for t in taken):
                 break
         taken.append(near)
-        synth.paste(frame, sp.image, x, y, sp.mask)
-        gts.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
+        gts.append(synth.place(frame, sp, x, y))
     return frame, gts
 
 
@@ -97,11 +91,11 @@ def main() -> None:
             cands = det._unsure_candidates(frame, unsure, found)
             candidates.append(len(cands))
             for gt in gts:
-                if any(_inside(b, gt) for b in found):
+                if synth.centred_in(found, gt):
                     ranks.append(-1)
                     continue
-                rank = next((i for i, b in enumerate(cands) if _inside(b, gt)), None)
-                hit = rank is not None and any(_inside(b, gt) for b in det._unsure_look(frame, cands[rank]))
+                rank = next((i for i, b in enumerate(cands) if synth.centred_in([b], gt)), None)
+                hit = rank is not None and bool(synth.centred_in(det._unsure_look(frame, cands[rank]), gt))
                 ranks.append(rank if hit else None)
         print(f"trial {trial + 1}/{args.trials}", file=sys.stderr, flush=True)
     n = len(ranks)

@@ -172,6 +172,19 @@ def paste(frame: np.ndarray, img: np.ndarray, x: int, y: int, mask: np.ndarray |
         frame[fy0:fy1, fx0:fx1][keep] = part[keep]
 
 
+def place(frame: np.ndarray, sp: Sprite, x: int, y: int) -> GtBox:
+    """``sp`` pasted into ``frame`` at (x, y) with its mask; its face's ground-truth box there."""
+    paste(frame, sp.image, x, y, sp.mask)
+    return (x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3])
+
+
+def centred_in(boxes: Iterable[Any], gt: GtBox) -> list[Any]:
+    """The ``boxes`` (anything with x0, y0, x1, y1) whose centre lies inside ``gt``: how the
+    benches and tests count a face as found."""
+    x0, y0, x1, y1 = gt
+    return [b for b in boxes if x0 <= (b.x0 + b.x1) / 2 <= x1 and y0 <= (b.y0 + b.y1) / 2 <= y1]
+
+
 def make_clip(
     path: Path,
     width: int,

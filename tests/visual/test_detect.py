@@ -250,8 +250,7 @@ class TestInt8CenterFace:
         assert _hits(quantised.detect(frame), gts[-1:]) == 1
 def _found_at(found: list[Box], gt: tuple[int, int, int, int]) -> list[Box]:
     """The boxes whose centre lies inside ``gt``."""
-    x0, y0, x1, y1 = gt
-    return [b for b in found if x0 <= (b.x0 + b.x1) / 2 <= x1 and y0 <= (b.y0 + b.y1) / 2 <= y1]
+    return synth.centred_in(found, gt)
 
 
 def _tilted_frame(degrees: float, leave_out: int | None = None) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
@@ -288,9 +287,7 @@ def _small_tilted_frame(width: int, height: int, face_px: int, degrees: float, g
     gts = []
     for sp in sprites:
         sp = heldout.rotated(sp, degrees)
-        x, y = int(sp.x), int(sp.y)
-        synth.paste(frame, sp.image, x, y, sp.mask)
-        gts.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
+        gts.append(synth.place(frame, sp, int(sp.x), int(sp.y)))
     if grey:
         frame = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     return frame, gts
@@ -307,9 +304,7 @@ def _tilted_crowd(width: int, height: int, face_px: int) -> tuple[np.ndarray, li
         if k % 2:
             sp = heldout.mirrored(sp)
         sp = heldout.rotated(sp, (40 + 5 * (k % 2)) * (1 if (k // 2) % 2 else -1))
-        x, y = int(sp.x), int(sp.y)
-        synth.paste(frame, sp.image, x, y, sp.mask)
-        gts.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
+        gts.append(synth.place(frame, sp, int(sp.x), int(sp.y)))
     return frame, gts
 
 
@@ -374,9 +369,7 @@ class TestTiltedFaces:
             gts = []
             for sp, degrees in zip(heldout.small_faces(face_px, 1.5, width, height), heldout.SMALL_TILTS, strict=True):
                 sp = heldout.rotated(sp, degrees)
-                x, y = int(sp.x), int(sp.y)
-                synth.paste(frame, sp.image, x, y, sp.mask)
-                gts.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
+                gts.append(synth.place(frame, sp, int(sp.x), int(sp.y)))
             grey = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
             seen = [0] * len(gts)
             for picture in (frame, grey):
@@ -605,9 +598,7 @@ def _small_faces_frame(height: int) -> tuple[np.ndarray, list[tuple[int, int, in
     frame = heldout.real_background(width, height)
     gts = []
     for sp in heldout.small_faces(24, 0, width, height):
-        x, y = sp.at(0)
-        synth.paste(frame, sp.image, x, y, sp.mask)
-        gts.append((x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3]))
+        gts.append(synth.place(frame, sp, *sp.at(0)))
     return frame, gts
 
 
@@ -768,8 +759,7 @@ class TestGreyLook:
                 sp = heldout.mirrored(sp) if mirror else sp
                 for x, y in ((100, 100), (430, 600), (760, 100), (968, 100), (1100, 600), (968, 600)):
                     frame = background.copy()
-                    synth.paste(frame, sp.image, x, y, sp.mask)
-                    gt = (x + sp.face[0], y + sp.face[1], x + sp.face[2], y + sp.face[3])
+                    gt = synth.place(frame, sp, x, y)
                     colour += _hits(det.at(0)(frame), [gt])
                     grey += _hits(det.at(1)(frame), [gt])
         # Here (48 placings, a box over the face): 38 in colour, 43 in grey.
