@@ -11,7 +11,9 @@ one zig-zagging, one shown for five frames only, one for a single odd frame, a s
 the repeats (run round-robin, so load from other work hits every tool alike), median CPU time per
 frame (less sensitive to a shared machine than wall time), the share of ground-truth
 face-frames it leaked, scored by the same SSIM scorer the tests use, and the text-frames (plate,
-page) whose print it left legible (deface does not look for text: it leaks them all). For redactd, where the time went (decode / detect / track / obscure / encode).
+page) whose print it left legible (deface does not look for text: it leaks them all). For redactd,
+where the time went (decode / detect / track / obscure / encode) and what each model was fed
+(megapixels a frame, and calls: the same on every run, whatever the machine's load).
 ``--every-k 2`` adds a redactd run detecting on every 2nd frame only, to see whether it leaks more;
 ``--faces-only`` adds one with text detection off: the same work deface does.
 
@@ -21,7 +23,9 @@ no face or text), one clip
 per case and size, one run per tool: per case the face-frames leaked (SSIM ≥ 0.55), untouched
 (≥ 0.85), partly covered (between), the longest leak run of one face, the share of the picture
 obscured (the over-redaction measure on the texture clip), frames per second and CPU ms per frame
-(the process's user + system time: less sensitive to a shared machine). ``--policy``
+(the process's user + system time: less sensitive to a shared machine), and the megapixels a frame
+fed to the face and text models (the work asked for: the same on every run, whatever the machine's
+load; the bench clip's runs print it too). ``--policy``
 names more shipped policies (policies/NAME.yaml) to run beside the default one (on the bench clip
 too). ``--split`` only times each detection pass alone (faces at full resolution with and without
 the edge pad, the cheap face pass, text) on one frame, by CPU time on one thread.
@@ -88,6 +92,16 @@ def run(argv: list[str]) -> tuple[float, float, str]:
         raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu, proc.stdout
+
+
+def input_mpx(stdout: str) -> tuple[str, str]:
+    """From `redactd redact`'s summary: the megapixels a frame the face and the text models were fed."""
+    fed = json.loads(stdout.strip().splitlines()[-1])["model_input"]
+
+    def of(prefix: str) -> str:
+        return next((f"{m['mpx_per_frame']:.3f}" for model, m in fed.items() if model.startswith(prefix)), "-")
+
+    return of("centerface"), of("ppocr")
 
 
 def policy_variant(tmp: Path, name: str, every_k: int = 1, text: bool = True) -> Path:
@@ -179,6 +193,7 @@ def main() -> None:
             walls: dict[str, list[float]] = {name: [] for name in tools}
             cpus: dict[str, list[float]] = {name: [] for name in tools}
             phases: dict[str, list[dict[str, float]]] = {name: [] for name in tools}
+            fed: dict[str, dict[str, dict[str, float]]] = {}  # what each model was fed: the same every repeat
             outs = {name: tmp / f"{name.replace(' ', '_').replace('=', '')}_{height}.mp4" for name in tools}
             # Round-robin over the tools, so a change in the machine's load hits them alike.
             for _ in range(args.repeats):
@@ -189,7 +204,9 @@ def main() -> None:
                     walls[name].append(wall)
                     cpus[name].append(cpu)
                     if name.startswith("redactd"):
-                        phases[name].append(json.loads(stdout.strip().splitlines()[-1])["seconds"])
+                        summary = json.loads(stdout.strip().splitlines()[-1])
+                        phases[name].append(summary["seconds"])
+                        fed[name] = summary["model_input"]
             results = {}
             for name in tools:
                 redacted = gray_frames(outs[name], clip.width, clip.height)
@@ -206,6 +223,8 @@ def main() -> None:
                     busy = sum(v for k, v in med.items() if k != "wall")
                     split = "  ".join(f"{k} {100 * v / busy:.0f}%" for k, v in med.items() if k != "wall")
                     print(f"  {'':12s} time in: {split}  (of {busy:.2f} s busy; decode runs beside)")
+                    print(f"  {'':12s} model input: " + ", ".join(
+                        f"{model} {m['mpx_per_frame']:.3f} Mpx/frame in {m['calls']} calls" for model, m in fed[name].items()))
             for name in (n for n in tools if n.startswith("redactd")):
                 print(f"  speed {name}/deface: {results['deface'][0] / results[name][0]:.2f}x by wall time, "
                       f"{results['deface'][1] / results[name][1]:.2f}x by CPU time")
@@ -268,7 +287,7 @@ def heldout_bench(args: argparse.Namespace) -> None:
                          "-crf", "20", "-pix_fmt", "yuv420p", "{out}"]
     totals: dict[str, list[int]] = {name: [0, 0, 0, 0, 0] for name in tools}
     print(f"{'case':14s} {'size':>5s} {'tool':18s} {'face-frames':>11s} {'leaked':>7s} {'untouched':>9s} "
-          f"{'partly':>6s} {'run':>4s} {'obscured':>8s} {'fps':>6s} {'cpu ms/f':>8s}"
+          f"{'partly':>6s} {'run':>4s} {'obscured':>8s} {'fps':>6s} {'cpu ms/f':>8s} {'face Mpx':>8s} {'text Mpx':>8s}"
           + (f" {'same person':>11s} {'median d':>8s}" if recogniser else ""))
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -280,7 +299,9 @@ def heldout_bench(args: argparse.Namespace) -> None:
                 for name, template in tools.items():
                     out = tmp / f"out_{name.replace(' ', '_')}.mp4"
                     out.unlink(missing_ok=True)
-                    wall, cpu, _ = run([a.replace("{in}", str(clip.path)).replace("{out}", str(out)) for a in template])
+                    wall, cpu, stdout = run([a.replace("{in}", str(clip.path)).replace("{out}", str(out))
+                                             for a in template])
+                    face_mpx, text_mpx = input_mpx(stdout) if name.startswith("redactd") else ("-", "-")
                     redacted = gray_frames(out, clip.width, clip.height)
                     sc = heldout.score(original, redacted, clip)
                     asked, same, median_d = (identity(recogniser, original, redacted, sc.leaks, aligned)
@@ -292,7 +313,8 @@ def heldout_bench(args: argparse.Namespace) -> None:
 
                     print(f"{case.name:14s} {height:5d} {name:18s} {sc.face_frames:11d} {pct(sc.leaked):>7s} "
                           f"{pct(sc.untouched):>9s} {pct(sc.partly):>6s} {sc.longest_run:4d} "
-                          f"{100 * sc.obscured_share:7.1f}% {clip.frames / wall:6.2f} {1000 * cpu / clip.frames:8.0f}"
+                          f"{100 * sc.obscured_share:7.1f}% {clip.frames / wall:6.2f} {1000 * cpu / clip.frames:8.0f} "
+                          f"{face_mpx:>8s} {text_mpx:>8s}"
                           + (f" {f'{same}/{asked}':>11s} {'-' if median_d is None else f'{median_d:.3f}':>8s}"
                              if recogniser else ""),
                           flush=True)

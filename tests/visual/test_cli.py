@@ -66,6 +66,9 @@ class TestRedactCommand:
         summary = json.loads(proc.stdout)
         assert summary["frames"] == 10 and summary["size"] == "320x240" and summary["tracks"]["face"] >= 1
         assert set(summary["seconds"]) == {"wall", "decode", "detect", "track", "obscure", "encode"}
+        fed = summary["model_input"]
+        assert set(fed) == {"centerface-int8", "ppocrv4-det"}
+        assert all(m["calls"] > 0 and m["mpx_per_frame"] > 0 for m in fed.values())
         assert out.stat().st_size > 0 and json.loads(side.read_text())["format"] == "redactd-detections"
 
     def test_shows_a_progress_bar_in_frames_on_a_terminal(self, tmp_path: Path, clip: synth.Clip) -> None:

@@ -1480,6 +1480,48 @@ class TestBuildDetector:
             build_detector(cfg)
 
 
+class TestModelInput:
+    """What each model is fed, counted as it runs: the work a policy asks for, whatever the load."""
+
+    def test_counts_each_call_and_the_pixels_it_fed(self) -> None:
+        frame = np.zeros((352, 640, 3), np.uint8)
+        plain = CenterFaceDetector(FaceDetection(edge_pad=0), threads=1)
+        plain.detect(frame)
+        plain.detect(frame)
+        assert plain.fed.counts() == (2, 2 * 640 * 352)
+        # The default pad mirrors 10 % of the shorter side around the frame (35 px), and the
+        # model's input is rounded to 32: 710x422 is fed as 704x416.
+        padded = CenterFaceDetector(FaceDetection(), threads=1)
+        padded.detect(frame)
+        assert padded.fed.counts() == (1, 704 * 416)
+        text = TextDetector(TextDetection(), threads=1)
+        both = CompositeDetector([plain, text], workers=2)
+        try:
+            both.detect(frame)
+            assert both.fed() == {"centerface": (3, 3 * 640 * 352), "ppocrv4-det": (1, 640 * 352)}
+        finally:
+            both.close()
+
+    def test_a_job_reports_what_it_fed_the_same_on_every_run(self, tmp_path: Path) -> None:
+        clip = synth.make_clip(tmp_path / "in.mp4", 320, 240, 12, [synth.astronaut(50, 100, 40, vx=3)],
+                               stills=[(synth.plate(scale=0.8), 150, 180)])
+        policy = resolve_policy(str(TEST_POLICIES / "visual-default.yaml"))
+        reused = build_detector(policy.detect)
+        try:
+            # A detector handed in counts on across jobs: each job reports its own share.
+            first = redact_video(clip.path, tmp_path / "a.mp4", policy, detector=reused)
+            second = redact_video(clip.path, tmp_path / "b.mp4", policy, detector=reused)
+        finally:
+            reused.close()
+        fresh = redact_video(clip.path, tmp_path / "c.mp4", policy)
+        assert first.model_input == second.model_input == fresh.model_input
+        faces, text = first.model_input["centerface-int8"], first.model_input["ppocrv4-det"]
+        assert set(first.model_input) == {"centerface-int8", "ppocrv4-det"}
+        # Faces: at least a padded look at every frame; text: the whole frame every 4th frame.
+        assert faces[0] >= 12 and faces[1] >= 12 * 320 * 224
+        assert text[0] >= 3 and text[1] >= 3 * 320 * 224
+
+
 def _texture_frames(tmp_path: Path, height: int, frames: int) -> list[np.ndarray]:
     """The frames of held-out "texture" (grass, gravel, brick, a cat, a coffee cup: no face)."""
     clip = next(c for c in heldout.CASES if c.name == "texture").build(tmp_path / f"texture{height}-{frames}.mp4", height, frames)

@@ -150,11 +150,52 @@ def use_device(device: str) -> None:
     _providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def onnx_session(model: bytes, threads: int | None = None) -> Any:
+class Fed:
+    """What a detector's model has been fed so far: calls, and input pixels (images × height ×
+    width of each 4-D input), counted as they run, from any thread.
+
+    A clip and policy always give the same counts, however busy the machine: a measure of the
+    work a policy asks for that timings on a shared machine blur (`redactd redact` prints it per
+    job, and `bench/visual.py` beside its timings).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.pixels = 0
+
+    def add(self, feeds: dict[str, Any]) -> None:
+        pixels = sum(int(np.prod(v.shape[:1] + v.shape[2:])) for v in feeds.values() if np.ndim(v) == 4)
+        with self._lock:
+            self.calls += 1
+            self.pixels += pixels
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            return self.calls, self.pixels
+
+
+class _CountedSession:
+    """An onnxruntime session whose ``run`` calls are counted in a `Fed`."""
+
+    def __init__(self, session: Any, fed: Fed) -> None:
+        self._session = session
+        self._fed = fed
+
+    def run(self, output_names: Any, feeds: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        self._fed.add(feeds)
+        return self._session.run(output_names, feeds, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def onnx_session(model: bytes, threads: int | None = None, fed: Fed | None = None) -> Any:
     """An onnxruntime session on the providers ``use_device`` chose (the CPU unless asked), named explicitly.
 
     Recent onnxruntime lists other providers (Azure) first. Spinning is off because with it on
     and anything else running (decode, encode, other jobs) two threads were slower than one.
+    With ``fed``, every call's input is counted there.
     """
     import onnxruntime as ort
 
@@ -164,9 +205,10 @@ def onnx_session(model: bytes, threads: int | None = None) -> Any:
     opts.log_severity_level = 3
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(model, opts, providers=list(_providers))
+        session = ort.InferenceSession(model, opts, providers=list(_providers))
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
         raise DetectError(f"onnxruntime could not load the model: {exc}") from exc
+    return session if fed is None else _CountedSession(session, fed)
 
 
 def _model_size(
@@ -263,8 +305,10 @@ class CenterFaceDetector:
         # With one worker per core and the full pass on every frame nothing waits.
         cores = os.cpu_count() or 1
         self.wide = cfg.full_pass_every > 1 and (cfg.roi or cfg.between == "changed") and (threads or 1) < cores
-        self.session = onnx_session(model, (threads or 1) if self.wide else threads)
-        self.whole_session = onnx_session(model, min(cores, 2 * (threads or 1))) if self.wide else self.session
+        self.fed = Fed()
+        self.session = onnx_session(model, (threads or 1) if self.wide else threads, self.fed)
+        self.whole_session = onnx_session(model, min(cores, 2 * (threads or 1)), self.fed) if self.wide \
+            else self.session
         self.info = ModelInfo("centerface-int8" if cfg.int8 else "centerface", path.name, CENTERFACE_SHA256,
                               "onnxruntime-cpu")
         # Per field (an interlaced frame's two pictures): the boxes to come of this interval's
@@ -1490,8 +1534,9 @@ class TextDetector:
             return simplify(data)[0]
 
         # Exact rewrites (HardSwish and scalar affines folded): same outputs, ~1.5x faster here.
+        self.fed = Fed()
         self.session = onnx_session(made_model("ppocr-det", [PPOCR_DET_SHA256, source("graphopt.py")], simplified),
-                                    threads)
+                                    threads, self.fed)
         self.input_name = self.session.get_inputs()[0].name
         self.info = ModelInfo("ppocrv4-det", path.name, PPOCR_DET_SHA256, "onnxruntime-cpu")
         # Per field, with ``between: changed``: the last pass's frame, and its boxes.
@@ -1591,7 +1636,8 @@ class YoloOnnxDetector:
             raise ConfigError(f"YOLO weights {path} not found")
         data = path.read_bytes()
         self.cfg = cfg
-        self.session = onnx_session(data, threads)
+        self.fed = Fed()
+        self.session = onnx_session(data, threads, self.fed)
         self.input_name = self.session.get_inputs()[0].name
         self.info = ModelInfo(
             f"yolo:{path.stem}", path.name, hashlib.sha256(data).hexdigest(), "onnxruntime-cpu"
@@ -1742,6 +1788,11 @@ class CompositeDetector:
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         return self.submit(frame).result()
+
+    def fed(self) -> dict[str, tuple[int, int]]:
+        """Calls and input pixels each ONNX model has been fed so far, by model name (a ``.pt``
+        YOLO model, run by torch, is not counted)."""
+        return {d.info.name: fed.counts() for d in self.detectors if isinstance(fed := getattr(d, "fed", None), Fed)}
 
     def close(self) -> None:
         if self._pool is not None:

@@ -79,6 +79,9 @@ class RedactResult:
     times: PhaseTimes
     summary: dict[str, Any] = field(repr=False)
     speech: dict[str, Any] = field(default_factory=dict, repr=False)  # the sidecar's audio section
+    #: Per ONNX model (by name): the calls this job made and the input pixels it fed them
+    #: (`detect.Fed`): the work the policy asked for, the same on every run of the same clip.
+    model_input: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -419,6 +422,7 @@ def _redact(
         if progress is not None:
             progress(done // passes, max(total, done // passes))
 
+    fed_before = detector.fed()  # a detector handed in may have run other jobs
     start = time.perf_counter()
     speech = plan_speech(src, plan, policy)
     clock.add("speech", start)
@@ -456,17 +460,21 @@ def _redact(
         s.get("encode", 0.0), time.perf_counter() - started,
     )
     counts = summary["counts"]
+    fed = {name: (calls - fed_before.get(name, (0, 0))[0], pixels - fed_before.get(name, (0, 0))[1])
+           for name, (calls, pixels) in detector.fed().items()}
     logger.info(
         "video_redacted", frames=len(boxes), width=plan.width, height=plan.height,
         boxes_detected=counts["boxes_detected"], boxes_filled=counts["boxes_filled"],
         wall_s=round(times.wall, 3), detect_s=round(times.detect, 3), encode_s=round(times.encode, 3),
         speech_s=round(s.get("speech", 0.0), 3),
+        model_mpx_per_frame={name: round(pixels / max(1, len(boxes)) / 1e6, 4) for name, (_, pixels) in fed.items()},
     )
     return RedactResult(
         frames=len(boxes), width=plan.width, height=plan.height, pix_fmt=written.pix_fmt,
         audio=policy.audio.value if written.audio else "none",
         boxes_detected=counts["boxes_detected"], boxes_filled=counts["boxes_filled"],
         tracks=dict(counts["tracks"]), models=tuple(models), times=times, summary=summary, speech=audio,
+        model_input=fed,
     )
 
 
