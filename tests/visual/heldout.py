@@ -476,7 +476,7 @@ def score(original: Sequence[np.ndarray], redacted: Sequence[np.ndarray], clip: 
         for (x0, y0, x1, y1), face in zip(boxes, ids, strict=True):
             if x1 - x0 < 8 or y1 - y0 < 8:
                 continue
-            s = synth.similarity(orig[y0:y1, x0:x1], out[y0:y1, x0:x1])
+            s = synth.similarity(orig[y0:y1, x0:x1], out[y0:y1, x0:x1], clip.data_range)
             total += 1
             seen.add(face)
             if s >= synth.LEAK_SSIM:
@@ -490,7 +490,7 @@ def score(original: Sequence[np.ndarray], redacted: Sequence[np.ndarray], clip: 
         for face in list(runs):
             if face not in seen:
                 runs[face] = 0
-    share = obscured_share(original, redacted)
+    share = obscured_share(original, redacted, data_range=clip.data_range)
     return Score(total, leaked, untouched, longest, share, tuple(leaks))
 
 
@@ -499,14 +499,17 @@ def score(original: Sequence[np.ndarray], redacted: Sequence[np.ndarray], clip: 
 OBSCURED_BLOCK_SSIM = 0.5
 
 
-def obscured_share(original: Sequence[np.ndarray], redacted: Sequence[np.ndarray], block: int = 16) -> float:
-    """Share of 16 px blocks, over every 5th frame, whose picture was changed beyond codec noise."""
+def obscured_share(original: Sequence[np.ndarray], redacted: Sequence[np.ndarray], block: int = 16,
+                   data_range: float = 255.0) -> float:
+    """Share of 16 px blocks, over every 5th frame, whose picture (spanning ``data_range`` grey
+    levels) was changed beyond codec noise."""
     hit = seen = 0
     for orig, out in list(zip(original, redacted, strict=False))[::5]:
         h, w = orig.shape[0] // block * block, orig.shape[1] // block * block
         from skimage.metrics import structural_similarity
 
-        _, full = structural_similarity(orig[:h, :w], out[:h, :w], data_range=255, full=True, win_size=7)
+        _, full = structural_similarity(orig[:h, :w], out[:h, :w], data_range=data_range, full=True,
+                                       win_size=7)
         blocks = full.reshape(h // block, block, w // block, block).mean(axis=(1, 3))
         hit += int((blocks < OBSCURED_BLOCK_SSIM).sum())
         seen += blocks.size

