@@ -56,6 +56,12 @@ def _small(seed: int, path: Path, height: int, frames: int) -> synth.Clip:
     (0.5-16 px a frame) and direction, some tilted up to 20 degrees."""
     rng = np.random.default_rng([seed, 1])
     width = height * 16 // 9
+    sprites = _small_faces(rng, width, height)
+    return synth.make_clip(path, width, height, frames, sprites, bg=_background(rng, width, height), crf=18)
+
+
+def _small_faces(rng: np.random.Generator, width: int, height: int) -> list[synth.Sprite]:
+    """The six faces of "small" (and "dim"), drawn from ``rng``."""
     k = height / 720
     sprites = []
     for index in _faces(rng, 6):
@@ -66,7 +72,7 @@ def _small(seed: int, path: Path, height: int, frames: int) -> synth.Clip:
         if rng.random() < 0.4:
             sp = rotated(sp, float(rng.uniform(-20, 20)))
         sprites.append(sp)
-    return synth.make_clip(path, width, height, frames, sprites, bg=_background(rng, width, height), crf=18)
+    return sprites
 
 
 def _edges(seed: int, path: Path, height: int, frames: int) -> synth.Clip:
@@ -119,18 +125,9 @@ def _dim(seed: int, path: Path, height: int, frames: int) -> synth.Clip:
     (CRF 26-32, a phone's or a stream's rate, against the other cases' 18)."""
     rng = np.random.default_rng([seed, 4])
     width = height * 16 // 9
-    k = height / 720
-    sprites = []
-    for index in _faces(rng, 6):
-        fw = int(rng.uniform(24, 44))
-        speed, angle = rng.uniform(0.5, 16) * k, rng.uniform(0, 2 * math.pi)
-        sp = _face(rng, index, fw, rng.uniform(0.02, 0.9) * width, rng.uniform(0.02, 0.85) * height,
-                   speed * math.cos(angle), speed * math.sin(angle))
-        if rng.random() < 0.4:
-            sp = rotated(sp, float(rng.uniform(-20, 20)))
-        sprites.append(sp)
+    sprites = _small_faces(rng, width, height)
     gain, lift = float(rng.uniform(0.25, 0.5)), float(rng.uniform(4, 12))
-    focus, noise = float(rng.uniform(0, 1.2)) * k, float(rng.uniform(2, 6))
+    focus, noise = float(rng.uniform(0, 1.2)) * height / 720, float(rng.uniform(2, 6))
     crf = int(rng.integers(26, 33))
 
     def film(i: int, picture: np.ndarray) -> np.ndarray:
