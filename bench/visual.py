@@ -95,9 +95,14 @@ def run(argv: list[str]) -> tuple[float, float, str]:
     return wall, cpu, proc.stdout
 
 
+def summary_of(stdout: str) -> dict[str, Any]:
+    """`redactd redact`'s JSON summary: the last line it prints."""
+    return dict(json.loads(stdout.strip().splitlines()[-1]))
+
+
 def input_mpx(stdout: str) -> tuple[str, str]:
     """From `redactd redact`'s summary: the megapixels a frame the face and the text models were fed."""
-    fed = json.loads(stdout.strip().splitlines()[-1])["model_input"]
+    fed = summary_of(stdout)["model_input"]
 
     def of(prefix: str) -> str:
         return next((f"{m['mpx_per_frame']:.3f}" for model, m in fed.items() if model.startswith(prefix)), "-")
@@ -205,7 +210,7 @@ def main() -> None:
                     walls[name].append(wall)
                     cpus[name].append(cpu)
                     if name.startswith("redactd"):
-                        summary = json.loads(stdout.strip().splitlines()[-1])
+                        summary = summary_of(stdout)
                         phases[name].append(summary["seconds"])
                         fed[name] = summary["model_input"]
             results = {}

@@ -94,8 +94,8 @@ def run_redact(args: argparse.Namespace) -> int:
         **({"speech": {"segments": len(result.speech["speech"]), "seconds": result.speech["speech_s"]}}
            if "speech_s" in result.speech else {}),
         # What each model was fed: the same on every run of a clip, unlike the seconds below.
-        "model_input": {name: {"calls": calls, "mpx_per_frame": round(pixels / max(1, result.frames) / 1e6, 4)}
-                        for name, (calls, pixels) in result.model_input.items()},
+        "model_input": {name: {"calls": calls, "mpx_per_frame": result.model_mpx_per_frame[name]}
+                        for name, (calls, _) in result.model_input.items()},
         "seconds": {"wall": round(t.wall, 2), "decode": round(t.decode, 2), "detect": round(t.detect, 2),
                     "track": round(t.track, 3), "obscure": round(t.obscure, 2), "encode": round(t.encode, 2)},
     }))

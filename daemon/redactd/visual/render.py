@@ -87,6 +87,11 @@ class RedactResult:
     def fps(self) -> float:
         return self.frames / self.times.wall if self.times.wall > 0 else 0.0
 
+    @property
+    def model_mpx_per_frame(self) -> dict[str, float]:
+        """Megapixels each model was fed per frame (`model_input`), rounded for a summary."""
+        return {name: round(pixels / max(1, self.frames) / 1e6, 4) for name, (_, pixels) in self.model_input.items()}
+
 
 class _Clock:
     """Accumulates seconds per phase; thread-safe enough for one writer per phase."""
@@ -460,22 +465,24 @@ def _redact(
         s.get("encode", 0.0), time.perf_counter() - started,
     )
     counts = summary["counts"]
-    fed = {name: (calls - fed_before.get(name, (0, 0))[0], pixels - fed_before.get(name, (0, 0))[1])
-           for name, (calls, pixels) in detector.fed().items()}
-    logger.info(
-        "video_redacted", frames=len(boxes), width=plan.width, height=plan.height,
-        boxes_detected=counts["boxes_detected"], boxes_filled=counts["boxes_filled"],
-        wall_s=round(times.wall, 3), detect_s=round(times.detect, 3), encode_s=round(times.encode, 3),
-        speech_s=round(s.get("speech", 0.0), 3),
-        model_mpx_per_frame={name: round(pixels / max(1, len(boxes)) / 1e6, 4) for name, (_, pixels) in fed.items()},
-    )
-    return RedactResult(
+    fed = {}
+    for name, (calls, pixels) in detector.fed().items():
+        calls_before, pixels_before = fed_before.get(name, (0, 0))
+        fed[name] = (calls - calls_before, pixels - pixels_before)
+    result = RedactResult(
         frames=len(boxes), width=plan.width, height=plan.height, pix_fmt=written.pix_fmt,
         audio=policy.audio.value if written.audio else "none",
         boxes_detected=counts["boxes_detected"], boxes_filled=counts["boxes_filled"],
         tracks=dict(counts["tracks"]), models=tuple(models), times=times, summary=summary, speech=audio,
         model_input=fed,
     )
+    logger.info(
+        "video_redacted", frames=len(boxes), width=plan.width, height=plan.height,
+        boxes_detected=counts["boxes_detected"], boxes_filled=counts["boxes_filled"],
+        wall_s=round(times.wall, 3), detect_s=round(times.detect, 3), encode_s=round(times.encode, 3),
+        speech_s=round(s.get("speech", 0.0), 3), model_mpx_per_frame=result.model_mpx_per_frame,
+    )
+    return result
 
 
 # --------------------------------------------------------------------------- preview
