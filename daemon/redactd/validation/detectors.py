@@ -47,10 +47,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _scaled(frame: np.ndarray, width: int, upscale: bool) -> tuple[np.ndarray, float]:
-    """The frame resized to ``width`` (never up unless ``upscale``, and at most 2x), and the factor."""
+def _scaled(frame: np.ndarray, width: int, upscale: bool, min_scale: float = 0.0) -> tuple[np.ndarray, float]:
+    """The frame resized to ``width`` (never up unless ``upscale``, and at most 2x; never down
+    below ``min_scale`` of its own size), and the factor."""
     h, w = frame.shape[:2]
-    k = width / w
+    k = max(width / w, min_scale)
     k = min(k, MAX_UPSCALE) if upscale else min(k, 1.0)
     if abs(k - 1.0) < 1e-3:
         return frame, 1.0
@@ -179,15 +180,17 @@ class MtcnnFaces:
     THRESHOLDS = (0.6, 0.7, 0.7)
     PYRAMID_STEP = 0.709
 
-    def __init__(self, input_width: int, min_size_px: int, threads: int | None = None) -> None:
+    def __init__(self, input_width: int, min_size_px: int, threads: int | None = None, min_scale: float = 0.0
+                 ) -> None:
         models = _mtcnn_models()
         self.pnet, self.rnet, self.onet = (onnx_session(models[n], threads) for n in MTCNN_SHA256)
         self.input_width = input_width
+        self.min_scale = min_scale
         self.min_size_px = min_size_px
         self.infos = [ModelInfo(f"mtcnn-{n.split('.')[0]}", n, h, "onnxruntime-cpu") for n, h in MTCNN_SHA256.items()]
 
     def detect(self, frame: np.ndarray) -> list[Box]:
-        small, k = _scaled(frame, self.input_width, upscale=True)
+        small, k = _scaled(frame, self.input_width, upscale=True, min_scale=self.min_scale)
         rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
         try:
             boxes = self._stage1(rgb, max(12.0, self.min_size_px * k))
@@ -276,9 +279,10 @@ class StrongCenterFace:
     family = "centerface"
 
     def __init__(self, input_width: int, threshold: float, threads: int | None = None,
-                 tilt_angles: tuple[float, ...] = (), tilt_input_width: int = 960, tilt_threshold: float = 0.5
-                 ) -> None:
+                 tilt_angles: tuple[float, ...] = (), tilt_input_width: int = 960, tilt_threshold: float = 0.5,
+                 min_scale: float = 0.0) -> None:
         self.input_width = input_width
+        self.min_scale = min_scale
         # One threshold, and no mirrored border: its boxes past the frame's edge went uncovered on
         # grass and gravel and sent 2 of 18 right redactions to review (bench/validation.py).
         cfg = FaceDetection.model_validate({"threshold": threshold, "small_threshold": threshold,
@@ -290,7 +294,7 @@ class StrongCenterFace:
         self.infos = [ModelInfo("centerface-strong", base.file, base.sha256, base.runtime)]
 
     def detect(self, frame: np.ndarray) -> list[Box]:
-        big, k = _scaled(frame, self.input_width, upscale=True)
+        big, k = _scaled(frame, self.input_width, upscale=True, min_scale=self.min_scale)
         return _unscale(self.model.detect(big), k)
 
 
@@ -319,12 +323,12 @@ def build_second_opinion(cfg: ValidationDetectors, min_size_px: int) -> list[Sec
     if cfg.haar:
         out.append(HaarFaces(cfg.haar_input_width, min_size_px))
     if cfg.mtcnn:
-        out.append(MtcnnFaces(cfg.mtcnn_input_width, min_size_px))
+        out.append(MtcnnFaces(cfg.mtcnn_input_width, min_size_px, min_scale=cfg.min_scale))
     if cfg.centerface:
         out.append(StrongCenterFace(cfg.centerface_input_width, cfg.centerface_threshold,
                                     tilt_angles=cfg.centerface_tilt_angles,
                                     tilt_input_width=cfg.centerface_tilt_input_width,
-                                    tilt_threshold=cfg.centerface_alone_threshold))
+                                    tilt_threshold=cfg.centerface_alone_threshold, min_scale=cfg.min_scale))
     if cfg.hog_people:
         out.append(HogPeople(cfg.haar_input_width))
     if cfg.yolo is not None:
