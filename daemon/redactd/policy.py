@@ -355,8 +355,9 @@ class ValidationDetectors(_Strict):
     # (a frame narrower than their input width is still scaled up to it). At 1280 px a 1080p
     # frame was seen at two thirds, a 24-30 px face at 16-20 px, and on held-out small faces
     # filmed dim (drawn "dim", seeds 1-6) a face left unobscured throughout went to review on 2
-    # of 6 clips; at full size on 5 of 6, with no right render more sent (bench/validation.py).
-    # 0 restores the input widths alone.
+    # of 6 clips; at full size on 5 of 6. It also sees texture closer: on fresh drawn sets one
+    # right render of 9 went to review, MTCNN taking an 18 px spot of gravel for a face
+    # (bench/validation.py; README "A 1080p frame at its own size"). 0 restores the input widths alone.
     min_scale: float = Field(
         1.0, ge=0, le=1, description="MTCNN and CenterFace never see a frame narrower than this share of its width",
     )
