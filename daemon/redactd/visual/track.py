@@ -210,20 +210,12 @@ class _Associator:
         if track.label != "face":
             return None
         frame, coords = track.frames[0], track.coords[0]
-        best: tuple[float, _Track] | None = None
-        for lone in reversed(self.tracks):
-            start = lone.frames[0]
-            if frame - start > self.cfg.max_gap + 1:
-                break  # tracks are made in frame order
-            if frame - start < 2 or len(lone.frames) != 1 or lone.label != track.label:
-                continue
-            closeness = _neg_distance(lone.coords[0], coords, cut)
-            if closeness >= -MAX_PAIR_SPEED * (frame - start) and (best is None or closeness > best[0]):
-                best = (closeness, lone)
-        if best is None:
-            return None
-        lone = best[1]
-        return lone.frames[0], lone.coords[0], lone.boxes[0].turn
+
+        def closeness(lone: _Track) -> float:
+            near = _neg_distance(lone.coords[0], coords, cut)
+            return near if near >= -MAX_PAIR_SPEED * (frame - lone.frames[0]) else -np.inf
+
+        return self._nearest_lone(track.label, frame, frame - 1, closeness)
 
     def _lead(self, track: _Track) -> tuple[int, np.ndarray, float] | None:
         """For a track that has just taken its second detection: the nearest lone detection (a track
@@ -245,17 +237,29 @@ class _Associator:
         # The centre's motion only: two boxes of a small face differ in size by the detector's
         # jitter, and carried back six frames that shrank a 32 px box to 20 (as `_extend`).
         moves = ((c1[:2] + c1[2:]) - (c0[:2] + c0[2:])) / 2 / (f1 - f0)
+
+        def closeness(lone: _Track) -> float:
+            back = c0 - np.tile(moves, 2) * (f0 - lone.frames[0])
+            near = _neg_distance(back, lone.coords[0], self._cut(lone.boxes[0]))
+            return near if near > -MAX_CENTRE_DISTANCE else -np.inf
+
+        return self._nearest_lone(track.label, f1, f0, closeness)
+
+    def _nearest_lone(self, label: str, frame: int, before: int, closeness: Callable[[_Track], float]
+                      ) -> tuple[int, np.ndarray, float] | None:
+        """The lone detection (a track of one) of ``label`` made before frame ``before`` and at
+        most ``max_gap`` + 1 frames before ``frame`` that ``closeness`` rates highest (-inf: not
+        near enough), as a lead (`_lead`, `_pair`), or None."""
         best: tuple[float, _Track] | None = None
         for lone in reversed(self.tracks):
             start = lone.frames[0]
-            if f1 - start > self.cfg.max_gap + 1:
+            if frame - start > self.cfg.max_gap + 1:
                 break  # tracks are made in frame order
-            if start >= f0 or len(lone.frames) != 1 or lone.label != track.label:
+            if start >= before or len(lone.frames) != 1 or lone.label != label:
                 continue
-            back = c0 - np.tile(moves, 2) * (f0 - start)
-            closeness = _neg_distance(back, lone.coords[0], self._cut(lone.boxes[0]))
-            if closeness > -MAX_CENTRE_DISTANCE and (best is None or closeness > best[0]):
-                best = (closeness, lone)
+            near = closeness(lone)
+            if near > -np.inf and (best is None or near > best[0]):
+                best = (near, lone)
         if best is None:
             return None
         lone = best[1]
@@ -505,11 +509,6 @@ def fill_tracks(
                     _enter(put, track, k + 1, ext, max_gap, (lo, hi))
         _enter(put, track, 0, ext, max_gap, (lo, hi))
         _leave(put, track, len(track.frames) - 1, ext, max_gap, cfg.hold_frames, (lo, hi))
-        if track.lead is not None and len(track.frames) == 1:
-            # A lone box paired with an earlier one (`_Associator._pair`): on along the way between them too.
-            (start, coords, _), found = track.lead, track.frames[0]
-            _extend(put, track, found, track.coords[0], (track.coords[0] - coords) / (found - start), +1, ext,
-                    cfg.hold_frames, track.boxes[0].turn, (lo, hi))
     return out
 
 
@@ -522,7 +521,12 @@ def _lead(put: _Put, track: _Track, lead: tuple[int, np.ndarray, float], ext: _E
     first, following = track.frames[0], track.coords[0]
     put(start, coords, track, 0.0, False, turn)
     _bridge(put, track, start, first, coords, following, turn, frames)
-    _extend(put, track, start, coords, (following - coords) / (first - start), -1, ext, 0, turn, frames)
+    _extend(put, track, start, coords, _lead_motion(track, lead), -1, ext, 0, turn, frames)
+
+
+def _lead_motion(track: _Track, lead: tuple[int, np.ndarray, float]) -> np.ndarray:
+    """The motion a frame from a track's lead to its first detection."""
+    return (track.coords[0] - lead[1]) / (track.frames[0] - lead[0])
 
 
 def _bridge(put: _Put, track: _Track, frame: int, nxt: int, coords: np.ndarray, following: np.ndarray, turn: float,
@@ -566,6 +570,9 @@ def _leave(put: _Put, track: _Track, k: int, ext: _Extension, max_gap: int, hold
                 track.boxes[k - 1].turn, frames)
     if (steady := _steady_motion(track, k, ext, max_gap)) is not None:
         _extend(put, track, frame, coords, steady, +1, replace(ext, extend=ext.edge), hold, turn, frames, far=True)
+    if k == 0 and track.lead is not None:
+        # A first box paired with a lone one before it (`_Associator._pair`): on along the way between them.
+        _extend(put, track, frame, coords, _lead_motion(track, track.lead), +1, ext, hold, turn, frames)
 
 
 def _enter(put: _Put, track: _Track, k: int, ext: _Extension, max_gap: int, frames: tuple[int, int]) -> None:
@@ -623,12 +630,7 @@ def _edge_motion(track: _Track, k: int, ext: _Extension, max_gap: int, direction
     box = track.coords[k]
     if not ext.cut(box):
         return None
-    step = -direction
-    j = k
-    while (0 <= j + step < len(track.frames) and abs(track.frames[j + step] - track.frames[k]) <= ENTRY_SPAN
-           and abs(track.frames[j + step] - track.frames[j]) - 1 <= max_gap):
-        j += step
-    lo, hi = min(j, k), max(j, k) + 1
+    lo, hi = _span(track, k, -direction, max_gap)
     times = np.array(track.frames[lo:hi], dtype=float)
     if len(times) < 3 or times[-1] - times[0] < ENTRY_SPAN / 3:
         return None
@@ -645,6 +647,16 @@ def _edge_motion(track: _Track, k: int, ext: _Extension, max_gap: int, direction
     vy = slope[3] if top and not bottom else slope[1] if bottom and not top else shared(slope[1], slope[3])
     motion = np.array([vx, vy, vx, vy])
     return motion if ext.heads_out(box, motion, direction) else None
+
+
+def _span(track: _Track, k: int, step: int, max_gap: int) -> tuple[int, int]:
+    """The detections (lo..hi-1) of detection ``k``'s piece of the track within ENTRY_SPAN frames
+    of it, walking ``step`` (-1: before it, +1: after it) while no gap is over ``max_gap``."""
+    j = k
+    while (0 <= j + step < len(track.frames) and abs(track.frames[j + step] - track.frames[k]) <= ENTRY_SPAN
+           and abs(track.frames[j + step] - track.frames[j]) - 1 <= max_gap):
+        j += step
+    return min(j, k), max(j, k) + 1
 
 
 def _whole_motion(track: _Track, k: int, ext: _Extension, max_gap: int) -> np.ndarray | None:
@@ -693,14 +705,11 @@ def _steady_motion(track: _Track, k: int, ext: _Extension, max_gap: int) -> np.n
     ever more cover."""
     if track.label != "face":
         return None
-    j = k
-    while (j > 0 and track.frames[k] - track.frames[j - 1] <= ENTRY_SPAN
-           and track.frames[j] - track.frames[j - 1] - 1 <= max_gap):
-        j -= 1
-    times = np.array(track.frames[j : k + 1], dtype=float)
+    lo, hi = _span(track, k, -1, max_gap)
+    times = np.array(track.frames[lo:hi], dtype=float)
     if len(times) < 4 or times[-1] - times[0] < ENTRY_SPAN / 2:
         return None
-    boxes = np.array(track.coords[j : k + 1])
+    boxes = np.array(track.coords[lo:hi])
     if ext.cut(boxes[-1]):
         return None  # the edge's own motions (`_whole_motion`, `_exit_motion`) take it
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2
