@@ -101,11 +101,13 @@ def summary_of(stdout: str) -> dict[str, Any]:
 
 
 def input_mpx(stdout: str) -> tuple[str, str]:
-    """From `redactd redact`'s summary: the megapixels a frame the face and the text models were fed."""
+    """From `redactd redact`'s summary: the megapixels a frame the face and the text models were fed
+    (the face model's int8 and fp32 forms together: a dim picture goes to fp32)."""
     fed = summary_of(stdout)["model_input"]
 
     def of(prefix: str) -> str:
-        return next((f"{m['mpx_per_frame']:.3f}" for model, m in fed.items() if model.startswith(prefix)), "-")
+        mpx = [m["mpx_per_frame"] for model, m in fed.items() if model.startswith(prefix)]
+        return f"{sum(mpx):.3f}" if mpx else "-"
 
     return of("centerface"), of("ppocr")
 

@@ -108,9 +108,11 @@ class FaceDetection(_Strict):
                            "moved as the camera moved, and look only at what still changed"
     )
     # int8 CenterFace (redactd.visual.quant): ~1.3x (720p) to ~1.5x (1080p) cheaper per face pass
-    # on this AVX2 CPU, faces found as often as with fp32 on the held-out cases (bench/int8.py).
+    # on this AVX2 CPU, faces found as often as with fp32 on the held-out cases (bench/int8.py),
+    # but not on dim frames, which run the fp32 model (redactd.visual.detect.dim_picture).
     int8: bool = Field(
-        False, description="run CenterFace quantised to int8 (built at load from the shipped model, no download)"
+        False, description="run CenterFace quantised to int8 (built at load from the shipped model, no download); "
+                           "dim frames run it fp32"
     )
     # CenterFace misses a grey face on a colourful picture (a black-and-white photograph or screen
     # in the scene, a face in shadow) far more often than the same face in a grey picture: 36 px

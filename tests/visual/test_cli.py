@@ -71,6 +71,17 @@ class TestRedactCommand:
         assert all(m["calls"] > 0 and m["mpx_per_frame"] > 0 for m in fed.values())
         assert out.stat().st_size > 0 and json.loads(side.read_text())["format"] == "redactd-detections"
 
+    def test_a_dim_clip_is_looked_at_by_the_fp32_model_and_says_so(self, tmp_path: Path) -> None:
+        from tests.visual import heldout_drawn
+
+        dim = next(c for c in heldout_drawn.cases(101) if c.name.endswith("-dim")).build(tmp_path / "in.mp4", 720, 8)
+        out, side = tmp_path / "out.mp4", tmp_path / "out.json"
+        proc = redactd("redact", str(dim.path), "-o", str(out), "--policy", "visual-default", "--sidecar", str(side))
+        assert proc.returncode == 0, proc.stderr
+        fed = json.loads(proc.stdout)["model_input"]
+        assert fed["centerface"]["calls"] > 0 and fed["centerface-int8"]["calls"] == 0
+        assert {"centerface", "centerface-int8"} <= {m["name"] for m in json.loads(side.read_text())["models"]}
+
     def test_shows_a_progress_bar_in_frames_on_a_terminal(self, tmp_path: Path, clip: synth.Clip) -> None:
         out = tmp_path / "out.mp4"
         screen = run_on_terminal([sys.executable, "-m", "redactd", "redact", str(clip.path), "-o", str(out),

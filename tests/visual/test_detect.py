@@ -248,6 +248,77 @@ class TestInt8CenterFace:
         gts.append((x + sp.face[0], 100 + sp.face[1], x + sp.face[2], 100 + sp.face[3]))  # the whole face's box
         assert _hits(quantised.detect(frame), gts) >= _hits(faces.detect(frame), gts) >= 5
         assert _hits(quantised.detect(frame), gts[-1:]) == 1
+def _frames_of(path: Path, every: int = 1) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="bgr24") for i, f in enumerate(c.decode(video=0)) if i % every == 0]
+
+
+class TestDimPictures:
+    """int8 CenterFace's activation ranges were measured on well-lit photographs: a dim picture
+    goes to the fp32 model."""
+
+    def test_the_dark_photographs_are_dim_and_the_lit_ones_are_not(self) -> None:
+        import skimage.data
+
+        def bgr(name: str) -> np.ndarray:
+            img = getattr(skimage.data, name)()
+            return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+
+        assert all(detect.dim_picture(bgr(n)) for n in ("hubble_deep_field", "rocket", "moon"))
+        assert not any(detect.dim_picture(bgr(n)) for n in ("astronaut", "coffee", "camera", "grass", "chelsea"))
+        # The same photograph filmed at a third of its light.
+        lit = heldout.real_background(1280, 720)
+        assert not detect.dim_picture(lit) and detect.dim_picture((lit * 0.33).astype(np.uint8))
+
+    @pytest.mark.slow
+    def test_faces_filmed_dim_are_found_as_the_fp32_model_finds_them(self, tmp_path: Path, monkeypatch) -> None:
+        # Drawn "dim" clips (seeds no bench reports): small faces, dimmed, noisy, out of focus and
+        # compressed hard; the full pass on frames 0, 4 and 8. int8 alone found fewer of them (on
+        # held-out dim clips 744 of 910 face-looks, fp32 795).
+        from tests.visual import heldout_drawn
+
+        int8 = CenterFaceDetector(FaceDetection(int8=True), threads=1)
+        fp32 = CenterFaceDetector(FaceDetection(), threads=1)
+        looks = []
+        for seed in range(101, 109):
+            case = next(c for c in heldout_drawn.cases(seed) if c.name.endswith("-dim"))
+            clip = case.build(tmp_path / f"{seed}.mp4", 720, 9)
+            for i, frame in zip(range(0, 9, 4), _frames_of(clip.path, 4), strict=True):
+                looks.append((frame, [g for g in clip.faces[i] if g[2] - g[0] >= 8 and g[3] - g[1] >= 8]))
+        assert all(detect.dim_picture(frame) for frame, _ in looks)
+
+        def found(det: CenterFaceDetector) -> int:
+            return sum(_hits(det.detect(frame), gts) for frame, gts in looks)
+
+        before = int8.fed.counts()
+        with_fp32 = found(int8)
+        assert int8.fed.counts() == before and int8.dim_fed.counts()[0] > 0  # every call went to fp32
+        assert with_fp32 == found(fp32)
+        monkeypatch.setattr(detect, "DIM_LEVEL", 0)  # int8 alone
+        assert found(int8) < with_fp32
+
+    def test_the_frame_decides_for_every_look_at_it(self) -> None:
+        det = CenterFaceDetector(FaceDetection(int8=True, full_pass_every=4), threads=1)
+        frame, gts = _small_faces_frame(720)
+        # A lit frame with a dark corner that changed since the full pass: int8 throughout.
+        assert _hits(det.at(0)(frame), gts) >= 4
+        shaded = frame.copy()
+        shaded[500:720, 0:400] = (shaded[500:720, 0:400] * 0.3).astype(np.uint8)
+        det.at(1)(shaded)
+        assert det.dim_fed.counts() == (0, 0) and det.fed.counts()[0] > 0
+        # The same scene filmed dim: the full pass, and the crops between, all fp32.
+        dim = (frame * 0.35).astype(np.uint8)
+        int8_calls = det.fed.counts()
+        assert _hits(det.at(4)(dim), gts) >= 4
+        whole = det.dim_fed.counts()
+        changed = dim.copy()
+        changed[500:720, 0:400] = dim[500:720, 0:400] // 2
+        det.at(5)(changed)
+        calls, pixels = det.dim_fed.counts()
+        assert det.fed.counts() == int8_calls and calls > whole[0] > 0
+        assert 0 < pixels - whole[1] < whole[1]  # crops around what changed, not another full pass
+
+
 def _found_at(found: list[Box], gt: tuple[int, int, int, int]) -> list[Box]:
     """The boxes whose centre lies inside ``gt``."""
     return synth.centred_in(found, gt)

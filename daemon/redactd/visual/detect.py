@@ -311,6 +311,13 @@ class CenterFaceDetector:
             else self.session
         self.info = ModelInfo("centerface-int8" if cfg.int8 else "centerface", path.name, CENTERFACE_SHA256,
                               "onnxruntime-cpu")
+        # With int8, a dim picture goes to the fp32 model (`_session`), made and loaded the first
+        # time one comes: most footage never needs it.
+        self._fp32 = fp32 if cfg.int8 else None
+        self._dim_sessions: tuple[Any, Any] | None = None
+        self._dim_lock = threading.Lock()
+        self.dim_fed = Fed()
+        self.dim_info = ModelInfo("centerface", path.name, CENTERFACE_SHA256, "onnxruntime-cpu")
         # Per field (an interlaced frame's two pictures): the boxes to come of this interval's
         # frames (the full pass first) and of the interval before, by frame number.
         self._interval: dict[int, list[tuple[int, Future[list[Box]]]]] = {}
@@ -340,7 +347,9 @@ class CenterFaceDetector:
         and the tilted ones."""
         found = partial(self._with_tilts, self._full_pass, self._tilted_all, None) if self.cfg.tilt_angles \
             else self._full_pass
-        return self._with_large(found, None, frame) if self.cfg.large_input_width else found(frame)
+        if self.cfg.large_input_width:
+            found = partial(self._with_large, found, None)
+        return self._in_light(found, frame)
 
     def at(self, index: int, part: int = 0) -> Callable[[np.ndarray], list[Box]]:
         """The pass for detected frame number ``index`` (field ``part``), with the passes on the
@@ -352,8 +361,16 @@ class CenterFaceDetector:
             # Outside the rotated passes: what they merge by score keeps every box of the large look.
             upright = self._large_at(index, part, upright)
         if self.cfg.alternate_grey and grey_look(index, self.cfg.full_pass_every):
-            return partial(self._in_grey, upright)
-        return upright
+            upright = partial(self._in_grey, upright)
+        return partial(self._in_light, upright)
+
+    def _in_light(self, run: Callable[[np.ndarray], list[Box]], frame: np.ndarray) -> list[Box]:
+        """``run(frame)``, every look at it fed to the model the frame's light asks for (`_session`)."""
+        self._look.dim = self._fp32 is not None and dim_picture(frame)
+        try:
+            return run(frame)
+        finally:
+            self._look.dim = False
 
     def _in_grey(self, run: Callable[[np.ndarray], list[Box]], frame: np.ndarray) -> list[Box]:
         """``run(frame)`` with the model shown the picture in grey. Only what the model is fed
@@ -895,6 +912,28 @@ class CenterFaceDetector:
                 if b.width >= SMALL_FACE_PX and (b.width < large or b.score >= self.cfg.large_threshold)
                 and _inside(b, w, h) and not any(_overlap(b, f) for f in found)]
 
+    def _session(self, whole: bool) -> Any:
+        """The session for a look at the frame this thread is on (``whole``: at all of it): with
+        ``int8``, a dim frame's (`dim_picture`, set by `_in_light`) go to the fp32 model. int8's
+        activation ranges were measured on well-lit photographs (`redactd.visual.quant`); a dim
+        picture's activations use a fraction of them, and its faces lost most: on held-out dim
+        clips the full pass found 744 of 910 face-looks int8 and 795 fp32, where on faces well lit
+        both found 294 of 300. The frame decides for every look at it: on the well-lit bench clip,
+        crops over its dark parts would have sent half the calls between full passes to fp32,
+        for no face found that int8 missed."""
+        fp32 = self._fp32
+        if fp32 is None or not getattr(self._look, "dim", False):
+            return self.whole_session if whole else self.session
+        with self._dim_lock:
+            if self._dim_sessions is None:
+                model = made_model("centerface", [CENTERFACE_SHA256, source("graphopt.py")], fp32)
+                one = onnx_session(model, 1 if self.wide else self.session.get_session_options().intra_op_num_threads,
+                                   self.dim_fed)
+                two = onnx_session(model, self.whole_session.get_session_options().intra_op_num_threads,
+                                   self.dim_fed) if self.wide else one
+                self._dim_sessions = (one, two)
+            return self._dim_sessions[1] if whole else self._dim_sessions[0]
+
     def _full_size(self, w: int, h: int) -> tuple[int, int]:
         """Model input size for the full pass over ``w``×``h`` pixels: scaled up (at most 2x) only
         for a min_face_px below what the model finds at full size."""
@@ -911,13 +950,14 @@ class CenterFaceDetector:
         mw, mh = size
         interp = cv2.INTER_AREA if mw <= w else cv2.INTER_LINEAR
         small = cv2.resize(img, (mw, mh), interpolation=interp) if (mw, mh) != (w, h) else img
+        session = self._session(whole)
         # CenterFace was trained on RGB 0..255 without normalisation.
         if getattr(self._look, "grey", False):
             blob = np.repeat(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)[None, None], 3, axis=1).astype(np.float32)
         else:
             blob = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32)
         try:
-            heat, scale, offset, marks = (self.whole_session if whole else self.session).run(None, {"input.1": blob})
+            heat, scale, offset, marks = session.run(None, {"input.1": blob})
         except Exception as exc:
             raise DetectError(f"CenterFace inference failed: {exc}") from exc
         heat = heat[0, 0]
@@ -962,6 +1002,22 @@ class CenterFaceDetector:
             unsure.extend(nms(made(chosen)))
         return nms(made(keep))
 
+
+def dim_picture(img: np.ndarray) -> bool:
+    """Whether the brightest tenth of ``img`` (BGR) lies under DIM_LEVEL."""
+    h, w = img.shape[:2]
+    step = max(1, int(np.sqrt(h * w / DIM_SAMPLES)))
+    grey = cv2.cvtColor(np.ascontiguousarray(img[::step, ::step]), cv2.COLOR_BGR2GRAY)
+    return float(np.percentile(grey, 90)) < DIM_LEVEL
+
+
+#: A picture is dim when its brightest tenth lies under half the grey range: a scene lit low, or
+#: filmed underexposed (the held-out dim clips: 52-89). Every held-out and bench clip well lit
+#: lies above 150, and of the photographs scikit-image ships only the dark ones fall under (the
+#: Hubble deep field, a rocket at dusk, the moon, cells under a microscope: 27-120).
+DIM_LEVEL = 128
+#: ...judged on about this many of its pixels, evenly spread.
+DIM_SAMPLES = 20000
 
 #: The unsure look (``tilt_unsure``) takes the full pass's boxes under its threshold from this
 #: score (a small face tilted 45 degrees: 0.02-0.3 at 720p, from 0.019 at 1080p)...
@@ -1792,7 +1848,17 @@ class CompositeDetector:
     def fed(self) -> dict[str, tuple[int, int]]:
         """Calls and input pixels each ONNX model has been fed so far, by model name (a ``.pt``
         YOLO model, run by torch, is not counted)."""
-        return {d.info.name: fed.counts() for d in self.detectors if isinstance(fed := getattr(d, "fed", None), Fed)}
+        out = {d.info.name: fed.counts() for d in self.detectors if isinstance(fed := getattr(d, "fed", None), Fed)}
+        for d in self.detectors:
+            if isinstance(d, CenterFaceDetector) and d.dim_fed.counts()[0]:
+                out[d.dim_info.name] = d.dim_fed.counts()
+        return out
+
+    def model_named(self, name: str) -> ModelInfo | None:
+        """The model ``fed`` counts under ``name``: one of ``infos``, or one a detector loads only
+        for some pictures (int8 CenterFace's fp32 model, for dim ones)."""
+        extra = [d.dim_info for d in self.detectors if isinstance(d, CenterFaceDetector)]
+        return next((m for m in [*self.infos, *extra] if m.name == name), None)
 
     def close(self) -> None:
         if self._pool is not None:
