@@ -38,7 +38,7 @@ def detect_only(src: Path, policy: RedactionPolicy, progress: Progress | None = 
 
     try:
         detections = detect_pass(src, plan, detector, policy.detect.every_k_frames, _Clock(), tick)
-        infos = list(detector.infos)
+        infos = detector.models()
     finally:
         detector.close()
     if not detections:

@@ -1854,11 +1854,14 @@ class CompositeDetector:
                 out[d.dim_info.name] = d.dim_fed.counts()
         return out
 
-    def model_named(self, name: str) -> ModelInfo | None:
-        """The model ``fed`` counts under ``name``: one of ``infos``, or one a detector loads only
-        for some pictures (int8 CenterFace's fp32 model, for dim ones)."""
-        extra = [d.dim_info for d in self.detectors if isinstance(d, CenterFaceDetector)]
-        return next((m for m in [*self.infos, *extra] if m.name == name), None)
+    def models(self, fed_before: dict[str, tuple[int, int]] | None = None) -> list[ModelInfo]:
+        """``infos``, and each model a detector loads only for some pictures (int8 CenterFace's
+        fp32 model, for dim frames) that has run since ``fed_before`` (`fed`)."""
+        before = fed_before or {}
+        names = {m.name for m in self.infos}
+        return [*self.infos, *(d.dim_info for d in self.detectors if isinstance(d, CenterFaceDetector)
+                               and d.dim_info.name not in names
+                               and d.dim_fed.counts()[0] > before.get(d.dim_info.name, (0, 0))[0])]
 
     def close(self) -> None:
         if self._pool is not None:

@@ -444,15 +444,8 @@ def _redact(
         boxes = track_boxes(detections, policy.tracking, plan.width, plan.height)
         clock.add("track", start)
         written = render_pass(src, dst, plan, policy, boxes, container_format, clock, tick, speech)
-    fed = {}
-    for name, (calls, pixels) in detector.fed().items():
-        calls_before, pixels_before = fed_before.get(name, (0, 0))
-        if calls > calls_before or any(m.name == name for m in detector.infos):
-            fed[name] = (calls - calls_before, pixels - pixels_before)
     # A model loaded only for some pictures (fp32 CenterFace, for dim ones) is named where it ran.
-    used = [m for name, (calls, _) in fed.items() if calls and all(i.name != name for i in detector.infos)
-            and (m := detector.model_named(name)) is not None]
-    models = [*detector.infos, *used, *([speech.model] if speech is not None else [])]
+    models = [*detector.models(fed_before), *([speech.model] if speech is not None else [])]
     summary = sidecar.summary(policy, models, boxes)
     audio = audio_section(speech, policy.audio.value, policy.speech, info.audio_codec is not None)
     if sidecar_path is not None:
@@ -473,6 +466,11 @@ def _redact(
         s.get("encode", 0.0), time.perf_counter() - started,
     )
     counts = summary["counts"]
+    fed = {}
+    for name, (calls, pixels) in detector.fed().items():
+        calls_before, pixels_before = fed_before.get(name, (0, 0))
+        if calls > calls_before or any(m.name == name for m in detector.infos):
+            fed[name] = (calls - calls_before, pixels - pixels_before)
     result = RedactResult(
         frames=len(boxes), width=plan.width, height=plan.height, pix_fmt=written.pix_fmt,
         audio=policy.audio.value if written.audio else "none",
