@@ -303,21 +303,22 @@ class CenterFaceDetector:
         # pixel (int8 at 192-384 px: 195 against 144 ns; 12 % more on a whole 720p frame). The
         # second session holds its own working memory: ~60-80 MB more peak at 720p and 1080p.
         # With one worker per core and the full pass on every frame nothing waits.
-        cores = os.cpu_count() or 1
-        self.wide = cfg.full_pass_every > 1 and (cfg.roi or cfg.between == "changed") and (threads or 1) < cores
+        self._threads = threads
+        self.wide = cfg.full_pass_every > 1 and (cfg.roi or cfg.between == "changed") and \
+            (threads or 1) < (os.cpu_count() or 1)
         self.fed = Fed()
-        self.session = onnx_session(model, (threads or 1) if self.wide else threads, self.fed)
-        self.whole_session = onnx_session(model, min(cores, 2 * (threads or 1)), self.fed) if self.wide \
-            else self.session
+        self.session, self.whole_session = self._sessions(model, self.fed)
         self.info = ModelInfo("centerface-int8" if cfg.int8 else "centerface", path.name, CENTERFACE_SHA256,
                               "onnxruntime-cpu")
         # With int8, a dim picture goes to the fp32 model (`_session`), made and loaded the first
-        # time one comes: most footage never needs it.
+        # time one comes: most footage never needs it. `CompositeDetector` counts and names it
+        # where it ran (``occasional``: the models this detector loads only for some pictures).
         self._fp32 = fp32 if cfg.int8 else None
         self._dim_sessions: tuple[Any, Any] | None = None
         self._dim_lock = threading.Lock()
         self.dim_fed = Fed()
-        self.dim_info = ModelInfo("centerface", path.name, CENTERFACE_SHA256, "onnxruntime-cpu")
+        self.occasional = [(ModelInfo("centerface", path.name, CENTERFACE_SHA256, "onnxruntime-cpu"),
+                            self.dim_fed)] if cfg.int8 else []
         # Per field (an interlaced frame's two pictures): the boxes to come of this interval's
         # frames (the full pass first) and of the interval before, by frame number.
         self._interval: dict[int, list[tuple[int, Future[list[Box]]]]] = {}
@@ -927,12 +928,17 @@ class CenterFaceDetector:
         with self._dim_lock:
             if self._dim_sessions is None:
                 model = made_model("centerface", [CENTERFACE_SHA256, source("graphopt.py")], fp32)
-                one = onnx_session(model, 1 if self.wide else self.session.get_session_options().intra_op_num_threads,
-                                   self.dim_fed)
-                two = onnx_session(model, self.whole_session.get_session_options().intra_op_num_threads,
-                                   self.dim_fed) if self.wide else one
-                self._dim_sessions = (one, two)
+                self._dim_sessions = self._sessions(model, self.dim_fed)
             return self._dim_sessions[1] if whole else self._dim_sessions[0]
+
+    def _sessions(self, model: bytes, fed: Fed) -> tuple[Any, Any]:
+        """``model``'s session for crops and its session for whole passes (the same one unless
+        ``wide``: see the constructor), their calls counted in ``fed``."""
+        threads = self._threads
+        crops = onnx_session(model, (threads or 1) if self.wide else threads, fed)
+        if not self.wide:
+            return crops, crops
+        return crops, onnx_session(model, min(os.cpu_count() or 1, 2 * (threads or 1)), fed)
 
     def _full_size(self, w: int, h: int) -> tuple[int, int]:
         """Model input size for the full pass over ``w``×``h`` pixels: scaled up (at most 2x) only
@@ -1849,19 +1855,18 @@ class CompositeDetector:
         """Calls and input pixels each ONNX model has been fed so far, by model name (a ``.pt``
         YOLO model, run by torch, is not counted)."""
         out = {d.info.name: fed.counts() for d in self.detectors if isinstance(fed := getattr(d, "fed", None), Fed)}
-        for d in self.detectors:
-            if isinstance(d, CenterFaceDetector) and d.dim_fed.counts()[0]:
-                out[d.dim_info.name] = d.dim_fed.counts()
+        out.update({m.name: fed.counts() for m, fed in self._occasional() if fed.counts()[0]})
         return out
 
     def models(self, fed_before: dict[str, tuple[int, int]] | None = None) -> list[ModelInfo]:
-        """``infos``, and each model a detector loads only for some pictures (int8 CenterFace's
-        fp32 model, for dim frames) that has run since ``fed_before`` (`fed`)."""
+        """``infos``, and each model a detector loads only for some pictures (its ``occasional``:
+        int8 CenterFace's fp32 model, for dim frames) that has run since ``fed_before`` (`fed`)."""
         before = fed_before or {}
-        names = {m.name for m in self.infos}
-        return [*self.infos, *(d.dim_info for d in self.detectors if isinstance(d, CenterFaceDetector)
-                               and d.dim_info.name not in names
-                               and d.dim_fed.counts()[0] > before.get(d.dim_info.name, (0, 0))[0])]
+        return [*self.infos, *(m for m, fed in self._occasional()
+                               if fed.counts()[0] > before.get(m.name, (0, 0))[0])]
+
+    def _occasional(self) -> list[tuple[ModelInfo, Fed]]:
+        return [pair for d in self.detectors for pair in getattr(d, "occasional", ())]
 
     def close(self) -> None:
         if self._pool is not None:
