@@ -31,7 +31,8 @@ too). ``--split`` only times each detection pass alone (faces at full resolution
 the edge pad, the cheap face pass, text) on one frame, by CPU time on one thread.
 ``--heldout --seed N`` scores cases drawn from seed N instead of the fixed ones
 (tests/visual/heldout_drawn.py: other faces, sizes, motions, edges and backgrounds each seed, and
-small faces filmed in dim light, out of focus, noisy and compressed hard: "dim");
+small faces filmed in dim light, out of focus, noisy and compressed hard: "dim"; small faces in
+shade in a lit picture: "shade");
 ``--seed 1-11 --heldout small`` scores one kind of case over many seeds, with totals at the end.
 ``--identity`` (held-out only; run it with .venv-bench/bin/python, which has dlib: `make
 bench-venv`) asks a face recogniser about the face-frames SSIM calls leaked: dlib's descriptor of
