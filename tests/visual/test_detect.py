@@ -303,9 +303,9 @@ class TestDimPictures:
     def test_faces_filmed_dim_are_found_as_the_fp32_model_finds_them(self, tmp_path: Path) -> None:
         # Drawn "dim" clips (seeds no bench reports): small faces, dimmed, noisy, out of focus and
         # compressed hard; the full pass on frames 0, 4 and 8. Every layer int8 found fewer of
-        # them (on held-out dim clips 744 of 910 face-looks, fp32 795); with the stem fp32, int8
-        # alone comes close here (108 of 139 against 109), but over held-out dim clips the fp32
-        # model still left fewer face-frames untouched (README "The stem stays fp32 again").
+        # them (on held-out dim clips 744 of 910 face-looks, fp32 795); with the stem fp32 int8
+        # alone comes close on these frames, but over whole held-out dim clips the fp32 model
+        # still left fewer face-frames untouched (README "The stem stays fp32 again").
         int8 = CenterFaceDetector(FaceDetection(int8=True), threads=1)
         fp32 = CenterFaceDetector(FaceDetection(), threads=1)
         looks = _drawn_looks("dim", 720, tmp_path)

@@ -918,8 +918,10 @@ class CenterFaceDetector:
         ``int8``, a dim frame's (`dim_picture`, set by `_in_light`) go to the fp32 model. int8's
         activation ranges were measured on well-lit photographs (`redactd.visual.quant`); a dim
         picture's activations use a fraction of them, and its faces lost most: on held-out dim
-        clips the full pass found 744 of 910 face-looks int8 and 795 fp32, where on faces well lit
-        both found 294 of 300. The frame decides for every look at it: on the well-lit bench clip,
+        clips the full pass found 744 of 910 face-looks int8 (every layer) and 795 fp32, where on
+        faces well lit both found 294 of 300. With int8's stem fp32 (`redactd.visual.quant`) the
+        gap narrows, but whole dim clips still left fewer face-frames untouched on fp32 (seeds
+        86-91: 209 against 275). The frame decides for every look at it: on the well-lit bench clip,
         crops over its dark parts would have sent half the calls between full passes to fp32,
         for no face found that int8 missed."""
         fp32 = self._fp32
