@@ -289,13 +289,16 @@ class CenterFaceDetector:
 
             return optimise_for_runtime(data, dynamic_shapes=True)
 
+        def fp32_made() -> bytes:
+            return made_model("centerface", [CENTERFACE_SHA256, source("graphopt.py")], fp32)
+
         if cfg.int8:
             from redactd.visual.quant import RANGES_FILE, quantise_centerface
 
             model = made_model("centerface-int8", [CENTERFACE_SHA256, source("graphopt.py", "quant.py", RANGES_FILE)],
                                lambda: quantise_centerface(fp32()))
         else:
-            model = made_model("centerface", [CENTERFACE_SHA256, source("graphopt.py")], fp32)
+            model = fp32_made()
         # On a cadence the frames after a full pass crop around what it finds, so their workers
         # wait for it: the passes over the whole frame then get a session with two threads, and
         # run on both cores instead of one (the same boxes, sooner). The crops between keep one
@@ -313,7 +316,7 @@ class CenterFaceDetector:
         # With int8, a dim picture goes to the fp32 model (`_session`), made and loaded the first
         # time one comes: most footage never needs it. `CompositeDetector` counts and names it
         # where it ran (``occasional``: the models this detector loads only for some pictures).
-        self._fp32 = fp32 if cfg.int8 else None
+        self._fp32 = fp32_made if cfg.int8 else None
         self._dim_sessions: tuple[Any, Any] | None = None
         self._dim_lock = threading.Lock()
         self.dim_fed = Fed()
@@ -929,8 +932,7 @@ class CenterFaceDetector:
             return self.whole_session if whole else self.session
         with self._dim_lock:
             if self._dim_sessions is None:
-                model = made_model("centerface", [CENTERFACE_SHA256, source("graphopt.py")], fp32)
-                self._dim_sessions = self._sessions(model, self.dim_fed)
+                self._dim_sessions = self._sessions(fp32(), self.dim_fed)
             return self._dim_sessions[1] if whole else self._dim_sessions[0]
 
     def _sessions(self, model: bytes, fed: Fed) -> tuple[Any, Any]:
