@@ -553,6 +553,36 @@ class TestTrackBoxes:
         # Where the lone box was found, it is still covered as before (it may be another face).
         assert all(any(b.box.x0 <= 1293 and b.box.x1 >= 1336 and b.box.y0 <= 47 for b in out[i]) for i in range(4, 9))
 
+    def test_a_face_found_once_then_again_further_on_than_a_track_bridges_is_covered_between(self) -> None:
+        # Drawn held-out set 4, "shade", 1080p: a 35 px face in shade moving 13.8 px right and
+        # 12.9 px down a frame (its box: x 1534 + 13.8 i, y 778 + 12.9 i), found with 0.19 on
+        # frame 1, then on frames 18-20 only before it left through the bottom edge (the boxes
+        # below are those the detector gave): 17 frames, more than max_gap + 1. It was left
+        # untouched on frames 3-12.
+        dets: list[list[Box] | None] = [[] for _ in range(24)]
+        dets[1] = [Box(1546, 782, 1586, 830, 0.19, "face")]
+        dets[18] = [Box(1779, 1002, 1822, 1056, 0.11, "face")]
+        dets[19] = [Box(1790, 1012, 1838, 1068, 0.18, "face")]
+        dets[20] = [Box(1806, 1028, 1849, 1078, 0.20, "face")]
+
+        def uncovered(out: list[list[TrackedBox]]) -> list[int]:
+            def covered(i: int) -> bool:
+                cx, cy = 1551.5 + 13.8 * i, 795.5 + 12.9 * i  # the face's centre
+                return any(b.box.x0 <= cx - 10 and b.box.x1 >= cx + 10 and b.box.y0 <= cy - 10
+                           and b.box.y1 >= cy + 10 for b in out[i])
+            return [i for i in range(21) if not covered(i)]
+
+        out = track_boxes(dets, Tracking(), 1920, 1080)
+        assert uncovered(out) == []
+        # With no extension either, the way between the two is drawn: the lead lies 18 frames
+        # before the track's second detection, and the tracker waits that long before it hands a
+        # frame out (`tracking_lag`), as tracking the whole clip at once would.
+        bare = Tracking(extend_frames=0, hold_frames=0)
+        assert not set(uncovered(track_boxes(dets, bare, 1920, 1080))) & set(range(1, 21))
+        for cfg in (Tracking(), bare):
+            whole = fill_tracks(associate(dets, cfg, (1920, 1080)), 0, len(dets), cfg, 1920, 1080)
+            assert track_boxes(dets, cfg, 1920, 1080) == whole, cfg
+
     def test_a_lone_box_off_the_later_track_s_way_is_not_its_lead(self) -> None:
         # The same lone box, but the face found from frame 9 on comes from elsewhere: no box is
         # drawn between them, nor carried back from the lone box along the later face's motion.
@@ -742,4 +772,5 @@ class TestStreamTracker:
         assert StreamTracker(Tracking(), 1920, 1080).lag == 47
         assert StreamTracker(Tracking(max_gap=40), 1920, 1080).lag == 122
         assert StreamTracker(Tracking(min_track_hits=2), 1920, 1080).lag == 64
-        assert StreamTracker(Tracking(extend_frames=0), 1920, 1080).lag == 17  # no extension, no edge run
+        # No extension, no edge run: a lead found up to twice max_gap + 1 (16) frames back is drawn.
+        assert StreamTracker(Tracking(extend_frames=0), 1920, 1080).lag == 32

@@ -215,12 +215,12 @@ class _Associator:
             near = _neg_distance(lone.coords[0], coords, cut)
             return near if near >= -MAX_PAIR_SPEED * (frame - lone.frames[0]) else -np.inf
 
-        return self._nearest_lone(track.label, frame, frame - 1, closeness)
+        return self._nearest_lone(track.label, frame, frame - 1, closeness, self.cfg.max_gap + 1)
 
     def _lead(self, track: _Track) -> tuple[int, np.ndarray, float] | None:
         """For a track that has just taken its second detection: the nearest lone detection (a track
-        of one) found before its first, at most ``max_gap`` + 1 frames before its second, where its motion
-        carried back puts it (the distance match of `push`), or None.
+        of one) found before its first, at most `_lead_reach` frames before its second (twice
+        ``max_gap`` + 1), where its motion carried back puts it (the distance match of `push`), or None.
 
         A weak face may be found once, then missed for several frames: with one detection there is
         no motion, so its track stays where it was found, and when the face is found again it has
@@ -230,7 +230,12 @@ class _Associator:
         found with 0.14 on frame 3 and again from frame 9, and was left untouched on frame 0 and
         partly covered on frame 1 (drawn held-out set 32, "small", 1080p). With its lead, the track
         is also drawn from the lone detection over the gap, and extended backwards from it along
-        the motion between the two (`fill_tracks`)."""
+        the motion between the two (`fill_tracks`).
+
+        Such a gap can be longer than a track bridges: a 35 px face in shade moving 14 px a frame
+        was found with 0.19 on frame 1, then on frames 18-20 only before it left through the bottom
+        edge, and was left untouched on frames 3-12 (drawn held-out set 4, "shade", 1080p). Its
+        motion over frames 18-19, carried back 17 frames, put it 0.9 box sizes from the lone box."""
         if track.second_starts:
             return None  # its first box may not be the object's (see `push`)
         (f0, f1), (c0, c1) = track.frames, track.coords
@@ -243,17 +248,17 @@ class _Associator:
             near = _neg_distance(back, lone.coords[0], self._cut(lone.boxes[0]))
             return near if near > -MAX_CENTRE_DISTANCE else -np.inf
 
-        return self._nearest_lone(track.label, f1, f0, closeness)
+        return self._nearest_lone(track.label, f1, f0, closeness, _lead_reach(self.cfg))
 
-    def _nearest_lone(self, label: str, frame: int, before: int, closeness: Callable[[_Track], float]
+    def _nearest_lone(self, label: str, frame: int, before: int, closeness: Callable[[_Track], float], reach: int
                       ) -> tuple[int, np.ndarray, float] | None:
         """The lone detection (a track of one) of ``label`` made before frame ``before`` and at
-        most ``max_gap`` + 1 frames before ``frame`` that ``closeness`` rates highest (-inf: not
-        near enough), as a lead (`_lead`, `_pair`), or None."""
+        most ``reach`` frames before ``frame`` that ``closeness`` rates highest (-inf: not near
+        enough), as a lead (`_lead`, `_pair`), or None."""
         best: tuple[float, _Track] | None = None
         for lone in reversed(self.tracks):
             start = lone.frames[0]
-            if frame - start > self.cfg.max_gap + 1:
+            if frame - start > reach:
                 break  # tracks are made in frame order
             if start >= before or len(lone.frames) != 1 or lone.label != label:
                 continue
@@ -417,6 +422,13 @@ def _padded(coords: np.ndarray, pad: float) -> tuple[float, float, float, float]
     return coords[0] - w * pad / 2, coords[1] - h * pad / 2, coords[2] + w * pad / 2, coords[3] + h * pad / 2
 
 
+def _lead_reach(cfg: Tracking) -> int:
+    """Frames before a track's second detection that its lead may lie (`_Associator._lead`): FAR_RUNS
+    times what a track bridges (``max_gap`` + 1), as far as an extension along a motion measured
+    over many frames runs."""
+    return FAR_RUNS * (cfg.max_gap + 1)
+
+
 def _reach(cfg: Tracking, step: int) -> int:
     """Frames a track may go undetected and still take the next detection."""
     return cfg.max_gap + 1 + step
@@ -448,10 +460,13 @@ def tracking_lag(cfg: Tracking, step: int = 1) -> int:
     max_gap, extend, _ = _window(cfg, step)
     # A track extended backwards also takes its motion from detections up to VELOCITY_SPAN on
     # (ENTRY_SPAN for a face coming in through the edge), and may reach twice the edge run back;
-    # a lone detection becomes a later track's lead (`_Associator._lead`, `_Associator._pair`) within
-    # ``max_gap`` + 1 frames, and is extended back from at most the edge run.
+    # a lone detection becomes a later track's lead (`_Associator._lead`) within `_lead_reach` frames
+    # of its second detection (`_Associator._pair`: within ``max_gap`` + 1 of its first), and is
+    # extended back from at most the edge run; the track is confirmed up to ``min_track_hits`` - 2
+    # reaches after its second.
     return max(max_gap, FAR_RUNS * _edge_extend(max_gap, extend)
-               + max(cfg.min_track_hits * _reach(cfg, step), VELOCITY_SPAN, ENTRY_SPAN))
+               + max(cfg.min_track_hits * _reach(cfg, step), VELOCITY_SPAN, ENTRY_SPAN),
+               _lead_reach(cfg) + _edge_extend(max_gap, extend) + max(0, cfg.min_track_hits - 2) * _reach(cfg, step))
 
 
 def fill_tracks(
