@@ -594,7 +594,8 @@ def _enter(put: _Put, track: _Track, k: int, ext: _Extension, max_gap: int, fram
     """`_extend` backwards from detection ``k``, where the track (or a piece of it) starts; where
     that box is cut by the frame's edge, also along the motion of its inner side (`_entry_motion`),
     as far as twice the edge run; where the piece moves steadily from there (`_steady_motion`),
-    also an edge run back along its line. Only ever more cover: all are drawn.
+    also an edge run back along its line (twice that while the edge cuts the box, as any run
+    along a motion measured over many frames). Only ever more cover: all are drawn.
 
     A face coming in slowly through the edge is found only once a good part of it shows, and its
     first boxes stay put while more of it comes in: the cameraman's real turned head, 220 px wide
@@ -933,7 +934,9 @@ class StreamTracker:
     most `lag` frames later (a gap closes within ``max_gap`` frames; a track extended backwards
     takes its motion from its next detections, at most ``reach`` frames on (or VELOCITY_SPAN, where
     that is more); a track's hit count is
-    settled ``min_track_hits`` × ``reach`` frames after it starts). So frame ``f`` is final once
+    settled ``min_track_hits`` × ``reach`` frames after it starts; a lone detection becomes a later
+    track's lead up to `_lead_reach` frames before that track's second detection: see
+    `tracking_lag`). So frame ``f`` is final once
     frame ``f + lag`` is in, and the boxes are the same as if the whole clip had been seen first.
     """
 
