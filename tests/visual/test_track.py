@@ -148,13 +148,13 @@ class TestTrackBoxes:
         # frames 0-6 untouched. Ten steady detections from frame 25: carried back along their line
         # for max(max_gap, extend_frames) frames; before that, nothing (no hold backwards).
         cfg = Tracking(pad=0.0, extend_frames=2, hold_frames=2, max_gap=15)
-        out = track_boxes([[] for _ in range(25)] + [[face(400.0 + 4 * i)] for i in range(10)], cfg, 1000, 1000)
+        out = track_boxes([[] for _ in range(25)] + moving(10, start=400.0), cfg, 1000, 1000)
         centres = [sorted({(b.box.x0 + b.box.x1) / 2 for b in f}) for f in out]
         for i in range(10, 25):
             assert any(abs(c - (420 - 4 * (25 - i))) < 1e-6 for c in centres[i]), (i, centres[i])
         assert all(not f for f in out[:10])
         # A track that stands still is extended back the short way only.
-        still = track_boxes([[] for _ in range(25)] + [[face(400.0)] for _ in range(10)], cfg, 1000, 1000)
+        still = track_boxes([[] for _ in range(25)] + moving(10, start=400.0, step=0.0), cfg, 1000, 1000)
         assert [i for i, f in enumerate(still) if f and i < 25] == [23, 24]
 
     def test_a_face_standing_still_or_zig_zagging_is_only_held(self) -> None:

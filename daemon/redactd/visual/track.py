@@ -731,13 +731,13 @@ def _steady_motion(track: _Track, k: int, ext: _Extension, max_gap: int, directi
     frames extended back left frames 0-6 untouched."""
     if track.label != "face":
         return None
+    if ext.cut(track.coords[k]):
+        return None  # the edge's own motions (`_whole_motion`, `_exit_motion`, `_entry_motion`) take it
     lo, hi = _span(track, k, -direction, max_gap)
     times = np.array(track.frames[lo:hi], dtype=float)
     if len(times) < 4 or times[-1] - times[0] < ENTRY_SPAN / 2:
         return None
     boxes = np.array(track.coords[lo:hi])
-    if ext.cut(track.coords[k]):
-        return None  # the edge's own motions (`_whole_motion`, `_exit_motion`, `_entry_motion`) take it
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2
     slope, offset = np.polyfit(times, centres, 1)
     size = float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
